@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Only Python 3.11, make and git are assumed; uv is bootstrapped from PyPI into
+# .tools/ and builds .venv/ exactly from uv.lock.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export DVC_NO_ANALYTICS := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup run test lint format clean help
+
+help:
+	@echo "make run    - create .venv from uv.lock and run the whole pipeline (dvc repro) on the sample"
+	@echo "make test   - create .venv and run the test suite"
+	@echo "make setup  - create .venv only"
+	@echo "make lint   - ruff and mypy"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

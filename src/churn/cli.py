@@ -1,0 +1,369 @@
+"""The `churn` command: one subcommand per DVC stage.
+
+This is the only module that reads params.yaml, touches the file system by
+path and talks to the user. Everything it calls takes typed config and frames
+and returns frames, so the same steps can be driven from a notebook or a test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from churn.config import Params, load_params
+from churn.errors import UserError
+
+log = logging.getLogger("churn")
+
+app = typer.Typer(
+    help=(
+        "Churn prediction pipeline: raw transactions in, a ranked, explained retention"
+        " list out. Each subcommand is one DVC stage (see dvc.yaml); `dvc repro` runs them"
+        " in order."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class _State:
+    params_path: Path = Path("params.yaml")
+    debug: bool = False
+
+    def params(self) -> Params:
+        return load_params(self.params_path)
+
+
+_state = _State()
+
+
+@app.callback()
+def _root(
+    params: Annotated[
+        Path, typer.Option("--params", help="Parameter file holding every knob.")
+    ] = Path("params.yaml"),
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")
+    ] = False,
+) -> None:
+    _state.params_path = params
+    _state.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    log.info("%s: started", name)
+    yield
+    log.info("%s: done in %.1fs", name, time.perf_counter() - started)
+
+
+@app.command()
+def generate() -> None:
+    """Write the seeded synthetic sample (transactions and hidden dropout truth) to data/raw/."""
+    from churn.atomic import atomic_path, write_parquet
+    from churn.data.generate import generate_shop
+
+    params = _state.params()
+    with _step("generate"):
+        shop = generate_shop(params.generate)
+        with atomic_path(params.paths.raw_transactions) as tmp:
+            shop.transactions.to_csv(tmp, index=False, date_format="%Y-%m-%d %H:%M:%S")
+        write_parquet(shop.truth, params.paths.truth)
+        log.info(
+            "generate: %s transaction rows for %s customers -> %s",
+            f"{len(shop.transactions):,}",
+            f"{len(shop.truth):,}",
+            params.paths.raw_transactions,
+        )
+
+
+@app.command()
+def ingest() -> None:
+    """Read the raw export, map its columns, quarantine bad rows, write canonical Parquet."""
+    from churn.atomic import write_json, write_parquet
+    from churn.data.ingest import ingest as run_ingest
+
+    params = _state.params()
+    with _step("ingest"):
+        result = run_ingest(
+            params.paths.raw_transactions, params.ingest, params.snapshots.as_of
+        )
+        write_parquet(result.quarantine, params.paths.quarantine)
+        write_parquet(result.transactions, params.paths.transactions)
+        write_json(result.report, params.paths.ingest_report)
+        r = result.report
+        log.info(
+            "ingest: %s rows in, %s out, %s quarantined %s",
+            f"{r['rows_in']:,}",
+            f"{r['rows_out']:,}",
+            f"{r['rows_quarantined']:,}",
+            r["reasons"],
+        )
+
+
+@app.command()
+def features() -> None:
+    """Point-in-time snapshots: labelled cutoffs for training and the as-of cutoff for scoring."""
+    import pandas as pd
+
+    from churn.atomic import write_json, write_parquet
+    from churn.features import backend
+    from churn.features.snapshots import build_calendar, snapshot_expr
+
+    params = _state.params()
+    with _step("features"):
+        con = backend.connect(params.engine)
+        transactions = backend.read_transactions(con, params.paths.transactions)
+        bounds = transactions.aggregate(
+            first=transactions.ts.min(), last=transactions.ts.max(), n=transactions.count()
+        ).to_pandas()
+        if int(bounds["n"].iloc[0]) == 0:
+            raise UserError(f"{params.paths.transactions} holds no transactions")
+        calendar = build_calendar(
+            params.snapshots,
+            pd.Timestamp(bounds["first"].iloc[0]).to_pydatetime(),
+            pd.Timestamp(bounds["last"].iloc[0]).to_pydatetime(),
+        )
+        labelled = snapshot_expr(
+            transactions, calendar.labelled(), calendar.as_of, params.snapshots,
+            params.features, with_label=True,
+        ).to_pandas()
+        labelled = labelled.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+        scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
+        scoring = snapshot_expr(
+            transactions, scoring_cutoff, calendar.as_of, params.snapshots,
+            params.features, with_label=False,
+        ).to_pandas()
+        scoring = scoring.sort_values("customer_id").reset_index(drop=True)
+        write_parquet(labelled, params.paths.train_features)
+        write_parquet(scoring, params.paths.score_features)
+        write_json(calendar.to_dict(), params.paths.calendar)
+        log.info(
+            "features: %s transactions in; %s labelled rows over %d cutoffs, %s rows to score at %s",
+            f"{int(bounds['n'].iloc[0]):,}",
+            f"{len(labelled):,}",
+            labelled["cutoff"].nunique(),
+            f"{len(scoring):,}",
+            calendar.as_of,
+        )
+
+
+def _read_parquet(path: Path, produced_by: str) -> Any:
+    import pandas as pd
+
+    if not path.exists():
+        raise UserError(f"{path} not found (run `churn {produced_by}` first)")
+    return pd.read_parquet(path)
+
+
+@app.command()
+def train() -> None:
+    """Train LightGBM out of time, log the run to MLflow, register and save the model."""
+    import mlflow
+
+    from churn.atomic import atomic_dir, write_json
+    from churn.model import tracking
+    from churn.model.train import lightgbm_params, train_model
+
+    params = _state.params()
+    snapshots = _read_parquet(params.paths.train_features, "features")
+    with _step("train"):
+        result = train_model(snapshots, params.train)
+        example = snapshots[result.model.features].head(5).astype("float64")
+        tracking.configure(params.tracking)
+        with mlflow.start_run() as run:
+            mlflow.set_tags(
+                {
+                    "git_commit": tracking.git_commit(),
+                    "data_fingerprint": tracking.file_fingerprint(params.paths.transactions),
+                    "stage": "train",
+                }
+            )
+            mlflow.log_params({**lightgbm_params(params.train), **params.snapshots.model_dump()})
+            metrics = {
+                "valid_auc": result.valid_auc,
+                "best_iteration": result.best_iteration,
+                "n_train": result.n_train,
+                "n_valid": result.n_valid,
+            }
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            version = tracking.log_model(result.model, example, params.tracking)
+        with atomic_dir(params.paths.model_dir) as tmp:
+            tracking.save_model(result.model, example, tmp / "model")
+            for item in (tmp / "model").iterdir():
+                item.rename(tmp / item.name)
+            (tmp / "model").rmdir()
+        write_json(metrics, params.paths.train_metrics)
+        write_json(
+            {
+                "run_id": run.info.run_id,
+                "tracking_uri": tracking.tracking_uri(params.tracking),
+                "registered_model": params.tracking.registered_model,
+                "version": version,
+            },
+            params.paths.train_run,
+        )
+        log.info(
+            "train: %s training rows, %s validation rows, %d trees, valid AUC %.4f, run %s,"
+            " model version %s",
+            f"{result.n_train:,}",
+            f"{result.n_valid:,}",
+            result.best_iteration,
+            result.valid_auc,
+            run.info.run_id,
+            version,
+        )
+
+
+@app.command()
+def evaluate() -> None:
+    """Metrics and plots on the test cutoff (the latest complete label window)."""
+    import mlflow
+
+    from churn.atomic import write_csv, write_json
+    from churn.model import evaluate as ev
+    from churn.model import tracking
+    from churn.model.churn_model import LABEL
+    from churn.scoring.score import load_churn_model
+
+    params = _state.params()
+    snapshots = _read_parquet(params.paths.train_features, "features")
+    test = snapshots[snapshots["split"] == "test"]
+    if test.empty or test[LABEL].nunique() < 2:
+        raise UserError("the test cutoff needs both churners and retained customers to evaluate")
+    with _step("evaluate"):
+        model = load_churn_model(str(params.paths.model_dir))
+        y = test[LABEL].to_numpy()
+        probability = model.churn_probability(test)
+        metrics: dict[str, Any] = ev.classification_metrics(y, probability)
+        metrics["cutoff"] = str(test["cutoff"].iloc[0].date())
+        metrics["baselines"] = {
+            "recency": ev.ranking_metrics(y, test["recency_days"].to_numpy()),
+        }
+        plots = params.paths.plots_dir
+        curves = {
+            "roc.csv": ev.roc_points(y, probability),
+            "pr.csv": ev.pr_points(y, probability),
+            "calibration.csv": ev.calibration_points(
+                y, probability, params.evaluate.calibration_bins
+            ),
+        }
+        for name, frame in curves.items():
+            write_csv(frame.round(6), plots / name)
+        write_json(metrics, params.paths.eval_metrics)
+        run_info = json.loads(params.paths.train_run.read_text())
+        tracking.configure(params.tracking)
+        with mlflow.start_run(run_id=run_info["run_id"]):
+            tracking.log_json_metrics(
+                {k: v for k, v in metrics.items() if k != "cutoff"}, prefix="test_"
+            )
+            for name in curves:
+                mlflow.log_artifact(str(plots / name), artifact_path="plots")
+        log.info(
+            "evaluate: %s test rows at %s: ROC-AUC %.4f (recency %.4f), Brier %.4f, base rate %.3f",
+            f"{len(test):,}",
+            metrics["cutoff"],
+            metrics["roc_auc"],
+            metrics["baselines"]["recency"]["roc_auc"],
+            metrics["brier"],
+            metrics["base_rate"],
+        )
+
+
+@app.command()
+def score(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="MLflow model URI or directory, e.g. models:/churn-classifier@champion."
+            " Default: paths.model_dir.",
+        ),
+    ] = None,
+) -> None:
+    """Churn probability for every active customer at the as-of date."""
+    from churn.atomic import write_parquet
+    from churn.scoring.score import load_churn_model, score_customers
+
+    params = _state.params()
+    snapshot = _read_parquet(params.paths.score_features, "features")
+    model_uri = model or str(params.paths.model_dir)
+    with _step("score"):
+        scores = score_customers(snapshot, load_churn_model(model_uri), model_uri)
+        write_parquet(scores, params.paths.scores)
+        log.info(
+            "score: %s customers in, %s scored at %s",
+            f"{len(snapshot):,}",
+            f"{len(scores):,}",
+            scores["as_of"].iloc[0].date(),
+        )
+
+
+@app.command()
+def export(
+    top: Annotated[
+        int | None, typer.Option("--top", help="How many customers to list (default export.top_n).")
+    ] = None,
+) -> None:
+    """Write the retention target list (riskiest customers first) as CSV."""
+    from churn.atomic import write_csv
+    from churn.scoring.export import retention_targets
+
+    params = _state.params()
+    scores = _read_parquet(params.paths.scores, "score")
+    top_n = top if top is not None else params.export.top_n
+    if top_n <= 0:
+        raise UserError("--top must be a positive number of customers")
+    with _step("export"):
+        targets = retention_targets(scores, top_n)
+        write_csv(targets, params.paths.targets)
+        log.info(
+            "export: %s scored customers in, %s targets -> %s",
+            f"{len(scores):,}",
+            f"{len(targets):,}",
+            params.paths.targets,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"churn: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("churn: aborted", file=sys.stderr)
+        sys.exit(130)
+
+

@@ -1,0 +1,179 @@
+"""Typed parameters loaded once from params.yaml.
+
+Every knob of the pipeline lives in params.yaml so DVC can track it by key and
+`dvc exp run -S key=value` can change it. The CLI loads the file once and hands
+these objects to the steps; nothing below the CLI reads YAML or argv.
+Validation errors name the offending key, because "field required" without a
+path is useless in a 200-line params file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from churn.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    """Where each stage reads and writes; dvc.yaml uses the same keys."""
+
+    raw_transactions: Path = Path("data/raw/transactions.csv")
+    truth: Path = Path("data/raw/dropout_truth.parquet")
+    transactions: Path = Path("data/interim/transactions.parquet")
+    quarantine: Path = Path("data/interim/quarantine.parquet")
+    ingest_report: Path = Path("data/interim/ingest_report.json")
+    train_features: Path = Path("data/features/train.parquet")
+    score_features: Path = Path("data/features/score.parquet")
+    calendar: Path = Path("data/features/calendar.json")
+    model_dir: Path = Path("models/churn_model")
+    train_run: Path = Path("models/train_run.json")
+    train_metrics: Path = Path("metrics/train.json")
+    eval_metrics: Path = Path("metrics/eval.json")
+    plots_dir: Path = Path("plots")
+    scores: Path = Path("data/scores/scores.parquet")
+    targets: Path = Path("data/exports/retention_targets.csv")
+
+
+class GenerateConfig(_Section):
+    """Shape of the synthetic shop; defaults mimic a sparse, seasonal online retailer."""
+
+    seed: int = 42
+    n_customers: int = Field(20_000, gt=0)
+    start: dt.date = dt.date(2023, 10, 1)
+    end: dt.date = dt.date(2026, 10, 1)
+    # Purchase rate heterogeneity: rate ~ Gamma(shape, scale) purchases per year.
+    rate_shape: float = Field(0.9, gt=0)
+    rate_mean_per_year: float = Field(4.5, gt=0)
+    # BG/NBD-like dropout: after each purchase the customer leaves with p ~ Beta(a, b).
+    dropout_a: float = Field(1.0, gt=0)
+    dropout_b: float = Field(3.0, gt=0)
+    # Share of customers who buy on a regular rhythm (gamma gaps, shape > 1).
+    regular_fraction: float = Field(0.2, ge=0, le=1)
+    # Share of customers who mostly shop for Christmas.
+    seasonal_fraction: float = Field(0.12, ge=0, le=1)
+    spend_log_mean: float = 3.6
+    spend_log_sd_between: float = Field(0.6, ge=0)
+    spend_log_sd_within: float = Field(0.45, ge=0)
+    guest_order_fraction: float = Field(0.15, ge=0, lt=1)
+    cancellation_fraction: float = Field(0.02, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check_dates(self) -> GenerateConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.regular_fraction + self.seasonal_fraction > 1:
+            raise ValueError("regular_fraction + seasonal_fraction must be at most 1")
+        return self
+
+
+class ColumnMap(_Section):
+    """Source column names for each canonical column (None = not present)."""
+
+    customer_id: str = "CustomerID"
+    timestamp: str = "InvoiceDate"
+    amount: str | None = "Amount"
+    order_id: str | None = "Invoice"
+    country: str | None = "Country"
+
+
+class IngestConfig(_Section):
+    columns: ColumnMap = ColumnMap()
+    timestamp_format: str | None = None
+    cancellations: Literal["net", "drop"] = "net"
+    cancellation_prefix: str = "C"
+    max_bad_fraction: float = Field(0.05, ge=0, le=1)
+    max_amount: float = Field(1_000_000.0, gt=0)
+
+
+class SnapshotConfig(_Section):
+    """The point-in-time calendar (DESIGN.md, Definitions)."""
+
+    as_of: dt.date | None = None
+    horizon_days: int = Field(90, gt=0)
+    active_window_days: int = Field(365, gt=0)
+    cutoff_every_days: int = Field(30, gt=0)
+    n_train_cutoffs: int = Field(12, gt=0)
+    min_history_days: int = Field(90, ge=0)
+
+
+class FeaturesConfig(_Section):
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> FeaturesConfig:
+        if not self.windows_days or any(w <= 0 for w in self.windows_days):
+            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        return self
+
+
+class TrainConfig(_Section):
+    seed: int = 7
+    num_leaves: int = Field(15, ge=2)
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    n_estimators: int = Field(2000, gt=0)
+    early_stopping_rounds: int = Field(100, gt=0)
+    min_child_samples: int = Field(50, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_freq: int = Field(1, ge=0)
+    lambda_l2: float = Field(1.0, ge=0)
+    num_threads: int = Field(2, ge=1)
+
+
+class TrackingConfig(_Section):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "churn"
+    registered_model: str = "churn-classifier"
+    register_model: bool = True
+
+
+class EvaluateConfig(_Section):
+    calibration_bins: int = Field(10, ge=2)
+
+
+class ExportConfig(_Section):
+    top_n: int = Field(500, gt=0)
+
+
+class Params(_Section):
+    engine: Literal["duckdb"] = "duckdb"
+    paths: PathsConfig = PathsConfig()
+    generate: GenerateConfig = GenerateConfig()
+    ingest: IngestConfig = IngestConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{key}: {first['msg']}"
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate params.yaml; a bad value fails with the dotted key to fix."""
+    if not path.exists():
+        raise UserError(f"params file not found: {path} (run from the project root or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a mapping of sections, found {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"invalid {path}: {_describe(exc)}") from exc

@@ -1,0 +1,113 @@
+"""The point-in-time calendar, the population at each cutoff and the churn label.
+
+Definitions (DESIGN.md): features at cutoff ``c`` use only ``ts <= c``; the
+population is everyone with a purchase in ``(c - active_window, c]``; churned
+means no purchase in ``(c, c + horizon]``. The test cutoff is the latest one
+whose label window has closed by ``as_of``, validation is one horizon earlier,
+training cutoffs come earlier still with their label windows closed before the
+validation cutoff, so no label ever peeks past the next split.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from churn.config import FeaturesConfig, SnapshotConfig
+from churn.errors import UserError
+from churn.features import rfm
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Every cutoff the pipeline uses, fixed once from the data's date range."""
+
+    as_of: dt.date
+    test_cutoff: dt.date
+    valid_cutoff: dt.date
+    train_cutoffs: tuple[dt.date, ...]
+
+    def labelled(self) -> pd.DataFrame:
+        """Cutoffs with a closed label window, oldest first, with their split name."""
+        rows = [(c, "train") for c in sorted(self.train_cutoffs)]
+        rows += [(self.valid_cutoff, "valid"), (self.test_cutoff, "test")]
+        return pd.DataFrame(rows, columns=["cutoff", "split"])
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "test_cutoff": self.test_cutoff.isoformat(),
+            "valid_cutoff": self.valid_cutoff.isoformat(),
+            "train_cutoffs": [c.isoformat() for c in sorted(self.train_cutoffs)],
+        }
+
+
+def default_as_of(last_transaction: dt.datetime) -> dt.date:
+    """The day after the latest transaction: "today" for a fresh export."""
+    return last_transaction.date() + dt.timedelta(days=1)
+
+
+def build_calendar(
+    config: SnapshotConfig, first_transaction: dt.datetime, last_transaction: dt.datetime
+) -> Calendar:
+    """Place the test, validation and training cutoffs; refuse when history is too short."""
+    as_of = config.as_of or default_as_of(last_transaction)
+    horizon = dt.timedelta(days=config.horizon_days)
+    test = as_of - horizon
+    valid = test - horizon
+    latest_train = valid - horizon
+    earliest_allowed = first_transaction.date() + dt.timedelta(days=config.min_history_days)
+    step = dt.timedelta(days=config.cutoff_every_days)
+    train = tuple(
+        c
+        for c in (latest_train - k * step for k in range(config.n_train_cutoffs))
+        if c >= earliest_allowed
+    )
+    if not train:
+        raise UserError(
+            f"not enough history for a training cutoff: data starts {first_transaction.date()},"
+            f" the latest training cutoff would be {latest_train} and needs"
+            f" snapshots.min_history_days={config.min_history_days} of history before it"
+            " (provide more history or shorten snapshots.horizon_days)"
+        )
+    return Calendar(as_of=as_of, test_cutoff=test, valid_cutoff=valid, train_cutoffs=train)
+
+
+def _cutoff_table(cutoffs: pd.DataFrame) -> ir.Table:
+    frame = cutoffs.copy()
+    stamps = pd.to_datetime(frame["cutoff"])
+    frame["cutoff"] = stamps.astype("datetime64[us]")
+    frame["cutoff_s"] = (stamps - pd.Timestamp(0)).dt.total_seconds().astype("int64")
+    return ibis.memtable(frame)
+
+
+def snapshot_expr(
+    transactions: ir.Table,
+    cutoffs: pd.DataFrame,
+    as_of: dt.date,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """One row per (customer, cutoff) in the population: features, and the label if asked.
+
+    Transactions at or after ``as_of`` are dropped first, so replaying a past
+    date sees exactly what existed then.
+    """
+    as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
+    orders = rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
+    cut = _cutoff_table(cutoffs)
+    table = rfm.point_in_time_features(orders, cut, features.windows_days, snapshots)
+    active_s = snapshots.active_window_days * SECONDS_PER_DAY
+    table = table.filter(table.last_purchase_s > table.cutoff_s - active_s)
+    if with_label:
+        horizon_s = snapshots.horizon_days * SECONDS_PER_DAY
+        table = rfm.attach_label(table, orders, horizon_s)
+    return table.drop("last_purchase_s", "cutoff_s")

@@ -1,0 +1,118 @@
+"""MLflow: where runs go, how they are tagged, how the model is logged and registered.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set (a shared server),
+else from params (a local SQLite file), so the same command works on a laptop
+and against the team's server. Every run carries the git commit and a data
+fingerprint so a number in the UI can be traced back to code and data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+import churn
+from churn.config import TrackingConfig
+from churn.model.churn_model import ChurnModel
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+
+
+def configure(config: TrackingConfig) -> None:
+    mlflow.set_tracking_uri(tracking_uri(config))
+    mlflow.set_experiment(config.experiment)
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks so a large Parquet file costs no memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _package_dir() -> str:
+    return str(Path(churn.__file__).parent)
+
+
+# What the pyfunc needs at load time. Pinned to the versions running now, and
+# listed explicitly because MLflow's own inference costs ~10 s per model logged.
+_SERVING_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "cloudpickle")
+
+
+def serving_requirements() -> list[str]:
+    return [f"{name}=={metadata.version(name)}" for name in _SERVING_PACKAGES]
+
+
+def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> None:
+    """Write an MLflow model directory (the format the registry serves) to ``target``."""
+    signature = infer_signature(example, model.predict(None, example))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.save_model(
+            path=str(target),
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            code_paths=[_package_dir()],
+            pip_requirements=serving_requirements(),
+        )
+
+
+def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) -> str | None:
+    """Log the model to the active run and register it; returns the registered version."""
+    signature = infer_signature(example, model.predict(None, example))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            code_paths=[_package_dir()],
+            pip_requirements=serving_requirements(),
+            registered_model_name=config.registered_model if config.register_model else None,
+        )
+    version = getattr(info, "registered_model_version", None)
+    if version is not None:
+        MlflowClient().set_registered_model_alias(config.registered_model, "challenger", version)
+    return None if version is None else str(version)
+
+
+def log_json_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
+    """Log a nested metrics dict as flat MLflow metrics (``baselines.recency.roc_auc``)."""
+    flat: dict[str, float] = {}
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for key, value in node.items():
+            name = f"{path}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            elif isinstance(value, int | float):
+                flat[name] = float(value)
+
+    walk(metrics, prefix)
+    mlflow.log_metrics(flat)
