@@ -106,9 +106,7 @@ def ingest() -> None:
 
     params = _state.params()
     with _step("ingest"):
-        result = run_ingest(
-            params.paths.raw_transactions, params.ingest, params.snapshots.as_of
-        )
+        result = run_ingest(params.paths.raw_transactions, params.ingest, params.snapshots.as_of)
         write_parquet(result.quarantine, params.paths.quarantine)
         write_parquet(result.transactions, params.paths.transactions)
         write_json(result.report, params.paths.ingest_report)
@@ -146,21 +144,30 @@ def features() -> None:
             pd.Timestamp(bounds["last"].iloc[0]).to_pydatetime(),
         )
         labelled = snapshot_expr(
-            transactions, calendar.labelled(), calendar.as_of, params.snapshots,
-            params.features, with_label=True,
+            transactions,
+            calendar.labelled(),
+            calendar.as_of,
+            params.snapshots,
+            params.features,
+            with_label=True,
         ).to_pandas()
         labelled = labelled.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
         scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
         scoring = snapshot_expr(
-            transactions, scoring_cutoff, calendar.as_of, params.snapshots,
-            params.features, with_label=False,
+            transactions,
+            scoring_cutoff,
+            calendar.as_of,
+            params.snapshots,
+            params.features,
+            with_label=False,
         ).to_pandas()
         scoring = scoring.sort_values("customer_id").reset_index(drop=True)
         write_parquet(labelled, params.paths.train_features)
         write_parquet(scoring, params.paths.score_features)
         write_json(calendar.to_dict(), params.paths.calendar)
         log.info(
-            "features: %s transactions in; %s labelled rows over %d cutoffs, %s rows to score at %s",
+            "features: %s transactions in; %s labelled rows over %d cutoffs;"
+            " %s rows to score at %s",
             f"{int(bounds['n'].iloc[0]):,}",
             f"{len(labelled):,}",
             labelled["cutoff"].nunique(),
@@ -190,7 +197,7 @@ def train() -> None:
     snapshots = _read_parquet(params.paths.train_features, "features")
     with _step("train"):
         result = train_model(snapshots, params.train)
-        example = snapshots[result.model.features].head(5).astype("float64")
+        example = snapshots[result.model.features].head(5)
         tracking.configure(params.tracking)
         with mlflow.start_run() as run:
             mlflow.set_tags(
@@ -365,5 +372,3 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         print("churn: aborted", file=sys.stderr)
         sys.exit(130)
-
-

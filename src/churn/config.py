@@ -166,7 +166,9 @@ def _describe(error: ValidationError) -> str:
 def load_params(path: Path) -> Params:
     """Read and validate params.yaml; a bad value fails with the dotted key to fix."""
     if not path.exists():
-        raise UserError(f"params file not found: {path} (run from the project root or pass --params)")
+        raise UserError(
+            f"params file not found: {path} (run from the project root or pass --params)"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

@@ -155,9 +155,11 @@ def _simulate_seasonal(
         window_end = (pd.Timestamp(year=year, month=12, day=23) - clock.start).days
         when = rng.uniform(window_start, window_end, n)
         off_season = join_day + rng.exponential(365 / _SEASONAL_OFF_SEASON_RATE, n)
+        # Off-season orders precede this year's Christmas window, so handle them first:
+        # a customer who leaves after one must not buy at Christmas.
         candidates = [
-            (when, rng.random(n) < _SEASONAL_BUY_PROBABILITY),
             (off_season, (off_season >= window_start - 330) & (off_season < window_start)),
+            (when, rng.random(n) < _SEASONAL_BUY_PROBABILITY),
         ]
         for day, buys in candidates:
             buys &= alive & (day > join_day) & (day < last_day)
@@ -166,12 +168,16 @@ def _simulate_seasonal(
             days.append(day[idx])
             leaves = rng.random(idx.size) < dropout_p[idx]
             leavers = idx[leaves]
-            dropout_day[leavers] = np.minimum(day[leavers] + rng.random(leavers.size) * 300, last_day)
+            dropout_day[leavers] = np.minimum(
+                day[leavers] + rng.random(leavers.size) * 300, last_day
+            )
             alive[leavers] = False
     return np.concatenate(owners), np.concatenate(days), dropout_day
 
 
-def _spend(rng: np.random.Generator, config: GenerateConfig, owners: np.ndarray, n: int) -> np.ndarray:
+def _spend(
+    rng: np.random.Generator, config: GenerateConfig, owners: np.ndarray, n: int
+) -> np.ndarray:
     customer_log_mean = rng.normal(config.spend_log_mean, config.spend_log_sd_between, n)
     within = config.spend_log_sd_within
     log_amount = customer_log_mean[owners] + rng.normal(-0.5 * within**2, within, owners.size)
@@ -186,8 +192,11 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
     kind = rng.choice(
         np.array(["poisson", "regular", "seasonal"]),
         size=n,
-        p=[1 - config.regular_fraction - config.seasonal_fraction, config.regular_fraction,
-           config.seasonal_fraction],
+        p=[
+            1 - config.regular_fraction - config.seasonal_fraction,
+            config.regular_fraction,
+            config.seasonal_fraction,
+        ],
     )
     join_day = _join_days(rng, clock, n)
     rate_per_year = rng.gamma(config.rate_shape, config.rate_mean_per_year / config.rate_shape, n)
@@ -220,9 +229,7 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
     customer_ids = (10_000 + rng.permutation(n * 3)[:n]).astype(str)
     country = rng.choice(_COUNTRIES, size=n, p=_COUNTRY_WEIGHTS)
     amounts = _spend(rng, config, owners, n)
-    in_christmas = np.isin(
-        (clock.start + pd.to_timedelta(days, unit="D")).month, [11, 12]
-    )
+    in_christmas = np.isin((clock.start + pd.to_timedelta(days, unit="D")).month, [11, 12])
     amounts = np.where(in_christmas, np.round(amounts * 1.3, 2), amounts)
     orders = pd.DataFrame(
         {
@@ -232,17 +239,15 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
             "Country": country[owners],
         }
     )
-    orders = pd.concat(
-        [orders, _guest_orders(rng, clock, config, len(orders))], ignore_index=True
-    )
-    orders = pd.concat(
-        [orders, _cancellations(rng, clock, config, orders)], ignore_index=True
-    )
+    orders = pd.concat([orders, _guest_orders(rng, clock, config, len(orders))], ignore_index=True)
+    orders = pd.concat([orders, _cancellations(rng, clock, config, orders)], ignore_index=True)
+    orders["day"] = _shop_hours(rng, orders["day"].to_numpy())
     orders = orders.sort_values("day", kind="stable").reset_index(drop=True)
-    timestamps = clock.start + pd.to_timedelta(_shop_hours(rng, orders["day"].to_numpy()), unit="D")
+    timestamps = clock.start + pd.to_timedelta(orders["day"].to_numpy(), unit="D")
     invoice_numbers = (500_000 + np.arange(len(orders))).astype(str)
-    invoices = np.where(orders["Amount"].to_numpy() < 0, np.char.add("C", invoice_numbers),
-                        invoice_numbers)
+    invoices = np.where(
+        orders["Amount"].to_numpy() < 0, np.char.add("C", invoice_numbers), invoice_numbers
+    )
     transactions = pd.DataFrame(
         {
             "Invoice": invoices,
@@ -277,7 +282,7 @@ def _guest_orders(
 ) -> pd.DataFrame:
     """Orders without a customer id, as guest checkouts appear in real exports."""
     share = config.guest_order_fraction
-    n = int(round(n_known * share / (1 - share)))
+    n = round(n_known * share / (1 - share))
     day = rng.choice(clock.n_days, size=n, p=clock.intensity / clock.intensity.sum()) + 0.5
     amount = np.round(np.exp(rng.normal(config.spend_log_mean, 0.8, n)), 2)
     return pd.DataFrame(
@@ -290,9 +295,10 @@ def _cancellations(
 ) -> pd.DataFrame:
     """A share of orders is cancelled within a few days: a 'C' invoice with the negated amount."""
     known = orders[orders["CustomerID"] != ""]
-    picked = known.sample(frac=config.cancellation_fraction, random_state=rng.integers(2**31))
-    later = np.minimum(picked["day"].to_numpy() + rng.uniform(0.0, 3.0, len(picked)),
-                       clock.n_days - 1e-6)
+    picked = known.sample(frac=config.cancellation_fraction, random_state=int(rng.integers(2**31)))
+    later = np.minimum(
+        picked["day"].to_numpy() + rng.uniform(0.0, 3.0, len(picked)), clock.n_days - 1e-6
+    )
     return pd.DataFrame(
         {
             "day": later,

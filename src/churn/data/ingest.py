@@ -45,7 +45,7 @@ def resolve_sources(source: Path) -> list[Path]:
     """A file, a glob pattern or a folder; the folder's files are read in name order."""
     text = str(source)
     if any(ch in text for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text))
+        files = sorted(Path(p) for p in glob.glob(text))  # noqa: PTH207 (absolute patterns)
     elif source.is_dir():
         files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
     elif source.exists():
@@ -67,9 +67,7 @@ def _scan_sql(files: list[Path]) -> str:
             f"SELECT * FROM read_csv({listing}, header=true, all_varchar=true, filename=true,"
             " union_by_name=true)"
         )
-    raise UserError(
-        f"unsupported source file types {sorted(suffixes)}: use .csv or .parquet files"
-    )
+    raise UserError(f"unsupported source file types {sorted(suffixes)}: use .csv or .parquet files")
 
 
 def _quote(name: str) -> str:
@@ -195,7 +193,8 @@ def _report(
     rows_out, rows_quarantined = len(transactions), len(quarantine)
     if rows_in != rows_out + rows_quarantined:
         raise AssertionError(
-            f"row accounting broken: {rows_in} in != {rows_out} out + {rows_quarantined} quarantined"
+            f"row accounting broken: {rows_in} in != {rows_out} out"
+            f" + {rows_quarantined} quarantined"
         )
     reasons = {str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
     return {

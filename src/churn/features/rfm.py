@@ -35,8 +35,12 @@ def order_events(transactions: ir.Table) -> ir.Table:
         .group_by(["customer_id", "order_key"])
         .aggregate(ts=transactions.ts.min(), amount=transactions.amount.sum())
     )
+    # Round sub-second times up, so `ts_s <= cutoff_s` means exactly `ts <= cutoff` for
+    # whole-second cutoffs (a plain cast rounds to nearest: c + 0.4 s became c, history).
+    whole_second = orders.ts.truncate("s")
     orders = orders.mutate(
-        ts_s=orders.ts.epoch_seconds().cast("int64"),
+        ts_s=whole_second.epoch_seconds().cast("int64")
+        + ibis.ifelse(orders.ts > whole_second, 1, 0),
         is_holiday=orders.ts.month().isin([11, 12]),
     )
     purchases = orders.filter(orders.amount > 0)
@@ -105,7 +109,9 @@ def _derive(t: ir.Table, snapshots: SnapshotConfig) -> ir.Table:
         tenure_days=(t.cutoff_s - t.first_purchase_s) / DAY,
         avg_order_value=t.revenue / t.n_orders,
         mean_gap_days=mean_gap,
-        gap_sd_days=ibis.ifelse(n_gaps > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null("float64")),
+        gap_sd_days=ibis.ifelse(
+            n_gaps > 1, ibis.greatest(variance, 0.0).sqrt(), ibis.null("float64")
+        ),
         overdue_ratio=ibis.ifelse(
             mean_gap.isnull(), ibis.null("float64"), recency / ibis.greatest(mean_gap, 1.0)
         ),
@@ -137,6 +143,6 @@ def attach_label(table: ir.Table, events: ir.Table, horizon_s: int) -> ir.Table:
     )
     labelled = table.left_join(hits, ["customer_id", "cutoff"])
     labelled = labelled.drop([c for c in labelled.columns if c.endswith("_right")])
-    return labelled.mutate(
-        churned=labelled.n_future_orders.isnull().cast("int8")
-    ).drop("n_future_orders")
+    return labelled.mutate(churned=labelled.n_future_orders.isnull().cast("int8")).drop(
+        "n_future_orders"
+    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 ID_COLUMNS = ("customer_id", "cutoff", "split")
 LABEL = "churned"
@@ -28,7 +28,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in ID_COLUMNS and c != LABEL]
 
 
-class ChurnModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class ChurnModel(PythonModel):
     """Churn probability for snapshot rows; extra columns are ignored, missing ones fail loudly."""
 
     def __init__(

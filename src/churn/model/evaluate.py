@@ -40,7 +40,7 @@ def classification_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
         "top_decile_lift": top_decile_lift(y, p),
         "base_rate": float(np.mean(y)),
-        "n": int(len(y)),
+        "n": len(y),
     }
 
 

@@ -60,7 +60,15 @@ def _package_dir() -> str:
 
 # What the pyfunc needs at load time. Pinned to the versions running now, and
 # listed explicitly because MLflow's own inference costs ~10 s per model logged.
-_SERVING_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "cloudpickle")
+_SERVING_PACKAGES = (
+    "mlflow",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "cloudpickle",
+)
 
 
 def serving_requirements() -> list[str]:

@@ -64,7 +64,9 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     _check_split(valid, "validation")
     features = feature_columns(snapshots)
     train_set = lgb.Dataset(train[features].astype("float64"), label=train[LABEL])
-    valid_set = lgb.Dataset(valid[features].astype("float64"), label=valid[LABEL], reference=train_set)
+    valid_set = lgb.Dataset(
+        valid[features].astype("float64"), label=valid[LABEL], reference=train_set
+    )
     booster = lgb.train(
         lightgbm_params(config),
         train_set,

@@ -1,0 +1,48 @@
+"""params.yaml errors must name the key to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from churn.config import Params, load_params
+from churn.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_load_and_match_defaults_where_unset() -> None:
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    assert params.snapshots.horizon_days == 90
+    assert params.tracking.registered_model == "churn-classifier"
+    assert Params().paths == params.paths
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("train:\n  num_leaves: one\n", "train.num_leaves"),
+        ("snapshots:\n  horizon_days: -5\n", "snapshots.horizon_days"),
+        ("ingest:\n  cancellations: keep\n", "ingest.cancellations"),
+        ("train:\n  num_leavs: 31\n", "train.num_leavs"),
+        ("export:\n  top_n: 0\n", "export.top_n"),
+    ],
+)
+def test_invalid_value_names_the_dotted_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=rf"^invalid .*params.yaml: {key}: "):
+        load_params(path)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="params file not found"):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(UserError, match="mapping"):
+        load_params(bad)
