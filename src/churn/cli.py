@@ -123,56 +123,27 @@ def ingest() -> None:
 @app.command()
 def features() -> None:
     """Point-in-time snapshots: labelled cutoffs for training and the as-of cutoff for scoring."""
-    import pandas as pd
-
     from churn.atomic import write_json, write_parquet
     from churn.features import backend
-    from churn.features.snapshots import build_calendar, snapshot_expr
+    from churn.features.tables import build_feature_tables
 
     params = _state.params()
     with _step("features"):
         con = backend.connect(params.engine)
         transactions = backend.read_transactions(con, params.paths.transactions)
-        bounds = transactions.aggregate(
-            first=transactions.ts.min(), last=transactions.ts.max(), n=transactions.count()
-        ).to_pandas()
-        if int(bounds["n"].iloc[0]) == 0:
-            raise UserError(f"{params.paths.transactions} holds no transactions")
-        calendar = build_calendar(
-            params.snapshots,
-            pd.Timestamp(bounds["first"].iloc[0]).to_pydatetime(),
-            pd.Timestamp(bounds["last"].iloc[0]).to_pydatetime(),
-        )
-        labelled = snapshot_expr(
-            transactions,
-            calendar.labelled(),
-            calendar.as_of,
-            params.snapshots,
-            params.features,
-            with_label=True,
-        ).to_pandas()
-        labelled = labelled.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
-        scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
-        scoring = snapshot_expr(
-            transactions,
-            scoring_cutoff,
-            calendar.as_of,
-            params.snapshots,
-            params.features,
-            with_label=False,
-        ).to_pandas()
-        scoring = scoring.sort_values("customer_id").reset_index(drop=True)
-        write_parquet(labelled, params.paths.train_features)
-        write_parquet(scoring, params.paths.score_features)
-        write_json(calendar.to_dict(), params.paths.calendar)
+        tables = build_feature_tables(transactions, params.snapshots, params.features)
+        write_parquet(tables.labelled, params.paths.train_features)
+        write_parquet(tables.scoring, params.paths.score_features)
+        write_json(tables.calendar.to_dict(), params.paths.calendar)
+        write_json(tables.rfm_edges, params.paths.rfm_edges)
         log.info(
             "features: %s transactions in; %s labelled rows over %d cutoffs;"
             " %s rows to score at %s",
-            f"{int(bounds['n'].iloc[0]):,}",
-            f"{len(labelled):,}",
-            labelled["cutoff"].nunique(),
-            f"{len(scoring):,}",
-            calendar.as_of,
+            f"{tables.n_transactions:,}",
+            f"{len(tables.labelled):,}",
+            tables.labelled["cutoff"].nunique(),
+            f"{len(tables.scoring):,}",
+            tables.calendar.as_of,
         )
 
 

@@ -34,6 +34,7 @@ class PathsConfig(_Section):
     train_features: Path = Path("data/features/train.parquet")
     score_features: Path = Path("data/features/score.parquet")
     calendar: Path = Path("data/features/calendar.json")
+    rfm_edges: Path = Path("data/features/rfm_edges.json")
     model_dir: Path = Path("models/churn_model")
     train_run: Path = Path("models/train_run.json")
     train_metrics: Path = Path("metrics/train.json")
@@ -107,11 +108,18 @@ class SnapshotConfig(_Section):
 
 class FeaturesConfig(_Section):
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    # Fixed RFM cut points replacing per-cutoff quintiles, e.g. {"recency": [30, 60, 120, 240]}.
+    rfm_edges: dict[
+        Literal["recency", "frequency", "monetary"], tuple[float, float, float, float]
+    ] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_windows(self) -> FeaturesConfig:
         if not self.windows_days or any(w <= 0 for w in self.windows_days):
             raise ValueError("windows_days must be a non-empty list of positive day counts")
+        for name, edges in self.rfm_edges.items():
+            if list(edges) != sorted(edges):
+                raise ValueError(f"rfm_edges.{name} must be ascending")
         return self
 
 

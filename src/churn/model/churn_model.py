@@ -24,8 +24,16 @@ class Calibrator(Protocol):
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Every snapshot column that is neither an identifier nor the label."""
-    return [c for c in frame.columns if c not in ID_COLUMNS and c != LABEL]
+    """Every numeric snapshot column that is neither an identifier nor the label.
+
+    Text columns such as the RFM segment name are for people; the model sees the
+    scores they are derived from.
+    """
+    return [
+        c
+        for c in frame.columns
+        if c not in ID_COLUMNS and c != LABEL and pd.api.types.is_numeric_dtype(frame[c])
+    ]
 
 
 class ChurnModel(PythonModel):

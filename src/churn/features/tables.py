@@ -1,0 +1,66 @@
+"""Assemble the two snapshot tables the pipeline trains and scores on.
+
+The labelled table stacks every training, validation and test cutoff; the
+scoring table is the single as-of cutoff. Both go through exactly the same
+feature and segment code, so training and serving cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from churn.config import FeaturesConfig, SnapshotConfig
+from churn.errors import UserError
+from churn.features.segments import RFMScorer
+from churn.features.snapshots import Calendar, build_calendar, snapshot_expr
+
+
+@dataclass(frozen=True)
+class FeatureTables:
+    labelled: pd.DataFrame
+    scoring: pd.DataFrame
+    calendar: Calendar
+    rfm_edges: dict[str, Any]
+    n_transactions: int
+
+
+def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
+    bounds = transactions.aggregate(
+        first=transactions.ts.min(), last=transactions.ts.max(), n=transactions.count()
+    ).to_pandas()
+    n = int(bounds["n"].iloc[0])
+    if n == 0:
+        raise UserError("the transactions table is empty (check the ingest report)")
+    first = pd.Timestamp(bounds["first"].iloc[0]).to_pydatetime()
+    last = pd.Timestamp(bounds["last"].iloc[0]).to_pydatetime()
+    return first, last, n
+
+
+def build_feature_tables(
+    transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> FeatureTables:
+    first, last, n = _date_range(transactions)
+    calendar = build_calendar(snapshots, first, last)
+    labelled = snapshot_expr(
+        transactions, calendar.labelled(), calendar.as_of, snapshots, features, with_label=True
+    ).to_pandas()
+    labelled = labelled.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
+    scoring = snapshot_expr(
+        transactions, scoring_cutoff, calendar.as_of, snapshots, features, with_label=False
+    ).to_pandas()
+    scoring = scoring.sort_values("customer_id").reset_index(drop=True)
+    scorer = RFMScorer(fixed_edges=dict(features.rfm_edges))
+    labelled = scorer.fit(labelled).transform(labelled)
+    edges = dict(scorer.edges_)
+    if not scoring.empty:
+        scoring = scorer.fit(scoring).transform(scoring)
+        edges.update(scorer.edges_)
+    return FeatureTables(
+        labelled=labelled, scoring=scoring, calendar=calendar, rfm_edges=edges, n_transactions=n
+    )
