@@ -59,6 +59,10 @@ _SEGMENT_GRID = np.array(
 RFM_INPUTS = {"recency": "recency_days", "frequency": "n_orders", "monetary": "revenue"}
 
 
+def _cutoff_key(cutoff: object) -> str:
+    return str(pd.Timestamp(str(cutoff)).date())
+
+
 def _edges(values: pd.Series, fixed: Sequence[float] | None) -> list[float]:
     if fixed is not None:
         return [float(v) for v in fixed]
@@ -85,7 +89,7 @@ class RFMScorer:
     def fit(self, snapshots: pd.DataFrame) -> RFMScorer:
         self.edges_: dict[str, dict[str, list[float]]] = {}
         for cutoff, group in snapshots.groupby("cutoff", sort=True):
-            key = str(pd.Timestamp(cutoff).date())
+            key = _cutoff_key(cutoff)
             self.edges_[key] = {
                 name: _edges(group[column], self.fixed_edges.get(name))
                 for name, column in RFM_INPUTS.items()
@@ -97,7 +101,7 @@ class RFMScorer:
         out = snapshots.copy()
         parts = []
         for cutoff, group in out.groupby("cutoff", sort=False):
-            key = str(pd.Timestamp(cutoff).date())
+            key = _cutoff_key(cutoff)
             if key not in self.edges_:
                 raise ValueError(f"no RFM edges fitted for cutoff {key}")
             edges = self.edges_[key]

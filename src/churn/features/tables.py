@@ -55,7 +55,7 @@ def build_feature_tables(
         transactions, scoring_cutoff, calendar.as_of, snapshots, features, with_label=False
     ).to_pandas()
     scoring = scoring.sort_values("customer_id").reset_index(drop=True)
-    scorer = RFMScorer(fixed_edges=dict(features.rfm_edges))
+    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     labelled = scorer.fit(labelled).transform(labelled)
     edges = dict(scorer.edges_)
     if not scoring.empty:
