@@ -36,7 +36,7 @@ run: setup
 	$(BIN)/dvc repro
 
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -101,22 +101,30 @@ def generate() -> None:
 @app.command()
 def ingest() -> None:
     """Read the raw export, map its columns, quarantine bad rows, write canonical Parquet."""
-    from churn.atomic import write_json, write_parquet
+    from churn.atomic import write_json
+    from churn.data.customers import ingest_customers
+    from churn.data.ingest import IngestOutputs
     from churn.data.ingest import ingest as run_ingest
 
     params = _state.params()
+    paths = params.paths
     with _step("ingest"):
-        result = run_ingest(params.paths.raw_transactions, params.ingest, params.snapshots.as_of)
-        write_parquet(result.quarantine, params.paths.quarantine)
-        write_parquet(result.transactions, params.paths.transactions)
-        write_json(result.report, params.paths.ingest_report)
-        r = result.report
+        report = run_ingest(
+            paths.raw_transactions,
+            params.ingest,
+            params.snapshots.as_of,
+            IngestOutputs(transactions=paths.transactions, quarantine=paths.quarantine),
+        ).report
+        report["customers_table"] = ingest_customers(
+            params.ingest.customers, params.ingest.csv, paths.customers
+        )
+        write_json(report, paths.ingest_report)
         log.info(
             "ingest: %s rows in, %s out, %s quarantined %s",
-            f"{r['rows_in']:,}",
-            f"{r['rows_out']:,}",
-            f"{r['rows_quarantined']:,}",
-            r["reasons"],
+            f"{report['rows_in']:,}",
+            f"{report['rows_out']:,}",
+            f"{report['rows_quarantined']:,}",
+            report["reasons"],
         )
 
 
@@ -129,7 +137,7 @@ def features() -> None:
 
     params = _state.params()
     with _step("features"):
-        con = backend.connect(params.engine)
+        con = backend.connect(params.engine, spark_master=params.spark_master)
         transactions = backend.read_transactions(con, params.paths.transactions)
         tables = build_feature_tables(transactions, params.snapshots, params.features)
         write_parquet(tables.labelled, params.paths.train_features)
@@ -219,53 +227,33 @@ def evaluate() -> None:
     """Metrics and plots on the test cutoff (the latest complete label window)."""
     import mlflow
 
-    from churn.atomic import write_csv, write_json
-    from churn.model import evaluate as ev
+    from churn.atomic import write_json
     from churn.model import tracking
-    from churn.model.churn_model import LABEL
+    from churn.model.assessment import assess
     from churn.scoring.score import load_churn_model
 
     params = _state.params()
     snapshots = _read_parquet(params.paths.train_features, "features")
-    test = snapshots[snapshots["split"] == "test"]
-    if test.empty or test[LABEL].nunique() < 2:
-        raise UserError("the test cutoff needs both churners and retained customers to evaluate")
     with _step("evaluate"):
         model = load_churn_model(str(params.paths.model_dir))
-        y = test[LABEL].to_numpy()
-        probability = model.churn_probability(test)
-        metrics: dict[str, Any] = ev.classification_metrics(y, probability)
-        metrics["cutoff"] = str(test["cutoff"].iloc[0].date())
-        metrics["baselines"] = {
-            "recency": ev.ranking_metrics(y, test["recency_days"].to_numpy()),
-        }
-        plots = params.paths.plots_dir
-        curves = {
-            "roc.csv": ev.roc_points(y, probability),
-            "pr.csv": ev.pr_points(y, probability),
-            "calibration.csv": ev.calibration_points(
-                y, probability, params.evaluate.calibration_bins
-            ),
-        }
-        for name, frame in curves.items():
-            write_csv(frame.round(6), plots / name)
+        result = assess(model, snapshots, params.evaluate, params.export.top_n)
+        metrics = result.metrics
         write_json(metrics, params.paths.eval_metrics)
         run_info = json.loads(params.paths.train_run.read_text())
         tracking.configure(params.tracking)
         with mlflow.start_run(run_id=run_info["run_id"]):
-            tracking.log_json_metrics(
-                {k: v for k, v in metrics.items() if k != "cutoff"}, prefix="test_"
-            )
-            for name in curves:
-                mlflow.log_artifact(str(plots / name), artifact_path="plots")
+            tracking.log_assessment(metrics, result.curves, params.paths.plots_dir)
         log.info(
-            "evaluate: %s test rows at %s: ROC-AUC %.4f (recency %.4f), Brier %.4f, base rate %.3f",
-            f"{len(test):,}",
+            "evaluate: %s test rows at %s, base rate %.3f: ROC-AUC %.4f, Brier %.4f; %s",
+            f"{metrics['n']:,}",
             metrics["cutoff"],
-            metrics["roc_auc"],
-            metrics["baselines"]["recency"]["roc_auc"],
-            metrics["brier"],
             metrics["base_rate"],
+            metrics["roc_auc"],
+            metrics["brier"],
+            ", ".join(
+                f"{name} {m['roc_auc']:.4f}/{m['brier']:.4f}"
+                for name, m in metrics["baselines"].items()
+            ),
         )
 
 
@@ -324,12 +312,91 @@ def export(
         )
 
 
+@app.command()
+def backtest(
+    steps: Annotated[
+        int, typer.Option("--steps", help="How many as-of dates to replay, one cutoff step apart.")
+    ] = 4,
+) -> None:
+    """Retrain and evaluate at earlier as-of dates; write a stability table (metric per cutoff)."""
+    import datetime as dt
+
+    from churn.atomic import write_csv
+    from churn.features import backend
+    from churn.features.snapshots import default_as_of
+    from churn.model.backtest import backtest as run_backtest
+
+    params = _state.params()
+    if steps < 1:
+        raise UserError("--steps must be at least 1")
+    con = backend.connect(params.engine, spark_master=params.spark_master)
+    transactions = backend.read_transactions(con, params.paths.transactions)
+    last = transactions.ts.max().to_pandas()
+    as_of = params.snapshots.as_of or default_as_of(dt.datetime.fromisoformat(str(last)))
+    with _step("backtest"):
+        table = run_backtest(
+            transactions, as_of, steps, params.snapshots, params.features, params.train
+        )
+        write_csv(table.round(6), params.paths.backtest)
+        log.info(
+            "backtest: %d as-of dates -> %s\n%s",
+            len(table),
+            params.paths.backtest,
+            table[
+                ["test_cutoff", "roc_auc", "brier", "bgnbd_roc_auc", "recency_roc_auc"]
+            ].to_string(index=False),
+        )
+
+
+PROMOTION_REFUSED_EXIT = 3
+
+
+@app.command()
+def promote() -> None:
+    """Move alias `champion` to the challenger if it is at least as good on the test cutoff.
+
+    Both models are scored on the same rows. Exit 0 when promoted, 3 when the
+    champion stays (so a scheduler can tell the two apart).
+    """
+    from mlflow.tracking import MlflowClient
+
+    from churn.model import tracking
+    from churn.model.churn_model import LABEL
+    from churn.model.registry import promote as run_gate
+    from churn.scoring.score import load_churn_model
+
+    params = _state.params()
+    snapshots = _read_parquet(params.paths.train_features, "features")
+    test = snapshots[snapshots["split"] == "test"]
+    if test.empty or test[LABEL].nunique() < 2:
+        raise UserError("the test cutoff needs both churners and retained customers to compare")
+    tracking.configure(params.tracking)
+    decision = run_gate(
+        MlflowClient(),
+        params.tracking.registered_model,
+        test,
+        load_churn_model,
+        params.promote.auc_tolerance,
+        params.promote.brier_tolerance,
+    )
+    verdict = "promoted" if decision.promoted else "kept the champion"
+    print(
+        f"{params.tracking.registered_model} v{decision.challenger_version}: {verdict}:"
+        f" {decision.reason}"
+    )
+    if not decision.promoted:
+        raise typer.Exit(PROMOTION_REFUSED_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = app(args=args, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except UserError as exc:
         if debug:
             raise

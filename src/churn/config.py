@@ -31,10 +31,12 @@ class PathsConfig(_Section):
     transactions: Path = Path("data/interim/transactions.parquet")
     quarantine: Path = Path("data/interim/quarantine.parquet")
     ingest_report: Path = Path("data/interim/ingest_report.json")
+    customers: Path = Path("data/interim/customers.parquet")
     train_features: Path = Path("data/features/train.parquet")
     score_features: Path = Path("data/features/score.parquet")
     calendar: Path = Path("data/features/calendar.json")
     rfm_edges: Path = Path("data/features/rfm_edges.json")
+    backtest: Path = Path("metrics/backtest.csv")
     model_dir: Path = Path("models/churn_model")
     train_run: Path = Path("models/train_run.json")
     train_metrics: Path = Path("metrics/train.json")
@@ -77,22 +79,66 @@ class GenerateConfig(_Section):
 
 
 class ColumnMap(_Section):
-    """Source column names for each canonical column (None = not present)."""
+    """Which column of the raw export holds each canonical field.
 
-    customer_id: str = "CustomerID"
-    timestamp: str = "InvoiceDate"
-    amount: str | None = "Amount"
-    order_id: str | None = "Invoice"
-    country: str | None = "Country"
+    None (the default) means "recognise it": common export names such as
+    ``Customer ID``, ``InvoiceDate`` or ``UnitPrice`` are matched ignoring case,
+    spaces and punctuation, so a typical shop export needs no mapping at all.
+    """
+
+    customer_id: str | None = None
+    timestamp: str | None = None
+    amount: str | None = None
+    order_id: str | None = None
+    quantity: str | None = None
+    unit_price: str | None = None
+    product_id: str | None = None
+    country: str | None = None
+    channel: str | None = None
+
+
+class CsvOptions(_Section):
+    """How to split a CSV; None lets DuckDB's sniffer decide, which suits most exports."""
+
+    delimiter: str | None = None
+    quote: str | None = None
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
+    header: bool = True
+    skip_rows: int = Field(0, ge=0)
+
+
+class CustomerColumnMap(_Section):
+    """Columns of the optional customers table (None = recognise common names)."""
+
+    customer_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    country: str | None = None
+    marketing_consent: str | None = None
+
+
+class CustomersConfig(_Section):
+    """An optional customer master (CRM export) carried through to the export stage."""
+
+    source: Path | None = None
+    columns: CustomerColumnMap = CustomerColumnMap()
 
 
 class IngestConfig(_Section):
     columns: ColumnMap = ColumnMap()
+    csv: CsvOptions = CsvOptions()
+    excel_sheet: str | None = None
+    # None = ISO first, then day/month/year orders in the order detected from the data.
     timestamp_format: str | None = None
+    dayfirst: bool | None = None
+    decimal_separator: Literal["auto", ".", ","] = "auto"
     cancellations: Literal["net", "drop"] = "net"
     cancellation_prefix: str = "C"
     max_bad_fraction: float = Field(0.05, ge=0, le=1)
     max_amount: float = Field(1_000_000.0, gt=0)
+    # DuckDB spills to disk beyond this, which keeps a multi-GB export under ~2 GB of RAM.
+    memory_limit: str = "1GB"
+    customers: CustomersConfig = CustomersConfig()
 
 
 class SnapshotConfig(_Section):
@@ -135,6 +181,9 @@ class TrainConfig(_Section):
     bagging_freq: int = Field(1, ge=0)
     lambda_l2: float = Field(1.0, ge=0)
     num_threads: int = Field(2, ge=1)
+    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    min_customers: int = Field(500, ge=1)
+    min_train_cutoffs: int = Field(3, ge=1)
 
 
 class TrackingConfig(_Section):
@@ -144,8 +193,18 @@ class TrackingConfig(_Section):
     register_model: bool = True
 
 
+class PromoteConfig(_Section):
+    """How much worse a challenger may look before the gate refuses it (noise allowance)."""
+
+    auc_tolerance: float = Field(0.002, ge=0)
+    brier_tolerance: float = Field(0.0005, ge=0)
+
+
 class EvaluateConfig(_Section):
     calibration_bins: int = Field(10, ge=2)
+    n_bootstrap: int = Field(200, ge=0)
+    shap_sample: int = Field(2000, ge=10)
+    seed: int = 0
 
 
 class ExportConfig(_Section):
@@ -153,7 +212,8 @@ class ExportConfig(_Section):
 
 
 class Params(_Section):
-    engine: Literal["duckdb"] = "duckdb"
+    engine: Literal["duckdb", "pyspark"] = "duckdb"
+    spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
     paths: PathsConfig = PathsConfig()
     generate: GenerateConfig = GenerateConfig()
     ingest: IngestConfig = IngestConfig()
@@ -162,6 +222,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
 
 

@@ -1,8 +1,21 @@
-"""The execution engine behind the Ibis expressions (DESIGN.md, Engines)."""
+"""The execution engine behind the Ibis expressions (DESIGN.md, Engines).
+
+The feature code is written once in Ibis; this module is the only place that
+knows which engine runs it. DuckDB is embedded and the default. PySpark runs
+the same expressions on a Spark cluster (or ``local[2]`` on a laptop) for data
+that outgrows one machine.
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -10,15 +23,98 @@ from ibis.backends import BaseBackend
 
 from churn.errors import UserError
 
+ENGINES = ("duckdb", "pyspark")
+DEFAULT_SPARK_MASTER = "local[2]"
+# Overrides `spark_master` in params.yaml, so one checkout can run locally and on a cluster.
+SPARK_MASTER_ENV = "CHURN_SPARK_MASTER"
 
-def connect(engine: str) -> BaseBackend:
-    """An embedded engine; DuckDB spills to disk, so data larger than RAM still runs."""
+log = logging.getLogger(__name__)
+
+
+def connect(
+    engine: str,
+    *,
+    spark_master: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
+) -> BaseBackend:
+    """An Ibis backend for ``engine``.
+
+    DuckDB spills to disk, so data larger than RAM still runs on one machine.
+    PySpark is for data that outgrows it; ``spark_master`` (params.yaml) says
+    where Spark runs, see :func:`resolve_spark_master`; ``spark_conf`` adds
+    Spark options (executor memory, JVM flags) when a new session is started.
+    """
     if engine == "duckdb":
         return ibis.duckdb.connect()
-    raise UserError(f"unknown engine {engine!r} (set engine: duckdb)")
+    if engine == "pyspark":
+        session = spark_session(resolve_spark_master(spark_master), spark_conf)
+        return ibis.pyspark.connect(session)
+    raise UserError(f"unknown engine {engine!r} (set engine: to one of {', '.join(ENGINES)})")
+
+
+def resolve_spark_master(configured: str | None) -> str:
+    """``CHURN_SPARK_MASTER``, else params.yaml ``spark_master``, else ``local[2]``.
+
+    The environment wins so one checkout (and one DVC-tracked params.yaml) can
+    run on a laptop and on a cluster without editing tracked files.
+    """
+    return os.environ.get(SPARK_MASTER_ENV) or configured or DEFAULT_SPARK_MASTER
+
+
+def spark_session(master: str = DEFAULT_SPARK_MASTER, conf: Mapping[str, str] | None = None) -> Any:
+    """A SparkSession configured so the feature expressions mean what they mean on DuckDB.
+
+    - ``spark.sql.session.timeZone=UTC``: the features compare integer epoch
+      seconds of naive timestamps, and Spark's ``unix_timestamp`` reads a
+      timestamp in the session time zone; UTC makes it agree with DuckDB.
+      (``ibis.pyspark.connect`` sets it too; setting it here also covers
+      anything run on the session before Ibis wraps it.)
+    - Arrow transfer: results reach pandas through Arrow instead of pickled rows.
+    - Warehouse in a temp folder, removed at exit: a run must not leave
+      ``spark-warehouse/`` in the project (a DVC workspace).
+    - No UI, no console progress bars, log level ERROR: a batch step, not a
+      notebook; the progress bars would interleave with the pipeline's log.
+    - Few shuffle partitions on a local master: Spark's default of 200 is
+      sized for clusters and only adds tasks on two cores; a cluster keeps it.
+
+    ``conf`` is applied on top when the session is built. Spark allows one
+    session per JVM, so a running session (a notebook's, or a previous
+    ``connect``) is reused as is, apart from the two runtime options below
+    that the features depend on.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise UserError(
+            "engine: pyspark needs PySpark and Java 17 (pip install 'churn[spark]')"
+        ) from exc
+    session = SparkSession.getActiveSession()
+    if session is None:
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise UserError("engine: pyspark needs Java 17 on PATH (or JAVA_HOME set)")
+        warehouse = tempfile.mkdtemp(prefix="churn-spark-warehouse-")
+        atexit.register(shutil.rmtree, warehouse, ignore_errors=True)
+        builder = (
+            SparkSession.builder.master(master)
+            .appName("churn")
+            .config("spark.sql.warehouse.dir", warehouse)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+        if master.startswith("local"):
+            builder = builder.config("spark.sql.shuffle.partitions", "4")
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    log.info("spark: master %s, Spark %s", session.sparkContext.master, session.version)
+    return session
 
 
 def read_transactions(backend: BaseBackend, path: Path) -> ir.Table:
+    """The canonical transactions Parquet, read by the engine itself (no pandas detour)."""
     if not path.exists():
         raise UserError(f"transactions not found: {path} (run `churn ingest` first)")
     return backend.read_parquet(path)

@@ -24,15 +24,18 @@ _CHRISTMAS_DOY = 359
 
 
 def order_events(transactions: ir.Table) -> ir.Table:
-    """One row per order (lines summed); purchases carry the gap since the previous purchase.
+    """One row per order and day (lines summed); purchases carry the gap since the last one.
 
     Cancellations and returns stay as negative events: they reduce revenue and
-    count as returns, but are not purchases.
+    count as returns, but are not purchases. Lines are merged per calendar day
+    only: cutoffs fall on midnight, so a group never straddles one, and a
+    cancellation posted days later under the same invoice becomes its own
+    return event instead of rewriting the order's amount in the past (leakage).
     """
     key = ibis.coalesce(transactions.order_id, transactions.ts.cast("string"))
     orders = (
-        transactions.mutate(order_key=key)
-        .group_by(["customer_id", "order_key"])
+        transactions.mutate(order_key=key, order_day=transactions.ts.date())
+        .group_by(["customer_id", "order_key", "order_day"])
         .aggregate(ts=transactions.ts.min(), amount=transactions.amount.sum())
     )
     # Round sub-second times up, so `ts_s <= cutoff_s` means exactly `ts <= cutoff` for

@@ -95,18 +95,25 @@ def snapshot_expr(
     features: FeaturesConfig,
     *,
     with_label: bool,
+    population_only: bool = True,
 ) -> ir.Table:
     """One row per (customer, cutoff) in the population: features, and the label if asked.
 
     Transactions at or after ``as_of`` are dropped first, so replaying a past
-    date sees exactly what existed then.
+    date sees exactly what existed then. With ``population_only=False`` every
+    customer with a purchase by the cutoff is kept and flagged ``in_population``
+    (the BTYD fits need the whole history, not only the active customers).
     """
     as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
     orders = rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
     cut = _cutoff_table(cutoffs)
     table = rfm.point_in_time_features(orders, cut, features.windows_days, snapshots)
     active_s = snapshots.active_window_days * SECONDS_PER_DAY
-    table = table.filter(table.last_purchase_s > table.cutoff_s - active_s)
+    active = table.last_purchase_s > table.cutoff_s - active_s
+    if population_only:
+        table = table.filter(active)
+    else:
+        table = table.filter(table.last_purchase_s.notnull()).mutate(in_population=active)
     if with_label:
         horizon_s = snapshots.horizon_days * SECONDS_PER_DAY
         table = rfm.attach_label(table, orders, horizon_s)

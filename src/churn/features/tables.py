@@ -16,6 +16,7 @@ import pandas as pd
 
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
+from churn.features.btyd_features import btyd_features
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, build_calendar, snapshot_expr
 
@@ -41,20 +42,44 @@ def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
     return first, last, n
 
 
+def _population_with_btyd(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Fit BTYD on the whole history per cutoff, then keep the active population only."""
+    history = history.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    enriched = pd.concat([history, btyd_features(history, horizon_days)], axis=1)
+    population = enriched[enriched["in_population"].astype(bool)]
+    return population.drop(columns="in_population").reset_index(drop=True)
+
+
 def build_feature_tables(
     transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
 ) -> FeatureTables:
     first, last, n = _date_range(transactions)
     calendar = build_calendar(snapshots, first, last)
-    labelled = snapshot_expr(
-        transactions, calendar.labelled(), calendar.as_of, snapshots, features, with_label=True
-    ).to_pandas()
-    labelled = labelled.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    labelled = _population_with_btyd(
+        snapshot_expr(
+            transactions,
+            calendar.labelled(),
+            calendar.as_of,
+            snapshots,
+            features,
+            with_label=True,
+            population_only=False,
+        ).to_pandas(),
+        snapshots.horizon_days,
+    )
     scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
-    scoring = snapshot_expr(
-        transactions, scoring_cutoff, calendar.as_of, snapshots, features, with_label=False
-    ).to_pandas()
-    scoring = scoring.sort_values("customer_id").reset_index(drop=True)
+    scoring = _population_with_btyd(
+        snapshot_expr(
+            transactions,
+            scoring_cutoff,
+            calendar.as_of,
+            snapshots,
+            features,
+            with_label=False,
+            population_only=False,
+        ).to_pandas(),
+        snapshots.horizon_days,
+    )
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     labelled = scorer.fit(labelled).transform(labelled)
     edges = dict(scorer.edges_)

@@ -124,3 +124,36 @@ def log_json_metrics(metrics: dict[str, Any], prefix: str = "") -> None:
 
     walk(metrics, prefix)
     mlflow.log_metrics(flat)
+
+
+def log_assessment(metrics: dict[str, Any], curves: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Log test metrics (prefixed ``test_``) and the curve tables to the active run.
+
+    The curves are written to ``folder`` first (the DVC plots), then uploaded as
+    the run's ``plots/`` artifacts, so DVC and MLflow show the same files.
+    """
+    from churn.atomic import write_csv
+
+    log_json_metrics({k: v for k, v in metrics.items() if k != "cutoff"}, prefix="test_")
+    mlflow.set_tag("test_cutoff", str(metrics.get("cutoff")))
+    for name, frame in curves.items():
+        write_csv(frame, folder / name)
+        mlflow.log_artifact(str(folder / name), artifact_path="plots")
+
+
+def comparison_table(run_metrics: dict[str, float]) -> pd.DataFrame:
+    """Model and baselines side by side from a run's flat ``test_*`` metrics."""
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in run_metrics.items():
+        if not key.startswith("test_"):
+            continue
+        parts = key[len("test_") :].split(".")
+        if parts[0] == "baselines" and len(parts) == 3:
+            rows.setdefault(parts[1], {})[parts[2]] = value
+        elif len(parts) == 1:
+            rows.setdefault("model", {})[parts[0]] = value
+    columns = ["roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift"]
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=[c for c in columns if c in table.columns]).sort_values(
+        "roc_auc", ascending=False
+    )

@@ -15,7 +15,9 @@ from sklearn.metrics import roc_auc_score
 
 from churn.config import TrainConfig
 from churn.errors import UserError
+from churn.model.calibrate import ScoreCalibrator
 from churn.model.churn_model import LABEL, ChurnModel, feature_columns
+from churn.model.sufficiency import check_training_data
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def _check_split(frame: pd.DataFrame, name: str) -> None:
 
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     """Fit on split == 'train', stop early on split == 'valid'."""
+    check_training_data(snapshots, config)
     train = snapshots[snapshots["split"] == "train"]
     valid = snapshots[snapshots["split"] == "valid"]
     _check_split(train, "training")
@@ -78,8 +81,10 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    model = ChurnModel(booster, features)
-    valid_auc = float(roc_auc_score(valid[LABEL], model.raw_probability(valid)))
+    raw_valid = ChurnModel(booster, features).raw_probability(valid)
+    calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
+    model = ChurnModel(booster, features, calibrator)
+    valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
     return TrainingResult(
         model=model,
         best_iteration=best,

@@ -1,0 +1,136 @@
+"""Ingest speed and memory against DuckDB's own CSV -> Parquet copy of the same file.
+
+    .venv/bin/python benchmarks/ingest.py               # 10 million rows (~0.9 GB CSV)
+    .venv/bin/python benchmarks/ingest.py --rows 500000 # a quick run
+
+The CSV looks like an online-retail export (quantity x price, ~20% guest orders,
+~2% cancellations, a few duplicate lines, some dd/mm/yyyy dates among ISO ones).
+Each measurement runs in its own child process, because DuckDB allocates outside
+Python's heap (tracemalloc cannot see it): the child reports its wall time and its
+peak resident memory (ru_maxrss). The reference is a plain
+``COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet)``, which parses and
+writes the same bytes but validates, dedups and quarantines nothing.
+Target (issue 3): within 1.5x of the copy's time and under 2 GB peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_RATIO = 1.5
+TARGET_PEAK_MB = 2048
+
+
+def generate(path: Path, rows: int) -> None:
+    import duckdb
+
+    duckdb.connect().execute(
+        f"""
+        COPY (
+            SELECT
+                CASE WHEN i % 50 = 7 THEN 'C' ELSE '' END || (500000 + i // 4)::VARCHAR
+                    AS "Invoice",
+                (10000 + (i * 7919) % 4000)::VARCHAR || CASE WHEN i % 3 = 0 THEN 'A' ELSE '' END
+                    AS "StockCode",
+                CASE WHEN i % 50 = 7 THEN -1 ELSE 1 + (i * 31) % 24 END AS "Quantity",
+                CASE WHEN i % 20 = 3
+                    THEN strftime(TIMESTAMP '2022-01-01' + to_seconds(i * 9), '%d/%m/%Y %H:%M')
+                    ELSE strftime(TIMESTAMP '2022-01-01' + to_seconds(i * 9), '%Y-%m-%d %H:%M:%S')
+                END AS "InvoiceDate",
+                round(0.5 + ((i * 37) % 2000) / 100.0, 2) AS "Price",
+                CASE WHEN i % 5 = 0 THEN NULL ELSE 12000 + (i * 7) % 300000 END AS "Customer ID",
+                CASE i % 7 WHEN 0 THEN 'France' WHEN 1 THEN 'Germany' ELSE 'United Kingdom' END
+                    AS "Country"
+            FROM range({rows}) t(i)
+            -- a duplicated line every 1000 rows, as exports that overlap produce
+            UNION ALL
+            SELECT '500000', '10000', 1, '2022-01-01 00:00:00', 0.5, 12000, 'France'
+            FROM range({rows // 1000})
+        ) TO '{path}' (HEADER, DELIMITER ',')
+        """
+    )
+
+
+def child(kind: str, csv: Path, out: Path) -> None:
+    """Run one measurement and print its time and peak memory as JSON."""
+    import duckdb
+
+    from churn.config import IngestConfig
+    from churn.data.ingest import IngestOutputs, ingest
+
+    started = time.perf_counter()  # after imports: time the work, not Python start-up
+    if kind == "ours":
+        report = ingest(
+            csv,
+            IngestConfig(),
+            None,
+            IngestOutputs(out / "transactions.parquet", out / "quarantine.parquet"),
+        ).report
+        rows = {k: report[k] for k in ("rows_in", "rows_out", "rows_quarantined")}
+    else:
+        duckdb.connect().execute(
+            f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out / 'copy.parquet'}' (FORMAT parquet)"
+        )
+        rows = {}
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, **rows}))
+
+
+def measure(kind: str, csv: Path, out: Path) -> dict[str, float]:
+    out.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--csv", str(csv), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--child", choices=["ours", "copy"], help=argparse.SUPPRESS)
+    parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.csv, args.out)
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as tmp:
+        csv = Path(tmp) / "transactions.csv"
+        started = time.perf_counter()
+        generate(csv, args.rows)
+        size_mb = csv.stat().st_size / 2**20
+        print(
+            f"generated {args.rows:,} rows (+{args.rows // 1000:,} duplicate lines),"
+            f" {size_mb:,.0f} MB, in {time.perf_counter() - started:.1f}s"
+        )
+        copy = measure("copy", csv, Path(tmp) / "copy")
+        ours = measure("ours", csv, Path(tmp) / "ours")
+    ratio = ours["seconds"] / copy["seconds"]
+    print(f"{'':24s}{'time':>10s}{'peak memory':>14s}")
+    print(f"{'duckdb read_csv -> copy':24s}{copy['seconds']:>9.1f}s{copy['peak_mb']:>11,.0f} MB")
+    print(f"{'churn ingest':24s}{ours['seconds']:>9.1f}s{ours['peak_mb']:>11,.0f} MB")
+    print(
+        f"rows in {ours['rows_in']:,.0f}, out {ours['rows_out']:,.0f},"
+        f" quarantined {ours['rows_quarantined']:,.0f}"
+    )
+    fast = "ok" if ratio <= TARGET_RATIO else "MISSED"
+    lean = "ok" if ours["peak_mb"] < TARGET_PEAK_MB else "MISSED"
+    print(
+        f"ratio {ratio:.2f}x (target <= {TARGET_RATIO}x: {fast});"
+        f" peak {ours['peak_mb']:,.0f} MB (target < {TARGET_PEAK_MB:,} MB: {lean})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Where raw rows come from: one file, a glob or a folder of CSV, Parquet or Excel files.
+
+Every source becomes the same thing: a DuckDB relation over the original columns
+plus ``__file`` (the file a row came from), in two flavours. ``unordered`` lets
+DuckDB read in parallel; the transactions ingest gets exact row positions from it
+by writing it with COPY under ``preserve_insertion_order`` (churn.data.ingest).
+``relation`` adds ``__ord``, the row's position in the files read one after
+another, from ``WITH ORDINALITY`` (a streaming window, in scan order, but on one
+core), for small tables such as the customer master. Downstream code never cares
+about the format.
+
+CSV is read by DuckDB as text (``all_varchar``) so that a bad cell becomes one
+quarantined row rather than a failed or silently coerced column, and so that a
+multi-GB export streams instead of landing in pandas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from churn.config import CsvOptions
+from churn.errors import UserError
+
+FILE_COLUMN = "__file"
+ORD_COLUMN = "__ord"
+
+Kind = Literal["csv", "parquet", "excel"]
+_KINDS: dict[str, Kind] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+}
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A readable relation over the source files and the original column names."""
+
+    relation: str
+    unordered: str
+    columns: list[str]
+    files: list[Path]
+    kind: Kind
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def resolve_sources(source: Path, key: str = "paths.raw_transactions") -> list[Path]:
+    """A file, a glob pattern or a folder; files are read in name order (daily files sort)."""
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text))  # noqa: PTH207 (absolute patterns)
+    elif source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    elif source.exists():
+        files = [source]
+    else:
+        raise UserError(f"ingest source not found: {source} (set {key})")
+    if not files:
+        raise UserError(f"ingest source {source} matched no files (set {key})")
+    return files
+
+
+def _kind(files: list[Path], key: str) -> Kind:
+    odd = sorted({p.suffix or p.name for p in files if p.suffix.lower() not in _KINDS})
+    if odd:
+        raise UserError(
+            f"unsupported source files {', '.join(odd)}: use .csv (.csv.gz), .parquet or .xlsx"
+            f" (set {key})"
+        )
+    kinds = sorted({_KINDS[p.suffix.lower()] for p in files})
+    if len(kinds) > 1:
+        raise UserError(
+            f"source mixes {' and '.join(kinds)} files: put one format in the folder (set {key})"
+        )
+    return kinds[0]
+
+
+def _listing(files: list[Path]) -> str:
+    return "[" + ", ".join(quote_literal(str(p)) for p in files) + "]"
+
+
+def _ordered(table_function: str) -> str:
+    return (
+        f"(SELECT * EXCLUDE (ordinality), ordinality AS {ORD_COLUMN}"
+        f" FROM {table_function} WITH ORDINALITY)"
+    )
+
+
+def _csv_scan(files: list[Path], options: CsvOptions) -> str:
+    args = [
+        "all_varchar=true",
+        f"header={str(options.header).lower()}",
+        f"filename={quote_literal(FILE_COLUMN)}",
+        f"encoding={quote_literal(options.encoding)}",
+    ]
+    if len(files) > 1:
+        args.append("union_by_name=true")
+    if options.delimiter is not None:
+        args.append(f"delim={quote_literal(options.delimiter)}")
+    if options.quote is not None:
+        args.append(f"quote={quote_literal(options.quote)}")
+    if options.skip_rows:
+        args.append(f"skip={options.skip_rows}")
+    return f"read_csv({_listing(files)}, {', '.join(args)})"
+
+
+def _parquet_scan(files: list[Path]) -> str:
+    return (
+        f"read_parquet({_listing(files)}, filename={quote_literal(FILE_COLUMN)},"
+        " union_by_name=true)"
+    )
+
+
+def _cell_text(value: Any) -> str | None:
+    """Excel cells arrive typed; turn them into the text a CSV export would hold."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unique_names(header: tuple[Any, ...]) -> list[str]:
+    names: list[str] = []
+    for i, cell in enumerate(header):
+        base = str(cell).strip() if cell is not None and str(cell).strip() else f"column{i}"
+        name, n = base, 1
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _excel_table(files: list[Path], sheet: str | None) -> pa.Table:
+    """Excel has no streaming reader in DuckDB's bundled extensions; openpyxl's read-only
+    mode streams rows, and a sheet holds at most ~1M rows, so this stays small."""
+    from openpyxl import load_workbook
+
+    tables: list[pa.Table] = []
+    position = 0
+    for path in files:
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many types for a bad file
+            raise UserError(f"cannot read Excel file {path}: {exc}".splitlines()[0]) from exc
+        try:
+            if sheet is not None and sheet not in book.sheetnames:
+                raise UserError(
+                    f"{path} has no sheet {sheet!r}; sheets are: {', '.join(book.sheetnames)}"
+                    " (set ingest.excel_sheet)"
+                )
+            rows = book[sheet] if sheet is not None else book.worksheets[0]
+            values = (r for r in rows.iter_rows(values_only=True) if any(c is not None for c in r))
+            header = next(values, None)
+            if header is None:
+                continue
+            names = _unique_names(header)
+            columns: list[list[str | None]] = [[] for _ in names]
+            for row in values:  # blank rows carry no data, like blank CSV lines
+                for i in range(len(names)):
+                    columns[i].append(_cell_text(row[i]) if i < len(row) else None)
+        finally:
+            book.close()
+        n = len(columns[0]) if columns else 0
+        data = {name: pa.array(col, pa.string()) for name, col in zip(names, columns, strict=True)}
+        data[FILE_COLUMN] = pa.array([str(path)] * n, pa.string())
+        data[ORD_COLUMN] = pa.array(range(position + 1, position + n + 1), pa.int64())
+        position += n
+        tables.append(pa.table(data))
+    if not tables:
+        raise UserError(f"Excel source {files[0]} holds no rows (set ingest.excel_sheet?)")
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def open_source(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    csv: CsvOptions,
+    excel_sheet: str | None = None,
+    name: str = "source",
+    key: str = "paths.raw_transactions",
+) -> SourceTable:
+    """Describe the files as one relation; reading errors become one-line UserErrors."""
+    kind = _kind(files, key)
+    if kind == "excel":
+        con.register(f"{name}_excel", _excel_table(files, excel_sheet))
+        relation = unordered = f"{name}_excel"
+    else:
+        scan = _csv_scan(files, csv) if kind == "csv" else _parquet_scan(files)
+        relation, unordered = _ordered(scan), f"(SELECT * FROM {scan})"
+    with reading(files):
+        described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    found = [str(row[0]) for row in described]
+    columns = [c for c in found if c not in (FILE_COLUMN, ORD_COLUMN)]
+    return SourceTable(relation, unordered, columns, files, kind)
+
+
+def _one_line(exc: duckdb.Error) -> str:
+    """DuckDB's CSV errors span many lines; keep the headline and the line that explains it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    head = lines[0] if lines else type(exc).__name__
+    for prefix in ("Invalid Input Error: ", "IO Error: "):
+        head = head.removeprefix(prefix)
+    detail = next(
+        (
+            line
+            for line in lines[1:]
+            if not line.startswith(("Original Line", "Possible Solution", "file =", "LINE"))
+            and "=" not in line
+        ),
+        "",
+    )
+    return f"{head}: {detail}" if detail else head
+
+
+@contextlib.contextmanager
+def reading(files: list[Path]) -> Iterator[None]:
+    """Turn DuckDB's complaints about the input (not about our SQL) into a UserError."""
+    try:
+        yield
+    except (duckdb.InvalidInputException, duckdb.IOException, duckdb.ConversionException) as exc:
+        where = str(files[0]) if len(files) == 1 else f"{len(files)} files from {files[0].parent}"
+        raise UserError(
+            f"cannot read {where}: {_one_line(exc)} (check ingest.csv options:"
+            " delimiter, quote, encoding)"
+        ) from exc

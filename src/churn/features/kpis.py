@@ -1,0 +1,214 @@
+"""Descriptive KPIs: the numbers a data scientist checks first and marketing reads monthly.
+
+They are defined once here, over the canonical transactions frame and the
+snapshot tables, so the exploration notebook and the marketing report (issue 6)
+cannot disagree about what "repeat rate" or "churn rate" means.
+
+A *purchase* is an order whose lines sum to a positive amount. Lines are grouped
+per customer by ``order_id`` (a line without one is keyed by its timestamp, as in
+``rfm.order_events``), so a cancelled order or a ``C`` invoice, which nets to zero
+or below, is never counted as a purchase; its negative amount still reduces
+revenue. Rows without a customer id cannot belong to anyone and are ignored by the
+per-customer KPIs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+_DAY = pd.Timedelta(days=1)
+
+
+def purchases(transactions: pd.DataFrame) -> pd.DataFrame:
+    """One row per purchase (customer_id, ts, amount), sorted by customer and time.
+
+    ts is the order's first line, amount the sum of its lines; every other KPI
+    counts these rows, so they all share one notion of "a purchase".
+    """
+    tx = transactions[transactions["customer_id"].notna()]
+    key = tx["order_id"].astype("string").fillna(tx["ts"].astype("string"))
+    orders = (
+        tx.assign(order_key=key)
+        .groupby(["customer_id", "order_key"], as_index=False, sort=False)
+        .agg(ts=("ts", "min"), amount=("amount", "sum"))
+    )
+    bought = orders[orders["amount"] > 0]
+    return bought.sort_values(["customer_id", "ts"], kind="stable")[
+        ["customer_id", "ts", "amount"]
+    ].reset_index(drop=True)
+
+
+def _month_number(ts: pd.Series) -> pd.Series:
+    """Months since year 0, so "months between" is a plain integer difference."""
+    return ts.dt.year * 12 + ts.dt.month - 1
+
+
+def _to_period(month_numbers: pd.Index) -> pd.PeriodIndex:
+    periods = [pd.Period(year=m // 12, month=m % 12 + 1, freq="M") for m in month_numbers]
+    return pd.PeriodIndex(periods, freq="M")
+
+
+def orders_per_customer(transactions: pd.DataFrame) -> pd.DataFrame:
+    """How many customers made 1, 2, 3, ... purchases (columns customers, share).
+
+    In most shops the 1 bar dwarfs the rest: the share of one-timers is the ceiling
+    on what any churn model over repeat behaviour can say.
+    """
+    counts = purchases(transactions).groupby("customer_id").size()
+    dist = counts.value_counts().sort_index()
+    dist.index.name = "orders"
+    return pd.DataFrame({"customers": dist, "share": dist / dist.sum()})
+
+
+def repeat_purchase_rate(transactions: pd.DataFrame) -> float:
+    """Share of customers (with at least one purchase) who made two or more."""
+    counts = purchases(transactions).groupby("customer_id").size()
+    return float((counts >= 2).mean()) if len(counts) else float("nan")
+
+
+def repeat_rate_by_cohort(
+    transactions: pd.DataFrame, within_days: int | None = None
+) -> pd.DataFrame:
+    """Repeat rate per month of first purchase (columns customers, repeaters, repeat_rate).
+
+    Recent cohorts have had less time to come back; ``within_days`` counts a second
+    purchase only within that many days of the first, which makes cohorts comparable
+    (the last cohorts are still biased low until their window has closed).
+    """
+    bought = purchases(transactions)
+    rank = bought.groupby("customer_id").cumcount()
+    first = bought[rank == 0].set_index("customer_id")["ts"]
+    second = bought[rank == 1].set_index("customer_id")["ts"].reindex(first.index)
+    repeat = second.notna()
+    if within_days is not None:
+        repeat &= (second - first) <= within_days * _DAY
+    table = pd.DataFrame({"cohort": first.dt.to_period("M"), "repeat": repeat})
+    out = table.groupby("cohort").agg(customers=("repeat", "size"), repeaters=("repeat", "sum"))
+    out["repeat_rate"] = out["repeaters"] / out["customers"]
+    return out
+
+
+def inter_purchase_gaps(transactions: pd.DataFrame) -> pd.Series:
+    """Days between consecutive purchases of the same customer (one value per pair).
+
+    Its quantiles are the natural yardstick for the 90-day horizon: if the median
+    gap is near or above it, many "churned" labels are customers between purchases.
+    """
+    bought = purchases(transactions)
+    gaps = bought.groupby("customer_id")["ts"].diff().dropna()
+    return (gaps.dt.total_seconds() / 86_400).rename("gap_days").reset_index(drop=True)
+
+
+def monthly_kpis(
+    transactions: pd.DataFrame, *, lookback_days: int = 90, horizon_days: int = 90
+) -> pd.DataFrame:
+    """Per calendar month: active and new customers, orders, revenue, repeat and churn rate.
+
+    * active_customers: customers with a purchase in the month;
+    * new_customers: customers whose first purchase falls in the month;
+    * orders: purchases in the month; revenue: net of every line in the month
+      (cancellations and returns subtracted);
+    * repeat_rate: share of the month's buyers with 2+ purchases up to the month's end;
+    * churn_rate: the DESIGN.md label applied at cutoff c = the month's first instant:
+      of customers with a purchase in (c - lookback_days, c], the share with none in
+      (c, c + horizon_days]; NaN until that window has closed (it must end by the
+      last transaction) or when nobody was active.
+    """
+    bought = purchases(transactions)
+    bought["month"] = _month_number(bought["ts"])
+    rank = bought.groupby("customer_id").cumcount()
+    tx_month = _month_number(transactions["ts"])
+    months = pd.RangeIndex(int(tx_month.min()), int(tx_month.max()) + 1, name="month")
+    per_buyer = bought.assign(rank=rank).groupby(["month", "customer_id"])["rank"].max()
+    per_month = per_buyer.groupby(level="month")
+    out = pd.DataFrame(
+        {
+            "active_customers": per_month.size(),
+            "new_customers": bought[rank == 0].groupby("month").size(),
+            "orders": bought.groupby("month").size(),
+            "revenue": transactions.groupby(tx_month)["amount"].sum(),
+        }
+    ).reindex(months, fill_value=0)
+    out = out.fillna(0).astype({c: "int64" for c in out.columns if c != "revenue"})
+    out["repeat_rate"] = (per_buyer >= 1).groupby(level="month").mean().reindex(months)
+    periods = _to_period(months).rename("month")
+    out["churn_rate"] = [
+        _churn_rate(bought, start, lookback_days, horizon_days, transactions["ts"].max())
+        for start in periods.to_timestamp()
+    ]
+    out.index = periods
+    return out
+
+
+def _churn_rate(
+    bought: pd.DataFrame, cutoff: pd.Timestamp, lookback: int, horizon: int, last: pd.Timestamp
+) -> float:
+    if cutoff + horizon * _DAY > last:
+        return float("nan")
+    ts = bought["ts"]
+    base = set(bought.loc[(ts > cutoff - lookback * _DAY) & (ts <= cutoff), "customer_id"])
+    if not base:
+        return float("nan")
+    back = set(bought.loc[(ts > cutoff) & (ts <= cutoff + horizon * _DAY), "customer_id"])
+    return len(base - back) / len(base)
+
+
+def cohort_retention(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Cohort (month of first purchase) x months since first purchase: share who bought.
+
+    Column k is the share of the cohort with a purchase in calendar month
+    cohort + k; column 0 is 1.0 by definition, and cells past the last month of the
+    data are NaN (not yet observable), not 0.
+    """
+    bought = purchases(transactions)
+    bought["month"] = _month_number(bought["ts"])
+    bought["cohort"] = bought.groupby("customer_id")["month"].transform("min")
+    bought["k"] = bought["month"] - bought["cohort"]
+    active = bought.drop_duplicates(["customer_id", "k"])
+    sizes = active[active["k"] == 0].groupby("cohort").size()
+    if sizes.empty:
+        return pd.DataFrame(index=pd.PeriodIndex([], freq="M", name="cohort"), dtype=float)
+    last = int(_month_number(transactions["ts"]).max())
+    counts = active.groupby(["cohort", "k"]).size().unstack("k", fill_value=0)
+    counts = counts.reindex(columns=range(last - int(sizes.index.min()) + 1), fill_value=0)
+    table = counts.div(sizes, axis=0).astype(float)
+    unobserved = (table.index.to_numpy()[:, None] + table.columns.to_numpy()[None, :]) > last
+    table = table.mask(unobserved)
+    table.index = _to_period(table.index).rename("cohort")
+    table.columns.name = "months_since_first"
+    return table
+
+
+def churn_rate_by_cutoff(labelled: pd.DataFrame) -> pd.DataFrame:
+    """Per snapshot cutoff: population size, churned customers and churn rate.
+
+    A rate that jumps between cutoffs (e.g. around Christmas) means the label's base
+    rate moves with the season, which the model must see across training cutoffs.
+    """
+    out = labelled.groupby("cutoff").agg(customers=("churned", "size"), churned=("churned", "sum"))
+    out["churn_rate"] = out["churned"] / out["customers"]
+    if "split" in labelled.columns:
+        out.insert(0, "split", labelled.groupby("cutoff")["split"].first())
+    return out
+
+
+def segment_sizes(snapshots: pd.DataFrame, *, normalize: bool = False) -> pd.DataFrame:
+    """Customers per RFM segment (columns) at each cutoff (rows); shares if normalize.
+
+    Segments keep their categorical order (segments.SEGMENTS), and empty segments
+    show as 0, so tables for different cutoffs or data sets line up.
+    """
+    segment = snapshots["segment"]
+    order = (
+        list(segment.cat.categories)
+        if isinstance(segment.dtype, pd.CategoricalDtype)
+        else sorted(segment.dropna().unique())
+    )
+    counts = (
+        snapshots.groupby(["cutoff", segment.astype(object)])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=order, fill_value=0)
+    )
+    counts.columns.name = "segment"
+    return counts.div(counts.sum(axis=1), axis=0) if normalize else counts

@@ -1,0 +1,55 @@
+"""The full out-of-time assessment of a model: metrics, baselines and the curves behind them.
+
+Kept apart from the CLI so the evaluate stage, the backtest and a reviewer's
+notebook all compute exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from churn.config import EvaluateConfig
+from churn.errors import UserError
+from churn.model import evaluate as ev
+from churn.model.baselines import baseline_probabilities
+from churn.model.churn_model import LABEL, ChurnModel
+
+
+@dataclass(frozen=True)
+class Assessment:
+    metrics: dict[str, Any]
+    curves: dict[str, pd.DataFrame]
+
+
+def assess(
+    model: ChurnModel, snapshots: pd.DataFrame, config: EvaluateConfig, budget_contacts: int
+) -> Assessment:
+    """Score the test cutoff, compare with every baseline, build ROC/PR/calibration/gains/SHAP."""
+    test = snapshots[snapshots["split"] == "test"]
+    if test.empty or test[LABEL].nunique() < 2:
+        raise UserError("the test cutoff needs both churners and retained customers to evaluate")
+    y = test[LABEL].to_numpy()
+    probability = model.churn_probability(test)
+    metrics: dict[str, Any] = ev.classification_metrics(y, probability)
+    metrics.update(ev.budget_metrics(y, probability, budget_contacts))
+    if config.n_bootstrap:
+        metrics.update(ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed))
+    metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
+    metrics["baselines"] = {
+        name: ev.classification_metrics(y, p)
+        for name, p in baseline_probabilities(snapshots).items()
+    }
+    curves = {
+        "roc.csv": ev.roc_points(y, probability),
+        "pr.csv": ev.pr_points(y, probability),
+        "calibration.csv": ev.calibration_points(y, probability, config.calibration_bins),
+        "gains.csv": ev.gains_points(y, probability),
+        "importance.csv": ev.feature_importance(model.booster, model.features),
+        "shap.csv": ev.shap_summary(
+            model.booster, model.matrix(test), config.shap_sample, config.seed
+        ),
+    }
+    return Assessment(metrics=metrics, curves={k: v.round(6) for k, v in curves.items()})

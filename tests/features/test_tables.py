@@ -1,0 +1,90 @@
+"""The assembled snapshot tables: BTYD and segment columns must not leak the future either."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import FeaturesConfig, SnapshotConfig
+from churn.features.btyd_features import BTYD_FEATURES
+from churn.features.tables import FeatureTables, build_feature_tables
+from synthetic import canonical_transactions
+
+AS_OF = dt.date(2026, 7, 1)
+SNAPSHOTS = SnapshotConfig(as_of=AS_OF, n_train_cutoffs=4)
+
+
+@pytest.fixture(scope="module")
+def transactions() -> pd.DataFrame:
+    return canonical_transactions(seed=8, n_customers=1_500)
+
+
+def _tables(transactions: pd.DataFrame) -> FeatureTables:
+    return build_feature_tables(ibis.memtable(transactions), SNAPSHOTS, FeaturesConfig())
+
+
+@pytest.fixture(scope="module")
+def tables(transactions: pd.DataFrame) -> FeatureTables:
+    return _tables(transactions)
+
+
+def test_tables_carry_btyd_and_segments(tables: FeatureTables) -> None:
+    for frame in (tables.labelled, tables.scoring):
+        for column in (*BTYD_FEATURES, "r_score", "f_score", "m_score", "segment"):
+            assert column in frame.columns
+        assert frame["btyd_p_alive"].between(0, 1).all()
+        assert frame["btyd_p_no_purchase"].between(0, 1).all()
+        assert (frame["btyd_expected_purchases"] >= 0).all()
+        assert not frame.duplicated(["customer_id", "cutoff"]).any()
+    one_timers = tables.labelled["n_orders"] == 1
+    assert np.allclose(tables.labelled.loc[one_timers, "btyd_p_alive"], 1.0)
+    assert tables.calendar.as_of == AS_OF
+    assert set(tables.rfm_edges) == {
+        str(c.date()) for c in pd.to_datetime(tables.labelled["cutoff"].unique())
+    } | {AS_OF.isoformat()}
+
+
+def test_bgnbd_feature_ranks_churners(tables: FeatureTables) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    test = tables.labelled[tables.labelled["split"] == "test"]
+    assert roc_auc_score(test["churned"], test["btyd_p_no_purchase"]) > 0.6
+
+
+def test_later_transactions_change_no_feature_at_earlier_cutoffs(
+    transactions: pd.DataFrame, tables: FeatureTables
+) -> None:
+    """Transactions after the validation cutoff may change labels, never training features."""
+    valid_cutoff = pd.Timestamp(tables.calendar.valid_cutoff)
+    rng = np.random.default_rng(0)
+    customers = transactions["customer_id"].drop_duplicates().sample(300, random_state=1)
+    extra = pd.DataFrame(
+        {
+            "customer_id": customers.to_numpy(),
+            "order_id": [f"X{i}" for i in range(len(customers))],
+            "ts": (
+                valid_cutoff + pd.to_timedelta(rng.uniform(1, 80, len(customers)), unit="D")
+            ).astype("datetime64[us]"),
+            "amount": rng.uniform(5, 500, len(customers)).round(2),
+            "country": "United Kingdom",
+        }
+    )
+    changed = _tables(pd.concat([transactions, extra], ignore_index=True))
+    before = tables.labelled[tables.labelled["split"] == "train"].drop(columns="churned")
+    after = changed.labelled[changed.labelled["split"] == "train"].drop(columns="churned")
+    pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True))
+
+
+def test_transactions_after_as_of_are_ignored(
+    transactions: pd.DataFrame, tables: FeatureTables
+) -> None:
+    future = transactions.head(50).copy()
+    future["ts"] = pd.Timestamp(AS_OF) + pd.Timedelta(hours=1)
+    future["order_id"] = "F" + future["order_id"].astype(str)
+    changed = _tables(pd.concat([transactions, future], ignore_index=True))
+    pd.testing.assert_frame_equal(tables.labelled, changed.labelled)
+    pd.testing.assert_frame_equal(tables.scoring, changed.scoring)

@@ -1,0 +1,32 @@
+"""Backtest replays earlier as-of dates with only the data that existed then."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+
+from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
+from churn.model.backtest import backtest
+from synthetic import canonical_transactions
+
+
+def test_each_step_moves_the_test_cutoff_back_one_cutoff_step() -> None:
+    transactions = canonical_transactions(seed=4, n_customers=2_000)
+    snapshots = SnapshotConfig(n_train_cutoffs=4)
+    table = backtest(
+        ibis.memtable(transactions),
+        dt.date(2026, 9, 1),
+        2,
+        snapshots,
+        FeaturesConfig(),
+        TrainConfig(n_estimators=100, early_stopping_rounds=20, min_customers=100),
+    )
+    assert table["as_of"].tolist() == ["2026-09-01", "2026-08-02"]
+    cutoffs = pd.to_datetime(table["test_cutoff"])
+    assert (cutoffs.diff().dropna() == pd.Timedelta(days=-snapshots.cutoff_every_days)).all()
+    assert (cutoffs == pd.to_datetime(table["as_of"]) - pd.Timedelta(days=90)).all()
+    for column in ("roc_auc", "brier", "bgnbd_roc_auc", "recency_brier", "logistic_roc_auc"):
+        assert table[column].between(0, 1).all()
+    assert (table["roc_auc"] > 0.55).all()
