@@ -177,12 +177,14 @@ def train() -> None:
     with _step("train"):
         result = train_model(snapshots, params.train)
         example = snapshots[result.model.features].head(5)
+        example = example.astype({c: "string" for c in example.select_dtypes("category")})
         tracking.configure(params.tracking)
         with mlflow.start_run() as run:
             mlflow.set_tags(
                 {
                     "git_commit": tracking.git_commit(),
                     "data_fingerprint": tracking.file_fingerprint(params.paths.transactions),
+                    "params_hash": tracking.params_hash(params),
                     "stage": "train",
                 }
             )

@@ -181,7 +181,10 @@ class TrainConfig(_Section):
     bagging_freq: int = Field(1, ge=0)
     lambda_l2: float = Field(1.0, ge=0)
     num_threads: int = Field(2, ge=1)
-    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    calibration: Literal["isotonic", "platt", "none"] = "platt"
+    # Weight on churners; LightGBM's docs warn weighting ruins probabilities, and the
+    # calibration step above is what repairs them.
+    scale_pos_weight: float = Field(1.0, gt=0)
     min_customers: int = Field(500, ge=1)
     min_train_cutoffs: int = Field(3, ge=1)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from churn.features.segments import SEGMENTS
+
 _DAY = pd.Timedelta(days=1)
 
 
@@ -195,15 +197,11 @@ def churn_rate_by_cutoff(labelled: pd.DataFrame) -> pd.DataFrame:
 def segment_sizes(snapshots: pd.DataFrame, *, normalize: bool = False) -> pd.DataFrame:
     """Customers per RFM segment (columns) at each cutoff (rows); shares if normalize.
 
-    Segments keep their categorical order (segments.SEGMENTS), and empty segments
-    show as 0, so tables for different cutoffs or data sets line up.
+    Segments keep the order of segments.SEGMENTS, and empty segments show as 0,
+    so tables for different cutoffs or data sets line up.
     """
     segment = snapshots["segment"]
-    order = (
-        list(segment.cat.categories)
-        if isinstance(segment.dtype, pd.CategoricalDtype)
-        else sorted(segment.dropna().unique())
-    )
+    order = list(SEGMENTS) + sorted(set(segment.dropna().unique()) - set(SEGMENTS))
     counts = (
         snapshots.groupby(["cutoff", segment.astype(object)])
         .size()

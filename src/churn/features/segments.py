@@ -117,5 +117,5 @@ class RFMScorer:
         out["fm_score"] = fm.astype("int8")
         out["rfm_score"] = (out["r_score"] + out["f_score"] + out["m_score"]).astype("int8")
         grid = _SEGMENT_GRID[out["r_score"].to_numpy() - 1, out["fm_score"].to_numpy() - 1]
-        out["segment"] = pd.Categorical(grid, categories=SEGMENTS)
+        out["segment"] = pd.Series(grid, index=out.index, dtype="str")  # plain text for MLflow
         return out

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.churn_model import LABEL, feature_columns
+from churn.model.churn_model import LABEL, feature_columns, model_matrix
 
 Baseline = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], np.ndarray]
 
@@ -41,8 +41,8 @@ def _logistic(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> n
     model = make_pipeline(
         SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000)
     )
-    model.fit(train[features].astype(float), train[LABEL])
-    return np.asarray(model.predict_proba(test[features].astype(float))[:, 1])
+    model.fit(model_matrix(train, features), train[LABEL])
+    return np.asarray(model.predict_proba(model_matrix(test, features))[:, 1])
 
 
 BASELINES: dict[str, Baseline] = {

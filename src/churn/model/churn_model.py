@@ -14,9 +14,13 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from churn.features.segments import SEGMENTS
+
 ID_COLUMNS = ("customer_id", "cutoff", "split")
 LABEL = "churned"
-CATEGORICAL_FEATURES: tuple[str, ...] = ()
+# Text columns the model uses as LightGBM categoricals, with their fixed category order
+# (fixed, so the integer codes mean the same at training and at scoring time).
+CATEGORICAL_FEATURES: dict[str, tuple[str, ...]] = {"segment": SEGMENTS}
 
 
 class Calibrator(Protocol):
@@ -24,16 +28,28 @@ class Calibrator(Protocol):
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Every numeric snapshot column that is neither an identifier nor the label.
-
-    Text columns such as the RFM segment name are for people; the model sees the
-    scores they are derived from.
-    """
+    """Every numeric snapshot column and every known categorical, except ids and the label."""
     return [
         c
         for c in frame.columns
-        if c not in ID_COLUMNS and c != LABEL and pd.api.types.is_numeric_dtype(frame[c])
+        if c not in ID_COLUMNS
+        and c != LABEL
+        and (pd.api.types.is_numeric_dtype(frame[c]) or c in CATEGORICAL_FEATURES)
     ]
+
+
+def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Features as float64, categoricals as their fixed integer codes (unknown -> NaN)."""
+    out = pd.DataFrame(index=frame.index)
+    for column in features:
+        if column in CATEGORICAL_FEATURES:
+            codes = pd.Categorical(
+                frame[column].astype("string"), categories=CATEGORICAL_FEATURES[column]
+            ).codes
+            out[column] = np.where(codes < 0, np.nan, codes).astype("float64")
+        else:
+            out[column] = frame[column].astype("float64")
+    return out
 
 
 class ChurnModel(PythonModel):
@@ -50,7 +66,7 @@ class ChurnModel(PythonModel):
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(missing)}")
-        return frame[self.features].astype("float64")
+        return model_matrix(frame, self.features)
 
     def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")

@@ -9,6 +9,7 @@ fingerprint so a number in the UI can be traced back to code and data.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import warnings
@@ -20,6 +21,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
 
 import churn
 from churn.config import TrackingConfig
@@ -52,6 +54,12 @@ def file_fingerprint(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def params_hash(params: BaseModel) -> str:
+    """sha256 of the validated params, so runs with identical settings group together."""
+    canonical = json.dumps(params.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _package_dir() -> str:

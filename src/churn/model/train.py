@@ -16,7 +16,13 @@ from sklearn.metrics import roc_auc_score
 from churn.config import TrainConfig
 from churn.errors import UserError
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.churn_model import LABEL, ChurnModel, feature_columns
+from churn.model.churn_model import (
+    CATEGORICAL_FEATURES,
+    LABEL,
+    ChurnModel,
+    feature_columns,
+    model_matrix,
+)
 from churn.model.sufficiency import check_training_data
 
 
@@ -40,6 +46,7 @@ def lightgbm_params(config: TrainConfig) -> dict[str, object]:
         "bagging_fraction": config.bagging_fraction,
         "bagging_freq": config.bagging_freq,
         "lambda_l2": config.lambda_l2,
+        "scale_pos_weight": config.scale_pos_weight,
         "num_threads": config.num_threads,
         "seed": config.seed,
         "deterministic": True,
@@ -66,9 +73,15 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     _check_split(train, "training")
     _check_split(valid, "validation")
     features = feature_columns(snapshots)
-    train_set = lgb.Dataset(train[features].astype("float64"), label=train[LABEL])
+    categorical = [c for c in features if c in CATEGORICAL_FEATURES]
+    train_set = lgb.Dataset(
+        model_matrix(train, features), label=train[LABEL], categorical_feature=categorical
+    )
     valid_set = lgb.Dataset(
-        valid[features].astype("float64"), label=valid[LABEL], reference=train_set
+        model_matrix(valid, features),
+        label=valid[LABEL],
+        reference=train_set,
+        categorical_feature=categorical,
     )
     booster = lgb.train(
         lightgbm_params(config),
