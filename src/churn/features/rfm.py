@@ -126,19 +126,19 @@ def _derive(t: ir.Table, snapshots: SnapshotConfig) -> ir.Table:
     )
 
 
-def attach_label(table: ir.Table, events: ir.Table, horizon_s: int) -> ir.Table:
-    """churned = 1 when the customer makes no purchase in (cutoff, cutoff + horizon]."""
-    purchases = events.filter(events.is_purchase).select(
-        buyer=events.customer_id, future_s=events.ts_s
-    )
-    keys = table.select("customer_id", "cutoff", "cutoff_s")
+def attach_label(table: ir.Table, events: ir.Table, cutoffs: ir.Table, horizon_s: int) -> ir.Table:
+    """churned = 1 when the customer makes no purchase in (cutoff, cutoff + horizon].
+
+    Future purchases are matched to the cutoff table itself, not to the feature
+    rows, so the engine does not evaluate the point-in-time aggregation twice.
+    """
+    purchases = events.filter(events.is_purchase)
     hits = (
-        keys.join(
-            purchases,
+        purchases.join(
+            cutoffs,
             [
-                keys.customer_id == purchases.buyer,
-                purchases.future_s > keys.cutoff_s,
-                purchases.future_s <= keys.cutoff_s + horizon_s,
+                purchases.ts_s > cutoffs.cutoff_s,
+                purchases.ts_s <= cutoffs.cutoff_s + horizon_s,
             ],
         )
         .group_by(["customer_id", "cutoff"])

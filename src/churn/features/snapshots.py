@@ -21,8 +21,6 @@ from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import rfm
 
-SECONDS_PER_DAY = 86_400
-
 
 @dataclass(frozen=True)
 class Calendar:
@@ -108,13 +106,13 @@ def snapshot_expr(
     orders = rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
     cut = _cutoff_table(cutoffs)
     table = rfm.point_in_time_features(orders, cut, features.windows_days, snapshots)
-    active_s = snapshots.active_window_days * SECONDS_PER_DAY
+    active_s = snapshots.active_window_days * rfm.DAY
     active = table.last_purchase_s > table.cutoff_s - active_s
     if population_only:
         table = table.filter(active)
     else:
         table = table.filter(table.last_purchase_s.notnull()).mutate(in_population=active)
     if with_label:
-        horizon_s = snapshots.horizon_days * SECONDS_PER_DAY
-        table = rfm.attach_label(table, orders, horizon_s)
+        horizon_s = snapshots.horizon_days * rfm.DAY
+        table = rfm.attach_label(table, orders, cut, horizon_s)
     return table.drop("last_purchase_s", "cutoff_s")
