@@ -194,6 +194,7 @@ def train() -> None:
                 "best_iteration": result.best_iteration,
                 "n_train": result.n_train,
                 "n_valid": result.n_valid,
+                "n_fit": result.n_fit,
             }
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             version = tracking.log_model(result.model, example, params.tracking)

@@ -187,6 +187,8 @@ class TrainConfig(_Section):
     scale_pos_weight: float = Field(1.0, gt=0)
     min_customers: int = Field(500, ge=1)
     min_train_cutoffs: int = Field(3, ge=1)
+    # Refit the served booster on train + valid cutoffs with the early-stopped tree count.
+    refit_full: bool = False
 
 
 class TrackingConfig(_Section):

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.churn_model import LABEL, feature_columns, model_matrix
+from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
 
 Baseline = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], np.ndarray]
 
@@ -37,7 +37,8 @@ def _bgnbd(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> np.n
 
 
 def _logistic(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-    features = feature_columns(train)
+    # A learned categorical (country) has no meaningful order for a linear model: left out.
+    features = [c for c in feature_columns(train) if c not in LEARNED_CATEGORICALS]
     model = make_pipeline(
         SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000)
     )

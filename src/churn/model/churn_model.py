@@ -18,9 +18,14 @@ from churn.features.segments import SEGMENTS
 
 ID_COLUMNS = ("customer_id", "cutoff", "split")
 LABEL = "churned"
-# Text columns the model uses as LightGBM categoricals, with their fixed category order
-# (fixed, so the integer codes mean the same at training and at scoring time).
-CATEGORICAL_FEATURES: dict[str, tuple[str, ...]] = {"segment": SEGMENTS}
+# Text columns the model uses as LightGBM categoricals. The segment's categories are
+# fixed; a country's are learned from the training rows (the most frequent ones) and
+# stored in the model, so the integer codes mean the same at training and scoring time.
+FIXED_CATEGORIES: dict[str, tuple[str, ...]] = {"segment": SEGMENTS}
+LEARNED_CATEGORICALS = ("country",)
+CATEGORICAL_FEATURES = (*FIXED_CATEGORIES, *LEARNED_CATEGORICALS)
+# More categories than this and a rare country's split is noise; the rest scores as missing.
+MAX_LEARNED_CATEGORIES = 30
 
 
 class Calibrator(Protocol):
@@ -38,14 +43,38 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def model_matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """Features as float64, categoricals as their fixed integer codes (unknown -> NaN)."""
+def learn_categories(train: pd.DataFrame, features: list[str]) -> dict[str, tuple[str, ...]]:
+    """Category lists for every categorical feature: fixed ones as given, learned ones by count.
+
+    Ties in count are broken by name, so the same training rows always give the
+    same codes.
+    """
+    categories = {c: v for c, v in FIXED_CATEGORIES.items() if c in features}
+    for column in LEARNED_CATEGORICALS:
+        if column in features:
+            counts = train[column].dropna().astype("string").value_counts()
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            categories[column] = tuple(str(k) for k, _ in ranked[:MAX_LEARNED_CATEGORIES])
+    return categories
+
+
+def model_matrix(
+    frame: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, tuple[str, ...]] | None = None,
+) -> pd.DataFrame:
+    """Features as float64, categoricals as integer codes into ``categories`` (unknown -> NaN).
+
+    ``categories`` defaults to the fixed ones; a categorical without a list is an error,
+    not a silent guess, because its codes would differ from the ones the model learned.
+    """
+    known = FIXED_CATEGORIES if categories is None else categories
     out = pd.DataFrame(index=frame.index)
     for column in features:
         if column in CATEGORICAL_FEATURES:
-            codes = pd.Categorical(
-                frame[column].astype("string"), categories=CATEGORICAL_FEATURES[column]
-            ).codes
+            if column not in known:
+                raise ValueError(f"no category list for categorical feature {column!r}")
+            codes = pd.Categorical(frame[column].astype("string"), categories=known[column]).codes
             out[column] = np.where(codes < 0, np.nan, codes).astype("float64")
         else:
             out[column] = frame[column].astype("float64")
@@ -56,17 +85,22 @@ class ChurnModel(PythonModel):
     """Churn probability for snapshot rows; extra columns are ignored, missing ones fail loudly."""
 
     def __init__(
-        self, booster: lgb.Booster, features: list[str], calibrator: Calibrator | None = None
+        self,
+        booster: lgb.Booster,
+        features: list[str],
+        calibrator: Calibrator | None = None,
+        categories: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.booster = booster
         self.features = features
         self.calibrator = calibrator
+        self.categories = dict(FIXED_CATEGORIES if categories is None else categories)
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(missing)}")
-        return model_matrix(frame, self.features)
+        return model_matrix(frame, self.features, self.categories)
 
     def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")

@@ -21,6 +21,7 @@ from churn.model.churn_model import (
     LABEL,
     ChurnModel,
     feature_columns,
+    learn_categories,
     model_matrix,
 )
 from churn.model.sufficiency import check_training_data
@@ -33,6 +34,8 @@ class TrainingResult:
     valid_auc: float
     n_train: int
     n_valid: int
+    # Rows the served booster was fitted on: n_train, or n_train + n_valid after a refit.
+    n_fit: int
 
 
 def lightgbm_params(config: TrainConfig) -> dict[str, object]:
@@ -65,20 +68,49 @@ def _check_split(frame: pd.DataFrame, name: str) -> None:
         )
 
 
+def _refit(
+    rows: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, tuple[str, ...]],
+    config: TrainConfig,
+    n_trees: int,
+) -> lgb.Booster:
+    """The same model refitted on more rows, with the tree count early stopping chose."""
+    categorical = [c for c in features if c in CATEGORICAL_FEATURES]
+    full_set = lgb.Dataset(
+        model_matrix(rows, features, categories),
+        label=rows[LABEL],
+        categorical_feature=categorical,
+    )
+    return lgb.train(lightgbm_params(config), full_set, num_boost_round=n_trees)
+
+
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
-    """Fit on split == 'train', stop early on split == 'valid'."""
+    """Fit on split == 'train', stop early on split == 'valid', calibrate on 'valid'.
+
+    With ``refit_full`` the served booster is refitted on the train and valid
+    cutoffs with the chosen tree count, so it has seen the most recent closed
+    label window. The test cutoff stays out on purpose: evaluate and the
+    promotion gate judge the served model there, and must not judge it on rows
+    it was fitted on. The calibrator stays the one fitted on the held-out
+    model's validation scores (the refit's own scores there are in-sample);
+    the test ECE shows whether it transfers.
+    """
     check_training_data(snapshots, config)
     train = snapshots[snapshots["split"] == "train"]
     valid = snapshots[snapshots["split"] == "valid"]
     _check_split(train, "training")
     _check_split(valid, "validation")
     features = feature_columns(snapshots)
+    categories = learn_categories(train, features)
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     train_set = lgb.Dataset(
-        model_matrix(train, features), label=train[LABEL], categorical_feature=categorical
+        model_matrix(train, features, categories),
+        label=train[LABEL],
+        categorical_feature=categorical,
     )
     valid_set = lgb.Dataset(
-        model_matrix(valid, features),
+        model_matrix(valid, features, categories),
         label=valid[LABEL],
         reference=train_set,
         categorical_feature=categorical,
@@ -94,9 +126,13 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    raw_valid = ChurnModel(booster, features).raw_probability(valid)
+    raw_valid = ChurnModel(booster, features, categories=categories).raw_probability(valid)
     calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
-    model = ChurnModel(booster, features, calibrator)
+    n_fit = len(train)
+    if config.refit_full:
+        booster = _refit(pd.concat([train, valid]), features, categories, config, best)
+        n_fit += len(valid)
+    model = ChurnModel(booster, features, calibrator, categories)
     valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
     return TrainingResult(
         model=model,
@@ -104,4 +140,5 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
         valid_auc=valid_auc,
         n_train=len(train),
         n_valid=len(valid),
+        n_fit=n_fit,
     )
