@@ -6,7 +6,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churn.model.evaluate import calibration_points, classification_metrics, top_decile_lift
+from churn.model.evaluate import (
+    bootstrap_intervals,
+    calibration_points,
+    classification_metrics,
+    paired_margins,
+    top_decile_lift,
+)
 
 
 def test_top_decile_lift_by_hand() -> None:
@@ -37,3 +43,23 @@ def test_calibration_bins_have_equal_counts_and_match_means() -> None:
     assert (table["n"] == 100).all()
     assert np.allclose(table["mean_predicted"], table["observed_rate"], atol=0.1)
     assert table["mean_predicted"].is_monotonic_increasing
+
+
+def test_paired_margins_see_a_consistent_gain_that_marginal_intervals_hide() -> None:
+    rng = np.random.default_rng(1)
+    n = 3_000
+    truth = rng.normal(size=n)
+    y = (truth + rng.normal(size=n) > 0).astype(int)
+    shared = rng.normal(size=n)  # noise both scores share: it widens each marginal interval
+    baseline = 1 / (1 + np.exp(-(truth + shared + 1.0 * rng.normal(size=n))))
+    better = 1 / (1 + np.exp(-(truth + shared + 0.3 * rng.normal(size=n))))
+    margins = paired_margins(y, better, baseline, n_boot=200, seed=0)
+    marginal = bootstrap_intervals(y, baseline, 200, 0)
+    assert margins["roc_auc_margin"] > 0
+    assert margins["roc_auc_margin_ci_low"] > 0  # the paired interval excludes zero
+    assert margins["roc_auc_margin"] < marginal["roc_auc_ci_high"] - marginal["roc_auc_ci_low"]
+    assert np.isclose(
+        margins["brier_margin"], np.mean((baseline - y) ** 2) - np.mean((better - y) ** 2)
+    )
+    same = paired_margins(y, baseline, baseline, n_boot=50, seed=0)
+    assert same["roc_auc_margin"] == 0 and same["roc_auc_margin_ci_high"] == 0

@@ -39,7 +39,10 @@ def assess(
         metrics.update(ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed))
     metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
     metrics["baselines"] = {
-        name: ev.classification_metrics(y, p)
+        name: {
+            **ev.classification_metrics(y, p),
+            **ev.paired_margins(y, probability, p, config.n_bootstrap, config.seed),
+        }
         for name, p in baseline_probabilities(snapshots).items()
     }
     curves = {
