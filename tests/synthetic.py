@@ -12,8 +12,10 @@ from churn.config import GenerateConfig
 from churn.data.generate import generate_shop
 
 
-def canonical_transactions(seed: int, n_customers: int) -> pd.DataFrame:
-    raw = generate_shop(GenerateConfig(seed=seed, n_customers=n_customers)).transactions
+def canonical_transactions(seed: int, n_customers: int, **config: object) -> pd.DataFrame:
+    """``config`` overrides other GenerateConfig fields (e.g. a shorter ``start``)."""
+    settings = GenerateConfig(seed=seed, n_customers=n_customers).model_copy(update=config)
+    raw = generate_shop(settings).transactions
     raw = raw[raw["CustomerID"] != ""]
     return pd.DataFrame(
         {
