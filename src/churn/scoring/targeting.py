@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from churn.config import TargetingConfig
+from churn.errors import UserError
+from churn.features.segments import SEGMENTS
 
 NO_ACTION = "No action"
 TARGET_COLUMNS = [
@@ -56,7 +58,13 @@ def assign_actions(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFram
     action = pd.Series(NO_ACTION, index=scores.index, dtype="object")
     open_rows = pd.Series(True, index=scores.index)
     value = scores["expected_value_12m"].astype("float64")
-    for rule in config.rules:
+    for i, rule in enumerate(config.rules):
+        unknown = sorted(set(rule.segments or ()) - set(SEGMENTS))
+        if unknown:  # a typo would silently match nobody
+            raise UserError(
+                f"targeting.rules[{i}].segments: {unknown[0]!r} is not one of:"
+                f" {', '.join(SEGMENTS)}"
+            )
         match = open_rows.copy()
         if rule.segments is not None:
             match &= scores["segment"].isin(rule.segments)
