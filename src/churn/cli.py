@@ -327,11 +327,13 @@ def score(
 ) -> None:
     """Churn probability, risk band, P(alive), 12-month value and value at risk for every
     active customer at the as-of date, riskiest first (reasons: `churn explain`, `churn export`)."""
+    params = _state.params()
+    day = _as_of_option(as_of)
+
     from churn.atomic import write_parquet
     from churn.scoring.score import score_customers
 
-    params = _state.params()
-    snapshot = _scoring_snapshot(params, _as_of_option(as_of))
+    snapshot = _scoring_snapshot(params, day)
     churn_model, identity = _load_model(params, model or str(params.paths.model_dir))
     with _step("score"):
         scores = score_customers(snapshot, churn_model, identity, params.scoring)
@@ -421,13 +423,7 @@ def export(
     control group, drops customers without marketing consent, then writes the
     targets table, the CSV/Excel list and a summary of who was left out.
     """
-    import pandas as pd
-
-    from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-    from churn.scoring.export import ExportFilters, build_export, consent_status, write_xlsx
-    from churn.scoring.score import explain as explain_customers
-    from churn.scoring.score import with_reasons
-    from churn.scoring.targeting import select_targets
+    from churn.scoring.export import ExportFilters
 
     params = _state.params()
     settings = params.export
@@ -443,6 +439,15 @@ def export(
     for name in formats:
         if name not in ("csv", "xlsx"):
             raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
+    # Checked before the heavy imports below, so a typo fails in a second.
+    import pandas as pd
+
+    from churn.atomic import atomic_path, write_csv, write_json, write_parquet
+    from churn.scoring.export import build_export, consent_status, write_xlsx
+    from churn.scoring.score import explain as explain_customers
+    from churn.scoring.score import with_reasons
+    from churn.scoring.targeting import select_targets
+
     scores = _read_parquet(params.paths.scores, "score")
     customers = None
     if params.paths.customers.exists():
