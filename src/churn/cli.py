@@ -325,8 +325,13 @@ def score(
     model: Annotated[str | None, typer.Option("--model", help=_MODEL_HELP)] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help=_AS_OF_HELP)] = None,
 ) -> None:
-    """Churn probability, risk band, P(alive), 12-month value and value at risk for every
-    active customer at the as-of date, riskiest first (reasons: `churn explain`, `churn export`)."""
+    """Score every active customer at the as-of date: churn risk, band, value, value at risk.
+
+    Writes the score table riskiest first: calibrated churn probability, risk band
+    (scoring.*), P(alive) and expected 12-month value (BG/NBD x Gamma-Gamma), value at
+    risk, RFM segment and the model's name and version. Reasons are filled in by
+    `churn export` for the list and by `churn explain` for anyone.
+    """
     params = _state.params()
     day = _as_of_option(as_of)
 
