@@ -27,6 +27,7 @@ from sklearn.metrics import roc_auc_score
 from churn.data.ingest import CANONICAL_COLUMNS
 from churn.scoring.export import EXPORT_COLUMNS
 from churn.scoring.score import SCORE_COLUMNS
+from churn.scoring.targeting import TARGET_COLUMNS
 
 pytestmark = pytest.mark.e2e
 
@@ -131,10 +132,18 @@ def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_
     assert list(scores.columns) == SCORE_COLUMNS
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["customer_id"].is_unique
+    assert set(scores["risk_band"]) <= {"low", "medium", "high"}
+    table = pd.read_parquet(repo / "data/scores/targets.parquet")
+    assert list(table.columns) == [*SCORE_COLUMNS, *TARGET_COLUMNS]
+    assert not (table["selected"] & table["control_group"]).any()
     targets = pd.read_csv(repo / "data/exports/retention_targets.csv")
     assert list(targets.columns) == list(EXPORT_COLUMNS.values())
     assert 0 < len(targets) <= 500
-    assert targets["Churn risk (%)"].is_monotonic_decreasing
+    assert targets["Expected gain"].is_monotonic_decreasing
+    assert (targets["Why (1)"].notna()).mean() > 0.5
+    summary = json.loads((repo / "data/exports/retention_targets.summary.json").read_text())
+    assert summary["exported"] == len(targets) == table["selected"].sum()
+    assert (repo / "data/exports/retention_targets.xlsx").exists()
 
 
 def test_model_beats_recency_rule(project: tuple[Path, dict[str, str]], first_repro: str) -> None:

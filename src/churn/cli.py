@@ -260,59 +260,246 @@ def evaluate() -> None:
         )
 
 
+def _as_of_option(value: str | None) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def _scoring_snapshot(params: Params, as_of: Any) -> Any:
+    """The scoring snapshot at ``as_of``: the features stage's file when it is for that date,
+    else built now from the transactions through the same feature code."""
+    import pandas as pd
+
+    path = params.paths.score_features
+    if as_of is None:
+        return _read_parquet(path, "features")
+    if path.exists():
+        snapshot = pd.read_parquet(path)
+        if not snapshot.empty and set(pd.to_datetime(snapshot["cutoff"]).dt.date) == {as_of}:
+            return snapshot
+    from churn.features import backend
+    from churn.features.tables import build_scoring_snapshot
+
+    if not params.paths.transactions.exists():
+        raise UserError(f"{params.paths.transactions} not found (run `churn ingest` first)")
+    log.info(
+        "score: building the scoring snapshot for %s from %s", as_of, params.paths.transactions
+    )
+    con = backend.connect(params.engine, spark_master=params.spark_master)
+    transactions = backend.read_transactions(con, params.paths.transactions)
+    return build_scoring_snapshot(transactions, as_of, params.snapshots, params.features)
+
+
+def _load_model(params: Params, uri: str) -> Any:
+    """(ChurnModel, ModelIdentity) for a directory or registry URI."""
+    import mlflow
+
+    from churn.model import tracking
+    from churn.scoring.score import identify_model, load_churn_model
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(params.tracking))
+    train_run = None
+    if params.paths.train_run.exists():
+        train_run = json.loads(params.paths.train_run.read_text())
+    identity = identify_model(uri, train_run)
+    return load_churn_model(identity.pinned_uri), identity
+
+
+_MODEL_HELP = (
+    "MLflow model URI or directory, e.g. models:/churn-classifier@champion."
+    " Default: paths.model_dir."
+)
+_AS_OF_HELP = (
+    "Score as if today were this date (YYYY-MM-DD); transactions after it are ignored."
+    " Default: the features stage's as-of date."
+)
+
+
 @app.command()
 def score(
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="MLflow model URI or directory, e.g. models:/churn-classifier@champion."
-            " Default: paths.model_dir.",
-        ),
-    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help=_MODEL_HELP)] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_AS_OF_HELP)] = None,
 ) -> None:
-    """Churn probability for every active customer at the as-of date."""
-    from churn.atomic import write_parquet
-    from churn.scoring.score import load_churn_model, score_customers
+    """Score every active customer at the as-of date: churn risk, band, value, value at risk.
 
+    Writes the score table riskiest first: calibrated churn probability, risk band
+    (scoring.*), P(alive) and expected 12-month value (BG/NBD x Gamma-Gamma), value at
+    risk, RFM segment and the model's name and version. Reasons are filled in by
+    `churn export` for the list and by `churn explain` for anyone.
+    """
     params = _state.params()
-    snapshot = _read_parquet(params.paths.score_features, "features")
-    model_uri = model or str(params.paths.model_dir)
+    day = _as_of_option(as_of)
+
+    from churn.atomic import write_parquet
+    from churn.scoring.score import score_customers
+
+    snapshot = _scoring_snapshot(params, day)
+    churn_model, identity = _load_model(params, model or str(params.paths.model_dir))
     with _step("score"):
-        scores = score_customers(snapshot, load_churn_model(model_uri), model_uri)
+        scores = score_customers(snapshot, churn_model, identity, params.scoring)
         write_parquet(scores, params.paths.scores)
         log.info(
-            "score: %s customers in, %s scored at %s",
+            "score: %s customers in, %s scored at %s with %s (%s v%s); bands %s",
             f"{len(snapshot):,}",
             f"{len(scores):,}",
             scores["as_of"].iloc[0].date(),
+            identity.uri,
+            identity.name or "unregistered",
+            identity.version or "-",
+            scores["risk_band"].value_counts().to_dict(),
         )
+
+
+@app.command()
+def explain(
+    customer_id: Annotated[str, typer.Argument(help="The customer to explain.")],
+    model: Annotated[str | None, typer.Option("--model", help=_MODEL_HELP)] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_AS_OF_HELP)] = None,
+) -> None:
+    """Why one customer scores as they do: churn risk, value and the top three reasons."""
+    from churn.scoring.score import explain as explain_customers
+    from churn.scoring.score import score_customers
+
+    params = _state.params()
+    snapshot = _scoring_snapshot(params, _as_of_option(as_of))
+    row = snapshot[snapshot["customer_id"].astype(str) == customer_id]
+    if row.empty:
+        raise UserError(
+            f"customer {customer_id!r} is not an active customer at the as-of date"
+            f" (no purchase in the last {params.snapshots.active_window_days} days, or unknown id)"
+        )
+    churn_model, identity = _load_model(params, model or str(params.paths.model_dir))
+    scored = score_customers(row, churn_model, identity, params.scoring).iloc[0]
+    reasons = explain_customers(row, churn_model, [customer_id]).iloc[0]
+    print(
+        f"customer {customer_id} at {scored['as_of'].date()}: churn risk"
+        f" {100 * scored['churn_probability']:.1f} % ({scored['risk_band']}),"
+        f" segment {scored['segment']}, expected 12-month value"
+        f" {scored['expected_value_12m']:,.2f}, value at risk {scored['value_at_risk']:,.2f}"
+    )
+    named = [str(reasons[c]) for c in ("reason_1", "reason_2", "reason_3") if reasons[c]]
+    for i, text in enumerate(named or ["nothing in this customer's history points to churn"], 1):
+        print(f"  {i}. {text}")
+
+
+_SEGMENT_HELP = "Only this RFM segment, e.g. 'At risk' (repeat for several)."
+_BAND_HELP = "Only this risk band: low, medium or high (repeat for several)."
 
 
 @app.command()
 def export(
     top: Annotated[
-        int | None, typer.Option("--top", help="How many customers to list (default export.top_n).")
+        int | None,
+        typer.Option(
+            "--top",
+            help="At most this many customers, best expected gain first (default export.top_n).",
+        ),
+    ] = None,
+    segment: Annotated[list[str] | None, typer.Option("--segment", help=_SEGMENT_HELP)] = None,
+    band: Annotated[list[str] | None, typer.Option("--band", help=_BAND_HELP)] = None,
+    min_value: Annotated[
+        float | None,
+        typer.Option(
+            "--min-value", help="Only customers whose expected 12-month value is at least this."
+        ),
+    ] = None,
+    action: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--action",
+            help="Only this recommended action, e.g. 'Personal call'"
+            " (repeat for several; names from targeting.actions).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="csv or xlsx (repeat for both; default export.formats)."),
     ] = None,
 ) -> None:
-    """Write the retention target list (riskiest customers first) as CSV."""
-    from churn.atomic import write_csv
-    from churn.scoring.export import retention_targets
+    """The retention list: who to contact under the targeting budget, with what and why.
+
+    Picks the customers with the best expected gain (churn risk x value x save
+    rate - cost) under targeting.max_contacts / max_budget, holds out a random
+    control group, drops customers without marketing consent, then writes the
+    targets table, the CSV/Excel list and a summary of who was left out.
+    """
+    from churn.scoring.export import ExportFilters
 
     params = _state.params()
+    settings = params.export
+    filters = ExportFilters(
+        segments=segment or settings.segments,
+        bands=band or settings.bands,
+        min_value=min_value if min_value is not None else settings.min_value,
+        actions=action or settings.actions,
+        top_n=top if top is not None else settings.top_n,
+    )
+    filters.check(list(params.targeting.actions))
+    formats = fmt or list(settings.formats)
+    for name in formats:
+        if name not in ("csv", "xlsx"):
+            raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
+    # Checked before the heavy imports below, so a typo fails in a second.
+    import pandas as pd
+
+    from churn.atomic import atomic_path, write_csv, write_json, write_parquet
+    from churn.scoring.export import build_export, consent_status, write_xlsx
+    from churn.scoring.score import explain as explain_customers
+    from churn.scoring.score import with_reasons
+    from churn.scoring.targeting import select_targets
+
     scores = _read_parquet(params.paths.scores, "score")
-    top_n = top if top is not None else params.export.top_n
-    if top_n <= 0:
-        raise UserError("--top must be a positive number of customers")
+    customers = None
+    if params.paths.customers.exists():
+        customers = pd.read_parquet(params.paths.customers)
     with _step("export"):
-        targets = retention_targets(scores, top_n)
-        write_csv(targets, params.paths.targets)
+        consent = consent_status(scores["customer_id"], customers)
+        targets = select_targets(scores, params.targeting, contactable=consent == "ok")
+        wanted = targets.loc[targets["selected"], "customer_id"]
+        if len(wanted) and len(scores):
+            as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
+            churn_model, _ = _load_model(params, _scored_model_uri(scores))
+            snapshot = _scoring_snapshot(params, as_of)
+            targets = with_reasons(targets, explain_customers(snapshot, churn_model, wanted))
+        write_parquet(targets, params.paths.targets_table)
+        contact_list, summary = build_export(targets, consent, customers, filters)
+        written = []
+        if "csv" in formats:
+            write_csv(contact_list, params.paths.targets)
+            written.append(str(params.paths.targets))
+        if "xlsx" in formats:
+            with atomic_path(params.paths.targets_xlsx) as tmp:
+                write_xlsx(contact_list, tmp)
+            written.append(str(params.paths.targets_xlsx))
+        summary["files"] = written
+        write_json(summary, params.paths.export_summary)
         log.info(
-            "export: %s scored customers in, %s targets -> %s",
-            f"{len(scores):,}",
-            f"{len(targets):,}",
-            params.paths.targets,
+            "export: %s scored, %s worth contacting, %s targeted under budget, %s held out as"
+            " control, left out %s, %s exported -> %s",
+            f"{summary['scored_customers']:,}",
+            f"{summary['worth_contacting']:,}",
+            f"{summary['targeted_under_budget']:,}",
+            f"{summary['control_group_held_out']:,}",
+            summary["left_out"],
+            f"{summary['exported']:,}",
+            ", ".join(written),
         )
+
+
+def _scored_model_uri(scores: Any) -> str:
+    """The exact model that produced the scores (an alias may have moved since)."""
+    from churn.scoring.score import ModelIdentity
+
+    first = scores.iloc[0]
+    return ModelIdentity(
+        str(first["model_uri"]), str(first["model_name"]), str(first["model_version"])
+    ).pinned_uri
 
 
 @app.command()

@@ -44,6 +44,11 @@ class PathsConfig(_Section):
     plots_dir: Path = Path("plots")
     scores: Path = Path("data/scores/scores.parquet")
     targets: Path = Path("data/exports/retention_targets.csv")
+    # Retention list (issue #6): every scored customer with its action and selection flags,
+    # the Excel copy of the export and the export summary (counts of who was left out, why).
+    targets_table: Path = Path("data/scores/targets.parquet")
+    targets_xlsx: Path = Path("data/exports/retention_targets.xlsx")
+    export_summary: Path = Path("data/exports/retention_targets.summary.json")
 
 
 class GenerateConfig(_Section):
@@ -212,8 +217,79 @@ class EvaluateConfig(_Section):
     seed: int = 0
 
 
+class ScoringConfig(_Section):
+    """Risk bands: low below ``medium_from``, high above ``high_above``, medium in between."""
+
+    medium_from: float = Field(0.33, gt=0, lt=1)
+    high_above: float = Field(0.66, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> ScoringConfig:
+        if self.high_above < self.medium_from:
+            raise ValueError("high_above must be at least medium_from")
+        return self
+
+
+RiskBand = Literal["low", "medium", "high"]
+
+
+class ActionConfig(_Section):
+    """One retention action: what a contact costs and the share of churners it saves."""
+
+    cost: float = Field(ge=0)
+    save_rate: float = Field(ge=0, le=1)
+
+
+class ActionRule(_Section):
+    """Customers matching every set condition get ``action``; None means "any"."""
+
+    action: str
+    segments: tuple[str, ...] | None = None
+    bands: tuple[RiskBand, ...] | None = None
+    min_value: float | None = None  # expected 12-month value at least this
+
+
+class TargetingConfig(_Section):
+    """Who to contact: best expected gain under the budget, with a random control group."""
+
+    max_contacts: int | None = Field(500, ge=0)  # None = no limit on the number of contacts
+    max_budget: float | None = Field(None, ge=0)  # None = no limit on the money spent
+    control_fraction: float = Field(0.10, ge=0, lt=1)
+    seed: int = 2026
+    actions: dict[str, ActionConfig] = Field(
+        default_factory=lambda: {
+            "Personal call": ActionConfig(cost=15.0, save_rate=0.30),
+            "Loyalty offer": ActionConfig(cost=5.0, save_rate=0.15),
+            "Win-back email": ActionConfig(cost=0.5, save_rate=0.05),
+        }
+    )
+    rules: tuple[ActionRule, ...] = (
+        ActionRule(action="Personal call", bands=("high", "medium"), min_value=150.0),
+        ActionRule(
+            action="Loyalty offer",
+            segments=("Champions", "Loyal", "Can't lose them", "At risk", "Potential loyalists"),
+            min_value=50.0,
+        ),
+        ActionRule(action="Win-back email"),
+    )
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> TargetingConfig:
+        for i, rule in enumerate(self.rules):
+            if rule.action not in self.actions:
+                known = ", ".join(sorted(self.actions)) or "none defined"
+                raise ValueError(f"rules[{i}].action {rule.action!r} is not in actions ({known})")
+        return self
+
+
 class ExportConfig(_Section):
     top_n: int = Field(500, gt=0)
+    formats: tuple[Literal["csv", "xlsx"], ...] = ("csv", "xlsx")
+    # Default filters of `churn export` (the CLI flags override them for one run).
+    segments: tuple[str, ...] | None = None
+    bands: tuple[RiskBand, ...] | None = None
+    min_value: float | None = None  # expected 12-month value at least this
+    actions: tuple[str, ...] | None = None
 
 
 class Params(_Section):
@@ -229,6 +305,8 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    targeting: TargetingConfig = TargetingConfig()
 
 
 def _describe(error: ValidationError) -> str:

@@ -67,12 +67,25 @@ def build_feature_tables(
         ).to_pandas(),
         snapshots.horizon_days,
     )
-    scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
+    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
+    labelled = scorer.fit(labelled).transform(labelled)
+    edges = dict(scorer.edges_)
+    scoring, scoring_edges = _scoring_table(transactions, calendar.as_of, snapshots, features)
+    edges.update(scoring_edges)
+    return FeatureTables(
+        labelled=labelled, scoring=scoring, calendar=calendar, rfm_edges=edges, n_transactions=n
+    )
+
+
+def _scoring_table(
+    transactions: ir.Table, as_of: dt.date, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    scoring_cutoff = pd.DataFrame({"cutoff": [as_of], "split": ["score"]})
     scoring = _population_with_btyd(
         snapshot_expr(
             transactions,
             scoring_cutoff,
-            calendar.as_of,
+            as_of,
             snapshots,
             features,
             with_label=False,
@@ -80,12 +93,18 @@ def build_feature_tables(
         ).to_pandas(),
         snapshots.horizon_days,
     )
+    if scoring.empty:
+        return scoring, {}
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    labelled = scorer.fit(labelled).transform(labelled)
-    edges = dict(scorer.edges_)
-    if not scoring.empty:
-        scoring = scorer.fit(scoring).transform(scoring)
-        edges.update(scorer.edges_)
-    return FeatureTables(
-        labelled=labelled, scoring=scoring, calendar=calendar, rfm_edges=edges, n_transactions=n
-    )
+    return scorer.fit(scoring).transform(scoring), dict(scorer.edges_)
+
+
+def build_scoring_snapshot(
+    transactions: ir.Table, as_of: dt.date, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> pd.DataFrame:
+    """The scoring snapshot for any as-of date, through the very code `features` runs.
+
+    `churn score --as-of` replays a past (or later) date without rebuilding the
+    labelled training table, which costs far more than one cutoff.
+    """
+    return _scoring_table(transactions, as_of, snapshots, features)[0]

@@ -1,27 +1,205 @@
 """The retention target list marketing loads into its CRM.
 
 Column names are for a marketer, not a data scientist: what each column means
-must be obvious without this code.
+must be obvious without this code. Only customers who may be contacted end up
+in the list; everyone left out is counted by reason in the export summary, so
+a short list never looks like a silent bug.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from churn.errors import UserError
+from churn.features.segments import SEGMENTS
+from churn.scoring.targeting import NO_ACTION
+
+BANDS = ("low", "medium", "high")
+CONSENT_OK = "ok"
+NO_CONSENT = "no_consent"
+UNKNOWN_CONSENT = "unknown_consent"
+NOT_IN_CUSTOMERS = "not_in_customers_table"
 
 EXPORT_COLUMNS = {
-    "risk_rank": "Rank",
+    "priority": "Priority",
     "customer_id": "Customer ID",
+    "name": "Name",
+    "email": "Email",
+    "country": "Country",
     "churn_probability": "Churn risk (%)",
+    "risk_band": "Risk band",
+    "segment": "Segment",
+    "expected_value_12m": "Expected value, next 12 months",
+    "value_at_risk": "Value at risk",
+    "action": "Recommended action",
+    "contact_cost": "Contact cost",
+    "expected_gain": "Expected gain",
+    "reason_1": "Why (1)",
+    "reason_2": "Why (2)",
+    "reason_3": "Why (3)",
+    "p_alive": "Chance still active (%)",
     "recency_days": "Days since last order",
     "n_orders": "Orders to date",
     "revenue": "Revenue to date",
+    "risk_rank": "Risk rank",
 }
+_MONEY = ("expected_value_12m", "value_at_risk", "contact_cost", "expected_gain", "revenue")
 
 
-def retention_targets(scores: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """The ``top_n`` customers most likely to churn, in marketing's words."""
-    top = scores.nsmallest(top_n, "risk_rank").copy()
-    top["churn_probability"] = (100 * top["churn_probability"]).round(1)
-    top["recency_days"] = top["recency_days"].round().astype("int64")
-    top["revenue"] = top["revenue"].round(2)
-    return top[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS).reset_index(drop=True)
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which selected customers go into this export; None means no filter."""
+
+    segments: Sequence[str] | None = None
+    bands: Sequence[str] | None = None
+    min_value: float | None = None  # expected 12-month value at least this
+    actions: Sequence[str] | None = None
+    top_n: int | None = None
+
+    def check(self, known_actions: Sequence[str]) -> None:
+        """Refuse a filter value that can only be a typo (it would silently export nothing)."""
+        for option, values, known in (
+            ("--segment", self.segments, SEGMENTS),
+            ("--band", self.bands, BANDS),
+            ("--action", self.actions, tuple(known_actions)),
+        ):
+            for value in values or ():
+                if value not in known:
+                    raise UserError(
+                        f"{option} {value!r} is not one of: {', '.join(repr(k) for k in known)}"
+                    )
+        if self.min_value is not None and not np.isfinite(self.min_value):
+            raise UserError("--min-value must be a finite number")
+        if self.top_n is not None and self.top_n <= 0:
+            raise UserError("--top must be a positive number of customers")
+
+
+def consent_status(customer_ids: pd.Series, customers: pd.DataFrame | None) -> pd.Series:
+    """ok / no_consent / unknown_consent / not_in_customers_table for each customer id.
+
+    Without a customers table (none configured: ingest writes it empty) there is
+    nothing to check and everyone is ``ok``; with one, only an explicit True
+    consent is ``ok``.
+    """
+    if customers is None or customers.empty:
+        return pd.Series(CONSENT_OK, index=customer_ids.index, dtype="object")
+    consent = customers.drop_duplicates("customer_id").set_index("customer_id")["marketing_consent"]
+    known = customer_ids.isin(consent.index)
+    flag = customer_ids.map(consent)
+    granted = flag.astype("boolean").fillna(False).to_numpy(dtype=bool)
+    status = np.select(
+        [~known.to_numpy(), flag.isna().to_numpy(), granted],
+        [NOT_IN_CUSTOMERS, UNKNOWN_CONSENT, CONSENT_OK],
+        NO_CONSENT,
+    )
+    return pd.Series(status, index=customer_ids.index, dtype="object")
+
+
+def _apply_filters(frame: pd.DataFrame, filters: ExportFilters) -> pd.DataFrame:
+    if filters.segments is not None:
+        frame = frame[frame["segment"].isin(filters.segments)]
+    if filters.bands is not None:
+        frame = frame[frame["risk_band"].isin(filters.bands)]
+    if filters.min_value is not None:
+        frame = frame[frame["expected_value_12m"] >= filters.min_value]
+    if filters.actions is not None:
+        frame = frame[frame["action"].isin(filters.actions)]
+    if filters.top_n is not None:
+        frame = frame.head(filters.top_n)
+    return frame
+
+
+def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
+    out = frame.copy()
+    contact = ["email", "name", "country"]
+    if customers is not None and not customers.empty:
+        info = customers.drop_duplicates("customer_id").set_index("customer_id")[contact]
+        for column in contact:
+            out[column] = out["customer_id"].map(info[column])
+    for column in contact:
+        out[column] = out[column].fillna("") if column in out else ""
+    out["priority"] = np.arange(1, len(out) + 1)
+    out["churn_probability"] = (100 * out["churn_probability"]).round(1)
+    out["p_alive"] = (100 * out["p_alive"]).round(1)
+    out["recency_days"] = out["recency_days"].round().astype("int64")
+    for column in _MONEY:
+        out[column] = out[column].round(2)
+    return out[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS).reset_index(drop=True)
+
+
+def build_export(
+    targets: pd.DataFrame,
+    consent: pd.Series,
+    customers: pd.DataFrame | None,
+    filters: ExportFilters,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The contact list (selected customers, best expected gain first) and its summary.
+
+    ``consent`` is ``consent_status`` aligned with ``targets``. Left-out counts
+    are over customers worth contacting (positive expected gain with an action).
+    """
+    worth = (targets["expected_gain"] > 0) & (targets["action"] != NO_ACTION)
+    contact_list = targets[targets["selected"] & (consent == CONSENT_OK)]
+    contact_list = contact_list.sort_values(
+        ["expected_gain", "risk_rank"], ascending=[False, True], kind="stable"
+    )
+    exported = _apply_filters(contact_list, filters)
+    summary: dict[str, Any] = {
+        "as_of": str(pd.Timestamp(targets["as_of"].iloc[0]).date()) if len(targets) else None,
+        "scored_customers": len(targets),
+        "worth_contacting": int(worth.sum()),
+        "left_out": {
+            NO_CONSENT: int((worth & (consent == NO_CONSENT)).sum()),
+            UNKNOWN_CONSENT: int((worth & (consent == UNKNOWN_CONSENT)).sum()),
+            NOT_IN_CUSTOMERS: int((worth & (consent == NOT_IN_CUSTOMERS)).sum()),
+        },
+        "targeted_under_budget": int(targets["targeted"].sum()),
+        "control_group_held_out": int((targets["targeted"] & targets["control_group"]).sum()),
+        "selected": len(contact_list),
+        "removed_by_filters": int(len(contact_list) - len(exported)),
+        "exported": len(exported),
+        "exported_cost": round(float(exported["contact_cost"].sum()), 2),
+        "exported_expected_gain": round(float(exported["expected_gain"].sum()), 2),
+        "exported_by_action": {
+            str(k): int(v) for k, v in exported["action"].value_counts().items()
+        },
+        "filters": {
+            "segments": list(filters.segments) if filters.segments is not None else None,
+            "bands": list(filters.bands) if filters.bands is not None else None,
+            "min_value": filters.min_value,
+            "actions": list(filters.actions) if filters.actions is not None else None,
+            "top_n": filters.top_n,
+        },
+    }
+    return _marketing_view(exported, customers), summary
+
+
+def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list") -> None:
+    """One sheet, bold frozen header and readable column widths (no pandas Excel writer needed)."""
+    book = Workbook()
+    ws = book.active
+    ws.title = sheet
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append([None if isinstance(v, float) and np.isnan(v) else _plain(v) for v in row])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    ws.freeze_panes = "A2"
+    for i, column in enumerate(frame.columns, start=1):
+        longest = max([len(str(column)), *(len(str(v)) for v in frame[column].head(200))])
+        ws.column_dimensions[get_column_letter(i)].width = min(60, longest + 2)
+    book.save(target)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values, which openpyxl writes natively."""
+    return value.item() if isinstance(value, np.generic) else value

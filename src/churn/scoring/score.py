@@ -7,24 +7,79 @@ data scientist's notebook run the very same object.
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+from churn.config import ScoringConfig
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
+from churn.scoring.attribution import contributions
+from churn.scoring.reasons import REASON_COLUMNS, top_reasons
 
 SCORE_COLUMNS = [
     "customer_id",
     "as_of",
     "churn_probability",
+    "risk_band",
     "risk_rank",
+    "p_alive",
+    "expected_value_12m",
+    "value_at_risk",
+    "segment",
     "recency_days",
     "n_orders",
     "revenue",
+    *REASON_COLUMNS,
+    "model_name",
+    "model_version",
     "model_uri",
 ]
+_REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))?/?")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model produced a score: the URI asked for and the registered name and version."""
+
+    uri: str
+    name: str = ""
+    version: str = ""
+
+    @property
+    def pinned_uri(self) -> str:
+        """A URI that keeps meaning this exact model after an alias moves."""
+        if self.uri.startswith("models:/") and self.name and self.version:
+            return f"models:/{self.name}/{self.version}"
+        return self.uri
+
+
+def identify_model(uri: str, train_run: Mapping[str, Any] | None = None) -> ModelIdentity:
+    """Name and version behind a model URI; an alias is resolved through the registry.
+
+    A local model directory has no registry version; its name comes from the
+    training run record (models/train_run.json) when there is one.
+    """
+    found = _REGISTRY_URI.fullmatch(uri)
+    if found is None:
+        name = str((train_run or {}).get("registered_model") or "")
+        return ModelIdentity(uri=uri, name=name)
+    name, alias, version = found.group("name"), found.group("alias"), found.group("version")
+    if alias:
+        try:
+            version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        except Exception as exc:  # MLflow raises several types for an unknown alias
+            raise UserError(
+                f"cannot resolve {uri!r} in the registry: {str(exc).splitlines()[0]}"
+            ) from exc
+    return ModelIdentity(uri=uri, name=name, version=version or "")
 
 
 def load_churn_model(uri: str) -> ChurnModel:
@@ -41,16 +96,65 @@ def load_churn_model(uri: str) -> ChurnModel:
     return model
 
 
-def score_customers(snapshot: pd.DataFrame, model: ChurnModel, model_uri: str) -> pd.DataFrame:
-    """Probabilities for one cutoff's snapshot, riskiest first (rank 1 = most at risk)."""
+def risk_bands(probability: np.ndarray | pd.Series, config: ScoringConfig) -> np.ndarray:
+    """low below ``medium_from``, high above ``high_above``, medium in between (inclusive)."""
+    p = np.asarray(probability, dtype="float64")
+    return np.where(
+        p > config.high_above, "high", np.where(p < config.medium_from, "low", "medium")
+    )
+
+
+def score_customers(
+    snapshot: pd.DataFrame,
+    model: ChurnModel,
+    model_uri: str | ModelIdentity,
+    config: ScoringConfig | None = None,
+) -> pd.DataFrame:
+    """Probability, band and value for one cutoff's snapshot, riskiest first (rank 1).
+
+    Reasons are left empty here: exact attributions for every customer cost far
+    more than the scores, so they are filled in (``explain``) only for the
+    customers someone will look at.
+    """
     if snapshot.empty:
         raise UserError("no active customers to score at the as-of date")
-    scores = snapshot[["customer_id", "cutoff", "recency_days", "n_orders", "revenue"]].copy()
-    scores = scores.rename(columns={"cutoff": "as_of"})
+    config = config or ScoringConfig()
+    identity = model_uri if isinstance(model_uri, ModelIdentity) else ModelIdentity(model_uri)
+    columns = ["customer_id", "cutoff", "recency_days", "n_orders", "revenue", "segment"]
+    scores = snapshot[columns].rename(columns={"cutoff": "as_of"})
+    scores["as_of"] = pd.to_datetime(scores["as_of"])
+    scores["segment"] = scores["segment"].astype(str)
     scores["churn_probability"] = model.churn_probability(snapshot)
+    scores["risk_band"] = risk_bands(scores["churn_probability"], config)
+    scores["p_alive"] = snapshot["btyd_p_alive"].astype("float64")
+    scores["expected_value_12m"] = snapshot["expected_value_12m"].astype("float64")
+    scores["value_at_risk"] = scores["churn_probability"] * scores["expected_value_12m"]
     scores = scores.sort_values(
         ["churn_probability", "customer_id"], ascending=[False, True], kind="stable"
     )
-    scores["risk_rank"] = range(1, len(scores) + 1)
-    scores["model_uri"] = model_uri
+    scores["risk_rank"] = np.arange(1, len(scores) + 1, dtype="int64")
+    for column in REASON_COLUMNS:
+        scores[column] = ""
+    scores["model_name"] = identity.name
+    scores["model_version"] = identity.version
+    scores["model_uri"] = identity.uri
     return scores[SCORE_COLUMNS].reset_index(drop=True)
+
+
+def explain(snapshot: pd.DataFrame, model: ChurnModel, customer_ids: Iterable[str]) -> pd.DataFrame:
+    """reason_1..3 for the given customers (ids missing from the snapshot are skipped)."""
+    wanted = snapshot[snapshot["customer_id"].isin(set(customer_ids))]
+    contrib = contributions(model.booster, model.matrix(wanted))
+    reasons = top_reasons(wanted, contrib, model.features)
+    reasons.insert(0, "customer_id", wanted["customer_id"].to_numpy())
+    return reasons.reset_index(drop=True)
+
+
+def with_reasons(table: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with reason_1..3 filled in from ``reasons`` where a customer has them."""
+    out = table.copy()
+    filled = reasons.set_index("customer_id")
+    for column in REASON_COLUMNS:
+        new = out["customer_id"].map(filled[column])
+        out[column] = new.fillna(out.get(column, "")).astype(str)
+    return out

@@ -1,0 +1,258 @@
+"""Plain-word reasons behind a churn score, from the model's per-feature contributions.
+
+A marketer cannot act on "overdue_ratio +0.41". Related features are grouped
+into one reason (recency, overdue ratio and purchase gaps all say "hasn't
+bought for a while"), a group's contributions are summed, and only groups that
+push the score toward churn are named, with the customer's own numbers filled
+in. Calendar features (days to Christmas) describe the date, not the customer,
+so they are never a reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+N_REASONS = 3
+REASON_COLUMNS = [f"reason_{i}" for i in range(1, N_REASONS + 1)]
+# Features about the calendar, identical for every customer at a cutoff: never a reason.
+DATE_FEATURES = frozenset({"days_to_christmas", "christmas_in_horizon"})
+# Pushes below this (log-odds) are noise, not a reason worth printing.
+MIN_PUSH = 0.01
+
+Row = Mapping[str, Any]
+
+
+def _num(row: Row, name: str) -> float:
+    value = row.get(name)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number
+
+
+def _count(value: float) -> str:
+    return str(round(value)) if math.isfinite(value) else "?"
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}" if math.isfinite(value) else "?"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f} %" if math.isfinite(value) else "? %"
+
+
+def _orders(n: float) -> str:
+    return f"{_count(n)} order" + ("" if n == 1 else "s")
+
+
+def _days(n: float) -> str:
+    return f"{_count(n)} day" + ("" if round(n) == 1 else "s")
+
+
+def _recency(row: Row) -> str:
+    days, gap = _num(row, "recency_days"), _num(row, "mean_gap_days")
+    if not math.isfinite(gap):
+        return f"no purchase for {_days(days)}, and only one order so far"
+    if days < gap:
+        return f"buys rarely: about every {_days(gap)} (last order {_days(days)} ago)"
+    return f"no purchase for {_days(days)}, usually every {_count(gap)}"
+
+
+def _order_trend(row: Row) -> str:
+    recent, before = _num(row, "n_orders_90d"), _num(row, "n_orders_prev_90d")
+    if not (math.isfinite(recent) and math.isfinite(before)):
+        return "fewer orders lately than before"
+    if recent == 0 and before == 0:
+        return "no orders in the last 6 months"
+    if recent < before:
+        return f"orders down: {_count(recent)} in the last 90 days vs {_count(before)} before"
+    return f"only {_orders(recent)} in the last 90 days"
+
+
+def _frequency(row: Row) -> str:
+    orders, tenure = _num(row, "n_orders"), _num(row, "tenure_days")
+    if orders == 1:
+        return f"only one order in {_count(tenure)} days as a customer"
+    lead = "only " if orders <= 3 else ""
+    return f"{lead}{_orders(orders)} in {_count(tenure)} days as a customer"
+
+
+def _spend(row: Row) -> str | None:
+    last = _num(row, "revenue_90d")
+    before = _num(row, "revenue_180d") - last
+    if math.isfinite(last) and math.isfinite(before) and before > 0 and last < before:
+        drop = 1 - max(last, 0.0) / before
+        return (
+            f"spend down {_percent(drop)} on the previous quarter"
+            f" ({_money(last)} vs {_money(before)})"
+        )
+    if last == 0 and before == 0:
+        return "no spend in the last 6 months"
+    if not _num(row, "m_score") <= 2:
+        return None  # a good spender: "low spend" would be false
+    revenue, average = _num(row, "revenue"), _num(row, "avg_order_value")
+    return f"low spend: {_money(revenue)} in total, {_money(average)} per order"
+
+
+def _alive(row: Row) -> str:
+    p = _num(row, "btyd_p_alive")
+    lead = "only " if p < 0.5 else ""
+    return f"buying pattern gives {lead}a {_percent(p)} chance of still being an active customer"
+
+
+def _returns(row: Row) -> str | None:
+    returns = _num(row, "n_returns")
+    if not returns > 0:
+        return None  # "no returns" is no reason a marketer can act on
+    return f"{_count(returns)} returns on {_orders(_num(row, 'n_orders'))}"
+
+
+def _seasonal(row: Row) -> str:
+    share = _num(row, "holiday_order_share")
+    if share == 0:
+        return "has never ordered in the November-December season"
+    if share >= 0.5:
+        return f"buys mostly for the holidays: {_percent(share)} of orders in November-December"
+    return f"only {_percent(share)} of orders in the November-December season"
+
+
+def _segment(row: Row) -> str:
+    return f'in the "{row.get("segment", "?")}" customer segment'
+
+
+@dataclass(frozen=True)
+class _Group:
+    name: str
+    matches: Callable[[str], bool]
+    render: Callable[[Row], str | None]  # None: nothing worth saying for this row
+
+
+def _named(*names: str) -> Callable[[str], bool]:
+    return lambda feature: feature in names
+
+
+def _window(kind: str, short: bool) -> Callable[[str], bool]:
+    pattern = re.compile(rf"{kind}_(\d+)d")
+
+    def matches(feature: str) -> bool:
+        found = pattern.fullmatch(feature)
+        return bool(found) and (int(found.group(1)) <= 90) == short  # type: ignore[union-attr]
+
+    return matches
+
+
+def _any(*tests: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda feature: any(test(feature) for test in tests)
+
+
+# First matching group wins; order matters only where a feature could match two.
+_GROUPS = (
+    _Group(
+        "recency",
+        _named("recency_days", "overdue_ratio", "mean_gap_days", "gap_sd_days", "r_score"),
+        _recency,
+    ),
+    _Group(
+        "order_trend",
+        _any(_named("trend_90d", "n_orders_prev_90d"), _window("n_orders", True)),
+        _order_trend,
+    ),
+    _Group(
+        "frequency",
+        _any(
+            _named(
+                "n_orders",
+                "f_score",
+                "tenure_days",
+                "btyd_expected_purchases",
+                "fm_score",
+                "rfm_score",
+            ),
+            _window("n_orders", False),
+        ),
+        _frequency,
+    ),
+    _Group(
+        "spend",
+        _any(
+            _named(
+                "revenue",
+                "avg_order_value",
+                "max_order_value",
+                "m_score",
+                "btyd_expected_spend",
+                "expected_value_12m",
+            ),
+            _window("revenue", True),
+            _window("revenue", False),
+        ),
+        _spend,
+    ),
+    _Group("alive", _named("btyd_p_alive", "btyd_p_no_purchase"), _alive),
+    _Group("returns", _named("n_returns", "return_rate"), _returns),
+    _Group(
+        "seasonal",
+        _named("holiday_order_share", "n_holiday_orders", "n_orders_last_year_horizon"),
+        _seasonal,
+    ),
+    _Group("segment", _named("segment"), _segment),
+)
+
+
+def _generic(feature: str) -> _Group:
+    label = feature.replace("_", " ")
+    return _Group(feature, _named(feature), lambda row: f"{label}: {row.get(feature, '?')}")
+
+
+def reason_groups(features: Sequence[str]) -> list[tuple[_Group, list[int]]]:
+    """Each reason group with the model-feature positions it sums; date features dropped."""
+    members: dict[str, list[int]] = {}
+    groups: dict[str, _Group] = {}
+    for position, feature in enumerate(features):
+        if feature in DATE_FEATURES:
+            continue
+        group = next((g for g in _GROUPS if g.matches(feature)), None) or _generic(feature)
+        groups.setdefault(group.name, group)
+        members.setdefault(group.name, []).append(position)
+    return [(groups[name], positions) for name, positions in members.items()]
+
+
+def top_reasons(
+    rows: pd.DataFrame, contributions: np.ndarray, features: Sequence[str]
+) -> pd.DataFrame:
+    """reason_1..3 for each row: the groups pushing hardest toward churn, in plain words.
+
+    ``contributions`` has one column per feature (plus an optional trailing bias
+    column) in ``features`` order, rows aligned with ``rows``. Fewer than three
+    groups pushing toward churn leave the remaining reasons empty.
+    """
+    groups = reason_groups(features)
+    out = pd.DataFrame("", index=rows.index, columns=REASON_COLUMNS)
+    if rows.empty or not groups:
+        return out
+    indicator = np.zeros((len(features), len(groups)))
+    for j, (_, positions) in enumerate(groups):
+        indicator[positions, j] = 1.0
+    pushes = np.asarray(contributions, dtype="float64")[:, : len(features)] @ indicator
+    order = np.argsort(-pushes, axis=1, kind="stable")
+    records = rows.to_dict("records")
+    texts = []
+    for i, record in enumerate(records):
+        named: list[str] = []
+        for j in order[i]:
+            if pushes[i, j] < MIN_PUSH or len(named) == N_REASONS:
+                break
+            text = groups[j][0].render(record)
+            if text:
+                named.append(text)
+        texts.append(named + [""] * (N_REASONS - len(named)))
+    return pd.DataFrame(texts, index=rows.index, columns=REASON_COLUMNS)

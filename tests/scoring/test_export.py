@@ -1,0 +1,163 @@
+"""The contact list: consent filter counts, marketing column names, filters, Excel readback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from churn.errors import UserError
+from churn.scoring.export import (
+    CONSENT_OK,
+    EXPORT_COLUMNS,
+    NO_CONSENT,
+    NOT_IN_CUSTOMERS,
+    UNKNOWN_CONSENT,
+    ExportFilters,
+    build_export,
+    consent_status,
+    write_xlsx,
+)
+
+
+def _targets() -> pd.DataFrame:
+    n = 8
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "as_of": pd.Timestamp("2026-10-01"),
+            "churn_probability": np.linspace(0.9, 0.2, n),
+            "risk_band": ["high", "high", "high", "medium", "medium", "medium", "low", "low"],
+            "risk_rank": np.arange(1, n + 1),
+            "p_alive": np.linspace(0.1, 0.8, n),
+            "expected_value_12m": [100.0, 300.0, 50.0, 80.0, 500.0, 20.0, 60.0, 40.0],
+            "value_at_risk": 0.0,
+            "segment": ["At risk", "Champions", "Lost", "At risk", "Loyal", "Lost", "New", "New"],
+            "recency_days": [100.2, 80.0, 300.0, 40.0, 20.0, 200.0, 10.0, 5.0],
+            "n_orders": [3, 10, 1, 4, 12, 1, 1, 2],
+            "revenue": [200.0, 900.0, 30.0, 150.0, 2000.0, 15.0, 40.0, 60.0],
+            "reason_1": ["no purchase for 100 days, usually every 30", *[""] * (n - 1)],
+            "reason_2": "",
+            "reason_3": "",
+            "model_name": "churn-classifier",
+            "model_version": "1",
+            "model_uri": "models:/churn-classifier@champion",
+            # gains out of order on purpose: the list is sorted by expected gain
+            "expected_gain": [5.0, 30.0, 2.0, 8.0, 50.0, -1.0, 1.0, 3.0],
+            "action": ["Offer", "Call", "Email", "Offer", "Call", "Email", "Email", "Email"],
+            "contact_cost": [5.0, 15.0, 0.5, 5.0, 15.0, 0.5, 0.5, 0.5],
+            "save_rate": 0.1,
+            "targeted": [True, True, True, True, True, False, True, True],
+            "control_group": [False, False, False, True, False, False, False, False],
+        }
+    ).assign(selected=lambda t: t["targeted"] & ~t["control_group"])
+
+
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": ["c0", "c1", "c2", "c3", "c4", "c5", "c6"],  # c7 is missing
+        "email": ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "e@x.com", "f@x.com", "g@x.com"],
+        "name": ["Ann", "Bob", "Cy", "Di", "Ed", "Flo", "Gus"],
+        "country": ["DE", "FR", "DE", "NL", "UK", "DE", "FR"],
+        "marketing_consent": pd.array([True, True, False, True, None, True, True], "boolean"),
+    }
+)
+
+
+def test_consent_status_covers_every_kind() -> None:
+    status = consent_status(_targets()["customer_id"], CUSTOMERS)
+    assert status.tolist() == [
+        CONSENT_OK,
+        CONSENT_OK,
+        NO_CONSENT,
+        CONSENT_OK,
+        UNKNOWN_CONSENT,
+        CONSENT_OK,
+        CONSENT_OK,
+        NOT_IN_CUSTOMERS,
+    ]
+    empty = consent_status(_targets()["customer_id"], CUSTOMERS.head(0))
+    assert set(empty) == {CONSENT_OK}
+
+
+def test_export_drops_and_counts_non_consenting_and_control() -> None:
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], CUSTOMERS)
+    exported, summary = build_export(targets, consent, CUSTOMERS, ExportFilters())
+    assert exported["Customer ID"].tolist() == ["c1", "c0", "c6"]  # best expected gain first
+    assert summary["left_out"] == {NO_CONSENT: 1, UNKNOWN_CONSENT: 1, NOT_IN_CUSTOMERS: 1}
+    assert summary["control_group_held_out"] == 1
+    assert summary["worth_contacting"] == 7 and summary["exported"] == 3
+    assert summary["exported_cost"] == 20.5
+    assert exported["Email"].tolist() == ["b@x.com", "a@x.com", "g@x.com"]
+    assert exported["Priority"].tolist() == [1, 2, 3]
+    assert list(exported.columns) == list(EXPORT_COLUMNS.values())
+    for name in ("Customer ID", "Churn risk (%)", "Risk band", "Value at risk"):
+        assert name in exported.columns
+    assert {"Recommended action", "Why (1)", "Why (2)", "Why (3)"} <= set(exported.columns)
+    row = exported[exported["Customer ID"] == "c0"].iloc[0]
+    assert row["Churn risk (%)"] == 90.0 and row["Days since last order"] == 100
+    assert row["Why (1)"] == "no purchase for 100 days, usually every 30"
+
+
+def test_without_a_customers_table_everyone_may_be_contacted() -> None:
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], None)
+    exported, summary = build_export(targets, consent, None, ExportFilters())
+    assert exported["Customer ID"].tolist() == ["c4", "c1", "c0", "c7", "c2", "c6"]
+    assert set(exported["Email"]) == {""}
+    assert sum(summary["left_out"].values()) == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (ExportFilters(segments=["Champions", "Loyal"]), ["c4", "c1"]),
+        (ExportFilters(bands=["high"]), ["c1", "c0", "c2"]),
+        (ExportFilters(min_value=100.0), ["c4", "c1", "c0"]),
+        (ExportFilters(actions=["Email"]), ["c7", "c2", "c6"]),
+        (ExportFilters(top_n=2), ["c4", "c1"]),
+        (ExportFilters(bands=["high", "low"], top_n=3), ["c1", "c0", "c7"]),
+    ],
+)
+def test_filters(filters: ExportFilters, expected: list[str]) -> None:
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], None)
+    exported, summary = build_export(targets, consent, None, filters)
+    assert exported["Customer ID"].tolist() == expected
+    assert summary["removed_by_filters"] == 6 - len(expected)
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (ExportFilters(segments=["At Risk"]), "--segment 'At Risk' is not one of"),
+        (ExportFilters(bands=["extreme"]), "--band 'extreme' is not one of"),
+        (ExportFilters(actions=["Fax"]), "--action 'Fax' is not one of: 'Call', 'Email'"),
+        (ExportFilters(top_n=0), "--top must be a positive"),
+    ],
+)
+def test_bad_filter_values_are_user_errors(filters: ExportFilters, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        filters.check(["Call", "Email"])
+
+
+def test_excel_reads_back_with_the_same_cells(tmp_path: Path) -> None:
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], CUSTOMERS)
+    exported, _ = build_export(targets, consent, CUSTOMERS, ExportFilters())
+    path = tmp_path / "list.xlsx"
+    write_xlsx(exported, path)
+    sheet = load_workbook(path, read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[0]) == list(EXPORT_COLUMNS.values())
+    assert len(rows) == 1 + len(exported)
+    header = list(rows[0])
+    first = dict(zip(header, rows[1], strict=True))
+    assert first["Customer ID"] == "c1" and first["Name"] == "Bob"
+    assert first["Churn risk (%)"] == pytest.approx(exported["Churn risk (%)"].iloc[0])
+    assert first["Recommended action"] == "Call"
+    assert first["Expected gain"] == 30.0 and first["Contact cost"] == 15.0

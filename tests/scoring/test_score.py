@@ -1,0 +1,146 @@
+"""The score table: contract columns, bands, value at risk, model identity, replayed dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import ibis
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from trained_model import Trained
+
+from churn.config import ScoringConfig, TrackingConfig
+from churn.errors import UserError
+from churn.features.tables import build_scoring_snapshot
+from churn.model import tracking
+from churn.scoring.score import (
+    SCORE_COLUMNS,
+    ModelIdentity,
+    identify_model,
+    risk_bands,
+    score_customers,
+    with_reasons,
+)
+
+
+def test_bands_follow_the_thresholds() -> None:
+    p = np.array([0.0, 0.3299, 0.33, 0.5, 0.66, 0.6601, 1.0])
+    assert risk_bands(p, ScoringConfig()).tolist() == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
+    q = np.array([0.05, 0.1, 0.15, 0.2, 0.25])
+    assert risk_bands(q, ScoringConfig(medium_from=0.1, high_above=0.2)).tolist() == [
+        "low",
+        "medium",
+        "medium",
+        "medium",
+        "high",
+    ]
+
+
+def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> None:
+    snapshot = trained.scoring
+    identity = ModelIdentity("models:/churn-classifier@champion", "churn-classifier", "3")
+    scores = score_customers(snapshot, trained.model, identity, ScoringConfig())
+    assert list(scores.columns) == SCORE_COLUMNS
+    assert len(scores) == len(snapshot) and scores["customer_id"].is_unique
+    assert scores["churn_probability"].is_monotonic_decreasing
+    assert scores["risk_rank"].tolist() == list(range(1, len(scores) + 1))
+    assert np.allclose(
+        scores["value_at_risk"], scores["churn_probability"] * scores["expected_value_12m"]
+    )
+    assert set(scores["risk_band"]) <= {"low", "medium", "high"}
+    assert (scores.loc[scores["churn_probability"] > 0.66, "risk_band"] == "high").all()
+    by_id = snapshot.set_index("customer_id")
+    assert np.allclose(
+        scores["p_alive"], by_id.loc[scores["customer_id"], "btyd_p_alive"].to_numpy()
+    )
+    assert (scores["segment"] == by_id.loc[scores["customer_id"], "segment"].to_numpy()).all()
+    assert (scores[["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    assert set(scores["model_version"]) == {"3"} and set(scores["model_name"]) == {
+        "churn-classifier"
+    }
+    assert pd.api.types.is_datetime64_any_dtype(scores["as_of"])
+    filled = with_reasons(
+        scores,
+        pd.DataFrame(
+            {
+                "customer_id": [scores["customer_id"].iloc[1]],
+                "reason_1": ["x"],
+                "reason_2": ["y"],
+                "reason_3": [""],
+            }
+        ),
+    )
+    assert filled["reason_1"].tolist()[:3] == ["", "x", ""]
+    assert list(filled.columns) == SCORE_COLUMNS
+
+
+def test_local_model_identity_comes_from_the_train_run() -> None:
+    identity = identify_model("models/churn_model", {"registered_model": "churn-classifier"})
+    assert (identity.name, identity.version) == ("churn-classifier", "")
+    assert identify_model("models/churn_model").name == ""
+    assert identify_model("models:/churn-classifier/7").version == "7"
+
+
+def test_registry_alias_resolves_to_its_version(trained: Trained, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = TrackingConfig(uri=uri, experiment="scoring-test")
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment(config.experiment)
+        example = trained.scoring[trained.model.features].head(3)
+        example = example.astype({c: "string" for c in example.select_dtypes("object")})
+        with mlflow.start_run():
+            first = tracking.log_model(trained.model, example, config)
+        with mlflow.start_run():
+            second = tracking.log_model(trained.model, example, config)
+        client = mlflow.tracking.MlflowClient()
+        client.set_registered_model_alias("churn-classifier", "champion", str(first))
+        identity = identify_model("models:/churn-classifier@champion")
+        assert (identity.name, identity.version) == ("churn-classifier", first)
+        assert identity.pinned_uri == f"models:/churn-classifier/{first}"
+        assert identify_model("models:/churn-classifier@challenger").version == second
+        with pytest.raises(UserError, match="cannot resolve 'models:/churn-classifier@nope'"):
+            identify_model("models:/churn-classifier@nope")
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_scoring_snapshot_for_any_date_uses_the_feature_code(trained: Trained) -> None:
+    transactions = trained.transactions
+    as_of = pd.Timestamp(trained.scoring["cutoff"].iloc[0]).date()
+    again = build_scoring_snapshot(
+        ibis.memtable(transactions), as_of, trained.snapshots, trained.features
+    )
+    key = ["customer_id"]
+    pd.testing.assert_frame_equal(
+        again.sort_values(key).reset_index(drop=True),
+        trained.scoring.sort_values(key).reset_index(drop=True),
+        check_like=True,
+    )
+    earlier = as_of - dt.timedelta(days=60)
+    past = build_scoring_snapshot(
+        ibis.memtable(transactions), earlier, trained.snapshots, trained.features
+    )
+    cut = transactions[transactions["ts"] < pd.Timestamp(earlier)]
+    replay = build_scoring_snapshot(
+        ibis.memtable(cut), earlier, trained.snapshots, trained.features
+    )
+    assert set(pd.to_datetime(past["cutoff"]).dt.date) == {earlier}
+    pd.testing.assert_frame_equal(
+        past.sort_values(key).reset_index(drop=True),
+        replay.sort_values(key).reset_index(drop=True),
+        check_like=True,
+    )
+    scores = score_customers(past, trained.model, "m", ScoringConfig())
+    assert len(scores) == len(past) > 0
