@@ -44,6 +44,9 @@ class PathsConfig(_Section):
     plots_dir: Path = Path("plots")
     scores: Path = Path("data/scores/scores.parquet")
     targets: Path = Path("data/exports/retention_targets.csv")
+    # report (issue 6): the targets table of churn.scoring.targeting, and the HTML report
+    targets_table: Path = Path("data/exports/targets.parquet")
+    report: Path = Path("reports/retention_report.html")
 
 
 class GenerateConfig(_Section):
@@ -214,6 +217,17 @@ class ExportConfig(_Section):
     top_n: int = Field(500, gt=0)
 
 
+class ReportConfig(_Section):
+    """What the marketing report shows; the numbers themselves come from the pipeline."""
+
+    title: str = "Retention report"
+    currency: str = "£"
+    top_targets: int = Field(50, gt=0)  # rows in the top-targets table
+    kpi_months: int = Field(12, gt=0)  # months in the monthly KPI table
+    cohorts_shown: int = Field(6, gt=0)  # retention curves drawn, one per cohort
+    cohort_months: int = Field(12, gt=0)  # months after first purchase on the curve
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -227,6 +241,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
+    report: ReportConfig = ReportConfig()
 
 
 def _describe(error: ValidationError) -> str:
