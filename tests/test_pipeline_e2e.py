@@ -91,6 +91,7 @@ def test_every_stage_runs_in_order(first_repro: str) -> None:
         "evaluate",
         "score",
         "export",
+        "report",
     ]
 
 
@@ -203,4 +204,4 @@ def test_train_param_change_reruns_only_train_and_later(
     params["train"]["num_leaves"] = 7
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     output = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
-    assert _stages_run(output) == ["train", "evaluate", "score", "export"]
+    assert _stages_run(output) == ["train", "evaluate", "score", "export", "report"]

@@ -360,7 +360,9 @@ def report(
             labelled,
             previous_scores,
             params.report,
-            budget=None,  # TODO(targeting): pass the campaign budget once its config lands
+            # With the targeting config merged: params.targeting.max_budget / .max_contacts.
+            budget=None,
+            max_contacts=None,
             horizon_days=params.snapshots.horizon_days,
             lookback_days=params.snapshots.active_window_days,
         )

@@ -45,7 +45,7 @@ class PathsConfig(_Section):
     scores: Path = Path("data/scores/scores.parquet")
     targets: Path = Path("data/exports/retention_targets.csv")
     # report (issue 6): the targets table of churn.scoring.targeting, and the HTML report
-    targets_table: Path = Path("data/exports/targets.parquet")
+    targets_table: Path = Path("data/scores/targets.parquet")
     report: Path = Path("reports/retention_report.html")
 
 

@@ -128,12 +128,14 @@ def test_headline_numbers_on_a_hand_counted_shop() -> None:
 def test_headline_numbers_are_printed_in_their_tiles() -> None:
     scores = _tiny_scores()
     html = render_report(
-        scores, _tiny_targets(scores), None, None, None, ReportConfig(), budget=20.0
+        scores, _tiny_targets(scores), None, None, None, ReportConfig(), budget=20.0, max_contacts=3
     )
     assert _value(html, "customers-at-risk") == "2"
     assert _value(html, "value-at-risk") == "£313"
     assert _value(html, "budget-used") == "£10"
-    assert "of £20 (50.0%)" in _element_text(html, "budget-used")
+    budget = _element_text(html, "budget-used")
+    assert "of £20 (50.0%)" in budget
+    assert "2 customers to contact (at most 3), 1 held out as control group" in budget
     assert _value(html, "expected-gain") == "£61"
     assert _value(html, "kpi-average-clv") == "£138"  # (200 + 100 + 50 + 300 + 40) / 5
     top = _element_text(html, "top-targets")

@@ -54,6 +54,7 @@ class Headline:
     control_group: int
     budget_used: float  # contact cost of the selected customers
     budget: float | None  # the campaign budget, when known
+    max_contacts: int | None  # the cap on contacts, when there is one
     expected_gain: float  # expected gain of the selected customers
 
     @property
@@ -68,7 +69,12 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str, fix:
         raise UserError(f"{what} lacks column(s) {', '.join(missing)} ({fix})")
 
 
-def headline(scores: pd.DataFrame, targets: pd.DataFrame, budget: float | None) -> Headline:
+def headline(
+    scores: pd.DataFrame,
+    targets: pd.DataFrame,
+    budget: float | None = None,
+    max_contacts: int | None = None,
+) -> Headline:
     """Headline numbers: risk from the score table, spend and gain from the selected targets."""
     high = scores["risk_band"] == HIGH_RISK
     selected = targets[targets["selected"].astype(bool)]
@@ -82,6 +88,7 @@ def headline(scores: pd.DataFrame, targets: pd.DataFrame, budget: float | None) 
         control_group=int(control.sum()) if control is not None else 0,
         budget_used=float(selected["contact_cost"].sum()),
         budget=budget,
+        max_contacts=max_contacts,
         expected_gain=float(selected["expected_gain"].sum()),
     )
 
@@ -227,6 +234,7 @@ def render_report(
     config: ReportConfig,
     *,
     budget: float | None = None,
+    max_contacts: int | None = None,
     horizon_days: int = 90,
     lookback_days: int = 365,
 ) -> str:
@@ -235,7 +243,8 @@ def render_report(
     ``transactions`` (canonical) feed the monthly KPIs and cohort curves and
     ``labelled`` (the training snapshots) the churn rate per model cutoff; either
     may be None and its part is left out. ``previous_scores`` is the score table of
-    an earlier run, for the segment comparison. ``horizon_days`` and
+    an earlier run, for the segment comparison. ``budget`` and ``max_contacts`` are
+    the targeting limits (None = none), shown beside what was used. ``horizon_days`` and
     ``lookback_days`` make the monthly churn rate use the model's own label.
     """
     fix = "re-run `churn score` and the targeting step with this version"
@@ -247,7 +256,7 @@ def render_report(
         require_columns(previous_scores, ("as_of", "segment"), "the previous score table", fix)
     as_of = pd.Timestamp(scores["as_of"].max())
     money = config.currency
-    numbers = headline(scores, targets, budget)
+    numbers = headline(scores, targets, budget, max_contacts)
     previous_numbers = None
     previous_segments = None
     if previous_scores is not None and not previous_scores.empty:
