@@ -154,7 +154,8 @@ def test_previous_run_appears_in_the_segment_chart_only_when_given() -> None:
     assert "No previous run given" in alone
     assert "against the previous run" in compared
     assert "No previous run given" not in compared
-    assert "5 on 2026-09-01" in _element_text(compared, "customers-at-risk")
+    assert "previous run (2026-09-01): 5" in _element_text(compared, "customers-at-risk")
+    assert "previous run (2026-09-01): £313" in _element_text(compared, "value-at-risk")
 
 
 def test_hostile_text_is_escaped_everywhere() -> None:
@@ -318,6 +319,20 @@ def test_report_is_self_contained(shop_html: str) -> None:
     assert shop_html.count("<svg") == 5
 
 
+def test_report_is_reproducible(shop: dict[str, pd.DataFrame], shop_html: str) -> None:
+    """Same inputs, same bytes: DVC sees no change and two runs can be diffed."""
+    again = render_report(
+        shop["scores"],
+        shop["targets"],
+        shop["transactions"],
+        shop["labelled"],
+        shop["previous"],
+        ReportConfig(top_targets=25),
+        budget=400.0,
+    )
+    assert again == shop_html
+
+
 def test_report_shows_the_marketing_kpis(shop: dict[str, pd.DataFrame], shop_html: str) -> None:
     from churn.features import kpis
 
@@ -330,7 +345,8 @@ def test_report_shows_the_marketing_kpis(shop: dict[str, pd.DataFrame], shop_htm
     assert len(re.findall(r"<tr><td class=\"num\">", shop_html)) == 25  # top targets shown
 
 
-def _chromium() -> str:
+@pytest.fixture
+def chromium() -> str:
     """The browser binary; missing is a skip on a laptop and a failure in CI."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
@@ -359,9 +375,9 @@ def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Complete
 
 
 def test_report_renders_in_headless_chromium(
-    shop: dict[str, pd.DataFrame], shop_html: str, tmp_path: Path
+    chromium: str, shop: dict[str, pd.DataFrame], shop_html: str, tmp_path: Path
 ) -> None:
-    binary = _chromium()
+    binary = chromium
     page = tmp_path / "retention_report.html"
     page.write_text(shop_html, encoding="utf-8")
     url = page.as_uri()

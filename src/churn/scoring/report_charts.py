@@ -10,6 +10,7 @@ mathtext is off so a ``$`` in a label is just a dollar sign.
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -66,7 +67,8 @@ def _svg(fig: Figure) -> str:
 
     Drops the XML prolog, the DTD and the namespace declarations (the HTML parser
     knows SVG without them), and turns ``xlink:href`` into SVG 2 ``href``, so the
-    page holds no URL at all. The fixed size becomes 100 % width so it scales.
+    page holds no URL at all. The fixed size becomes 100 % width so it scales, and
+    the chart's title becomes its accessible name.
     """
     buffer = io.StringIO()
     fig.savefig(
@@ -79,9 +81,11 @@ def _svg(fig: Figure) -> str:
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
     text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
     text = text.replace("xlink:href=", "href=")
+    label = html.escape(fig.axes[0].get_title(loc="left") if fig.axes else "chart", quote=True)
     text = re.sub(
         r'<svg width="[^"]*" height="[^"]*"',
-        '<svg class="chart" width="100%" preserveAspectRatio="xMinYMin meet"',
+        f'<svg class="chart" role="img" aria-label="{label}" width="100%"'
+        ' preserveAspectRatio="xMinYMin meet"',
         text,
         count=1,
     )
