@@ -49,5 +49,14 @@ def test_missing_upstream_output_says_which_stage_to_run(tmp_path: Path) -> None
 def test_help_lists_every_stage(tmp_path: Path) -> None:
     proc = _churn(["--help"], tmp_path)
     assert proc.returncode == 0
-    for stage in ("generate", "ingest", "features", "train", "evaluate", "score", "export"):
+    for stage in (
+        "generate",
+        "ingest",
+        "features",
+        "train",
+        "evaluate",
+        "score",
+        "export",
+        "report",
+    ):
         assert stage in proc.stdout

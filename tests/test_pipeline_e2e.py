@@ -137,6 +137,9 @@ def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_
     assert 0 < len(targets) <= 500
     assert targets["Churn risk (%)"].is_monotonic_decreasing
 
+    report_html = (repo / "reports/retention_report.html").read_text(encoding="utf-8")
+    assert "Customers at risk" in report_html and "<script" not in report_html
+
 
 def test_model_beats_recency_rule(project: tuple[Path, dict[str, str]], first_repro: str) -> None:
     repo, _ = project
