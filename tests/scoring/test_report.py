@@ -173,6 +173,24 @@ def test_hostile_text_is_escaped_everywhere() -> None:
     assert HOSTILE_ID in _element_text(html, "top-targets")  # shown as text, intact
 
 
+def test_a_run_with_no_target_and_little_history_still_renders() -> None:
+    scores = _tiny_scores()
+    targets = _tiny_targets(scores).assign(selected=False)
+    transactions = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B"],
+            "order_id": ["a1", "a2", "b1"],
+            "ts": pd.to_datetime(["2026-09-01", "2026-09-20", "2026-09-25"]),
+            "amount": [10.0, 20.0, 5.0],
+        }
+    )
+    html = render_report(scores, targets, transactions, None, None, ReportConfig())
+    assert "No customer was selected under the budget." in html
+    assert "Not enough history yet for cohort retention curves." in html
+    assert _value(html, "budget-used") == "£0"
+    assert _value(html, "kpi-repeat-rate") == "50.0%"  # A bought twice, B once
+
+
 def test_tables_from_an_older_pipeline_name_the_missing_columns() -> None:
     scores = _tiny_scores().drop(columns=["risk_band", "value_at_risk"])
     with pytest.raises(UserError, match="score table lacks column"):

@@ -122,15 +122,10 @@ def top_targets(targets: pd.DataFrame, n: int) -> pd.DataFrame:
     top = selected.sort_values(
         ["expected_gain", "risk_rank"], ascending=[False, True], kind="stable"
     ).head(n)
-    reasons = [c for c in REASON_COLUMNS if c in top.columns]
-    top = top.assign(
-        reasons=top[reasons].fillna("").astype(str).apply(_join_reasons, axis=1) if reasons else ""
-    )
+    columns = [c for c in REASON_COLUMNS if c in top.columns]
+    texts = top[columns].fillna("").astype(str).to_numpy().tolist()
+    top = top.assign(reasons=["; ".join(r for r in row if r.strip()) for row in texts])
     return top.reset_index(drop=True)
-
-
-def _join_reasons(row: pd.Series) -> str:
-    return "; ".join(r for r in row if r.strip())
 
 
 def current_segments(scores: pd.DataFrame) -> pd.Series:
@@ -145,7 +140,9 @@ def selected_cohorts(table: pd.DataFrame, shown: int, months: int) -> pd.DataFra
     Only cohorts old enough to have the whole curve are drawn, so a short recent
     line never reads as a retention collapse.
     """
-    columns = [k for k in range(months + 1) if k in table.columns]
+    columns = list(range(months + 1))
+    if not set(columns) <= set(table.columns):  # no cohort is that old yet
+        return table.iloc[:0]
     complete = table.loc[table[columns].notna().all(axis=1), columns]
     return complete.iloc[::-1].iloc[::3].head(shown).iloc[::-1]
 
