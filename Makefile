@@ -14,13 +14,14 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint format clean help
+.PHONY: setup run test lint format clean help browser
 
 help:
 	@echo "make run    - create .venv from uv.lock and run the whole pipeline (dvc repro) on the sample"
 	@echo "make test   - create .venv and run the test suite"
 	@echo "make setup  - create .venv only"
 	@echo "make lint   - ruff and mypy"
+	@echo "make browser - install Chromium (Debian, needs root) for the report's render test"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -46,6 +47,13 @@ lint: setup
 format: setup
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# The report test renders the HTML in headless Chromium; without it the test skips
+# (and fails when CI is set). Debian/Ubuntu only; run as root or via sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -58,5 +58,6 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         "score",
         "export",
         "explain",
+        "report",
     ):
         assert stage in proc.stdout

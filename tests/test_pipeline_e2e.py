@@ -92,6 +92,7 @@ def test_every_stage_runs_in_order(first_repro: str) -> None:
         "evaluate",
         "score",
         "export",
+        "report",
     ]
 
 
@@ -144,6 +145,9 @@ def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_
     summary = json.loads((repo / "data/exports/retention_targets.summary.json").read_text())
     assert summary["exported"] == len(targets) == table["selected"].sum()
     assert (repo / "data/exports/retention_targets.xlsx").exists()
+
+    report_html = (repo / "reports/retention_report.html").read_text(encoding="utf-8")
+    assert "Customers at risk" in report_html and "<script" not in report_html
 
 
 def test_model_beats_recency_rule(project: tuple[Path, dict[str, str]], first_repro: str) -> None:
@@ -212,4 +216,4 @@ def test_train_param_change_reruns_only_train_and_later(
     params["train"]["num_leaves"] = 7
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     output = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
-    assert _stages_run(output) == ["train", "evaluate", "score", "export"]
+    assert _stages_run(output) == ["train", "evaluate", "score", "export", "report"]

@@ -502,6 +502,68 @@ def _scored_model_uri(scores: Any) -> str:
     ).pinned_uri
 
 
+def _read_optional_parquet(path: Path, columns: list[str], what: str) -> Any:
+    """An input the report can do without: None (and a warning) when the file is missing."""
+    import pandas as pd
+
+    if not path.exists():
+        log.warning("report: %s not found, leaving out %s", path, what)
+        return None
+    return pd.read_parquet(path, columns=columns)
+
+
+@app.command()
+def report(
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            help="Score table of an earlier run: the segment chart compares against it.",
+        ),
+    ] = None,
+) -> None:
+    """Write the marketing report: one self-contained HTML file (paths.report)."""
+    from churn.atomic import atomic_path
+
+    params = _state.params()
+    paths = params.paths
+    scores = _read_parquet(paths.scores, "score")
+    targets = _read_parquet(paths.targets_table, "export")
+    if previous is not None and not previous.exists():
+        raise UserError(f"previous score table not found: {previous} (check --previous)")
+    previous_scores = _read_parquet(previous, "score") if previous is not None else None
+    transactions = _read_optional_parquet(
+        paths.transactions, ["customer_id", "order_id", "ts", "amount"], "the monthly KPIs"
+    )
+    labelled = _read_optional_parquet(
+        paths.train_features, ["cutoff", "split", "churned"], "the churn rate per cutoff"
+    )
+    with _step("report"):
+        from churn.scoring.report import render_report  # matplotlib: after the inputs check
+
+        html = render_report(
+            scores,
+            targets,
+            transactions,
+            labelled,
+            previous_scores,
+            params.report,
+            budget=params.targeting.max_budget,
+            max_contacts=params.targeting.max_contacts,
+            horizon_days=params.snapshots.horizon_days,
+            lookback_days=params.snapshots.active_window_days,
+        )
+        with atomic_path(paths.report) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+        log.info(
+            "report: %s scored customers, %s targets -> %s (%s KB)",
+            f"{len(scores):,}",
+            f"{int(targets['selected'].sum()):,}",
+            paths.report,
+            f"{len(html.encode()) // 1024:,}",
+        )
+
+
 @app.command()
 def backtest(
     steps: Annotated[

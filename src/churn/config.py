@@ -49,6 +49,7 @@ class PathsConfig(_Section):
     targets_table: Path = Path("data/scores/targets.parquet")
     targets_xlsx: Path = Path("data/exports/retention_targets.xlsx")
     export_summary: Path = Path("data/exports/retention_targets.summary.json")
+    report: Path = Path("reports/retention_report.html")
 
 
 class GenerateConfig(_Section):
@@ -292,6 +293,17 @@ class ExportConfig(_Section):
     actions: tuple[str, ...] | None = None
 
 
+class ReportConfig(_Section):
+    """What the marketing report shows; the numbers themselves come from the pipeline."""
+
+    title: str = "Retention report"
+    currency: str = "£"
+    top_targets: int = Field(50, gt=0)  # rows in the top-targets table
+    kpi_months: int = Field(12, gt=0)  # months in the monthly KPI table
+    cohorts_shown: int = Field(6, gt=0)  # retention curves drawn, one per cohort
+    cohort_months: int = Field(12, gt=0)  # months after first purchase on the curve
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -307,6 +319,7 @@ class Params(_Section):
     export: ExportConfig = ExportConfig()
     scoring: ScoringConfig = ScoringConfig()
     targeting: TargetingConfig = TargetingConfig()
+    report: ReportConfig = ReportConfig()
 
 
 def _describe(error: ValidationError) -> str:

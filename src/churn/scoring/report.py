@@ -1,0 +1,297 @@
+"""The retention report: one HTML file a marketer can open offline and forward.
+
+Everything is inline (CSS in a ``<style>`` element, charts as ``<svg>``): no
+script, no stylesheet link, no web font, no URL, so it renders the same from an
+e-mail attachment, a shared drive or a locked-down laptop. Customer ids, segment
+names and reasons come from the data and may hold any text, so the template
+autoescapes everything except the charts, which matplotlib has already escaped.
+
+The numbers come from the score and targets tables (CONTRACT.md) and the KPI
+definitions in ``churn.features.kpis``; this module only selects and formats them,
+so the report never disagrees with the exploration notebook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from churn.config import ReportConfig
+from churn.errors import UserError
+from churn.features import kpis
+from churn.scoring import report_charts as charts
+
+SCORE_COLUMNS = (
+    "customer_id",
+    "as_of",
+    "churn_probability",
+    "risk_band",
+    "risk_rank",
+    "expected_value_12m",
+    "value_at_risk",
+    "segment",
+)
+TARGET_COLUMNS = (*SCORE_COLUMNS, "expected_gain", "action", "contact_cost", "selected")
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+HIGH_RISK = "high"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The four numbers at the top of the report, plus what they are out of."""
+
+    active_customers: int
+    customers_at_risk: int  # risk band "high"
+    value_at_risk: float  # sum of churn probability x expected 12-month value, all customers
+    value_at_risk_high: float  # the part of it held by high-risk customers
+    contacted: int  # selected for a retention action (never the control group)
+    control_group: int
+    budget_used: float  # contact cost of the selected customers
+    budget: float | None  # the campaign budget, when known
+    max_contacts: int | None  # the cap on contacts, when there is one
+    expected_gain: float  # expected gain of the selected customers
+
+    @property
+    def budget_share(self) -> float | None:
+        return self.budget_used / self.budget if self.budget else None
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str, fix: str) -> None:
+    """A table from an older pipeline version fails with the columns it lacks, not a KeyError."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{what} lacks column(s) {', '.join(missing)} ({fix})")
+
+
+def headline(
+    scores: pd.DataFrame,
+    targets: pd.DataFrame,
+    budget: float | None = None,
+    max_contacts: int | None = None,
+) -> Headline:
+    """Headline numbers: risk from the score table, spend and gain from the selected targets."""
+    high = scores["risk_band"] == HIGH_RISK
+    selected = targets[targets["selected"].astype(bool)]
+    control = targets["control_group"].astype(bool) if "control_group" in targets else None
+    return Headline(
+        active_customers=len(scores),
+        customers_at_risk=int(high.sum()),
+        value_at_risk=float(scores["value_at_risk"].sum()),
+        value_at_risk_high=float(scores.loc[high, "value_at_risk"].sum()),
+        contacted=len(selected),
+        control_group=int(control.sum()) if control is not None else 0,
+        budget_used=float(selected["contact_cost"].sum()),
+        budget=budget,
+        max_contacts=max_contacts,
+        expected_gain=float(selected["expected_gain"].sum()),
+    )
+
+
+def segment_summary(scores: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """Per RFM segment: customers, high risk, mean risk, mean CLV, value at risk, contacted.
+
+    Sorted by value at risk, so the first row is where a campaign matters most.
+    """
+    groups = scores.assign(high=scores["risk_band"] == HIGH_RISK).groupby(
+        scores["segment"].astype(str), sort=False
+    )
+    table = groups.agg(
+        customers=("customer_id", "size"),
+        high_risk=("high", "sum"),
+        mean_churn_probability=("churn_probability", "mean"),
+        mean_clv=("expected_value_12m", "mean"),
+        value_at_risk=("value_at_risk", "sum"),
+    )
+    selected = targets[targets["selected"].astype(bool)]
+    table["contacted"] = (
+        selected.groupby(selected["segment"].astype(str)).size().reindex(table.index, fill_value=0)
+    )
+    table.index.name = "segment"
+    return table.sort_values("value_at_risk", ascending=False, kind="stable")
+
+
+def top_targets(targets: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The ``n`` selected customers with the highest expected gain (riskier first on ties)."""
+    selected = targets[targets["selected"].astype(bool)]
+    top = selected.sort_values(
+        ["expected_gain", "risk_rank"], ascending=[False, True], kind="stable"
+    ).head(n)
+    columns = [c for c in REASON_COLUMNS if c in top.columns]
+    texts = top[columns].fillna("").astype(str).to_numpy().tolist()
+    top = top.assign(reasons=["; ".join(r for r in row if r.strip()) for row in texts])
+    return top.reset_index(drop=True)
+
+
+def current_segments(scores: pd.DataFrame) -> pd.Series:
+    """Customers per segment in one score table, in ``segments.SEGMENTS`` order."""
+    sizes = kpis.segment_sizes(scores.rename(columns={"as_of": "cutoff"}))
+    return sizes.sum(axis=0)
+
+
+def selected_cohorts(table: pd.DataFrame, shown: int, months: int) -> pd.DataFrame:
+    """Up to ``shown`` recent cohorts, 3 months apart, observed for ``months`` months.
+
+    Only cohorts old enough to have the whole curve are drawn, so a short recent
+    line never reads as a retention collapse.
+    """
+    columns = list(range(months + 1))
+    if not set(columns) <= set(table.columns):  # no cohort is that old yet
+        return table.iloc[:0]
+    complete = table.loc[table[columns].notna().all(axis=1), columns]
+    return complete.iloc[::-1].iloc[::3].head(shown).iloc[::-1]
+
+
+# --- formatting: one place, so the headline, tables and tests agree ------------------
+
+
+def fmt_count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_money(value: float, currency: str) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}{currency}{abs(value):,.0f}"
+
+
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.{digits}f}%"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("churn.scoring", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["count"] = fmt_count
+    env.filters["pct"] = fmt_pct
+    return env
+
+
+def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
+    label = period.strftime("%b %Y")
+    return f"{label} (to date)" if period.end_time >= as_of else label
+
+
+def _kpi_section(
+    transactions: pd.DataFrame,
+    labelled: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    config: ReportConfig,
+    horizon_days: int,
+    lookback_days: int,
+) -> dict[str, object]:
+    tx = transactions[transactions["ts"] < as_of]
+    monthly = kpis.monthly_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
+    by_cutoff = kpis.churn_rate_by_cutoff(labelled) if labelled is not None else None
+    closed = monthly["churn_rate"].dropna()
+    cohorts = selected_cohorts(
+        kpis.cohort_retention(tx), config.cohorts_shown, config.cohort_months
+    )
+    recent = monthly.tail(config.kpi_months).iloc[::-1]
+    return {
+        "repeat_purchase_rate": kpis.repeat_purchase_rate(tx),
+        "latest_churn_rate": float(closed.iloc[-1]) if len(closed) else None,
+        "latest_churn_month": closed.index[-1].strftime("%B %Y") if len(closed) else None,
+        "monthly_rows": [
+            {
+                "month": _month_label(period, as_of),
+                "active": row["active_customers"],
+                "new": row["new_customers"],
+                "orders": row["orders"],
+                "revenue": fmt_money(row["revenue"], config.currency),
+                "repeat_rate": row["repeat_rate"],
+                "churn_rate": row["churn_rate"],
+            }
+            for period, row in zip(
+                pd.PeriodIndex(recent.index), recent.to_dict("records"), strict=True
+            )
+        ],
+        "monthly_chart": Markup(charts.monthly_rates(monthly, by_cutoff)),
+        "cohort_chart": Markup(charts.cohort_curves(cohorts)) if len(cohorts) else None,
+    }
+
+
+def render_report(
+    scores: pd.DataFrame,
+    targets: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    labelled: pd.DataFrame | None,
+    previous_scores: pd.DataFrame | None,
+    config: ReportConfig,
+    *,
+    budget: float | None = None,
+    max_contacts: int | None = None,
+    horizon_days: int = 90,
+    lookback_days: int = 365,
+) -> str:
+    """The whole report as one HTML string.
+
+    ``transactions`` (canonical) feed the monthly KPIs and cohort curves and
+    ``labelled`` (the training snapshots) the churn rate per model cutoff; either
+    may be None and its part is left out. ``previous_scores`` is the score table of
+    an earlier run, for the segment comparison. ``budget`` and ``max_contacts`` are
+    the targeting limits (None = none), shown beside what was used. ``horizon_days`` and
+    ``lookback_days`` make the monthly churn rate use the model's own label.
+    """
+    fix = "re-run `churn score` and the targeting step with this version"
+    require_columns(scores, SCORE_COLUMNS, "the score table", fix)
+    require_columns(targets, TARGET_COLUMNS, "the targets table", fix)
+    if scores.empty:
+        raise UserError("the score table is empty: no active customers to report on")
+    if previous_scores is not None:
+        require_columns(previous_scores, ("as_of", "segment"), "the previous score table", fix)
+    as_of = pd.Timestamp(scores["as_of"].max())
+    money = config.currency
+    numbers = headline(scores, targets, budget, max_contacts)
+    previous_numbers = None
+    previous_segments = None
+    if previous_scores is not None and not previous_scores.empty:
+        previous_segments = current_segments(previous_scores)
+        has_risk = {"risk_band", "value_at_risk"} <= set(previous_scores.columns)
+        previous_numbers = {
+            "as_of": pd.Timestamp(previous_scores["as_of"].max()).date(),
+            "at_risk": int((previous_scores["risk_band"] == HIGH_RISK).sum()) if has_risk else None,
+            "value_at_risk": float(previous_scores["value_at_risk"].sum()) if has_risk else None,
+        }
+    segments = current_segments(scores)
+    summary = segment_summary(scores, targets)
+    kpi = (
+        _kpi_section(transactions, labelled, as_of, config, horizon_days, lookback_days)
+        if transactions is not None and not transactions.empty
+        else None
+    )
+    top = top_targets(targets, config.top_targets)
+    model = scores.iloc[0]
+    context = {
+        "title": config.title,
+        "as_of": as_of.date(),
+        "money": lambda v: fmt_money(v, money),
+        "headline": numbers,
+        "previous": previous_numbers,
+        "average_clv": float(scores["expected_value_12m"].mean()),
+        "kpi": kpi,
+        "horizon_days": horizon_days,
+        "lookback_days": lookback_days,
+        "risk_chart": Markup(charts.risk_distribution(scores)),
+        "value_chart": Markup(charts.value_at_risk_by_segment(summary["value_at_risk"], money)),
+        "segment_chart": Markup(charts.segment_sizes(segments, previous_segments)),
+        "segments": summary.reset_index().to_dict("records"),
+        "targets": top.to_dict("records"),
+        "n_selected": numbers.contacted,
+        "model_name": str(model.get("model_name", "")),
+        "model_version": str(model.get("model_version", "")),
+        "model_uri": str(model.get("model_uri", "")),
+        "generated_for": dt.date.isoformat(as_of.date()),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
