@@ -448,7 +448,7 @@ def export(
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-    from churn.scoring.export import build_export, consent_status, write_xlsx
+    from churn.scoring.export import CONSENT_OK, build_export, consent_status, write_xlsx
     from churn.scoring.score import explain as explain_customers
     from churn.scoring.score import with_reasons
     from churn.scoring.targeting import select_targets
@@ -459,7 +459,7 @@ def export(
         customers = pd.read_parquet(params.paths.customers)
     with _step("export"):
         consent = consent_status(scores["customer_id"], customers)
-        targets = select_targets(scores, params.targeting, contactable=consent == "ok")
+        targets = select_targets(scores, params.targeting, contactable=consent == CONSENT_OK)
         wanted = targets.loc[targets["selected"], "customer_id"]
         if len(wanted) and len(scores):
             as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
