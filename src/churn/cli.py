@@ -444,7 +444,7 @@ def export(
     for name in formats:
         if name not in ("csv", "xlsx"):
             raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
-    # Checked before the heavy imports below, so a typo fails in a second.
+    # The checks above come before these heavy imports, so a typo fails in a second.
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
