@@ -445,11 +445,11 @@ def export(
     for name in formats:
         if name not in ("csv", "xlsx"):
             raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
-    # Checked before the heavy imports below, so a typo fails in a second.
+    # The checks above come before these heavy imports, so a typo fails in a second.
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-    from churn.scoring.export import build_export, consent_status, write_xlsx
+    from churn.scoring.export import CONSENT_OK, build_export, consent_status, write_xlsx
     from churn.scoring.score import explain as explain_customers
     from churn.scoring.score import with_reasons
     from churn.scoring.targeting import select_targets
@@ -460,7 +460,7 @@ def export(
         customers = pd.read_parquet(params.paths.customers)
     with _step("export"):
         consent = consent_status(scores["customer_id"], customers)
-        targets = select_targets(scores, params.targeting, contactable=consent == "ok")
+        targets = select_targets(scores, params.targeting, contactable=consent == CONSENT_OK)
         wanted = targets.loc[targets["selected"], "customer_id"]
         if len(wanted) and len(scores):
             as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()

@@ -25,6 +25,9 @@ REASON_COLUMNS = [f"reason_{i}" for i in range(1, N_REASONS + 1)]
 DATE_FEATURES = frozenset({"days_to_christmas", "christmas_in_horizon"})
 # Pushes below this (log-odds) are noise, not a reason worth printing.
 MIN_PUSH = 0.01
+# When nothing in the history pushes toward churn the risk is the baseline; an empty
+# "Why" would look like a bug to the marketer reading the list.
+NO_WARNING_SIGN = "no single warning sign: the risk is the usual one for active customers"
 
 Row = Mapping[str, Any]
 
@@ -233,7 +236,8 @@ def top_reasons(
 
     ``contributions`` has one column per feature (plus an optional trailing bias
     column) in ``features`` order, rows aligned with ``rows``. Fewer than three
-    groups pushing toward churn leave the remaining reasons empty.
+    groups pushing toward churn leave the remaining reasons empty; none at all
+    gives ``NO_WARNING_SIGN`` as the first.
     """
     groups = reason_groups(features)
     out = pd.DataFrame("", index=rows.index, columns=REASON_COLUMNS)
@@ -254,5 +258,6 @@ def top_reasons(
             text = groups[j][0].render(record)
             if text:
                 named.append(text)
+        named = named or [NO_WARNING_SIGN]
         texts.append(named + [""] * (N_REASONS - len(named)))
     return pd.DataFrame(texts, index=rows.index, columns=REASON_COLUMNS)

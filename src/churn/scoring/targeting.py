@@ -119,6 +119,13 @@ def optimal_selection(
         return chosen
     contacts = math.inf if max_contacts is None else float(max_contacts)
     budget = math.inf if max_budget is None else float(max_budget)
+    if eligible.sum() <= contacts and costs[eligible].sum() <= budget + _EPS:
+        return eligible  # everyone worth contacting fits
+    if max_budget is None:  # only a head count: cost is irrelevant, the top gains win
+        rows = np.flatnonzero(eligible)
+        rows = rows[np.lexsort((rows, -gains[rows]))][: int(contacts)]
+        chosen[rows] = True
+        return chosen
     levels = []
     for cost in np.unique(costs[eligible]):
         rows = np.flatnonzero(eligible & (costs == cost))
