@@ -214,6 +214,22 @@ class ExportConfig(_Section):
     top_n: int = Field(500, gt=0)
 
 
+class AttributionConfig(_Section):
+    """How per-feature contributions (reasons) are computed; see churn.scoring.attribution."""
+
+    # Up to this many rows get exact TreeSHAP (a target list, a customer on demand).
+    exact_max_rows: int = Field(5_000, ge=0)
+    # Beyond it, the leaf-table approximation: rows of exact TreeSHAP it learns from,
+    n_sample: int = Field(2_000, ge=10)
+    # pseudo-rows of Saabas path credit shrinking rarely reached leaves,
+    shrinkage: float = Field(10.0, gt=0)
+    # the share of rows whose top reason should match exact TreeSHAP,
+    target_agreement: float = Field(0.95, ge=0, le=1)
+    # and at most this share of rows recomputed exactly to get there.
+    max_exact_share: float = Field(0.2, ge=0, le=1)
+    seed: int = 0
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -227,6 +243,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
+    attribution: AttributionConfig = AttributionConfig()
 
 
 def _describe(error: ValidationError) -> str:
