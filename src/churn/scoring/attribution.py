@@ -274,7 +274,10 @@ def _saabas_credits(
 
     Walking root to leaf, each split credits its feature with the change in the
     node's expected value; the root's expected value is the bias. They sum to the
-    leaf value, which is all a row in that leaf gets from the tree.
+    leaf value, which is all a row in that leaf gets from the tree. Expected values
+    are training-count-weighted means of the leaves below, as in LightGBM's TreeSHAP
+    (not the nodes' ``internal_value``, which comes from gradient sums), so the bias
+    matches exact TreeSHAP's and stumps come out exact.
     """
     trees = dump["tree_info"]
     max_leaves = max(int(t["num_leaves"]) for t in trees)
@@ -283,22 +286,34 @@ def _saabas_credits(
     n_leaves = np.array([int(t["num_leaves"]) for t in trees])
     for tree, info in enumerate(trees):
         root = info["tree_structure"]
-        if "leaf_value" in root:  # a single-leaf tree: all bias
-            credits[tree, 0, n_features] = values[tree, 0] = root["leaf_value"]
-            continue
-        path = np.zeros(n_features + 1)
-        path[n_features] = root["internal_value"]
-        stack = [(root, path)]
+        expected: dict[int, float] = {}
+        _expected_value(root, expected)
+        stack = [(root, np.zeros(n_features + 1))]
+        stack[0][1][n_features] = expected[id(root)]
         while stack:
             node, acc = stack.pop()
+            if "leaf_value" in node:
+                leaf = int(node.get("leaf_index", 0))  # a single-leaf tree has no index
+                credits[tree, leaf] = acc
+                values[tree, leaf] = node["leaf_value"]
+                continue
             for side in ("left_child", "right_child"):
                 child = node[side]
-                child_value = child.get("internal_value", child.get("leaf_value"))
                 credit = acc.copy()
-                credit[node["split_feature"]] += child_value - node["internal_value"]
-                if "leaf_index" in child:
-                    credits[tree, child["leaf_index"]] = credit
-                    values[tree, child["leaf_index"]] = child_value
-                else:
-                    stack.append((child, credit))
+                credit[node["split_feature"]] += expected[id(child)] - expected[id(node)]
+                stack.append((child, credit))
     return credits, values, n_leaves
+
+
+def _expected_value(node: dict[str, Any], out: dict[int, float]) -> tuple[float, float]:
+    """(expected value, training count) of ``node``, filling ``out`` for every node below."""
+    if "leaf_value" in node:
+        value, count = float(node["leaf_value"]), float(node.get("leaf_count", 0))
+    else:
+        left = _expected_value(node["left_child"], out)
+        right = _expected_value(node["right_child"], out)
+        count = left[1] + right[1]
+        weights = (left[1], right[1]) if count > 0 else (1.0, 1.0)
+        value = (weights[0] * left[0] + weights[1] * right[0]) / (weights[0] + weights[1])
+    out[id(node)] = value
+    return value, count
