@@ -228,7 +228,7 @@ class LeafAttribution:
         width = self.n_features_ + 1
         out = np.empty((len(matrix), width))
         offsets = np.arange(self.n_trees_, dtype=np.int64) * self.max_leaves_
-        block = max(self.chunk_rows, 8 * self.chunk_rows)  # rows per pred_leaf call
+        block = 8 * self.chunk_rows  # rows per pred_leaf call: bounds the leaf-index memory
         for start in range(0, len(matrix), block):
             part = _rows(matrix, np.arange(start, min(start + block, len(matrix))))
             leaves = np.asarray(self.booster_.predict(part, pred_leaf=True), dtype=np.int64)
