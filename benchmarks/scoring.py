@@ -123,7 +123,7 @@ def main() -> None:
     (target, contrib, t_contrib), t_ours = timed(
         lambda: score_with_reasons(booster, x, args.target_share)
     )
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(2026)  # not the seed the leaf table samples its rows with
     n_exact = min(args.exact_rows, len(target))
     ref = rng.choice(len(target), size=n_exact, replace=False)
     exact, t_exact = timed(lambda: booster.predict(x[target[ref]], pred_contrib=True))
@@ -156,6 +156,11 @@ def main() -> None:
         f"{(t_predict + t_exact_target) / t_predict:.2f}x with the predict",
     )
     line(f"  extrapolated to all {rows} rows", t_exact_all, f"{t_exact_all / t_predict:.1f}x")
+    # Where exact TreeSHAP is slower relative to predict (the issue measured 200x), only
+    # the exactly computed share of ours grows; scale that part to 200x.
+    exact_part = same_rows.mean() * t_exact_target
+    at_200 = t_ours + exact_part * (200 / per_row - 1)
+    line("ours if exact cost 200x predict (estimate)", at_200, f"{at_200 / t_predict:.2f}x")
     print(
         f"top-reason agreement with exact TreeSHAP, {n_agree:,} random target rows:"
         f" churn reason {top_reason_agreement(mine, truth):.3f},"

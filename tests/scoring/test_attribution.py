@@ -68,7 +68,7 @@ def test_cheap_top_reason_matches_exact_treeshap(
     )
     assert agreement >= 0.90
     assert top_reason_agreement(approx, exact) >= 0.80  # the table itself, not only the fallback
-    assert len(explainer.exact_rows(approx)) <= 0.2 * len(new_rows)
+    assert len(explainer.exact_rows(approx)) <= explainer.max_exact_share * len(new_rows)
     np.testing.assert_allclose(cheap.sum(axis=1), _raw(booster, new_rows), atol=1e-9)
     np.testing.assert_allclose(approx.sum(axis=1), _raw(booster, new_rows), atol=1e-9)
 

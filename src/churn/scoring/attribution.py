@@ -109,7 +109,7 @@ class LeafAttribution:
         n_sample: int = 2_000,
         shrinkage: float = 10.0,
         target_agreement: float = 0.95,
-        max_exact_share: float = 0.2,
+        max_exact_share: float = 0.15,
         chunk_rows: int = 4_096,
         seed: int = 0,
     ) -> None:
@@ -155,6 +155,8 @@ class LeafAttribution:
     def _fit(self, booster: lgb.Booster, matrix: Matrix) -> tuple[np.ndarray, np.ndarray]:
         if booster.num_model_per_iteration() != 1:
             raise ValueError("LeafAttribution explains single-output (binary) models only")
+        if self.chunk_rows < 1:
+            raise ValueError("chunk_rows must be at least 1")
         if self.shrinkage <= 0:
             raise ValueError("shrinkage must be positive (it stands in for unseen leaves)")
         if len(matrix) == 0:
