@@ -376,7 +376,7 @@ def explain(
         )
     churn_model, identity = _load_model(params, model or str(params.paths.model_dir))
     scored = score_customers(row, churn_model, identity, params.scoring).iloc[0]
-    reasons = explain_customers(row, churn_model, [customer_id]).iloc[0]
+    reasons = explain_customers(row, churn_model, [customer_id], params.attribution).iloc[0]
     print(
         f"customer {customer_id} at {scored['as_of'].date()}: churn risk"
         f" {100 * scored['churn_probability']:.1f} % ({scored['risk_band']}),"
@@ -466,7 +466,9 @@ def export(
             as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
             churn_model, _ = _load_model(params, _scored_model_uri(scores))
             snapshot = _scoring_snapshot(params, as_of)
-            targets = with_reasons(targets, explain_customers(snapshot, churn_model, wanted))
+            targets = with_reasons(
+                targets, explain_customers(snapshot, churn_model, wanted, params.attribution)
+            )
         write_parquet(targets, params.paths.targets_table)
         contact_list, summary = build_export(targets, consent, customers, filters)
         written = []

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from churn.config import ScoringConfig
+from churn.config import AttributionConfig, ScoringConfig
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.scoring.attribution import contributions
@@ -141,10 +141,15 @@ def score_customers(
     return scores[SCORE_COLUMNS].reset_index(drop=True)
 
 
-def explain(snapshot: pd.DataFrame, model: ChurnModel, customer_ids: Iterable[str]) -> pd.DataFrame:
+def explain(
+    snapshot: pd.DataFrame,
+    model: ChurnModel,
+    customer_ids: Iterable[str],
+    attribution: AttributionConfig | None = None,
+) -> pd.DataFrame:
     """reason_1..3 for the given customers (ids missing from the snapshot are skipped)."""
     wanted = snapshot[snapshot["customer_id"].isin(set(customer_ids))]
-    contrib = contributions(model.booster, model.matrix(wanted))
+    contrib = contributions(model.booster, model.matrix(wanted), config=attribution)
     reasons = top_reasons(wanted, contrib, model.features)
     reasons.insert(0, "customer_id", wanted["customer_id"].to_numpy())
     return reasons.reset_index(drop=True)
