@@ -214,6 +214,33 @@ class ExportConfig(_Section):
     top_n: int = Field(500, gt=0)
 
 
+class NightlyConfig(_Section):
+    """`churn nightly`: where published runs go and when a run refuses to publish.
+
+    PSI (population stability index) compares the binned distribution of a
+    feature or of the churn score with the previous published run. Rule of thumb:
+    below 0.1 stable, 0.1-0.25 moderate, above 0.25 large. A month-long gap
+    between runs moves ``recency_days`` to about 0.25 on its own, so the default
+    threshold is 0.5: it tolerates a skipped month but stops a broken feed
+    (amounts in cents, a customer id column swapped, half the customers missing).
+    """
+
+    output_root: Path = Path("data/nightly")
+    experiment: str = "churn-nightly"
+    # MLflow registry alias the job scores with (`--model` overrides it with any URI).
+    model_alias: str = "champion"
+    # Share of malformed rows (duplicate lines, unreadable dates or amounts) that stops
+    # the run; policy rows (guest orders, rows after as_of) never count.
+    max_malformed_fraction: float = Field(0.05, ge=0, le=1)
+    psi_features: tuple[str, ...] = ("recency_days", "n_orders", "revenue")
+    max_feature_psi: float = Field(0.5, gt=0)
+    max_score_psi: float = Field(0.5, gt=0)
+    psi_bins: int = Field(10, ge=2)
+    # Contact only customers with explicit marketing consent (True), or everyone
+    # except an explicit refusal (False: unknown consent is contactable).
+    require_consent: bool = False
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -227,6 +254,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
+    nightly: NightlyConfig = NightlyConfig()
 
 
 def _describe(error: ValidationError) -> str:
