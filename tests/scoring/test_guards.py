@@ -49,12 +49,13 @@ def test_psi_is_zero_for_the_same_distribution_and_floors_empty_bins() -> None:
 
 
 def test_check_psi_names_the_worst_column_and_its_threshold() -> None:
-    result = PsiResult({"recency_days": 0.3, "revenue": 2.0, "churn_probability": 0.6}, "x")
+    values = {"recency_days": 0.3, "revenue": 2.0, "churn_probability": 0.6}
+    result = PsiResult(values, "x", skipped=[])
     with pytest.raises(DistributionShiftError, match=r"revenue shifted: PSI 2\.000") as info:
         check_psi(result, "churn_probability", max_feature_psi=0.5, max_score_psi=0.5)
     assert "nightly.max_feature_psi=0.5 (and 1 more)" in str(info.value)
     assert info.value.exit_code == 13
-    with pytest.raises(DistributionShiftError, match="nightly.max_score_psi=0.5"):
+    with pytest.raises(DistributionShiftError, match=r"nightly\.max_score_psi=0\.5"):
         check_psi(result, "churn_probability", max_feature_psi=5, max_score_psi=0.5)
     check_psi(result, "churn_probability", max_feature_psi=5, max_score_psi=1)
 
@@ -64,6 +65,7 @@ def test_distribution_psi_uses_columns_both_sides_have() -> None:
     cur = pd.DataFrame({"a": np.arange(100.0), "s": np.arange(100.0) + 50})
     result = distribution_psi(ref, cur, ["a", "only_ref", "missing"], "s", 10, "ref")
     assert set(result.values) == {"a", "s"}
+    assert result.skipped == ["only_ref", "missing"]
     assert result.values["a"] == 0 and result.values["s"] > 1
 
 

@@ -74,9 +74,11 @@ def test_staging_dir_is_removed_whatever_happens(tmp_path: Path) -> None:
 
 def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
     with exclusive_lock(tmp_path):
-        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}") as info:
-            with exclusive_lock(tmp_path):
-                pass
+        with (
+            pytest.raises(RunLockedError, match=f"pid {os.getpid()}") as info,
+            exclusive_lock(tmp_path),
+        ):
+            pass
         assert info.value.exit_code == 10
     with exclusive_lock(tmp_path):
         pass

@@ -104,6 +104,7 @@ def psi(
 class PsiResult:
     values: dict[str, float]  # column -> PSI, the score under "churn_probability"
     reference: str  # where the reference distribution came from
+    skipped: list[str]  # requested columns missing from either frame
 
 
 def distribution_psi(
@@ -115,12 +116,14 @@ def distribution_psi(
     reference_name: str,
 ) -> PsiResult:
     """PSI of each feature present in both frames, and of the score."""
-    columns = [c for c in (*features, score_column) if c in reference and c in current]
+    requested = [*features, score_column]
+    columns = [c for c in requested if c in reference and c in current]
     values = {
         c: round(psi(reference[c].to_numpy(float), current[c].to_numpy(float), bins), 6)
         for c in columns
     }
-    return PsiResult(values=values, reference=reference_name)
+    skipped = [c for c in requested if c not in columns]
+    return PsiResult(values=values, reference=reference_name, skipped=skipped)
 
 
 def check_psi(

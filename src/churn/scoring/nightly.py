@@ -274,8 +274,17 @@ def run_nightly(
             raise
         log.info("nightly: published %s", target)
         if log_run:
-            run_id = log_to_mlflow(manifest, "published")
-            log.info("nightly: manifest logged to MLflow run %s", run_id)
+            try:
+                run_id = log_to_mlflow(manifest, "published")
+            except Exception as exc:  # the list is out and correct; the record can be redone
+                log.error(
+                    "nightly: published, but the manifest could not be logged to MLflow: %s"
+                    " (it is in %s)",
+                    str(exc).splitlines()[0],
+                    target / partitions.MANIFEST,
+                )
+            else:
+                log.info("nightly: manifest logged to MLflow run %s", run_id)
     return NightlyResult(partition=target, manifest=manifest)
 
 
@@ -346,7 +355,7 @@ def _run_steps(
     with timings.step("psi"):
         reference, reference_name = _psi_reference(root, previous, params, model, ref, steps)
         if reference is None:
-            psi = guards.PsiResult(values={}, reference=reference_name)
+            psi = guards.PsiResult(values={}, reference=reference_name, skipped=[])
         else:
             psi = guards.distribution_psi(
                 reference,
@@ -357,6 +366,8 @@ def _run_steps(
                 reference_name,
             )
         log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
+        if psi.skipped:
+            log.warning("nightly: no PSI for %s (not in both frames)", ", ".join(psi.skipped))
         guards.check_psi(psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi)
     with timings.step("export"):
         targets = steps.export(
@@ -402,7 +413,7 @@ def _run_steps(
             "malformed_fraction": round(malformed_fraction, 6),
             "reasons": report["reasons"],
         },
-        "psi": {"reference": psi.reference, "values": psi.values},
+        "psi": {"reference": psi.reference, "values": psi.values, "skipped": psi.skipped},
         "thresholds": config.model_dump(
             mode="json",
             include={"max_malformed_fraction", "max_feature_psi", "max_score_psi", "psi_bins"},
