@@ -415,7 +415,8 @@ def nightly(
     import datetime as dt
 
     from churn.model import tracking
-    from churn.scoring.nightly import nightly_experiment, run_nightly
+    from churn.scoring.nightly import run_nightly
+    from churn.scoring.run_log import nightly_experiment
 
     params = _state.params()
     try:

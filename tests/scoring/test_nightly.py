@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +123,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         config = TrackingConfig(uri=uri, registered_model=NAME, experiment="churn-test")
         tracking.configure(config)
-        with mlflow.start_run():
+        with mlflow.start_run(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's hint about integer columns
             version = tracking.log_model(
                 result.model, tables.labelled[result.model.features].head(3), config
             )
@@ -299,6 +303,57 @@ def test_crash_mid_write_leaves_previous_outputs(
         _run(params, FIRST)  # a replay: the published folder of that date is at stake
     assert _tree(root) == before
     assert not any((root / STAGING).iterdir())
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from churn.scoring import nightly
+
+def killed(frame, target):
+    target.write_text(frame.head(3).to_csv(index=False))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+nightly.write_csv = killed
+from churn.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_killed_run_leaves_previous_outputs_and_the_next_run_cleans_up(
+    shop: Shop, workspace: Path
+) -> None:
+    """SIGKILL (the OOM killer, a cancelled Airflow task) half-way through writing the list."""
+    params = _params(shop, workspace, _raw(shop))
+    root = workspace / "nightly"
+    before = _tree(root)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_MID_WRITE,
+            "--params",
+            str(params),
+            "nightly",
+            "--as-of",
+            FIRST.isoformat(),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    after = _tree(root)
+    leftovers = [k for k in after if k.startswith(STAGING)]
+    assert any(k.endswith("retention_targets.csv") for k in leftovers)  # it did die mid-write
+    assert {k: v for k, v in after.items() if k not in leftovers} == before
+
+    assert _run(params, FIRST) == 0  # the next run clears the leftovers and publishes
+    assert not any((root / STAGING).iterdir())
+    assert _tree(root).keys() == before.keys()
+    part = f"as_of={FIRST}/scores.parquet"
+    assert _tree(root)[part] == before[part]
 
 
 def test_lock_held_by_another_process_exits_10(

@@ -43,7 +43,7 @@ from churn.data.customers import ingest_customers
 from churn.data.ingest import IngestOutputs, ingest
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
-from churn.scoring import guards, partitions
+from churn.scoring import guards, partitions, run_log
 from churn.scoring.export import retention_targets
 from churn.scoring.lock import exclusive_lock
 from churn.scoring.score import load_churn_model, score_customers
@@ -270,12 +270,12 @@ def run_nightly(
                 target = partitions.publish(root, as_of, out)
         except UserError as exc:
             if log_run:
-                _log_refusal(as_of, exc, time.perf_counter() - started)
+                run_log.log_refusal(as_of, exc, time.perf_counter() - started)
             raise
         log.info("nightly: published %s", target)
         if log_run:
             try:
-                run_id = log_to_mlflow(manifest, "published")
+                run_id = run_log.log_manifest(manifest, "published")
             except Exception as exc:  # the list is out and correct; the record can be redone
                 log.error(
                     "nightly: published, but the manifest could not be logged to MLflow: %s"
@@ -286,21 +286,6 @@ def run_nightly(
             else:
                 log.info("nightly: manifest logged to MLflow run %s", run_id)
     return NightlyResult(partition=target, manifest=manifest)
-
-
-def _log_refusal(as_of: dt.date, exc: UserError, seconds: float) -> None:
-    """Best effort: a refusal caused by the tracking server itself cannot be logged there."""
-    manifest = {
-        "as_of": as_of.isoformat(),
-        "status": "refused",
-        "exit_code": exc.exit_code,
-        "reason": str(exc),
-        "timings": {"total": round(seconds, 3)},
-    }
-    try:
-        log_to_mlflow(manifest, "refused", str(exc)[:500])
-    except Exception as log_exc:  # the refusal itself must still reach the caller
-        log.warning("nightly: could not log the refusal to MLflow: %s", log_exc)
 
 
 def _run_steps(
@@ -385,6 +370,7 @@ def _run_steps(
     outputs = [SCORES_FILE, TARGETS_FILE, INGEST_REPORT_FILE, *report_files]
     manifest: dict[str, Any] = {
         "as_of": as_of.isoformat(),
+        "status": "published",
         "model": {
             "requested": ref.requested,
             "uri": ref.uri,
@@ -455,37 +441,6 @@ def _psi_reference(
             cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
             return steps.score(snapshot, model, ref), f"{snapshot_path} (cutoff {cutoff})"
     return None, "none (first run, no pipeline snapshot)"
-
-
-def log_to_mlflow(manifest: dict[str, Any], status: str, reason: str = "") -> str:
-    """Log a run's manifest to the active MLflow experiment; returns the run id."""
-    import mlflow
-
-    from churn.model.tracking import log_json_metrics
-
-    with mlflow.start_run(run_name=f"nightly {manifest['as_of']}") as run:
-        mlflow.set_tags(
-            {
-                "stage": "nightly",
-                "status": status,
-                "as_of": manifest["as_of"],
-                "reason": reason,
-                "model_version": manifest.get("model", {}).get("version", ""),
-                "data_fingerprint": manifest.get("data", {}).get("fingerprint", ""),
-                "git_commit": manifest.get("code", {}).get("git_commit", ""),
-            }
-        )
-        log_json_metrics(
-            {k: manifest[k] for k in ("rows", "timings") if k in manifest}
-            | {"psi": manifest.get("psi", {}).get("values", {})}
-        )
-        mlflow.log_dict(manifest, "manifest.json")
-    return str(run.info.run_id)
-
-
-def nightly_experiment(params: Params) -> Any:
-    """The tracking config the nightly job logs with (its own experiment)."""
-    return params.tracking.model_copy(update={"experiment": params.nightly.experiment})
 
 
 __all__ = [
