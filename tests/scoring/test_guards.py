@@ -58,6 +58,10 @@ def test_check_psi_names_the_worst_column_and_its_threshold() -> None:
     with pytest.raises(DistributionShiftError, match=r"nightly\.max_score_psi=0\.5"):
         check_psi(result, "churn_probability", max_feature_psi=5, max_score_psi=0.5)
     check_psi(result, "churn_probability", max_feature_psi=5, max_score_psi=1)
+    # A new champion since the reference run: its scores may move, the features may not.
+    check_psi(result, "churn_probability", 5, 0.5, enforce_score=False)
+    with pytest.raises(DistributionShiftError, match="revenue"):
+        check_psi(result, "churn_probability", 0.5, 0.5, enforce_score=False)
 
 
 def test_distribution_psi_uses_columns_both_sides_have() -> None:

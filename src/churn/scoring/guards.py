@@ -127,11 +127,22 @@ def distribution_psi(
 
 
 def check_psi(
-    result: PsiResult, score_column: str, max_feature_psi: float, max_score_psi: float
+    result: PsiResult,
+    score_column: str,
+    max_feature_psi: float,
+    max_score_psi: float,
+    enforce_score: bool = True,
 ) -> None:
-    """Raise on the largest breach, naming the column, its PSI and the reference."""
+    """Raise on the largest breach, naming the column, its PSI and the reference.
+
+    ``enforce_score=False`` when the reference was scored by another model (a
+    champion promoted since): its scores are expected to differ, so only the
+    features, which do not depend on the model, are held to their threshold.
+    """
     breaches = []
     for column, value in result.values.items():
+        if column == score_column and not enforce_score:
+            continue
         limit = max_score_psi if column == score_column else max_feature_psi
         if not math.isnan(value) and value > limit:
             breaches.append((value / limit, column, value, limit))

@@ -353,7 +353,18 @@ def _run_steps(
         log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
         if psi.skipped:
             log.warning("nightly: no PSI for %s (not in both frames)", ", ".join(psi.skipped))
-        guards.check_psi(psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi)
+        previous_model = previous_manifest["model"]["uri"] if previous_manifest else ref.uri
+        same_model = previous_model == ref.uri
+        if not same_model:
+            log.warning(
+                "nightly: model changed since the previous run (%s -> %s): score PSI recorded,"
+                " not enforced",
+                previous_model,
+                ref.uri,
+            )
+        guards.check_psi(
+            psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
+        )
     with timings.step("export"):
         targets = steps.export(
             scores, ingested.customers, params.export.top_n, config.require_consent
@@ -399,7 +410,12 @@ def _run_steps(
             "malformed_fraction": round(malformed_fraction, 6),
             "reasons": report["reasons"],
         },
-        "psi": {"reference": psi.reference, "values": psi.values, "skipped": psi.skipped},
+        "psi": {
+            "reference": psi.reference,
+            "values": psi.values,
+            "skipped": psi.skipped,
+            "score_enforced": same_model,
+        },
         "thresholds": config.model_dump(
             mode="json",
             include={"max_malformed_fraction", "max_feature_psi", "max_score_psi", "psi_bins"},
