@@ -303,6 +303,10 @@ def test_crash_mid_write_leaves_previous_outputs(
         _run(params, FIRST)  # a replay: the published folder of that date is at stake
     assert _tree(root) == before
     assert not any((root / STAGING).iterdir())
+    failed = mlflow.search_runs(
+        experiment_names=["churn-nightly"], filter_string="tags.status = 'failed'"
+    )
+    assert "OSError: disk full" in set(failed["tags.reason"])
 
 
 _KILLED_MID_WRITE = """

@@ -252,8 +252,9 @@ def run_nightly(
 
     The MLflow tracking URI and experiment must be configured by the caller
     (the model is loaded from, and the manifest logged to, that store). A
-    refused run is logged too (status ``refused`` and the reason), so the
-    MLflow experiment is the job's complete history.
+    refused run is logged too (status ``refused``, the exit code and the reason),
+    and so is a crash (status ``failed``), so the MLflow experiment is the job's
+    complete history.
     """
     steps = steps or NightlySteps()
     root = params.nightly.output_root
@@ -268,9 +269,9 @@ def run_nightly(
                 uri = model_uri or default_model_uri(params)
                 manifest = _run_steps(as_of, params, uri, steps, work, out)
                 target = partitions.publish(root, as_of, out)
-        except UserError as exc:
+        except Exception as exc:
             if log_run:
-                run_log.log_refusal(as_of, exc, time.perf_counter() - started)
+                run_log.log_unpublished(as_of, exc, time.perf_counter() - started)
             raise
         log.info("nightly: published %s", target)
         if log_run:

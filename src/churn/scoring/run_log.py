@@ -49,16 +49,22 @@ def nightly_experiment(params: Params) -> TrackingConfig:
     return params.tracking.model_copy(update={"experiment": params.nightly.experiment})
 
 
-def log_refusal(as_of: dt.date, exc: UserError, seconds: float) -> None:
-    """Best effort: a refusal caused by the tracking server itself cannot be logged there."""
+def log_unpublished(as_of: dt.date, exc: BaseException, seconds: float) -> None:
+    """Record a run that did not publish: ``refused`` by a guard or input check (a
+    ``UserError`` and its exit code), or ``failed`` on anything else (a bug, a full disk).
+
+    Best effort: a refusal caused by the tracking server itself cannot be logged there.
+    """
+    refused = isinstance(exc, UserError)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     manifest = {
         "as_of": as_of.isoformat(),
-        "status": "refused",
-        "exit_code": exc.exit_code,
-        "reason": str(exc),
+        "status": "refused" if refused else "failed",
+        "exit_code": exc.exit_code if isinstance(exc, UserError) else 1,
+        "reason": reason if refused else f"{type(exc).__name__}: {reason}",
         "timings": {"total": round(seconds, 3)},
     }
     try:
-        log_manifest(manifest, "refused", str(exc)[:500])
-    except Exception as log_exc:  # the refusal itself must still reach the caller
-        log.warning("nightly: could not log the refusal to MLflow: %s", log_exc)
+        log_manifest(manifest, str(manifest["status"]), str(manifest["reason"])[:500])
+    except Exception as log_exc:  # the original error must still reach the caller
+        log.warning("nightly: could not log the %s run to MLflow: %s", manifest["status"], log_exc)
