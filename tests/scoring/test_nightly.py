@@ -423,3 +423,14 @@ def test_consent_filter_keeps_refusals_off_the_list(shop: Shop, workspace: Path)
     assert sorted(listed["Customer ID"]) == sorted(riskiest[10:])
     manifest = json.loads((partition / "manifest.json").read_text())
     assert manifest["rows"]["contactable"] == 10 and manifest["rows"]["customers_in_master"] == 20
+
+
+def test_bad_as_of_is_an_input_error(
+    shop: Shop, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = _params(shop, workspace, _raw(shop))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--params", str(params), "nightly", "--as-of", "2026-13-01"])
+    assert info.value.code == 2
+    assert "--as-of '2026-13-01' is not a date" in capsys.readouterr().err
