@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from churn import cli
 from churn.config import FeaturesConfig, GenerateConfig, SnapshotConfig, TrackingConfig, TrainConfig
 from churn.data.generate import generate_shop
+from churn.errors import UserError
 from churn.features.tables import build_feature_tables
 from churn.model import tracking
 from churn.model.registry import CHAMPION
@@ -434,3 +435,18 @@ def test_bad_as_of_is_an_input_error(
         cli.main(["--params", str(params), "nightly", "--as-of", "2026-13-01"])
     assert info.value.code == 2
     assert "--as-of '2026-13-01' is not a date" in capsys.readouterr().err
+
+
+def test_consent_filter_policies() -> None:
+    scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "risk_rank": [1, 2, 3, 4]})
+    customers = pd.DataFrame(
+        {"customer_id": ["a", "b", "c"], "marketing_consent": pd.array([True, False, None])}
+    )
+    kept = nightly_module.consent_filter(scores, customers, require_consent=False)
+    assert kept["customer_id"].tolist() == ["a", "c", "d"]  # unknown is contactable
+    kept = nightly_module.consent_filter(scores, customers, require_consent=True)
+    assert kept["customer_id"].tolist() == ["a"]
+    nobody = customers.iloc[:0]
+    assert len(nightly_module.consent_filter(scores, nobody, require_consent=False)) == 4
+    with pytest.raises(UserError, match="no customer has given consent"):
+        nightly_module.consent_filter(scores, nobody, require_consent=True)

@@ -186,6 +186,11 @@ def consent_filter(
     ``require_consent`` keeps only an explicit yes; otherwise only an explicit no
     is removed (a shop without a consent column contacts everyone, as before).
     """
+    if require_consent and not customers["marketing_consent"].eq(True).any():
+        raise UserError(
+            "nightly.require_consent is true but no customer has given consent"
+            " (set ingest.customers.source to a customers table with a consent column)"
+        )
     consent = customers.set_index("customer_id")["marketing_consent"]
     given = scores["customer_id"].map(consent)
     keep = given.eq(True) if require_consent else ~given.eq(False)
