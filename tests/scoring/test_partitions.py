@@ -82,3 +82,21 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
         assert info.value.exit_code == 10
     with exclusive_lock(tmp_path):
         pass
+
+
+def test_replay_swaps_in_one_step_and_falls_back_to_two_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a")
+    (b / "x").write_text("b")
+    assert partitions.exchange(a, b)  # Linux: renameat2(RENAME_EXCHANGE)
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+    partitions.publish(tmp_path, DAY1, _stage(tmp_path, DAY1, "one"))
+    monkeypatch.setattr(partitions, "exchange", lambda a, b: False)  # e.g. not Linux
+    partitions.publish(tmp_path, DAY1, _stage(tmp_path, DAY1, "two"))
+    assert (tmp_path / "as_of=2026-09-01" / "scores.csv").read_text() == "two"
+    assert not list(tmp_path.glob(".as_of=*"))

@@ -11,15 +11,17 @@ Layout under ``nightly.output_root``::
 A run writes everything into its own staging folder and publishes with
 ``rename``, which is atomic within one file system, so a reader (or a crash)
 sees either the previous folder or the new one, never a mix. Replaying a
-published date swaps the old folder out first: the only window where the
-date has no folder is between two renames, and ``recover`` puts the old folder
-back if a crash lands exactly there.
+published date exchanges the two folders in one ``renameat2`` call on Linux;
+elsewhere it takes two renames, and ``recover`` puts the old folder back if a
+crash lands between them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -108,15 +110,40 @@ def publish(root: Path, as_of: dt.date, staged: Path) -> Path:
         raise AssertionError(f"{staged} has no {MANIFEST}; refusing to publish a partial run")
     _readable(staged)
     target = partition_dir(root, as_of)
-    retired = _retired(root, as_of)
-    if retired.exists():
-        shutil.rmtree(retired)
-    if target.exists():
-        target.rename(retired)
-    staged.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists() and exchange(staged, target):
+        shutil.rmtree(staged)  # now the previous folder
+    else:
+        retired = _retired(root, as_of)
+        if retired.exists():
+            shutil.rmtree(retired)
+        if target.exists():
+            target.rename(retired)
+        staged.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
     write_latest(root)
     return target
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the kernel, libc or file system cannot, and the caller
+    falls back to two renames (and ``recover`` covers the gap between them).
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 def write_latest(root: Path) -> None:
