@@ -240,9 +240,6 @@ class NightlyConfig(_Section):
     max_feature_psi: float = Field(0.5, gt=0)
     max_score_psi: float = Field(0.5, gt=0)
     psi_bins: int = Field(10, ge=2)
-    # Contact only customers with explicit marketing consent (True), or everyone
-    # except an explicit refusal (False: unknown consent is contactable).
-    require_consent: bool = False
 
 
 class Params(_Section):

@@ -31,7 +31,6 @@ from mlflow.tracking import MlflowClient
 from churn import cli
 from churn.config import FeaturesConfig, GenerateConfig, SnapshotConfig, TrackingConfig, TrainConfig
 from churn.data.generate import generate_shop
-from churn.errors import UserError
 from churn.features.tables import build_feature_tables
 from churn.model import tracking
 from churn.model.registry import CHAMPION
@@ -394,14 +393,14 @@ def test_lock_held_by_another_process_exits_10(
     assert _run(params, FIRST + dt.timedelta(days=1)) == 0  # released with its process
 
 
-def test_consent_filter_keeps_refusals_off_the_list(shop: Shop, workspace: Path) -> None:
+def test_consent_filter_lists_only_customers_who_agreed(shop: Shop, workspace: Path) -> None:
     scores = pd.read_parquet(shop.published / f"as_of={FIRST}" / "scores.parquet")
-    riskiest = scores["customer_id"].head(20).tolist()
+    riskiest = scores["customer_id"].head(30).tolist()
     customers = pd.DataFrame(
         {
             "Customer ID": riskiest,
-            "Email": [f"c{i}@example.com" for i in range(20)],
-            "Marketing consent": ["no"] * 10 + ["yes"] * 10,
+            "Email": [f"c{i}@example.com" for i in range(30)],
+            "Marketing consent": ["no"] * 10 + ["yes"] * 10 + [""] * 10,
         }
     )
     customers.to_csv(workspace / "customers.csv", index=False)
@@ -413,17 +412,12 @@ def test_consent_filter_keeps_refusals_off_the_list(shop: Shop, workspace: Path)
 
     assert _run(params, FIRST) == 0
     listed = pd.read_csv(partition / "retention_targets.csv", dtype={"Customer ID": str})
-    assert len(listed) == TOP_N
-    assert not set(listed["Customer ID"]) & set(riskiest[:10])
-    assert set(riskiest[10:]) <= set(listed["Customer ID"])
-
-    settings["nightly"]["require_consent"] = True
-    params.write_text(yaml.safe_dump(settings))
-    assert _run(params, FIRST) == 0
-    listed = pd.read_csv(partition / "retention_targets.csv", dtype={"Customer ID": str})
-    assert sorted(listed["Customer ID"]) == sorted(riskiest[10:])
+    # Refused, unknown and not in the customers table: none of them is listed.
+    assert sorted(listed["Customer ID"]) == sorted(riskiest[10:20])
     manifest = json.loads((partition / "manifest.json").read_text())
-    assert manifest["rows"]["contactable"] == 10 and manifest["rows"]["customers_in_master"] == 20
+    assert manifest["rows"]["contactable"] == 10
+    assert manifest["rows"]["customers_in_master"] == 30
+    assert manifest["rows"]["targets"] == 10
 
 
 def test_bad_as_of_is_an_input_error(
@@ -437,16 +431,11 @@ def test_bad_as_of_is_an_input_error(
     assert "--as-of '2026-13-01' is not a date" in capsys.readouterr().err
 
 
-def test_consent_filter_policies() -> None:
+def test_consent_filter_policy() -> None:
     scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "risk_rank": [1, 2, 3, 4]})
     customers = pd.DataFrame(
-        {"customer_id": ["a", "b", "c"], "marketing_consent": pd.array([True, False, None])}
+        {"customer_id": ["a", "b", "c"], "marketing_consent": [True, False, None]}
     )
-    kept = nightly_module.consent_filter(scores, customers, require_consent=False)
-    assert kept["customer_id"].tolist() == ["a", "c", "d"]  # unknown is contactable
-    kept = nightly_module.consent_filter(scores, customers, require_consent=True)
-    assert kept["customer_id"].tolist() == ["a"]
-    nobody = customers.iloc[:0]
-    assert len(nightly_module.consent_filter(scores, nobody, require_consent=False)) == 4
-    with pytest.raises(UserError, match="no customer has given consent"):
-        nightly_module.consent_filter(scores, nobody, require_consent=True)
+    kept = nightly_module.consent_filter(scores, customers)
+    assert kept["customer_id"].tolist() == ["a"]  # no, unknown and missing are left out
+    assert len(nightly_module.consent_filter(scores, customers.iloc[:0])) == 4  # no table

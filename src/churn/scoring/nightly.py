@@ -178,30 +178,23 @@ def score_step(snapshot: pd.DataFrame, model: ChurnModel, ref: ModelRef) -> pd.D
     return score_customers(snapshot, model, ref.uri)
 
 
-def consent_filter(
-    scores: pd.DataFrame, customers: pd.DataFrame, require_consent: bool
-) -> pd.DataFrame:
+def consent_filter(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     """Scores of the customers marketing may contact.
 
-    ``require_consent`` keeps only an explicit yes; otherwise only an explicit no
-    is removed (a shop without a consent column contacts everyone, as before).
+    The same rule as ``churn export``: without a customers table (none
+    configured) everyone may be contacted; with one, only customers in it with
+    an explicit yes (a refusal, an unknown answer or a missing row all mean no).
     """
-    if require_consent and not customers["marketing_consent"].eq(True).any():
-        raise UserError(
-            "nightly.require_consent is true but no customer has given consent"
-            " (set ingest.customers.source to a customers table with a consent column)"
-        )
-    consent = customers.set_index("customer_id")["marketing_consent"]
-    given = scores["customer_id"].map(consent)
-    keep = given.eq(True) if require_consent else ~given.eq(False)
-    return scores[keep.fillna(not require_consent).to_numpy(bool)]
+    if customers.empty:
+        return scores
+    consent = customers.drop_duplicates("customer_id").set_index("customer_id")
+    given = scores["customer_id"].map(consent["marketing_consent"])
+    return scores[given.astype("boolean").fillna(False).to_numpy(dtype=bool)]
 
 
-def export_step(
-    scores: pd.DataFrame, customers: pd.DataFrame, top_n: int, require_consent: bool
-) -> pd.DataFrame:
+def export_step(scores: pd.DataFrame, customers: pd.DataFrame, top_n: int) -> pd.DataFrame:
     """The contact list: consent first, then the ``top_n`` riskiest of those left."""
-    return retention_targets(consent_filter(scores, customers, require_consent), top_n)
+    return retention_targets(consent_filter(scores, customers), top_n)
 
 
 def report_step(scores: pd.DataFrame, targets: pd.DataFrame, folder: Path) -> list[str]:
@@ -217,7 +210,7 @@ class NightlySteps:
     load_model: Callable[[str], tuple[ChurnModel, ModelRef]] = load_model_step
     snapshot: Callable[..., pd.DataFrame] = snapshot_step
     score: Callable[[pd.DataFrame, ChurnModel, ModelRef], pd.DataFrame] = score_step
-    export: Callable[[pd.DataFrame, pd.DataFrame, int, bool], pd.DataFrame] = export_step
+    export: Callable[[pd.DataFrame, pd.DataFrame, int], pd.DataFrame] = export_step
     report: Callable[[pd.DataFrame, pd.DataFrame, Path], list[str]] = report_step
 
 
@@ -372,9 +365,7 @@ def _run_steps(
             psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
         )
     with timings.step("export"):
-        targets = steps.export(
-            scores, ingested.customers, params.export.top_n, config.require_consent
-        )
+        targets = steps.export(scores, ingested.customers, params.export.top_n)
     with timings.step("write"):
         write_parquet(scores, out / SCORES_FILE)
         write_csv(targets, out / TARGETS_FILE)
@@ -409,7 +400,7 @@ def _run_steps(
             "malformed": report["malformed_rows"],
             "customers_in_master": len(ingested.customers),
             "scored": len(scores),
-            "contactable": len(consent_filter(scores, ingested.customers, config.require_consent)),
+            "contactable": len(consent_filter(scores, ingested.customers)),
             "targets": len(targets),
         },
         "quarantine": {
