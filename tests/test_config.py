@@ -17,6 +17,7 @@ def test_project_params_load_and_match_defaults_where_unset() -> None:
     assert params.snapshots.horizon_days == 90
     assert params.tracking.registered_model == "churn-classifier"
     assert Params().paths == params.paths
+    assert Params().nightly == params.nightly  # params.yaml documents the defaults
 
 
 @pytest.mark.parametrize(

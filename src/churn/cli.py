@@ -642,6 +642,52 @@ def promote() -> None:
         raise typer.Exit(PROMOTION_REFUSED_EXIT)
 
 
+@app.command()
+def nightly(
+    as_of: Annotated[
+        str,
+        typer.Option("--as-of", help="The date treated as today, YYYY-MM-DD (cron: `date -I`)."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Score with this MLflow model URI or directory instead of"
+            " models:/<tracking.registered_model>@<nightly.model_alias>.",
+        ),
+    ] = None,
+) -> None:
+    """Ingest, guard, score with the champion, export and publish one as-of date.
+
+    Exit codes: 0 published, 10 another run holds the lock, 11 no new
+    transactions, 12 too many malformed rows, 13 distribution shift (PSI),
+    14 model unavailable, 2 any other input error. On a non-zero exit the
+    previously published lists are left untouched.
+    """
+    import datetime as dt
+
+    from churn.model import tracking
+    from churn.scoring.nightly import run_nightly
+    from churn.scoring.run_log import nightly_experiment
+
+    params = _state.params()
+    try:
+        date = dt.date.fromisoformat(as_of)
+    except ValueError as exc:
+        raise UserError(f"--as-of {as_of!r} is not a date like 2026-11-21") from exc
+    tracking.configure(nightly_experiment(params))
+    with _step("nightly"):
+        result = run_nightly(date, params, model)
+    rows, model_info = result.manifest["rows"], result.manifest["model"]
+    log.info(
+        "nightly: %s scored, %s targets, model %s -> %s",
+        f"{rows['scored']:,}",
+        f"{rows['targets']:,}",
+        model_info["uri"],
+        result.partition,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
