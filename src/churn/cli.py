@@ -449,28 +449,25 @@ def export(
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-    from churn.scoring.export import CONSENT_OK, build_export, consent_status, write_xlsx
+    from churn.scoring.export import write_xlsx
+    from churn.scoring.retention import retention_list
     from churn.scoring.score import explain as explain_customers
-    from churn.scoring.score import with_reasons
-    from churn.scoring.targeting import select_targets
 
     scores = _read_parquet(params.paths.scores, "score")
     customers = None
     if params.paths.customers.exists():
         customers = pd.read_parquet(params.paths.customers)
     with _step("export"):
-        consent = consent_status(scores["customer_id"], customers)
-        targets = select_targets(scores, params.targeting, contactable=consent == CONSENT_OK)
-        wanted = targets.loc[targets["selected"], "customer_id"]
-        if len(wanted) and len(scores):
+
+        def reasons_for(wanted: Any) -> Any:
             as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
             churn_model, _ = _load_model(params, _scored_model_uri(scores))
             snapshot = _scoring_snapshot(params, as_of)
-            targets = with_reasons(
-                targets, explain_customers(snapshot, churn_model, wanted, params.attribution)
-            )
-        write_parquet(targets, params.paths.targets_table)
-        contact_list, summary = build_export(targets, consent, customers, filters)
+            return explain_customers(snapshot, churn_model, wanted, params.attribution)
+
+        chosen = retention_list(scores, customers, params.targeting, filters, reasons_for)
+        write_parquet(chosen.targets, params.paths.targets_table)
+        contact_list, summary = chosen.contact_list, chosen.summary
         written = []
         if "csv" in formats:
             write_csv(contact_list, params.paths.targets)
@@ -541,19 +538,11 @@ def report(
         paths.train_features, ["cutoff", "split", "churned"], "the churn rate per cutoff"
     )
     with _step("report"):
-        from churn.scoring.report import render_report  # matplotlib: after the inputs check
+        # matplotlib: imported after the inputs check
+        from churn.scoring.report import render_pipeline_report
 
-        html = render_report(
-            scores,
-            targets,
-            transactions,
-            labelled,
-            previous_scores,
-            params.report,
-            budget=params.targeting.max_budget,
-            max_contacts=params.targeting.max_contacts,
-            horizon_days=params.snapshots.horizon_days,
-            lookback_days=params.snapshots.active_window_days,
+        html = render_pipeline_report(
+            scores, targets, transactions, labelled, previous_scores, params
         )
         with atomic_path(paths.report) as tmp:
             tmp.write_text(html, encoding="utf-8")

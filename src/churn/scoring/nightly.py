@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from churn.atomic import write_csv, write_json, write_parquet
+from churn.atomic import atomic_path, write_csv, write_json, write_parquet
 from churn.config import (
     CsvOptions,
     CustomersConfig,
@@ -44,15 +43,25 @@ from churn.data.ingest import IngestOutputs, ingest
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.scoring import guards, partitions, run_log
-from churn.scoring.export import retention_targets
+from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
 from churn.scoring.lock import exclusive_lock
-from churn.scoring.score import load_churn_model, score_customers
+from churn.scoring.retention import RetentionList, retention_list
+from churn.scoring.score import (
+    ModelIdentity,
+    explain,
+    identify_model,
+    load_churn_model,
+    score_customers,
+)
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMN = "churn_probability"
 SCORES_FILE = "scores.parquet"
 TARGETS_FILE = "retention_targets.csv"
+TARGETS_TABLE_FILE = "targets.parquet"
+EXPORT_SUMMARY_FILE = "retention_targets.summary.json"
+REPORT_FILE = "retention_report.html"
 INGEST_REPORT_FILE = "ingest_report.json"
 
 
@@ -118,38 +127,21 @@ def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
-
-def resolve_model(uri: str) -> ModelRef:
-    """Pin a registry alias to its current version; leave other URIs (folders, runs:/) as is."""
-    match = _REGISTRY_URI.match(uri)
-    if not match:
-        return ModelRef(uri=uri, requested=uri)
-    name = match.group("name")
-    version = match.group("version")
-    if version is None:
-        from mlflow.tracking import MlflowClient
-
-        alias = match.group("alias")
-        try:
-            version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        except Exception as exc:  # MLflow raises many types: not found, server down
-            raise ModelUnavailableError(
-                f"cannot resolve {uri}: {str(exc).splitlines()[0]}"
-                " (set the alias with `churn promote` or pass --model)"
-            ) from exc
-    return ModelRef(uri=f"models:/{name}/{version}", name=name, version=version, requested=uri)
-
-
 def load_model_step(uri: str) -> tuple[ChurnModel, ModelRef]:
-    ref = resolve_model(uri)
+    """The model behind ``uri``, pinned to its registry version for the whole run."""
     try:
+        identity = identify_model(uri)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return load_churn_model(ref.uri), ref
+            model = load_churn_model(identity.pinned_uri)
     except UserError as exc:
-        raise ModelUnavailableError(str(exc)) from exc
+        raise ModelUnavailableError(
+            f"{exc} (set the alias with `churn promote` or pass --model)"
+        ) from exc
+    ref = ModelRef(
+        uri=identity.pinned_uri, name=identity.name, version=identity.version, requested=uri
+    )
+    return model, ref
 
 
 def snapshot_step(
@@ -160,46 +152,63 @@ def snapshot_step(
     features: FeaturesConfig,
     as_of: dt.date,
 ) -> pd.DataFrame:
-    """The scoring snapshot at ``as_of``, through the same feature code as training.
-
-    Only the scoring table is used; one training cutoff keeps the labelled table
-    (which the scoring table does not depend on) as small as possible.
-    """
+    """The scoring snapshot at ``as_of``, through the same feature code as training."""
     from churn.features import backend
-    from churn.features.tables import build_feature_tables
+    from churn.features.tables import build_scoring_snapshot
 
     con = backend.connect(engine, spark_master=spark_master)
     table = backend.read_transactions(con, transactions)
-    config = snapshots.model_copy(update={"as_of": as_of, "n_train_cutoffs": 1})
-    return build_feature_tables(table, config, features).scoring
+    return build_scoring_snapshot(table, as_of, snapshots, features)
 
 
-def score_step(snapshot: pd.DataFrame, model: ChurnModel, ref: ModelRef) -> pd.DataFrame:
-    return score_customers(snapshot, model, ref.uri)
+def score_step(
+    snapshot: pd.DataFrame, model: ChurnModel, ref: ModelRef, params: Params
+) -> pd.DataFrame:
+    identity = ModelIdentity(uri=ref.uri, name=ref.name, version=ref.version)
+    return score_customers(snapshot, model, identity, params.scoring)
 
 
-def consent_filter(scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Scores of the customers marketing may contact.
+def export_step(
+    scores: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    model: ChurnModel,
+    customers: pd.DataFrame,
+    params: Params,
+) -> RetentionList:
+    """The same retention list as `churn export`, with its default filters from params."""
+    settings = params.export
+    filters = ExportFilters(
+        segments=settings.segments,
+        bands=settings.bands,
+        min_value=settings.min_value,
+        actions=settings.actions,
+        top_n=settings.top_n,
+    )
+    return retention_list(
+        scores,
+        customers,
+        params.targeting,
+        filters,
+        lambda wanted: explain(snapshot, model, wanted, params.attribution),
+    )
 
-    The same rule as ``churn export``: without a customers table (none
-    configured) everyone may be contacted; with one, only customers in it with
-    an explicit yes (a refusal, an unknown answer or a missing row all mean no).
-    """
-    if customers.empty:
-        return scores
-    consent = customers.drop_duplicates("customer_id").set_index("customer_id")
-    given = scores["customer_id"].map(consent["marketing_consent"])
-    return scores[given.astype("boolean").fillna(False).to_numpy(dtype=bool)]
 
+def report_step(
+    scores: pd.DataFrame,
+    targets: pd.DataFrame,
+    transactions: Path,
+    previous_scores: pd.DataFrame | None,
+    params: Params,
+    folder: Path,
+) -> list[str]:
+    """The marketing HTML report beside the list; returns the file names written."""
+    from churn.scoring.report import render_pipeline_report
 
-def export_step(scores: pd.DataFrame, customers: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """The contact list: consent first, then the ``top_n`` riskiest of those left."""
-    return retention_targets(consent_filter(scores, customers), top_n)
-
-
-def report_step(scores: pd.DataFrame, targets: pd.DataFrame, folder: Path) -> list[str]:
-    """Write a report into the partition and return its file names (none on main yet)."""
-    return []
+    history = pd.read_parquet(transactions, columns=["customer_id", "order_id", "ts", "amount"])
+    html = render_pipeline_report(scores, targets, history, None, previous_scores, params)
+    with atomic_path(folder / REPORT_FILE) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return [REPORT_FILE]
 
 
 @dataclass(frozen=True)
@@ -209,9 +218,9 @@ class NightlySteps:
     ingest: Callable[..., Ingested] = ingest_step
     load_model: Callable[[str], tuple[ChurnModel, ModelRef]] = load_model_step
     snapshot: Callable[..., pd.DataFrame] = snapshot_step
-    score: Callable[[pd.DataFrame, ChurnModel, ModelRef], pd.DataFrame] = score_step
-    export: Callable[[pd.DataFrame, pd.DataFrame, int], pd.DataFrame] = export_step
-    report: Callable[[pd.DataFrame, pd.DataFrame, Path], list[str]] = report_step
+    score: Callable[[pd.DataFrame, ChurnModel, ModelRef, Params], pd.DataFrame] = score_step
+    export: Callable[..., RetentionList] = export_step
+    report: Callable[..., list[str]] = report_step
 
 
 # --- the flow --------------------------------------------------------------------------
@@ -335,7 +344,7 @@ def _run_steps(
             as_of,
         )
     with timings.step("score"):
-        scores = steps.score(snapshot, model, ref)
+        scores = steps.score(snapshot, model, ref, params)
     with timings.step("psi"):
         reference, reference_name = _psi_reference(root, previous, params, model, ref, steps)
         if reference is None:
@@ -365,17 +374,29 @@ def _run_steps(
             psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
         )
     with timings.step("export"):
-        targets = steps.export(scores, ingested.customers, params.export.top_n)
+        exported = steps.export(scores, snapshot, model, ingested.customers, params)
     with timings.step("write"):
         write_parquet(scores, out / SCORES_FILE)
-        write_csv(targets, out / TARGETS_FILE)
+        write_parquet(exported.targets, out / TARGETS_TABLE_FILE)
+        write_csv(exported.contact_list, out / TARGETS_FILE)
+        write_json(exported.summary, out / EXPORT_SUMMARY_FILE)
         write_json(_portable_report(report), out / INGEST_REPORT_FILE)
     with timings.step("report"):
-        report_files = steps.report(scores, targets, out)
+        previous_scores = reference if previous is not None else None
+        report_files = steps.report(
+            scores, exported.targets, ingested.transactions, previous_scores, params, out
+        )
 
     from churn.model.tracking import file_fingerprint, git_commit
 
-    outputs = [SCORES_FILE, TARGETS_FILE, INGEST_REPORT_FILE, *report_files]
+    outputs = [
+        SCORES_FILE,
+        TARGETS_TABLE_FILE,
+        TARGETS_FILE,
+        EXPORT_SUMMARY_FILE,
+        INGEST_REPORT_FILE,
+        *report_files,
+    ]
     manifest: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "status": "published",
@@ -400,8 +421,11 @@ def _run_steps(
             "malformed": report["malformed_rows"],
             "customers_in_master": len(ingested.customers),
             "scored": len(scores),
-            "contactable": len(consent_filter(scores, ingested.customers)),
-            "targets": len(targets),
+            "contactable": int(
+                (consent_status(scores["customer_id"], ingested.customers) == CONSENT_OK).sum()
+            ),
+            "selected": int(exported.targets["selected"].sum()),
+            "targets": len(exported.contact_list),
         },
         "quarantine": {
             "malformed_fraction": round(malformed_fraction, 6),
@@ -452,7 +476,8 @@ def _psi_reference(
         snapshot = pd.read_parquet(snapshot_path)
         if not snapshot.empty:
             cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-            return steps.score(snapshot, model, ref), f"{snapshot_path} (cutoff {cutoff})"
+            scored = steps.score(snapshot, model, ref, params)
+            return scored, f"{snapshot_path} (cutoff {cutoff})"
     return None, "none (first run, no pipeline snapshot)"
 
 

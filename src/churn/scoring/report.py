@@ -22,7 +22,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from churn.config import ReportConfig
+from churn.config import Params, ReportConfig
 from churn.errors import UserError
 from churn.features import kpis
 from churn.scoring import report_charts as charts
@@ -295,3 +295,30 @@ def render_report(
         "generated_for": dt.date.isoformat(as_of.date()),
     }
     return _environment().get_template("report.html.j2").render(**context)
+
+
+def render_pipeline_report(
+    scores: pd.DataFrame,
+    targets: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    labelled: pd.DataFrame | None,
+    previous_scores: pd.DataFrame | None,
+    params: Params,
+) -> str:
+    """The report with the budget and label settings the pipeline ran with.
+
+    `churn report` and `churn nightly` both call this, so their reports state
+    the same budget and measure churn with the same label.
+    """
+    return render_report(
+        scores,
+        targets,
+        transactions,
+        labelled,
+        previous_scores,
+        params.report,
+        budget=params.targeting.max_budget,
+        max_contacts=params.targeting.max_contacts,
+        horizon_days=params.snapshots.horizon_days,
+        lookback_days=params.snapshots.active_window_days,
+    )
