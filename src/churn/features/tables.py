@@ -8,17 +8,26 @@ feature and segment code, so training and serving cannot drift apart.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
+from churn.features import rfm
+from churn.features.backend import arrow_to_pandas, limit_memory, materialized, to_pandas
 from churn.features.btyd_features import btyd_features
+from churn.features.buckets import BucketPlan, cutoffs_with_buckets
 from churn.features.segments import RFMScorer
-from churn.features.snapshots import Calendar, build_calendar, snapshot_expr
+from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
+
+SCORE_SPLIT = "score"
 
 
 @dataclass(frozen=True)
@@ -42,12 +51,88 @@ def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
     return first, last, n
 
 
-def _population_with_btyd(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Fit BTYD on the whole history per cutoff, then keep the active population only."""
-    history = history.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
-    enriched = pd.concat([history, btyd_features(history, horizon_days)], axis=1)
-    population = enriched[enriched["in_population"].astype(bool)]
-    return population.drop(columns="in_population").reset_index(drop=True)
+def _in_pieces(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """Consecutive batches of a result sorted by cutoff, regrouped into one table per cutoff.
+
+    Batches come as the engine typed them (DuckDB sums integers into HUGEINT);
+    each is cast to the expression's schema, as ``to_pyarrow`` would.
+    """
+    pending: list[pa.Table] = []
+    current: object = None
+    for batch in batches:
+        table = pa.Table.from_batches([batch]).cast(schema)
+        if table.num_rows == 0:
+            continue
+        cutoffs = table["cutoff"]
+        for value in pc.unique(cutoffs).to_pylist():
+            part = table.filter(pc.equal(cutoffs, pa.scalar(value, cutoffs.type)))
+            if value != current and pending:
+                yield pa.concat_tables(pending)
+                pending = []
+            current = value
+            pending.append(part)
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+def _btyd_for_population(
+    history: pd.DataFrame, horizon_days: int, fit_customers: int
+) -> pd.DataFrame:
+    """BTYD columns fitted on everyone with history, kept for the active population only."""
+    fitted = btyd_features(history, horizon_days, fit_customers)
+    keep = history["in_population"].to_numpy(dtype=bool)
+    fitted = fitted[keep].reset_index(drop=True)
+    fitted.insert(0, "customer_id", history["customer_id"][keep].reset_index(drop=True))
+    fitted.insert(1, "cutoff", history["cutoff"][keep].reset_index(drop=True))
+    return fitted
+
+
+def feature_pieces(
+    transactions: ir.Table,
+    calendar: Calendar,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
+
+    One bucket table serves every cutoff, labelled and scoring alike, computed
+    once (a DuckDB temp table). Two queries read it: the BTYD inputs of
+    everyone with history, then every feature of the active population, both
+    sorted by (cutoff, customer). The second streams, so only one cutoff's
+    rows are in pandas at a time (with DuckDB's own memory, bounded by
+    ``features.memory_limit``). Each piece gets its BTYD columns and RFM
+    segments, and comes with the RFM edges fitted on it.
+    """
+    labelled = calendar.labelled()
+    scoring = pd.DataFrame({"cutoff": [calendar.as_of], "split": [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled["cutoff"], calendar.as_of], snapshots, features)
+    cut = cutoffs_with_buckets(
+        [plan.cutoff_table(labelled, with_label=True), plan.cutoff_table(scoring, with_label=False)]
+    )
+    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
+    with materialized(bucket_table(transactions, plan, calendar.as_of)) as totals:
+        history = to_pandas(
+            rfm.history_inputs(totals, cut, snapshots).order_by(["cutoff", "customer_id"])
+        )
+        btyd = _btyd_for_population(history, snapshots.horizon_days, features.btyd_fit_customers)
+        del history
+        btyd_by_cutoff = dict(iter(btyd.groupby("cutoff", sort=True)))
+        rows = population_expr(totals, cut, snapshots, features, with_label=True)
+        rows = rows.order_by(["cutoff", "customer_id"])
+        for table in _in_pieces(rows.to_pyarrow_batches(), rows.schema().to_pyarrow()):
+            piece = arrow_to_pandas(table)
+            cutoff = piece["cutoff"].iloc[0]
+            fitted = btyd_by_cutoff.pop(cutoff).reset_index(drop=True)
+            if not fitted["customer_id"].equals(piece["customer_id"]):
+                raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
+            piece = pd.concat([piece, fitted.drop(columns=["customer_id", "cutoff"])], axis=1)
+            yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    if not pieces:
+        return pd.DataFrame()
+    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
 
 
 def build_feature_tables(
@@ -55,37 +140,20 @@ def build_feature_tables(
 ) -> FeatureTables:
     first, last, n = _date_range(transactions)
     calendar = build_calendar(snapshots, first, last)
-    labelled = _population_with_btyd(
-        snapshot_expr(
-            transactions,
-            calendar.labelled(),
-            calendar.as_of,
-            snapshots,
-            features,
-            with_label=True,
-            population_only=False,
-        ).to_pandas(),
-        snapshots.horizon_days,
-    )
-    scoring_cutoff = pd.DataFrame({"cutoff": [calendar.as_of], "split": ["score"]})
-    scoring = _population_with_btyd(
-        snapshot_expr(
-            transactions,
-            scoring_cutoff,
-            calendar.as_of,
-            snapshots,
-            features,
-            with_label=False,
-            population_only=False,
-        ).to_pandas(),
-        snapshots.horizon_days,
-    )
-    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    labelled = scorer.fit(labelled).transform(labelled)
-    edges = dict(scorer.edges_)
-    if not scoring.empty:
-        scoring = scorer.fit(scoring).transform(scoring)
-        edges.update(scorer.edges_)
+    limit_memory(ibis.get_backend(transactions), features.memory_limit)
+    labelled: list[pd.DataFrame] = []
+    scoring: list[pd.DataFrame] = []
+    edges: dict[str, Any] = {}
+    for piece, piece_edges in feature_pieces(transactions, calendar, snapshots, features):
+        edges.update(piece_edges)
+        if (piece["split"] == SCORE_SPLIT).all():
+            scoring.append(piece.drop(columns="churned"))
+        else:
+            labelled.append(piece)
     return FeatureTables(
-        labelled=labelled, scoring=scoring, calendar=calendar, rfm_edges=edges, n_transactions=n
+        labelled=_stack(labelled),
+        scoring=_stack(scoring),
+        calendar=calendar,
+        rfm_edges=edges,
+        n_transactions=n,
     )
