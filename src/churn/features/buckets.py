@@ -87,41 +87,62 @@ class BucketPlan:
         """
         first, last = self.boundaries[0], self.boundaries[-1] + 1
         days = list(range(first, last + 1))
-        return pd.DataFrame({"day": days, "bucket": [self.bucket(d) for d in days]})
+        buckets = [self.bucket(d) for d in days]
+        return pd.DataFrame({"day": days, "bucket": buckets}).astype({"bucket": "int32"})
 
-    def cutoff_table(self, cutoffs: pd.DataFrame, *, with_label: bool) -> pd.DataFrame:
-        """One row per (cutoff, bucket) the cutoff reads, with 0/1 flags saying what for.
+    def windows(self) -> list[int]:
+        """Every window length ``w`` (days) some feature sums over ``(c - w, c]``, once each."""
+        h = self.snapshots.horizon_days
+        lengths = {*self.features.windows_days, TREND_DAYS, 2 * TREND_DAYS, YEAR_DAYS}
+        if YEAR_DAYS - h > 0:
+            lengths.add(YEAR_DAYS - h)
+        return sorted(lengths)
 
-        ``hist``: the bucket is in the cutoff's past (``ts <= c``); ``in_<w>d``: inside
-        ``(c - w, c]``; ``label``: inside ``(c, c + horizon]`` (only ``with_label``).
-        Flags are small integers, so a cutoff's sum is ``sum(value * flag)``.
+    def cutoff_tables(
+        self, parts: Sequence[tuple[pd.DataFrame, bool]]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(cutoff_buckets, cutoffs) for sets of cutoffs, each with or without a label.
+
+        ``cutoff_buckets`` has one row per (cutoff number, bucket) the cutoff reads,
+        with 0/1 flags saying what for: ``hist``, the bucket is in the cutoff's past
+        (``ts <= c``); ``in_<w>d``, inside ``(c - w, c]``; ``label``, inside
+        ``(c, c + horizon]`` (only for cutoffs with a label). Flags are small
+        integers, so a cutoff's sum is ``sum(value * flag)``. ``cutoffs`` maps the
+        cutoff number to its date, epoch seconds and split: aggregating by a small
+        integer is cheaper than by the three.
         """
         h = self.snapshots.horizon_days
-        windows = {f"in_{w}d": w for w in self.features.windows_days}
-        windows |= {"in_trend_90d": TREND_DAYS, "in_trend_180d": 2 * TREND_DAYS}
-        windows |= {"in_year": YEAR_DAYS, "in_year_minus_horizon": YEAR_DAYS - h}
-        rows: list[dict[str, object]] = []
-        for cutoff, split in zip(cutoffs["cutoff"], cutoffs["split"], strict=True):
-            day = day_number(pd.Timestamp(cutoff).date())
-            at = self.bucket(day)
-            end = self.bucket(day + h) if with_label else at
-            starts = {name: self.bucket(day - w) for name, w in windows.items()}
-            for k in range(end + 1):
-                row: dict[str, object] = {
-                    "cutoff": pd.Timestamp(cutoff),
-                    "cutoff_s": day * DAY,
-                    "split": split,
-                    "bucket": k,
-                    "hist": int(k <= at),
-                    "label": int(k > at),
-                }
-                row |= {name: int(lo < k <= at) for name, lo in starts.items()}
-                rows.append(row)
-        frame = pd.DataFrame(rows)
-        frame["cutoff"] = frame["cutoff"].astype("datetime64[us]")
-        flags = [c for c in frame.columns if c not in ("cutoff", "cutoff_s", "split", "bucket")]
-        frame[flags] = frame[flags].astype("int8")
-        return frame
+        windows = self.windows()
+        rows: list[dict[str, int]] = []
+        info: list[dict[str, object]] = []
+        for cutoffs, with_label in parts:
+            for cutoff, split in zip(cutoffs["cutoff"], cutoffs["split"], strict=True):
+                number = len(info)
+                day = day_number(pd.Timestamp(cutoff).date())
+                info.append(
+                    {
+                        "cutoff_i": number,
+                        "cutoff": pd.Timestamp(cutoff),
+                        "cutoff_s": day * DAY,
+                        "split": split,
+                    }
+                )
+                at = self.bucket(day)
+                end = self.bucket(day + h) if with_label else at
+                starts = {w: self.bucket(day - w) for w in windows}
+                for k in range(end + 1):
+                    row = {"cutoff_i": number, "bucket": k, "hist": int(k <= at)}
+                    row |= {f"in_{w}d": int(lo < k <= at) for w, lo in starts.items()}
+                    row["label"] = int(k > at)
+                    rows.append(row)
+        buckets = pd.DataFrame(rows)
+        flags = [c for c in buckets.columns if c not in ("cutoff_i", "bucket")]
+        buckets[flags] = buckets[flags].astype("int8")
+        buckets[["cutoff_i", "bucket"]] = buckets[["cutoff_i", "bucket"]].astype("int32")
+        table = pd.DataFrame(info)
+        table["cutoff"] = table["cutoff"].astype("datetime64[us]")
+        table["cutoff_i"] = table["cutoff_i"].astype("int32")
+        return buckets, table
 
 
 def bucket_of(events: ir.Table, plan: BucketPlan) -> ir.Table:
@@ -132,8 +153,3 @@ def bucket_of(events: ir.Table, plan: BucketPlan) -> ir.Table:
     days = ibis.memtable(plan.day_table())
     joined = events.mutate(day=day).join(days, "day")
     return joined.drop("day")
-
-
-def cutoffs_with_buckets(parts: Sequence[pd.DataFrame]) -> ir.Table:
-    """The (cutoff, bucket) tables of several cutoff sets as one engine table."""
-    return ibis.memtable(pd.concat(parts, ignore_index=True))

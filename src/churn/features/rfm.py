@@ -8,9 +8,10 @@ per-(customer, bucket) totals (``buckets.py``); the cutoff's bucket flags are
 the only place that touches the cutoff, so a feature cannot look past it by
 construction, and the leakage test checks that it does not.
 
-Money is summed as DECIMAL and gaps as integers: exact sums do not depend on
-the order in which an engine's threads add them, so a rerun on the same data
-gives bit-identical features (floats would differ in the last bits).
+Money is summed as integer millionths and gaps as integer seconds: exact sums
+do not depend on the order in which an engine's threads add them, so a rerun
+on the same data gives bit-identical features (float sums differ in the last
+bits from run to run). Integers are also the cheapest type every engine sums.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from churn.config import SnapshotConfig
-from churn.features.buckets import DAY
+from churn.features.buckets import DAY, TREND_DAYS, YEAR_DAYS
 
-# One line's amount, exact to a millionth, and any total of them (38 digits: Spark's maximum).
-MONEY = dt.Decimal(18, 6)
-MONEY_TOTAL = dt.Decimal(38, 6)
+# Money is summed in integer millionths (a line's amount rounded to six decimals).
+MICROS = 1_000_000
 # Peak of the Christmas season as day-of-year; horizon-aware seasonal features
 # measure how far each cutoff is from it.
 _CHRISTMAS_DOY = 359
@@ -49,14 +48,12 @@ def order_events(transactions: ir.Table) -> ir.Table:
     country), which no later transaction can change.
     """
     t = transactions
-    amount = t.amount.cast(MONEY)
+    micros = (t.amount * MICROS).round().cast("int64")
     guest_ts = ibis.cases((t.order_id.isnull(), t.ts), else_=ibis.null(t.ts.type()))
     orders = (
-        t.mutate(amount=amount, order_day=t.ts.date(), guest_ts=guest_ts)
+        t.mutate(micros=micros, order_day=t.ts.date(), guest_ts=guest_ts)
         .group_by(["customer_id", "order_id", "order_day", "guest_ts"])
-        .aggregate(
-            ts=t.ts.min(), amount=ibis._.amount.sum().cast(MONEY_TOTAL), country=t.country.min()
-        )
+        .aggregate(ts=t.ts.min(), amount=ibis._.micros.sum(), country=t.country.min())
     )
     # Round sub-second times up, so `ts_s <= cutoff_s` means exactly `ts <= cutoff` for
     # whole-second cutoffs (a plain cast rounds to nearest: c + 0.4 s became c, history).
@@ -90,7 +87,7 @@ def _count(condition: ir.BooleanValue) -> ir.IntegerScalar:
 
 
 def bucket_totals(events: ir.Table) -> ir.Table:
-    """Per (customer, bucket): everything the cutoffs add up, exact (ints and DECIMAL).
+    """Per (customer, bucket): everything the cutoffs add up, exact (integers only).
 
     ``events`` come from :func:`order_events` with a ``bucket`` column
     (:func:`churn.features.buckets.bucket_of`).
@@ -99,7 +96,7 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     gap = events.gap_s
     return events.group_by(["customer_id", "bucket"]).aggregate(
         n_orders=_count(p).cast("int64"),
-        revenue=events.amount.sum().cast(MONEY_TOTAL),
+        revenue=events.amount.sum().cast("int64"),
         max_order_value=events.amount.max(where=p),
         first_purchase_s=events.ts_s.min(where=p),
         last_purchase_s=events.ts_s.max(where=p),
@@ -110,13 +107,14 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     )
 
 
-def _flagged_sum(value: ir.NumericValue, flag: ir.IntegerValue) -> ir.NumericScalar:
+def _flagged_sum(value: ir.IntegerValue, flag: ir.IntegerValue) -> ir.IntegerScalar:
     return (value * flag).sum()
 
 
 def point_in_time_features(
     buckets: ir.Table,
     cutoff_buckets: ir.Table,
+    cutoffs: ir.Table,
     windows_days: Sequence[int],
     snapshots: SnapshotConfig,
     *,
@@ -124,15 +122,23 @@ def point_in_time_features(
 ) -> ir.Table:
     """Every feature per (customer, cutoff) from the bucket totals, and the label if asked.
 
-    ``cutoff_buckets`` is :meth:`BucketPlan.cutoff_table`: joining on the bucket
-    number fans each bucket out to the cutoffs that read it, and the flags pick
-    what each sum covers. Rows include customers with no purchase by the
-    cutoff (only returns, or only future purchases); filter on
+    ``cutoff_buckets`` and ``cutoffs`` come from :meth:`BucketPlan.cutoff_tables`:
+    joining on the bucket number fans each bucket out to the cutoffs that read it,
+    and the flags pick what each sum covers. Rows include customers with no
+    purchase by the cutoff (only returns, or only future purchases); filter on
     ``last_purchase_s``.
     """
     j = buckets.join(cutoff_buckets, "bucket")
     hist = j.hist
     past = hist == 1
+    windows = sorted(
+        {
+            int(c.removeprefix("in_").removesuffix("d"))
+            for c in cutoff_buckets.columns
+            if c.startswith("in_")
+        }
+    )
+    h = snapshots.horizon_days
     aggregates: dict[str, ir.Scalar] = {
         "first_purchase_s": j.first_purchase_s.min(where=past),
         "last_purchase_s": j.last_purchase_s.max(where=past),
@@ -140,22 +146,32 @@ def point_in_time_features(
         "revenue": _flagged_sum(j.revenue, hist),
         "max_order_value": j.max_order_value.max(where=past),
         "gap_sq_s": _flagged_sum(j.gap_sq_s, hist),
-        "recent_90d_orders": _flagged_sum(j.n_orders, j.in_trend_90d),
-        "n_orders_prev_90d": _flagged_sum(j.n_orders, j.in_trend_180d - j.in_trend_90d),
-        "n_orders_last_year_horizon": _flagged_sum(j.n_orders, j.in_year - j.in_year_minus_horizon),
         "n_holiday_orders": _flagged_sum(j.n_holiday_orders, hist),
         "n_returns": _flagged_sum(j.n_returns, hist),
+        "country": j.country.max(where=past),
     }
+    for w in windows:
+        aggregates[f"n_in_{w}d"] = _flagged_sum(j.n_orders, j[f"in_{w}d"])
     for w in windows_days:
-        aggregates[f"n_orders_{w}d"] = _flagged_sum(j.n_orders, j[f"in_{w}d"])
         aggregates[f"revenue_{w}d"] = _flagged_sum(j.revenue, j[f"in_{w}d"])
-    aggregates["country"] = j.country.max(where=past)
     if with_label:
         aggregates["n_future_orders"] = _flagged_sum(j.n_orders, j.label)
-    t = j.group_by(["customer_id", "cutoff", "split", "cutoff_s"]).aggregate(**aggregates)
-    exact = {c: t[c].cast("int64") for c in t.columns if c.startswith("n_") or c == "gap_sq_s"}
+    t = j.group_by(["customer_id", "cutoff_i"]).aggregate(**aggregates)
+    t = t.join(cutoffs, "cutoff_i")
+    n_in = {w: t[f"n_in_{w}d"].cast("int64") for w in windows}
+    year_minus_horizon = n_in[YEAR_DAYS - h] if YEAR_DAYS - h > 0 else 0
     money = ["revenue", "max_order_value", *[f"revenue_{w}d" for w in windows_days]]
-    t = t.mutate(**exact, **{c: t[c].cast("float64") for c in money})
+    t = t.mutate(
+        n_orders=t.n_orders.cast("int64"),
+        gap_sq_s=t.gap_sq_s.cast("int64"),
+        n_holiday_orders=t.n_holiday_orders.cast("int64"),
+        n_returns=t.n_returns.cast("int64"),
+        recent_90d_orders=n_in[TREND_DAYS],
+        n_orders_prev_90d=n_in[2 * TREND_DAYS] - n_in[TREND_DAYS],
+        n_orders_last_year_horizon=n_in[YEAR_DAYS] - year_minus_horizon,
+        **{f"n_orders_{w}d": n_in[w] for w in windows_days},
+        **{c: t[c].cast("float64") / MICROS for c in money},
+    )
     t = _derive(t, snapshots)
     if with_label:
         t = t.mutate(churned=(t.n_future_orders == 0).cast("int8"))
@@ -181,7 +197,7 @@ def point_in_time_features(
 
 
 def history_inputs(
-    buckets: ir.Table, cutoff_buckets: ir.Table, snapshots: SnapshotConfig
+    buckets: ir.Table, cutoff_buckets: ir.Table, cutoffs: ir.Table, snapshots: SnapshotConfig
 ) -> ir.Table:
     """What the BTYD fits read, for every customer with a purchase by each cutoff.
 
@@ -189,15 +205,15 @@ def history_inputs(
     only the active population, but not the other forty columns.
     ``in_population`` marks the rows the feature query keeps.
     """
-    past = cutoff_buckets.filter(cutoff_buckets.hist == 1).select("bucket", "cutoff", "cutoff_s")
+    past = cutoff_buckets.filter(cutoff_buckets.hist == 1).select("bucket", "cutoff_i")
     j = buckets.join(past, "bucket")
-    t = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(
+    t = j.group_by(["customer_id", "cutoff_i"]).aggregate(
         n_orders=j.n_orders.sum(),
         revenue=j.revenue.sum(),
         first_purchase_s=j.first_purchase_s.min(),
         last_purchase_s=j.last_purchase_s.max(),
     )
-    t = t.filter(t.last_purchase_s.notnull())
+    t = t.filter(t.last_purchase_s.notnull()).join(cutoffs, "cutoff_i")
     active_s = snapshots.active_window_days * DAY
     return t.select(
         "customer_id",
@@ -205,7 +221,7 @@ def history_inputs(
         n_orders=t.n_orders.cast("int64"),
         tenure_days=(t.cutoff_s - t.first_purchase_s) / DAY,
         recency_days=(t.cutoff_s - t.last_purchase_s) / DAY,
-        avg_order_value=t.revenue.cast("float64") / t.n_orders,
+        avg_order_value=t.revenue.cast("float64") / MICROS / t.n_orders,
         in_population=t.last_purchase_s > t.cutoff_s - active_s,
     )
 

@@ -98,6 +98,7 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
 def population_expr(
     bucket_totals: ir.Table,
     cutoff_buckets: ir.Table,
+    cutoffs: ir.Table,
     snapshots: SnapshotConfig,
     features: FeaturesConfig,
     *,
@@ -105,7 +106,12 @@ def population_expr(
 ) -> ir.Table:
     """One row per (customer, cutoff) in the population: every feature, the label if asked."""
     table = rfm.point_in_time_features(
-        bucket_totals, cutoff_buckets, features.windows_days, snapshots, with_label=with_label
+        bucket_totals,
+        cutoff_buckets,
+        cutoffs,
+        features.windows_days,
+        snapshots,
+        with_label=with_label,
     )
     active_s = snapshots.active_window_days * rfm.DAY
     table = table.filter(table.last_purchase_s > table.cutoff_s - active_s)
@@ -129,8 +135,15 @@ def snapshot_expr(
     """
     plan = BucketPlan.for_cutoffs(_dates(cutoffs), snapshots, features)
     totals = bucket_table(transactions, plan, as_of)
-    cut = ibis.memtable(plan.cutoff_table(cutoffs, with_label=with_label))
-    return population_expr(totals, cut, snapshots, features, with_label=with_label)
+    cut_buckets, cut = plan.cutoff_tables([(cutoffs, with_label)])
+    return population_expr(
+        totals,
+        ibis.memtable(cut_buckets),
+        ibis.memtable(cut),
+        snapshots,
+        features,
+        with_label=with_label,
+    )
 
 
 def _dates(cutoffs: pd.DataFrame) -> list[dt.date]:

@@ -23,7 +23,7 @@ from churn.errors import UserError
 from churn.features import rfm
 from churn.features.backend import arrow_to_pandas, limit_memory, materialized, to_pandas
 from churn.features.btyd_features import btyd_features
-from churn.features.buckets import BucketPlan, cutoffs_with_buckets
+from churn.features.buckets import BucketPlan
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
 
@@ -106,18 +106,20 @@ def feature_pieces(
     labelled = calendar.labelled()
     scoring = pd.DataFrame({"cutoff": [calendar.as_of], "split": [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([*labelled["cutoff"], calendar.as_of], snapshots, features)
-    cut = cutoffs_with_buckets(
-        [plan.cutoff_table(labelled, with_label=True), plan.cutoff_table(scoring, with_label=False)]
+    cut_buckets, cut = (
+        ibis.memtable(frame) for frame in plan.cutoff_tables([(labelled, True), (scoring, False)])
     )
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, calendar.as_of)) as totals:
         history = to_pandas(
-            rfm.history_inputs(totals, cut, snapshots).order_by(["cutoff", "customer_id"])
+            rfm.history_inputs(totals, cut_buckets, cut, snapshots).order_by(
+                ["cutoff", "customer_id"]
+            )
         )
         btyd = _btyd_for_population(history, snapshots.horizon_days, features.btyd_fit_customers)
         del history
         btyd_by_cutoff = dict(iter(btyd.groupby("cutoff", sort=True)))
-        rows = population_expr(totals, cut, snapshots, features, with_label=True)
+        rows = population_expr(totals, cut_buckets, cut, snapshots, features, with_label=True)
         rows = rows.order_by(["cutoff", "customer_id"])
         for table in _in_pieces(rows.to_pyarrow_batches(), rows.schema().to_pyarrow()):
             piece = arrow_to_pandas(table)
