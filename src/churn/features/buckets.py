@@ -104,16 +104,16 @@ class BucketPlan:
         """(cutoff_buckets, cutoffs) for sets of cutoffs, each with or without a label.
 
         ``cutoff_buckets`` has one row per (cutoff number, bucket) the cutoff reads,
-        with 0/1 flags saying what for: ``hist``, the bucket is in the cutoff's past
+        with flags saying what for: ``hist``, the bucket is in the cutoff's past
         (``ts <= c``); ``in_<w>d``, inside ``(c - w, c]``; ``label``, inside
-        ``(c, c + horizon]`` (only for cutoffs with a label). Flags are small
-        integers, so a cutoff's sum is ``sum(value * flag)``. ``cutoffs`` maps the
+        ``(c, c + horizon]`` (only for cutoffs with a label). A cutoff's sum is a
+        filtered aggregate, ``sum(value) FILTER (WHERE flag)``. ``cutoffs`` maps the
         cutoff number to its date, epoch seconds and split: aggregating by a small
         integer is cheaper than by the three.
         """
         h = self.snapshots.horizon_days
         windows = self.windows()
-        rows: list[dict[str, int]] = []
+        rows: list[dict[str, int | bool]] = []
         info: list[dict[str, object]] = []
         for cutoffs, with_label in parts:
             for cutoff, split in zip(cutoffs["cutoff"], cutoffs["split"], strict=True):
@@ -131,13 +131,14 @@ class BucketPlan:
                 end = self.bucket(day + h) if with_label else at
                 starts = {w: self.bucket(day - w) for w in windows}
                 for k in range(end + 1):
-                    row = {"cutoff_i": number, "bucket": k, "hist": int(k <= at)}
-                    row |= {f"in_{w}d": int(lo < k <= at) for w, lo in starts.items()}
-                    row["label"] = int(k > at)
+                    row: dict[str, int | bool] = {"cutoff_i": number, "bucket": k}
+                    row["hist"] = k <= at
+                    row |= {f"in_{w}d": lo < k <= at for w, lo in starts.items()}
+                    row["label"] = k > at
                     rows.append(row)
         buckets = pd.DataFrame(rows)
         flags = [c for c in buckets.columns if c not in ("cutoff_i", "bucket")]
-        buckets[flags] = buckets[flags].astype("int8")
+        buckets[flags] = buckets[flags].astype(bool)
         buckets[["cutoff_i", "bucket"]] = buckets[["cutoff_i", "bucket"]].astype("int32")
         table = pd.DataFrame(info)
         table["cutoff"] = table["cutoff"].astype("datetime64[us]")

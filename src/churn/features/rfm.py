@@ -107,8 +107,10 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     )
 
 
-def _flagged_sum(value: ir.IntegerValue, flag: ir.IntegerValue) -> ir.IntegerScalar:
-    return (value * flag).sum()
+def _sum_where(value: ir.IntegerValue, flag: ir.BooleanValue) -> ir.IntegerScalar:
+    """Sum over the rows flagged; 0 when none are. A filtered aggregate (DuckDB's FILTER)
+    measured faster than summing value * flag, and far faster than a CASE per row."""
+    return value.sum(where=flag)
 
 
 def point_in_time_features(
@@ -129,8 +131,7 @@ def point_in_time_features(
     ``last_purchase_s``.
     """
     j = buckets.join(cutoff_buckets, "bucket")
-    hist = j.hist
-    past = hist == 1
+    past = j.hist
     windows = sorted(
         {
             int(c.removeprefix("in_").removesuffix("d"))
@@ -142,30 +143,28 @@ def point_in_time_features(
     aggregates: dict[str, ir.Scalar] = {
         "first_purchase_s": j.first_purchase_s.min(where=past),
         "last_purchase_s": j.last_purchase_s.max(where=past),
-        "n_orders": _flagged_sum(j.n_orders, hist),
-        "revenue": _flagged_sum(j.revenue, hist),
+        "n_orders": _sum_where(j.n_orders, past),
+        "revenue": _sum_where(j.revenue, past),
         "max_order_value": j.max_order_value.max(where=past),
-        "gap_sq_s": _flagged_sum(j.gap_sq_s, hist),
-        "n_holiday_orders": _flagged_sum(j.n_holiday_orders, hist),
-        "n_returns": _flagged_sum(j.n_returns, hist),
+        "gap_sq_s": _sum_where(j.gap_sq_s, past),
+        "n_holiday_orders": _sum_where(j.n_holiday_orders, past),
+        "n_returns": _sum_where(j.n_returns, past),
         "country": j.country.max(where=past),
     }
     for w in windows:
-        aggregates[f"n_in_{w}d"] = _flagged_sum(j.n_orders, j[f"in_{w}d"])
+        aggregates[f"n_in_{w}d"] = _sum_where(j.n_orders, j[f"in_{w}d"])
     for w in windows_days:
-        aggregates[f"revenue_{w}d"] = _flagged_sum(j.revenue, j[f"in_{w}d"])
+        aggregates[f"revenue_{w}d"] = _sum_where(j.revenue, j[f"in_{w}d"])
     if with_label:
-        aggregates["n_future_orders"] = _flagged_sum(j.n_orders, j.label)
+        aggregates["n_future_orders"] = _sum_where(j.n_orders, j.label)
     t = j.group_by(["customer_id", "cutoff_i"]).aggregate(**aggregates)
     t = t.join(cutoffs, "cutoff_i")
-    n_in = {w: t[f"n_in_{w}d"].cast("int64") for w in windows}
+    sums = [c for c in t.columns if c.startswith(("n_", "revenue")) or c == "gap_sq_s"]
+    t = t.mutate(**{c: ibis.coalesce(t[c], 0).cast("int64") for c in sums})
+    n_in = {w: t[f"n_in_{w}d"] for w in windows}
     year_minus_horizon = n_in[YEAR_DAYS - h] if YEAR_DAYS - h > 0 else 0
     money = ["revenue", "max_order_value", *[f"revenue_{w}d" for w in windows_days]]
     t = t.mutate(
-        n_orders=t.n_orders.cast("int64"),
-        gap_sq_s=t.gap_sq_s.cast("int64"),
-        n_holiday_orders=t.n_holiday_orders.cast("int64"),
-        n_returns=t.n_returns.cast("int64"),
         recent_90d_orders=n_in[TREND_DAYS],
         n_orders_prev_90d=n_in[2 * TREND_DAYS] - n_in[TREND_DAYS],
         n_orders_last_year_horizon=n_in[YEAR_DAYS] - year_minus_horizon,
@@ -205,7 +204,7 @@ def history_inputs(
     only the active population, but not the other forty columns.
     ``in_population`` marks the rows the feature query keeps.
     """
-    past = cutoff_buckets.filter(cutoff_buckets.hist == 1).select("bucket", "cutoff_i")
+    past = cutoff_buckets.filter(cutoff_buckets.hist).select("bucket", "cutoff_i")
     j = buckets.join(past, "bucket")
     t = j.group_by(["customer_id", "cutoff_i"]).aggregate(
         n_orders=j.n_orders.sum(),
