@@ -10,9 +10,11 @@ on the same generated data and the same 12 monthly cutoffs:
 
 - ours, snapshot: ``snapshot_expr(..., with_label=True)`` executed by DuckDB and written
   with the backend's ``to_parquet`` (a DuckDB ``COPY``, no pandas in between);
-- ours, full stage: ``build_feature_tables`` (its own calendar, here 12 labelled cutoffs
-  plus the scoring cutoff, all customers with history, ``to_pandas``, per-cutoff BG/NBD
-  and Gamma-Gamma fits, RFM segments), with its phases timed by thin wrappers;
+- ours, full stage: ``write_feature_tables`` as ``churn features`` runs it (its own
+  calendar, here 12 labelled cutoffs plus the scoring cutoff; one bucket table; the BTYD
+  inputs of everyone with history; per-cutoff BG/NBD and Gamma-Gamma fits on a hashed
+  sample; RFM segments; the labelled table streamed to Parquet one cutoff at a time),
+  with its phases timed by thin wrappers;
 - (a) one hand-written DuckDB query joining transactions to cutoffs by range;
 - (b) a plain pandas loop over cutoffs;
 - (c) the prefix-sum method: every cutoff and window edge in one sorted list of
@@ -250,7 +252,7 @@ def _warm_up() -> str:
 
 
 def run_ours_stage(job: dict[str, Any]) -> Outcome:
-    """``build_feature_tables`` and the two Parquet writes, as ``churn features`` runs them.
+    """``write_feature_tables``, as ``churn features`` runs it (both tables to Parquet).
 
     Phases are timed by thin wrappers around the stage's collaborators. DuckDB
     executes lazily, so "population query" includes the streamed feature query
@@ -323,21 +325,22 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     transactions = read_transactions(backend, Path(job["transactions"]))
     snapshots = SnapshotConfig(as_of=AS_OF, n_train_cutoffs=job["n_cutoffs"] - 2)
     features = FeaturesConfig(memory_limit=job.get("memory_limit", "2GB"))
-    result = tables.build_feature_tables(transactions, snapshots, features)
-    with timer("write both tables to Parquet"):
-        result.labelled.to_parquet(job["out"])
-        result.scoring.to_parquet(str(job["out"]).replace(".parquet", "_score.parquet"))
+    out = Path(job["out"])
+    result = tables.write_feature_tables(
+        transactions, snapshots, features, out, out.with_name(out.stem + "_score.parquet")
+    )
     seconds = time.perf_counter() - start
-    phases["other (BTYD join, concat, glue)"] = seconds - sum(phases.values())
+    phases["other (population query start, BTYD join, writes)"] = seconds - sum(phases.values())
     labelled = result.calendar.labelled()["cutoff"]
     notes = [
         f"calendar: {len(labelled)} labelled cutoffs {labelled.iloc[0]}..{labelled.iloc[-1]}"
-        f" + scoring {result.calendar.as_of}; rows: {len(result.labelled):,} labelled,"
-        f" {len(result.scoring):,} scoring; DuckDB memory_limit {features.memory_limit},"
+        f" + scoring {result.calendar.as_of}; rows: {result.n_labelled:,} labelled,"
+        f" {result.n_scoring:,} scoring; DuckDB memory_limit {features.memory_limit},"
         f" BTYD fitted on {features.btyd_fit_customers:,} hashed customers per cutoff",
+        "write_feature_tables, as `churn features` runs it (pieces streamed to Parquet)",
         warm,
     ]
-    return seconds, len(result.labelled) + len(result.scoring), notes, dict(phases)
+    return seconds, result.n_labelled + result.n_scoring, notes, dict(phases)
 
 
 def duckdb_sql(transactions: Path, cutoffs: pd.DataFrame, out: Path) -> str:

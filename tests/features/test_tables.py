@@ -15,7 +15,7 @@ import pytest
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.features.backend import connect, read_transactions
 from churn.features.btyd_features import BTYD_FEATURES, btyd_features, fit_sample
-from churn.features.tables import FeatureTables, build_feature_tables
+from churn.features.tables import FeatureTables, build_feature_tables, write_feature_tables
 from synthetic import canonical_transactions
 
 AS_OF = dt.date(2026, 7, 1)
@@ -130,3 +130,19 @@ def test_tables_are_bit_identical_across_runs_on_four_threads(
     first, second = runs
     pd.testing.assert_frame_equal(first.labelled, second.labelled, check_exact=True)
     pd.testing.assert_frame_equal(first.scoring, second.scoring, check_exact=True)
+
+
+def test_streamed_files_hold_the_same_tables(
+    transactions: pd.DataFrame, tables: FeatureTables, tmp_path: Path
+) -> None:
+    """The CLI writes the labelled table one cutoff at a time; read back, nothing differs."""
+    labelled, scoring = tmp_path / "train.parquet", tmp_path / "score.parquet"
+    summary = write_feature_tables(
+        ibis.memtable(transactions), SNAPSHOTS, FeaturesConfig(), labelled, scoring
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(labelled), tables.labelled)
+    pd.testing.assert_frame_equal(pd.read_parquet(scoring), tables.scoring)
+    assert summary.n_labelled == len(tables.labelled)
+    assert summary.n_labelled_cutoffs == tables.labelled["cutoff"].nunique()
+    assert summary.rfm_edges == tables.rfm_edges
+    assert summary.calendar == tables.calendar

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -17,7 +18,9 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import rfm
@@ -137,21 +140,47 @@ def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
 
 
-def build_feature_tables(
+@dataclass(frozen=True)
+class FeatureSummary:
+    """What :func:`write_feature_tables` wrote, for the log and the calendar/edges files."""
+
+    calendar: Calendar
+    rfm_edges: dict[str, Any]
+    n_transactions: int
+    n_labelled: int
+    n_labelled_cutoffs: int
+    n_scoring: int
+
+
+def _split_pieces(
     transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
-) -> FeatureTables:
+) -> tuple[Calendar, int, dict[str, Any], Iterator[tuple[bool, pd.DataFrame]]]:
+    """Calendar, row count, the RFM edges (filled as pieces go by) and (is_scoring, piece)."""
     first, last, n = _date_range(transactions)
     calendar = build_calendar(snapshots, first, last)
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
+    edges: dict[str, Any] = {}
+
+    def pieces() -> Iterator[tuple[bool, pd.DataFrame]]:
+        for piece, piece_edges in feature_pieces(transactions, calendar, snapshots, features):
+            edges.update(piece_edges)
+            if (piece["split"] == SCORE_SPLIT).all():
+                yield True, piece.drop(columns="churned")
+            else:
+                yield False, piece
+
+    return calendar, n, edges, pieces()
+
+
+def build_feature_tables(
+    transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> FeatureTables:
+    """Both snapshot tables in memory (tests, notebooks); the CLI streams them to disk."""
+    calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
     labelled: list[pd.DataFrame] = []
     scoring: list[pd.DataFrame] = []
-    edges: dict[str, Any] = {}
-    for piece, piece_edges in feature_pieces(transactions, calendar, snapshots, features):
-        edges.update(piece_edges)
-        if (piece["split"] == SCORE_SPLIT).all():
-            scoring.append(piece.drop(columns="churned"))
-        else:
-            labelled.append(piece)
+    for is_scoring, piece in pieces:
+        (scoring if is_scoring else labelled).append(piece)
     return FeatureTables(
         labelled=_stack(labelled),
         scoring=_stack(scoring),
@@ -159,3 +188,45 @@ def build_feature_tables(
         rfm_edges=edges,
         n_transactions=n,
     )
+
+
+def write_feature_tables(
+    transactions: ir.Table,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    labelled_path: Path,
+    scoring_path: Path,
+) -> FeatureSummary:
+    """The same tables as :func:`build_feature_tables`, written one cutoff at a time.
+
+    The labelled table never exists whole in memory (at 10 M transactions it is
+    ~1.5 GB of pandas, and stacking the pieces would double that): each piece is
+    appended to a Parquet file as it arrives, under the first piece's schema.
+    Both files appear atomically, and only when everything succeeded.
+    """
+    calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
+    n_labelled = n_cutoffs = n_scoring = 0
+    with atomic_path(labelled_path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        scoring: pd.DataFrame | None = None
+        try:
+            for is_scoring, piece in pieces:
+                if is_scoring:
+                    scoring = piece
+                    continue
+                table = pa.Table.from_pandas(piece, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                n_labelled += len(piece)
+                n_cutoffs += 1
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            pd.DataFrame().to_parquet(tmp, index=False)
+        if scoring is None:
+            scoring = pd.DataFrame()
+        n_scoring = len(scoring)
+        write_parquet(scoring, scoring_path)
+    return FeatureSummary(calendar, edges, n, n_labelled, n_cutoffs, n_scoring)
