@@ -2,12 +2,15 @@
 
 The labelled table stacks every training, validation and test cutoff; the
 scoring table is the single as-of cutoff. Both go through exactly the same
-feature and segment code, so training and serving cannot drift apart.
+feature and segment code, so training and serving cannot drift apart: they are
+pieces of one pass over one bucket table (``feature_pieces``), which the CLI
+streams to Parquet a cutoff at a time (``write_feature_tables``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import rfm
 from churn.features.backend import arrow_to_pandas, limit_memory, materialized, to_pandas
-from churn.features.btyd_features import btyd_features
+from churn.features.btyd_features import CutoffFitter, sample_threshold
 from churn.features.buckets import BucketPlan
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
@@ -78,16 +81,34 @@ def _in_pieces(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator
         yield pa.concat_tables(pending)
 
 
-def _btyd_for_population(
-    history: pd.DataFrame, horizon_days: int, fit_customers: int
-) -> pd.DataFrame:
-    """BTYD columns fitted on everyone with history, kept for the active population only."""
-    fitted = btyd_features(history, horizon_days, fit_customers)
-    keep = history["in_population"].to_numpy(dtype=bool)
-    fitted = fitted[keep].reset_index(drop=True)
-    fitted.insert(0, "customer_id", history["customer_id"][keep].reset_index(drop=True))
-    fitted.insert(1, "cutoff", history["cutoff"][keep].reset_index(drop=True))
-    return fitted
+def _fit_history(
+    totals: ir.Table,
+    history: ir.Table,
+    horizon_days: int,
+    fit_customers: int,
+    scratch: Path,
+) -> dict[Any, Path]:
+    """BTYD columns of the active population, fitted per cutoff on everyone with history.
+
+    The history streams one cutoff at a time (oldest first, so each fit warm-starts
+    from the previous one), and each cutoff's population rows go to a Parquet file
+    in ``scratch``, sorted by customer like the feature query's rows: neither the
+    whole history nor all the fitted columns are ever in memory at once.
+    """
+    ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
+    fitter = CutoffFitter(horizon_days, sample_threshold(ids, fit_customers))
+    del ids
+    history = history.order_by(["cutoff", "customer_id"])
+    files: dict[Any, Path] = {}
+    for table in _in_pieces(history.to_pyarrow_batches(), history.schema().to_pyarrow()):
+        group = arrow_to_pandas(table)
+        fitted = fitter.features(group)
+        keep = group["in_population"].to_numpy(dtype=bool)
+        part = pd.concat([group.loc[keep, ["customer_id"]], fitted[keep]], axis=1)
+        path = scratch / f"btyd_{len(files)}.parquet"
+        part.reset_index(drop=True).to_parquet(path, index=False)
+        files[group["cutoff"].iloc[0]] = path
+    return files
 
 
 def feature_pieces(
@@ -99,12 +120,13 @@ def feature_pieces(
     """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
 
     One bucket table serves every cutoff, labelled and scoring alike, computed
-    once (a DuckDB temp table). Two queries read it: the BTYD inputs of
-    everyone with history, then every feature of the active population, both
-    sorted by (cutoff, customer). The second streams, so only one cutoff's
-    rows are in pandas at a time (with DuckDB's own memory, bounded by
-    ``features.memory_limit``). Each piece gets its BTYD columns and RFM
-    segments, and comes with the RFM edges fitted on it.
+    once (a DuckDB temp table). Two queries read it, both sorted by (cutoff,
+    customer) and streamed a cutoff at a time: the BTYD inputs of everyone with
+    history (fitted as they arrive, :func:`_fit_history`), then every feature
+    of the active population. Only one cutoff's rows are in pandas at a time;
+    DuckDB's own memory is bounded by ``features.memory_limit`` and spills
+    beyond it. Each piece gets its BTYD columns and RFM segments, and comes
+    with the RFM edges fitted on it.
     """
     labelled = calendar.labelled()
     scoring = pd.DataFrame({"cutoff": [calendar.as_of], "split": [SCORE_SPLIT]})
@@ -113,24 +135,26 @@ def feature_pieces(
         ibis.memtable(frame) for frame in plan.cutoff_tables([(labelled, True), (scoring, False)])
     )
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    with materialized(bucket_table(transactions, plan, calendar.as_of)) as totals:
-        history = to_pandas(
-            rfm.history_inputs(totals, cut_buckets, cut, snapshots).order_by(
-                ["cutoff", "customer_id"]
-            )
+    with (
+        materialized(bucket_table(transactions, plan, calendar.as_of)) as totals,
+        tempfile.TemporaryDirectory(prefix="churn-btyd-") as scratch,
+    ):
+        fitted = _fit_history(
+            totals,
+            rfm.history_inputs(totals, cut_buckets, cut, snapshots),
+            snapshots.horizon_days,
+            features.btyd_fit_customers,
+            Path(scratch),
         )
-        btyd = _btyd_for_population(history, snapshots.horizon_days, features.btyd_fit_customers)
-        del history
-        btyd_by_cutoff = dict(iter(btyd.groupby("cutoff", sort=True)))
         rows = population_expr(totals, cut_buckets, cut, snapshots, features, with_label=True)
         rows = rows.order_by(["cutoff", "customer_id"])
         for table in _in_pieces(rows.to_pyarrow_batches(), rows.schema().to_pyarrow()):
             piece = arrow_to_pandas(table)
             cutoff = piece["cutoff"].iloc[0]
-            fitted = btyd_by_cutoff.pop(cutoff).reset_index(drop=True)
-            if not fitted["customer_id"].equals(piece["customer_id"]):
+            btyd = pd.read_parquet(fitted.pop(cutoff))
+            if not btyd["customer_id"].equals(piece["customer_id"]):
                 raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
-            piece = pd.concat([piece, fitted.drop(columns=["customer_id", "cutoff"])], axis=1)
+            piece = pd.concat([piece, btyd.drop(columns="customer_id")], axis=1)
             yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
