@@ -259,9 +259,9 @@ def _warm_up() -> str:
 def run_ours_stage(job: dict[str, Any]) -> Outcome:
     """``write_feature_tables``, as ``churn features`` runs it (both tables to Parquet).
 
-    Phases are timed by thin wrappers around the stage's collaborators. DuckDB
-    executes lazily, so "population query" includes the streamed feature query
-    and its pieces' conversion, and the bucket table is timed where it is created.
+    Phases are timed by thin wrappers around the stage's collaborators (exclusive
+    times: a phase inside another is not counted twice); the bucket table is timed
+    where it is created, the per-cutoff queries where their results reach pandas.
     """
     from churn.config import FeaturesConfig, SnapshotConfig
     from churn.features import tables
@@ -303,17 +303,6 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
         finally:
             context.__exit__(None, None, None)
 
-    real_pieces = tables._in_pieces
-
-    def in_pieces(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        pieces = real_pieces(*args, **kwargs)
-        while True:
-            with timer("streamed query batches -> one table per cutoff"):
-                piece = next(pieces, None)
-            if piece is None:
-                return
-            yield piece
-
     class TimedScorer(tables.RFMScorer):  # type: ignore[name-defined]
         def fit(self, snapshots: pd.DataFrame) -> Any:
             with timer("RFM scores + segments"):
@@ -328,17 +317,11 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
             with timer("BG/NBD + Gamma-Gamma fits and predictions"):
                 return super().features(group)
 
-    real_fit_history = tables._fit_history
-
-    def fit_history(*args: Any, **kwargs: Any) -> Any:
-        with timer("BTYD history: distinct ids, query start, Parquet parts"):
-            return real_fit_history(*args, **kwargs)
-
     tables.materialized = materialized
-    tables._in_pieces = in_pieces
-    tables._fit_history = fit_history
     tables.CutoffFitter = TimedFitter  # type: ignore[misc]
-    tables.arrow_to_pandas = timed("Arrow -> pandas (pieces)", tables.arrow_to_pandas)
+    tables.to_pandas = timed(
+        "per-cutoff queries (BTYD inputs, features) -> pandas", tables.to_pandas
+    )
     tables._date_range = timed("date range (min/max/count)", tables._date_range)
     tables.RFMScorer = TimedScorer  # type: ignore[misc]
 
@@ -353,7 +336,7 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
         transactions, snapshots, features, out, out.with_name(out.stem + "_score.parquet")
     )
     seconds = time.perf_counter() - start
-    phases["other (feature query start, BTYD join, writes)"] = seconds - sum(phases.values())
+    phases["other (BTYD join, Parquet writes, glue)"] = seconds - sum(phases.values())
     labelled = result.calendar.labelled()["cutoff"]
     notes = [
         f"calendar: {len(labelled)} labelled cutoffs {labelled.iloc[0]}..{labelled.iloc[-1]}"

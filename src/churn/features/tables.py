@@ -10,8 +10,7 @@ streams to Parquet a cutoff at a time (``write_feature_tables``).
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import rfm
-from churn.features.backend import arrow_to_pandas, limit_memory, materialized, to_pandas
+from churn.features.backend import limit_memory, materialized, to_pandas
 from churn.features.btyd_features import CutoffFitter, sample_threshold
 from churn.features.buckets import BucketPlan
 from churn.features.segments import RFMScorer
@@ -57,58 +55,12 @@ def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
     return first, last, n
 
 
-def _in_pieces(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
-    """Consecutive batches of a result sorted by cutoff, regrouped into one table per cutoff.
-
-    Batches come as the engine typed them (DuckDB sums integers into HUGEINT);
-    each is cast to the expression's schema, as ``to_pyarrow`` would.
-    """
-    pending: list[pa.Table] = []
-    current: object = None
-    for batch in batches:
-        table = pa.Table.from_batches([batch]).cast(schema)
-        if table.num_rows == 0:
-            continue
-        cutoffs = table["cutoff"]
-        for value in pc.unique(cutoffs).to_pylist():
-            part = table.filter(pc.equal(cutoffs, pa.scalar(value, cutoffs.type)))
-            if value != current and pending:
-                yield pa.concat_tables(pending)
-                pending = []
-            current = value
-            pending.append(part)
-    if pending:
-        yield pa.concat_tables(pending)
-
-
-def _fit_history(
-    totals: ir.Table,
-    history: ir.Table,
-    horizon_days: int,
-    fit_customers: int,
-    scratch: Path,
-) -> dict[Any, Path]:
-    """BTYD columns of the active population, fitted per cutoff on everyone with history.
-
-    The history streams one cutoff at a time (oldest first, so each fit warm-starts
-    from the previous one), and each cutoff's population rows go to a Parquet file
-    in ``scratch``, sorted by customer like the feature query's rows: neither the
-    whole history nor all the fitted columns are ever in memory at once.
-    """
-    ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
-    fitter = CutoffFitter(horizon_days, sample_threshold(ids, fit_customers))
-    del ids
-    history = history.order_by(["cutoff", "customer_id"])
-    files: dict[Any, Path] = {}
-    for table in _in_pieces(history.to_pyarrow_batches(), history.schema().to_pyarrow()):
-        group = arrow_to_pandas(table)
-        fitted = fitter.features(group)
-        keep = group["in_population"].to_numpy(dtype=bool)
-        part = pd.concat([group.loc[keep, ["customer_id"]], fitted[keep]], axis=1)
-        path = scratch / f"btyd_{len(files)}.parquet"
-        part.reset_index(drop=True).to_parquet(path, index=False)
-        files[group["cutoff"].iloc[0]] = path
-    return files
+def _btyd_for_population(fitter: CutoffFitter, history: pd.DataFrame) -> pd.DataFrame:
+    """One cutoff's BTYD columns, fitted on everyone with history, for the active ones only."""
+    fitted = fitter.features(history)
+    keep = history["in_population"].to_numpy(dtype=bool)
+    part = pd.concat([history.loc[keep, ["customer_id"]], fitted[keep]], axis=1)
+    return part.reset_index(drop=True)
 
 
 def feature_pieces(
@@ -120,38 +72,35 @@ def feature_pieces(
     """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
 
     One bucket table serves every cutoff, labelled and scoring alike, computed
-    once (a DuckDB temp table). Two queries read it, both sorted by (cutoff,
-    customer) and streamed a cutoff at a time: the BTYD inputs of everyone with
-    history (fitted as they arrive, :func:`_fit_history`), then every feature
-    of the active population. Only one cutoff's rows are in pandas at a time;
-    DuckDB's own memory is bounded by ``features.memory_limit`` and spills
-    beyond it. Each piece gets its BTYD columns and RFM segments, and comes
-    with the RFM edges fitted on it.
+    once (a DuckDB temp table). Per cutoff, two small queries read it: the
+    BTYD inputs of everyone with history (fitted at once, warm-started from
+    the previous cutoff), then every feature of the active population. One
+    query per cutoff rather than one for all: each group-by holds one
+    cutoff's customers, so it stays inside ``features.memory_limit`` instead
+    of spilling, and only one cutoff's rows are ever in pandas; the work is
+    the same, since each cutoff reads only its own buckets. Each piece gets
+    its BTYD columns and RFM segments, and comes with the RFM edges fitted on it.
     """
     labelled = calendar.labelled()
     scoring = pd.DataFrame({"cutoff": [calendar.as_of], "split": [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([*labelled["cutoff"], calendar.as_of], snapshots, features)
-    cut_buckets, cut = (
-        ibis.memtable(frame) for frame in plan.cutoff_tables([(labelled, True), (scoring, False)])
-    )
+    cut_buckets, cut_frame = plan.cutoff_tables([(labelled, True), (scoring, False)])
+    cut = ibis.memtable(cut_frame)
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    with (
-        materialized(bucket_table(transactions, plan, calendar.as_of)) as totals,
-        tempfile.TemporaryDirectory(prefix="churn-btyd-") as scratch,
-    ):
-        fitted = _fit_history(
-            totals,
-            rfm.history_inputs(totals, cut_buckets, cut, snapshots),
-            snapshots.horizon_days,
-            features.btyd_fit_customers,
-            Path(scratch),
+    with materialized(bucket_table(transactions, plan, calendar.as_of)) as totals:
+        ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
+        fitter = CutoffFitter(
+            snapshots.horizon_days, sample_threshold(ids, features.btyd_fit_customers)
         )
-        rows = population_expr(totals, cut_buckets, cut, snapshots, features, with_label=True)
-        rows = rows.order_by(["cutoff", "customer_id"])
-        for table in _in_pieces(rows.to_pyarrow_batches(), rows.schema().to_pyarrow()):
-            piece = arrow_to_pandas(table)
-            cutoff = piece["cutoff"].iloc[0]
-            btyd = pd.read_parquet(fitted.pop(cutoff))
+        del ids
+        for number, cutoff in zip(cut_frame["cutoff_i"], cut_frame["cutoff"], strict=True):
+            mine = ibis.memtable(cut_buckets[cut_buckets["cutoff_i"] == number])
+            history = rfm.history_inputs(totals, mine, cut, snapshots)
+            btyd = _btyd_for_population(fitter, to_pandas(history.order_by("customer_id")))
+            rows = population_expr(totals, mine, cut, snapshots, features, with_label=True)
+            piece = to_pandas(rows.order_by("customer_id"))
+            if piece.empty:
+                continue
             if not btyd["customer_id"].equals(piece["customer_id"]):
                 raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
             piece = pd.concat([piece, btyd.drop(columns="customer_id")], axis=1)
