@@ -26,7 +26,7 @@ from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import rfm
 from churn.features.backend import limit_memory, materialized, to_pandas
-from churn.features.btyd_features import CutoffFitter, sample_threshold
+from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sample_threshold
 from churn.features.buckets import BucketPlan
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
@@ -103,7 +103,9 @@ def feature_pieces(
                 continue
             if not btyd["customer_id"].equals(piece["customer_id"]):
                 raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
-            piece = pd.concat([piece, btyd.drop(columns="customer_id")], axis=1)
+            for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
+                piece[column] = btyd[column].to_numpy()
+            del btyd
             yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
