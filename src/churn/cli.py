@@ -131,27 +131,31 @@ def ingest() -> None:
 @app.command()
 def features() -> None:
     """Point-in-time snapshots: labelled cutoffs for training and the as-of cutoff for scoring."""
-    from churn.atomic import write_json, write_parquet
+    from churn.atomic import write_json
     from churn.features import backend
-    from churn.features.tables import build_feature_tables
+    from churn.features.tables import write_feature_tables
 
     params = _state.params()
     with _step("features"):
         con = backend.connect(params.engine, spark_master=params.spark_master)
         transactions = backend.read_transactions(con, params.paths.transactions)
-        tables = build_feature_tables(transactions, params.snapshots, params.features)
-        write_parquet(tables.labelled, params.paths.train_features)
-        write_parquet(tables.scoring, params.paths.score_features)
-        write_json(tables.calendar.to_dict(), params.paths.calendar)
-        write_json(tables.rfm_edges, params.paths.rfm_edges)
+        summary = write_feature_tables(
+            transactions,
+            params.snapshots,
+            params.features,
+            params.paths.train_features,
+            params.paths.score_features,
+        )
+        write_json(summary.calendar.to_dict(), params.paths.calendar)
+        write_json(summary.rfm_edges, params.paths.rfm_edges)
         log.info(
             "features: %s transactions in; %s labelled rows over %d cutoffs;"
             " %s rows to score at %s",
-            f"{tables.n_transactions:,}",
-            f"{len(tables.labelled):,}",
-            tables.labelled["cutoff"].nunique(),
-            f"{len(tables.scoring):,}",
-            tables.calendar.as_of,
+            f"{summary.n_transactions:,}",
+            f"{summary.n_labelled:,}",
+            summary.n_labelled_cutoffs,
+            f"{summary.n_scoring:,}",
+            summary.calendar.as_of,
         )
 
 

@@ -164,6 +164,12 @@ class FeaturesConfig(_Section):
     rfm_edges: dict[
         Literal["recency", "frequency", "monetary"], tuple[float, float, float, float]
     ] = Field(default_factory=dict)
+    # DuckDB spills to disk beyond this; the stage's resident peak stays a little above it.
+    memory_limit: str = "2GB"
+    # BTYD parameters are fitted per cutoff on a fixed hashed sample of this many customers
+    # (predictions still cover everyone): a few hundred thousand pin the four or three
+    # parameters far more tightly than anything downstream can notice.
+    btyd_fit_customers: int = Field(250_000, ge=100)
 
     @model_validator(mode="after")
     def _check_windows(self) -> FeaturesConfig:

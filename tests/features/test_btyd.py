@@ -389,3 +389,13 @@ def test_gamma_gamma_refuses_what_it_cannot_answer() -> None:
     model.p_, model.q_, model.v_ = 2.0, 0.9, 10.0
     with pytest.raises(ValueError, match=r"q = 0\.9 <= 1"):
         model.expected_spend([1], [10.0])
+
+
+def test_a_warm_start_reaches_the_same_fit(cdnow: pd.DataFrame, cdnow_bgnbd: BetaGeoModel) -> None:
+    """Starting from nearby parameters (the previous cutoff's) changes speed, not the answer."""
+    m = cdnow_bgnbd
+    start = (m.r_ * 1.3, m.alpha_ * 0.7, m.a_ * 1.2, m.b_ * 0.8)
+    warm = BetaGeoModel().fit(cdnow["x"], cdnow["t_x"], cdnow["T"], start=start)
+    np.testing.assert_allclose(
+        [warm.r_, warm.alpha_, warm.a_, warm.b_], [m.r_, m.alpha_, m.a_, m.b_], rtol=1e-4
+    )

@@ -36,6 +36,9 @@ BASE = pd.Timestamp("2023-01-01")
 SPAN_SECONDS = 760 * 86_400  # ~2 years, reaching a little past the latest as_of
 # Peak of the Christmas season as a day of the year (rfm.py uses the same anchor).
 CHRISTMAS_DOY = 359
+# Line countries cycle through these (None: unknown), so lines of one order, and
+# same-instant orders, often disagree.
+COUNTRIES = ("FR", None, "DE", "AT", "DE")
 
 TRANSACTION_SCHEMA = pa.schema(
     [
@@ -74,7 +77,7 @@ def transactions_frame(rows: Sequence[tuple[str, str | None, pd.Timestamp, float
             "amount": pd.Series([r[3] for r in rows], dtype="float64"),
         }
     )
-    frame["country"] = "DE"
+    frame["country"] = pd.Series([COUNTRIES[i % len(COUNTRIES)] for i in range(len(rows))])
     return frame
 
 
@@ -104,6 +107,7 @@ def run_snapshots(
 class Order:
     ts: pd.Timestamp
     amount: float
+    country: str | None  # the smallest known country of its lines
 
     @property
     def is_purchase(self) -> bool:
@@ -112,18 +116,28 @@ class Order:
 
 def oracle_orders(transactions: pd.DataFrame, as_of: dt.date) -> dict[str, list[Order]]:
     """Lines before as_of, grouped per customer into orders: by order_id and day, or by ts."""
-    lines: dict[tuple[str, tuple[object, ...]], list[tuple[pd.Timestamp, float]]] = {}
+    lines: dict[tuple[str, tuple[object, ...]], list[tuple[pd.Timestamp, float, object]]] = {}
     for row in transactions.itertuples(index=False):
         if pd.Timestamp(row.ts) >= pd.Timestamp(as_of):
             continue
         day = pd.Timestamp(row.ts).date()
         order_key = ("guest", row.ts) if pd.isna(row.order_id) else ("order", row.order_id, day)
-        lines.setdefault((row.customer_id, order_key), []).append((row.ts, row.amount))
+        line = (row.ts, row.amount, row.country)
+        lines.setdefault((row.customer_id, order_key), []).append(line)
     orders: dict[str, list[Order]] = {}
     for (customer, _), group in lines.items():
-        ts = min(pd.Timestamp(t) for t, _ in group)
-        orders.setdefault(customer, []).append(Order(ts, sum(a for _, a in group)))
+        ts = min(pd.Timestamp(t) for t, _, _ in group)
+        known = [str(c) for _, _, c in group if not pd.isna(c)]
+        order = Order(ts, sum(a for _, a, _ in group), min(known) if known else None)
+        orders.setdefault(customer, []).append(order)
     return orders
+
+
+def first_country(bought: list[Order]) -> str | None:
+    """The country of the first purchase; same-instant first orders: the smallest known one."""
+    first = min(o.ts for o in bought)
+    known = [o.country for o in bought if o.ts == first and o.country is not None]
+    return min(known) if known else None
 
 
 def oracle_snapshots(
@@ -195,6 +209,7 @@ def oracle_snapshots(
                 "return_rate": n_returns / n_orders,
                 "days_to_christmas": days_to_christmas,
                 "christmas_in_horizon": int(days_to_christmas < snapshots.horizon_days),
+                "country": first_country(bought),
             }
             if with_label:
                 retained = any(o.is_purchase and c < o.ts <= c + horizon for o in orders[customer])
@@ -226,6 +241,9 @@ def assert_same_snapshots(real: pd.DataFrame, expected: pd.DataFrame) -> None:
             assert got.astype(str).tolist() == want.astype(str).tolist(), column
         elif column == "cutoff":
             assert (pd.to_datetime(got) == want).all(), column
+        elif column == "country":
+            known = [[None if pd.isna(v) else str(v) for v in col] for col in (got, want)]
+            assert known[0] == known[1], column
         else:
             got_f = got.to_numpy(dtype="float64")
             want_f = want.to_numpy(dtype="float64")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from churn.config import FeaturesConfig, SnapshotConfig
-from churn.features.btyd_features import BTYD_FEATURES
-from churn.features.tables import FeatureTables, build_feature_tables
+from churn.features.backend import connect, read_transactions
+from churn.features.btyd_features import BTYD_FEATURES, btyd_features, fit_sample
+from churn.features.tables import FeatureTables, build_feature_tables, write_feature_tables
 from synthetic import canonical_transactions
 
 AS_OF = dt.date(2026, 7, 1)
@@ -88,3 +92,57 @@ def test_transactions_after_as_of_are_ignored(
     changed = _tables(pd.concat([transactions, future], ignore_index=True))
     pd.testing.assert_frame_equal(tables.labelled, changed.labelled)
     pd.testing.assert_frame_equal(tables.scoring, changed.scoring)
+
+
+def test_a_hashed_sample_fit_is_close_to_the_full_fit(tables: FeatureTables) -> None:
+    """400 of 1,500 customers pin the BG/NBD parameters well enough for P(no purchase)."""
+    history = tables.labelled[
+        ["customer_id", "cutoff", "n_orders", "tenure_days", "recency_days", "avg_order_value"]
+    ].reset_index(drop=True)
+    sample = fit_sample(history["customer_id"], 400)
+    members = pd.Series(sample).groupby(history["customer_id"]).nunique()
+    assert (members == 1).all()  # a customer is in or out at every cutoff alike
+    assert history.loc[sample, "customer_id"].nunique() == 400
+    full = btyd_features(history, SNAPSHOTS.horizon_days)
+    sampled = btyd_features(history, SNAPSHOTS.horizon_days, fit_customers=400)
+    gap = (full["btyd_p_no_purchase"] - sampled["btyd_p_no_purchase"]).abs()
+    assert 0 < gap.mean() < 0.05
+    assert sampled.notna().all().all()
+
+
+def test_tables_are_bit_identical_across_runs_on_four_threads(
+    transactions: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Exact sums (DECIMAL money, integer gaps) do not depend on DuckDB's thread schedule."""
+    path = tmp_path / "transactions.parquet"
+    # Small row groups, so four threads really split the scan and the aggregations.
+    pq.write_table(
+        pa.Table.from_pandas(transactions, preserve_index=False), path, row_group_size=500
+    )
+    runs = []
+    for _ in range(2):
+        backend = connect("duckdb")
+        backend.con.execute("SET threads = 4")
+        runs.append(
+            build_feature_tables(read_transactions(backend, path), SNAPSHOTS, FeaturesConfig())
+        )
+        backend.disconnect()
+    first, second = runs
+    pd.testing.assert_frame_equal(first.labelled, second.labelled, check_exact=True)
+    pd.testing.assert_frame_equal(first.scoring, second.scoring, check_exact=True)
+
+
+def test_streamed_files_hold_the_same_tables(
+    transactions: pd.DataFrame, tables: FeatureTables, tmp_path: Path
+) -> None:
+    """The CLI writes the labelled table one cutoff at a time; read back, nothing differs."""
+    labelled, scoring = tmp_path / "train.parquet", tmp_path / "score.parquet"
+    summary = write_feature_tables(
+        ibis.memtable(transactions), SNAPSHOTS, FeaturesConfig(), labelled, scoring
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(labelled), tables.labelled)
+    pd.testing.assert_frame_equal(pd.read_parquet(scoring), tables.scoring)
+    assert summary.n_labelled == len(tables.labelled)
+    assert summary.n_labelled_cutoffs == tables.labelled["cutoff"].nunique()
+    assert summary.rfm_edges == tables.rfm_edges
+    assert summary.calendar == tables.calendar

@@ -9,16 +9,20 @@ that outgrows one machine.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from churn.errors import UserError
@@ -118,3 +122,64 @@ def read_transactions(backend: BaseBackend, path: Path) -> ir.Table:
     if not path.exists():
         raise UserError(f"transactions not found: {path} (run `churn ingest` first)")
     return backend.read_parquet(path)
+
+
+def limit_memory(backend: BaseBackend, memory_limit: str) -> None:
+    """Make DuckDB spill to a private temp folder beyond ``memory_limit``; a no-op elsewhere.
+
+    DuckDB's default spill folder for an in-memory database is ``.tmp`` in the
+    working directory, i.e. inside the project (a DVC workspace); this one is
+    removed at exit. Spark manages its own memory (``spark_conf``).
+    """
+    if backend.name != "duckdb":
+        return
+    con = backend.con
+    try:
+        con.execute("SET memory_limit = ?", [memory_limit])
+    except Exception as exc:  # duckdb.Error; the message names the bad size
+        raise UserError(
+            f"features.memory_limit={memory_limit!r} is not a size such as '2GB'"
+        ) from exc
+    if not getattr(backend, "_churn_spill_dir", None):
+        spill = tempfile.mkdtemp(prefix="churn-duckdb-spill-")
+        atexit.register(shutil.rmtree, spill, ignore_errors=True)
+        con.execute("SET temp_directory = ?", [spill])
+        backend._churn_spill_dir = spill
+
+
+@contextlib.contextmanager
+def materialized(expr: ir.Table) -> Iterator[ir.Table]:
+    """``expr`` computed once into a DuckDB temp table for the block, then dropped.
+
+    Several queries read the same intermediate table; DuckDB would otherwise
+    recompute it for each. The table is created and dropped here, with the
+    drop as raw SQL: Ibis 12 with recent sqlglot emits ``DROP TABLE IF EXISTS``
+    without a name, so ``Table.cache()`` and ``drop_table`` can fail on DuckDB.
+    Other engines get the expression back and recompute it (Spark plans it
+    into each query anyway).
+    """
+    backend = ibis.get_backend(expr)
+    if backend.name != "duckdb":
+        yield expr
+        return
+    name = f"churn_tmp_{uuid.uuid4().hex}"
+    backend.create_table(name, expr, temp=True)
+    try:
+        yield backend.table(name)
+    finally:
+        backend.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def to_pandas(expr: ir.Table) -> pd.DataFrame:
+    """Execute ``expr`` into pandas through Arrow.
+
+    Ibis' own ``to_pandas`` spent ~30 % of the feature stage turning string ids
+    into Python objects; Arrow's conversion is columnar and, with
+    ``self_destruct``, frees each Arrow column as soon as it is converted.
+    """
+    return arrow_to_pandas(expr.to_pyarrow())
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas, releasing the Arrow buffers while converting."""
+    return table.to_pandas(self_destruct=True, split_blocks=True)

@@ -3,9 +3,15 @@
 Every timestamp becomes integer epoch seconds up front: integer comparisons
 mean the same thing on every backend, whereas interval and date-diff
 semantics differ (DuckDB's ``date_diff`` counts boundaries, not elapsed time).
-Each feature is an aggregate over events with ``ts <= cutoff``; the join
-condition is the only place that touches the cutoff, so a feature cannot look
-past it by construction, and the leakage test checks that it does not.
+Each feature is an aggregate over events with ``ts <= cutoff``, summed from
+per-(customer, bucket) totals (``buckets.py``); the cutoff's bucket flags are
+the only place that touches the cutoff, so a feature cannot look past it by
+construction, and the leakage test checks that it does not.
+
+Money is summed as integer millionths and gaps as integer seconds: exact sums
+do not depend on the order in which an engine's threads add them, so a rerun
+on the same data gives bit-identical features (float sums differ in the last
+bits from run to run). Integers are also the cheapest type every engine sums.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import ibis
 import ibis.expr.types as ir
 
 from churn.config import SnapshotConfig
+from churn.features.buckets import DAY, TREND_DAYS, YEAR_DAYS
 
-DAY = 86_400
+# Money is summed in integer millionths (a line's amount rounded to six decimals).
+MICROS = 1_000_000
 # Peak of the Christmas season as day-of-year; horizon-aware seasonal features
 # measure how far each cutoff is from it.
 _CHRISTMAS_DOY = 359
@@ -31,80 +39,204 @@ def order_events(transactions: ir.Table) -> ir.Table:
     only: cutoffs fall on midnight, so a group never straddles one, and a
     cancellation posted days later under the same invoice becomes its own
     return event instead of rewriting the order's amount in the past (leakage).
+    Guest lines (no order id) are one order per instant: grouped by the
+    timestamp itself, not by a text rendering of it (formatting 10 M timestamps
+    cost more than the rest of the grouping).
+
+    ``first_country`` is set on the customer's first purchase only: the
+    country of their earliest order (same-instant orders: the smallest
+    country), which no later transaction can change.
     """
-    key = ibis.coalesce(transactions.order_id, transactions.ts.cast("string"))
+    t = transactions
+    micros = (t.amount * MICROS).round().cast("int64")
+    guest_ts = ibis.cases((t.order_id.isnull(), t.ts), else_=ibis.null(t.ts.type()))
     orders = (
-        transactions.mutate(order_key=key, order_day=transactions.ts.date())
-        .group_by(["customer_id", "order_key", "order_day"])
-        .aggregate(ts=transactions.ts.min(), amount=transactions.amount.sum())
+        t.mutate(micros=micros, order_day=t.ts.date(), guest_ts=guest_ts)
+        .group_by(["customer_id", "order_id", "order_day", "guest_ts"])
+        .aggregate(ts=t.ts.min(), amount=ibis._.micros.sum(), country=t.country.min())
     )
     # Round sub-second times up, so `ts_s <= cutoff_s` means exactly `ts <= cutoff` for
     # whole-second cutoffs (a plain cast rounds to nearest: c + 0.4 s became c, history).
     whole_second = orders.ts.truncate("s")
+    is_purchase = orders.amount > 0
     orders = orders.mutate(
         ts_s=whole_second.epoch_seconds().cast("int64")
         + ibis.ifelse(orders.ts > whole_second, 1, 0),
+        is_purchase=is_purchase,
         is_holiday=orders.ts.month().isin([11, 12]),
     )
-    purchases = orders.filter(orders.amount > 0)
-    previous = purchases.ts_s.lag().over(
-        ibis.window(group_by=purchases.customer_id, order_by=[purchases.ts_s, purchases.order_key])
+    # Purchases and returns in separate partitions: a purchase's gap is to the previous
+    # purchase. Same-instant purchases tie on ts; their gaps sum the same either way.
+    by_time = ibis.window(
+        group_by=[orders.customer_id, orders.is_purchase],
+        order_by=[orders.ts, orders.country],
     )
-    purchases = purchases.mutate(is_purchase=ibis.literal(True), gap_s=purchases.ts_s - previous)
-    returns = orders.filter(orders.amount <= 0).mutate(
-        is_purchase=ibis.literal(False), gap_s=ibis.null("int64")
+    first = orders.is_purchase & (ibis.row_number().over(by_time) == 0)
+    events = orders.mutate(
+        gap_s=ibis.ifelse(
+            orders.is_purchase, orders.ts_s - orders.ts_s.lag().over(by_time), ibis.null("int64")
+        ),
+        first_country=ibis.ifelse(first, orders.country, ibis.null("string")),
     )
     columns = ["customer_id", "ts_s", "amount", "is_purchase", "is_holiday", "gap_s"]
-    return purchases.select(columns).union(returns.select(columns))
+    return events.select(*columns, "first_country")
 
 
 def _count(condition: ir.BooleanValue) -> ir.IntegerScalar:
     return ibis.ifelse(condition, 1, 0).sum()
 
 
+def bucket_totals(events: ir.Table) -> ir.Table:
+    """Per (customer, bucket): everything the cutoffs add up, exact (integers only).
+
+    ``events`` come from :func:`order_events` with a ``bucket`` column
+    (:func:`churn.features.buckets.bucket_of`).
+    """
+    p = events.is_purchase
+    gap = events.gap_s
+    return events.group_by(["customer_id", "bucket"]).aggregate(
+        n_orders=_count(p).cast("int64"),
+        revenue=events.amount.sum().cast("int64"),
+        max_order_value=events.amount.max(where=p),
+        first_purchase_s=events.ts_s.min(where=p),
+        last_purchase_s=events.ts_s.max(where=p),
+        gap_sq_s=(gap * gap).sum().cast("int64"),
+        n_holiday_orders=_count(p & events.is_holiday).cast("int64"),
+        n_returns=_count(~p).cast("int64"),
+        country=events.first_country.max(),
+    )
+
+
+def _sum_where(value: ir.IntegerValue, flag: ir.BooleanValue) -> ir.IntegerScalar:
+    """Sum over the flagged rows (NULL when none; coalesced to 0 after the group-by).
+
+    A filtered aggregate (DuckDB's FILTER) measured ~30 % faster than summing
+    value * flag over the same rows."""
+    return value.sum(where=flag)
+
+
 def point_in_time_features(
-    events: ir.Table,
+    buckets: ir.Table,
+    cutoff_buckets: ir.Table,
     cutoffs: ir.Table,
     windows_days: Sequence[int],
     snapshots: SnapshotConfig,
+    *,
+    with_label: bool,
 ) -> ir.Table:
-    """Aggregate each customer's events with ``ts <= cutoff`` into features, per cutoff."""
-    joined = events.join(cutoffs, events.ts_s <= cutoffs.cutoff_s)
-    purchase = joined.is_purchase
-    age = joined.cutoff_s - joined.ts_s
-    horizon = snapshots.horizon_days * DAY
-    gap_days = joined.gap_s / DAY
+    """Every feature per (customer, cutoff) from the bucket totals, and the label if asked.
+
+    ``cutoff_buckets`` and ``cutoffs`` come from :meth:`BucketPlan.cutoff_tables`:
+    joining on the bucket number fans each bucket out to the cutoffs that read it,
+    and the flags pick what each sum covers. Rows include customers with no
+    purchase by the cutoff (only returns, or only future purchases); filter on
+    ``last_purchase_s``.
+    """
+    j = buckets.join(cutoff_buckets, "bucket")
+    past = j.hist
+    windows = sorted(
+        {
+            int(c.removeprefix("in_").removesuffix("d"))
+            for c in cutoff_buckets.columns
+            if c.startswith("in_")
+        }
+    )
+    h = snapshots.horizon_days
     aggregates: dict[str, ir.Scalar] = {
-        "first_purchase_s": joined.ts_s.min(where=purchase),
-        "last_purchase_s": joined.ts_s.max(where=purchase),
-        "n_orders": _count(purchase),
-        "revenue": joined.amount.sum(),
-        "max_order_value": joined.amount.max(where=purchase),
-        "gap_day_sum": gap_days.sum(where=purchase),
-        "gap_day_sq_sum": (gap_days * gap_days).sum(where=purchase),
-        "recent_90d_orders": _count(purchase & (age < 90 * DAY)),
-        "n_orders_prev_90d": _count(purchase & (age >= 90 * DAY) & (age < 180 * DAY)),
-        "n_orders_last_year_horizon": _count(
-            purchase & (age >= 365 * DAY - horizon) & (age < 365 * DAY)
-        ),
-        "n_holiday_orders": _count(purchase & joined.is_holiday),
-        "n_returns": _count(~purchase),
+        "first_purchase_s": j.first_purchase_s.min(where=past),
+        "last_purchase_s": j.last_purchase_s.max(where=past),
+        "n_orders": _sum_where(j.n_orders, past),
+        "revenue": _sum_where(j.revenue, past),
+        "max_order_value": j.max_order_value.max(where=past),
+        "gap_sq_s": _sum_where(j.gap_sq_s, past),
+        "n_holiday_orders": _sum_where(j.n_holiday_orders, past),
+        "n_returns": _sum_where(j.n_returns, past),
+        "country": j.country.max(where=past),
     }
+    for w in windows:
+        aggregates[f"n_in_{w}d"] = _sum_where(j.n_orders, j[f"in_{w}d"])
     for w in windows_days:
-        aggregates[f"n_orders_{w}d"] = _count(purchase & (age < w * DAY))
-        aggregates[f"revenue_{w}d"] = ibis.coalesce(joined.amount.sum(where=age < w * DAY), 0.0)
-    group_keys = [events.customer_id, *[cutoffs[c] for c in cutoffs.columns]]
-    table = joined.group_by([k.get_name() for k in group_keys]).aggregate(**aggregates)
-    return _derive(table, snapshots).drop(
-        "first_purchase_s", "gap_day_sum", "gap_day_sq_sum", "recent_90d_orders"
+        aggregates[f"revenue_{w}d"] = _sum_where(j.revenue, j[f"in_{w}d"])
+    if with_label:
+        aggregates["n_future_orders"] = _sum_where(j.n_orders, j.label)
+    t = j.group_by(["customer_id", "cutoff_i"]).aggregate(**aggregates)
+    t = t.join(cutoffs, "cutoff_i")
+    sums = [c for c in t.columns if c.startswith(("n_", "revenue")) or c == "gap_sq_s"]
+    t = t.mutate(**{c: ibis.coalesce(t[c], 0).cast("int64") for c in sums})
+    n_in = {w: t[f"n_in_{w}d"] for w in windows}
+    year_minus_horizon = n_in[YEAR_DAYS - h] if YEAR_DAYS - h > 0 else 0
+    money = ["revenue", "max_order_value", *[f"revenue_{w}d" for w in windows_days]]
+    t = t.mutate(
+        recent_90d_orders=n_in[TREND_DAYS],
+        n_orders_prev_90d=n_in[2 * TREND_DAYS] - n_in[TREND_DAYS],
+        n_orders_last_year_horizon=n_in[YEAR_DAYS] - year_minus_horizon,
+        **{f"n_orders_{w}d": n_in[w] for w in windows_days},
+        **{c: t[c].cast("float64") / MICROS for c in money},
+    )
+    t = _derive(t, snapshots)
+    if with_label:
+        t = t.mutate(churned=(t.n_future_orders == 0).cast("int8"))
+    counts = ["n_orders_prev_90d", "n_orders_last_year_horizon", "n_holiday_orders", "n_returns"]
+    windowed = [c for w in windows_days for c in (f"n_orders_{w}d", f"revenue_{w}d")]
+    derived = [
+        "recency_days",
+        "tenure_days",
+        "avg_order_value",
+        "mean_gap_days",
+        "gap_sd_days",
+        "overdue_ratio",
+        "trend_90d",
+        "holiday_order_share",
+        "return_rate",
+        "days_to_christmas",
+        "christmas_in_horizon",
+        "country",
+    ]
+    keys = ["customer_id", "cutoff", "split", "n_orders", "revenue", "max_order_value"]
+    label = ["churned"] if with_label else []
+    return t.select(*keys, *counts, *windowed, *derived, *label, "last_purchase_s", "cutoff_s")
+
+
+def history_inputs(
+    buckets: ir.Table, cutoff_buckets: ir.Table, cutoffs: ir.Table, snapshots: SnapshotConfig
+) -> ir.Table:
+    """What the BTYD fits read, for every customer with a purchase by each cutoff.
+
+    Only the past buckets and four sums: the fits need the whole history, not
+    only the active population, but not the other forty columns.
+    ``in_population`` marks the rows the feature query keeps.
+    """
+    past = cutoff_buckets.filter(cutoff_buckets.hist).select("bucket", "cutoff_i")
+    j = buckets.join(past, "bucket")
+    t = j.group_by(["customer_id", "cutoff_i"]).aggregate(
+        n_orders=j.n_orders.sum(),
+        revenue=j.revenue.sum(),
+        first_purchase_s=j.first_purchase_s.min(),
+        last_purchase_s=j.last_purchase_s.max(),
+    )
+    t = t.filter(t.last_purchase_s.notnull()).join(cutoffs, "cutoff_i")
+    active_s = snapshots.active_window_days * DAY
+    return t.select(
+        "customer_id",
+        "cutoff",
+        n_orders=t.n_orders.cast("int64"),
+        tenure_days=(t.cutoff_s - t.first_purchase_s) / DAY,
+        recency_days=(t.cutoff_s - t.last_purchase_s) / DAY,
+        avg_order_value=t.revenue.cast("float64") / MICROS / t.n_orders,
+        in_population=t.last_purchase_s > t.cutoff_s - active_s,
     )
 
 
 def _derive(t: ir.Table, snapshots: SnapshotConfig) -> ir.Table:
-    """Ratios and spans built from the per-cutoff aggregates."""
+    """Ratios and spans built from the per-cutoff aggregates.
+
+    Gaps telescope: the gaps between a customer's purchases up to ``c`` sum to
+    last minus first purchase, so only their squares need a sum of their own.
+    """
     n_gaps = t.n_orders - 1
-    mean_gap = ibis.ifelse(n_gaps > 0, t.gap_day_sum / n_gaps, ibis.null("float64"))
-    variance = t.gap_day_sq_sum / n_gaps - mean_gap * mean_gap
+    span_days = (t.last_purchase_s - t.first_purchase_s) / DAY
+    mean_gap = ibis.ifelse(n_gaps > 0, span_days / n_gaps, ibis.null("float64"))
+    variance = t.gap_sq_s.cast("float64") / (DAY * DAY) / n_gaps - mean_gap * mean_gap
     recency = (t.cutoff_s - t.last_purchase_s) / DAY
     days_to_christmas = ((_CHRISTMAS_DOY - t.cutoff.day_of_year()) % 365 + 365) % 365
     return t.mutate(
@@ -123,29 +255,4 @@ def _derive(t: ir.Table, snapshots: SnapshotConfig) -> ir.Table:
         return_rate=t.n_returns / t.n_orders,
         days_to_christmas=days_to_christmas.cast("int64"),
         christmas_in_horizon=(days_to_christmas < snapshots.horizon_days).cast("int8"),
-    )
-
-
-def attach_label(table: ir.Table, events: ir.Table, cutoffs: ir.Table, horizon_s: int) -> ir.Table:
-    """churned = 1 when the customer makes no purchase in (cutoff, cutoff + horizon].
-
-    Future purchases are matched to the cutoff table itself, not to the feature
-    rows, so the engine does not evaluate the point-in-time aggregation twice.
-    """
-    purchases = events.filter(events.is_purchase)
-    hits = (
-        purchases.join(
-            cutoffs,
-            [
-                purchases.ts_s > cutoffs.cutoff_s,
-                purchases.ts_s <= cutoffs.cutoff_s + horizon_s,
-            ],
-        )
-        .group_by(["customer_id", "cutoff"])
-        .aggregate(n_future_orders=lambda t: t.count())
-    )
-    labelled = table.left_join(hits, ["customer_id", "cutoff"])
-    labelled = labelled.drop([c for c in labelled.columns if c.endswith("_right")])
-    return labelled.mutate(churned=labelled.n_future_orders.isnull().cast("int8")).drop(
-        "n_future_orders"
     )

@@ -6,6 +6,9 @@ means no purchase in ``(c, c + horizon]``. The test cutoff is the latest one
 whose label window has closed by ``as_of``, validation is one horizon earlier,
 training cutoffs come earlier still with their label windows closed before the
 validation cutoff, so no label ever peeks past the next split.
+
+The expressions are built from bucket totals (``buckets.py``): events are summed
+once per (customer, time bucket) and every cutoff adds up the buckets it reads.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pandas as pd
 
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features import rfm
+from churn.features import buckets, rfm
+from churn.features.buckets import BucketPlan
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,41 @@ def build_calendar(
     return Calendar(as_of=as_of, test_cutoff=test, valid_cutoff=valid, train_cutoffs=train)
 
 
-def _cutoff_table(cutoffs: pd.DataFrame) -> ir.Table:
-    frame = cutoffs.copy()
-    stamps = pd.to_datetime(frame["cutoff"])
-    frame["cutoff"] = stamps.astype("datetime64[us]")
-    frame["cutoff_s"] = (stamps - pd.Timestamp(0)).dt.total_seconds().astype("int64")
-    return ibis.memtable(frame)
+def _events(transactions: ir.Table, as_of: dt.date) -> ir.Table:
+    as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
+    return rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
+
+
+def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir.Table:
+    """Order events before ``as_of``, totalled per (customer, bucket of ``plan``).
+
+    Transactions at or after ``as_of`` are dropped first, so replaying a past
+    date sees exactly what existed then.
+    """
+    return rfm.bucket_totals(buckets.bucket_of(_events(transactions, as_of), plan))
+
+
+def population_expr(
+    bucket_totals: ir.Table,
+    cutoff_buckets: ir.Table,
+    cutoffs: ir.Table,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """One row per (customer, cutoff) in the population: every feature, the label if asked."""
+    table = rfm.point_in_time_features(
+        bucket_totals,
+        cutoff_buckets,
+        cutoffs,
+        features.windows_days,
+        snapshots,
+        with_label=with_label,
+    )
+    active_s = snapshots.active_window_days * rfm.DAY
+    table = table.filter(table.last_purchase_s > table.cutoff_s - active_s)
+    return table.drop("last_purchase_s", "cutoff_s")
 
 
 def snapshot_expr(
@@ -93,26 +126,25 @@ def snapshot_expr(
     features: FeaturesConfig,
     *,
     with_label: bool,
-    population_only: bool = True,
 ) -> ir.Table:
     """One row per (customer, cutoff) in the population: features, and the label if asked.
 
-    Transactions at or after ``as_of`` are dropped first, so replaying a past
-    date sees exactly what existed then. With ``population_only=False`` every
-    customer with a purchase by the cutoff is kept and flagged ``in_population``
-    (the BTYD fits need the whole history, not only the active customers).
+    The whole definition as one expression (buckets, totals, features); the
+    feature stage runs the same pieces with the bucket totals materialised once
+    for every cutoff (:mod:`churn.features.tables`).
     """
-    as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
-    orders = rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
-    cut = _cutoff_table(cutoffs)
-    table = rfm.point_in_time_features(orders, cut, features.windows_days, snapshots)
-    active_s = snapshots.active_window_days * rfm.DAY
-    active = table.last_purchase_s > table.cutoff_s - active_s
-    if population_only:
-        table = table.filter(active)
-    else:
-        table = table.filter(table.last_purchase_s.notnull()).mutate(in_population=active)
-    if with_label:
-        horizon_s = snapshots.horizon_days * rfm.DAY
-        table = rfm.attach_label(table, orders, cut, horizon_s)
-    return table.drop("last_purchase_s", "cutoff_s")
+    plan = BucketPlan.for_cutoffs(_dates(cutoffs), snapshots, features)
+    totals = bucket_table(transactions, plan, as_of)
+    cut_buckets, cut = plan.cutoff_tables([(cutoffs, with_label)])
+    return population_expr(
+        totals,
+        ibis.memtable(cut_buckets),
+        ibis.memtable(cut),
+        snapshots,
+        features,
+        with_label=with_label,
+    )
+
+
+def _dates(cutoffs: pd.DataFrame) -> list[dt.date]:
+    return [pd.Timestamp(c).date() for c in cutoffs["cutoff"]]

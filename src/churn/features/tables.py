@@ -2,23 +2,36 @@
 
 The labelled table stacks every training, validation and test cutoff; the
 scoring table is the single as-of cutoff. Both go through exactly the same
-feature and segment code, so training and serving cannot drift apart.
+feature and segment code, so training and serving cannot drift apart: they are
+pieces of one pass over one bucket table (``feature_pieces``), which the CLI
+streams to Parquet a cutoff at a time (``write_feature_tables``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features.btyd_features import btyd_features
+from churn.features import rfm
+from churn.features.backend import limit_memory, materialized, to_pandas
+from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sample_threshold
+from churn.features.buckets import BucketPlan
 from churn.features.segments import RFMScorer
-from churn.features.snapshots import Calendar, build_calendar, snapshot_expr
+from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
+
+SCORE_SPLIT = "score"
 
 
 @dataclass(frozen=True)
@@ -42,61 +55,159 @@ def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
     return first, last, n
 
 
-def _population_with_btyd(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Fit BTYD on the whole history per cutoff, then keep the active population only."""
-    history = history.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
-    enriched = pd.concat([history, btyd_features(history, horizon_days)], axis=1)
-    population = enriched[enriched["in_population"].astype(bool)]
-    return population.drop(columns="in_population").reset_index(drop=True)
+def _btyd_for_population(fitter: CutoffFitter, history: pd.DataFrame) -> pd.DataFrame:
+    """One cutoff's BTYD columns, fitted on everyone with history, for the active ones only."""
+    fitted = fitter.features(history)
+    keep = history["in_population"].to_numpy(dtype=bool)
+    part = pd.concat([history.loc[keep, ["customer_id"]], fitted[keep]], axis=1)
+    return part.reset_index(drop=True)
+
+
+def feature_pieces(
+    transactions: ir.Table,
+    labelled: pd.DataFrame,
+    as_of: dt.date,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
+
+    One bucket table serves every cutoff, labelled and scoring alike, computed
+    once (a DuckDB temp table). Per cutoff, two small queries read it: the
+    BTYD inputs of everyone with history (fitted at once, warm-started from
+    the previous cutoff), then every feature of the active population. One
+    query per cutoff rather than one for all: each group-by holds one
+    cutoff's customers, so it stays inside ``features.memory_limit`` instead
+    of spilling, and only one cutoff's rows are ever in pandas; the work is
+    the same, since each cutoff reads only its own buckets. Each piece gets
+    its BTYD columns and RFM segments, and comes with the RFM edges fitted on it.
+    """
+    scoring = pd.DataFrame({"cutoff": [as_of], "split": [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled["cutoff"], as_of], snapshots, features)
+    cut_buckets, cut_frame = plan.cutoff_tables([(labelled, True), (scoring, False)])
+    cut = ibis.memtable(cut_frame)
+    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
+    with materialized(bucket_table(transactions, plan, as_of)) as totals:
+        ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
+        fitter = CutoffFitter(
+            snapshots.horizon_days, sample_threshold(ids, features.btyd_fit_customers)
+        )
+        del ids
+        for number, cutoff in zip(cut_frame["cutoff_i"], cut_frame["cutoff"], strict=True):
+            mine = ibis.memtable(cut_buckets[cut_buckets["cutoff_i"] == number])
+            history = rfm.history_inputs(totals, mine, cut, snapshots)
+            btyd = _btyd_for_population(fitter, to_pandas(history.order_by("customer_id")))
+            rows = population_expr(totals, mine, cut, snapshots, features, with_label=True)
+            piece = to_pandas(rows.order_by("customer_id"))
+            if piece.empty:
+                continue
+            if not btyd["customer_id"].equals(piece["customer_id"]):
+                raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
+            for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
+                piece[column] = btyd[column].to_numpy()
+            del btyd
+            yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    if not pieces:
+        return pd.DataFrame()
+    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    """What :func:`write_feature_tables` wrote, for the log and the calendar/edges files."""
+
+    calendar: Calendar
+    rfm_edges: dict[str, Any]
+    n_transactions: int
+    n_labelled: int
+    n_labelled_cutoffs: int
+    n_scoring: int
+
+
+def _split_pieces(
+    transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> tuple[Calendar, int, dict[str, Any], Iterator[tuple[bool, pd.DataFrame]]]:
+    """Calendar, row count, the RFM edges (filled as pieces go by) and (is_scoring, piece)."""
+    first, last, n = _date_range(transactions)
+    calendar = build_calendar(snapshots, first, last)
+    limit_memory(ibis.get_backend(transactions), features.memory_limit)
+    edges: dict[str, Any] = {}
+
+    def pieces() -> Iterator[tuple[bool, pd.DataFrame]]:
+        cutoffs = feature_pieces(
+            transactions, calendar.labelled(), calendar.as_of, snapshots, features
+        )
+        for piece, piece_edges in cutoffs:
+            edges.update(piece_edges)
+            if (piece["split"] == SCORE_SPLIT).all():
+                yield True, piece.drop(columns="churned")
+            else:
+                yield False, piece
+
+    return calendar, n, edges, pieces()
 
 
 def build_feature_tables(
     transactions: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
 ) -> FeatureTables:
-    first, last, n = _date_range(transactions)
-    calendar = build_calendar(snapshots, first, last)
-    labelled = _population_with_btyd(
-        snapshot_expr(
-            transactions,
-            calendar.labelled(),
-            calendar.as_of,
-            snapshots,
-            features,
-            with_label=True,
-            population_only=False,
-        ).to_pandas(),
-        snapshots.horizon_days,
-    )
-    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    labelled = scorer.fit(labelled).transform(labelled)
-    edges = dict(scorer.edges_)
-    scoring, scoring_edges = _scoring_table(transactions, calendar.as_of, snapshots, features)
-    edges.update(scoring_edges)
+    """Both snapshot tables in memory (tests, notebooks); the CLI streams them to disk."""
+    calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
+    labelled: list[pd.DataFrame] = []
+    scoring: list[pd.DataFrame] = []
+    for is_scoring, piece in pieces:
+        (scoring if is_scoring else labelled).append(piece)
     return FeatureTables(
-        labelled=labelled, scoring=scoring, calendar=calendar, rfm_edges=edges, n_transactions=n
+        labelled=_stack(labelled),
+        scoring=_stack(scoring),
+        calendar=calendar,
+        rfm_edges=edges,
+        n_transactions=n,
     )
 
 
-def _scoring_table(
-    transactions: ir.Table, as_of: dt.date, snapshots: SnapshotConfig, features: FeaturesConfig
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    scoring_cutoff = pd.DataFrame({"cutoff": [as_of], "split": ["score"]})
-    scoring = _population_with_btyd(
-        snapshot_expr(
-            transactions,
-            scoring_cutoff,
-            as_of,
-            snapshots,
-            features,
-            with_label=False,
-            population_only=False,
-        ).to_pandas(),
-        snapshots.horizon_days,
-    )
-    if scoring.empty:
-        return scoring, {}
-    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    return scorer.fit(scoring).transform(scoring), dict(scorer.edges_)
+def write_feature_tables(
+    transactions: ir.Table,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    labelled_path: Path,
+    scoring_path: Path,
+) -> FeatureSummary:
+    """The same tables as :func:`build_feature_tables`, written one cutoff at a time.
+
+    The labelled table never exists whole in memory (at 10 M transactions it is
+    ~1.5 GB of pandas, and stacking the pieces would double that): each piece is
+    appended to a Parquet file as it arrives, under the first piece's schema.
+    Both files appear atomically, and only when everything succeeded.
+    """
+    calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
+    n_labelled = n_cutoffs = n_scoring = 0
+    with atomic_path(labelled_path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        scoring: pd.DataFrame | None = None
+        try:
+            for is_scoring, piece in pieces:
+                if is_scoring:
+                    scoring = piece
+                    continue
+                table = pa.Table.from_pandas(piece, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                n_labelled += len(piece)
+                n_cutoffs += 1
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            pd.DataFrame().to_parquet(tmp, index=False)
+        if scoring is None:
+            scoring = pd.DataFrame()
+        n_scoring = len(scoring)
+        write_parquet(scoring, scoring_path)
+    return FeatureSummary(calendar, edges, n, n_labelled, n_cutoffs, n_scoring)
 
 
 def build_scoring_snapshot(
@@ -104,7 +215,13 @@ def build_scoring_snapshot(
 ) -> pd.DataFrame:
     """The scoring snapshot for any as-of date, through the very code `features` runs.
 
-    `churn score --as-of` replays a past (or later) date without rebuilding the
-    labelled training table, which costs far more than one cutoff.
+    `churn score --as-of`, `churn explain` and `churn nightly` replay a past (or
+    later) date without the labelled cutoffs, which cost far more than one.
     """
-    return _scoring_table(transactions, as_of, snapshots, features)[0]
+    limit_memory(ibis.get_backend(transactions), features.memory_limit)
+    no_labels = pd.DataFrame({"cutoff": pd.Series(dtype="object"), "split": pd.Series(dtype="str")})
+    pieces = [
+        piece.drop(columns="churned")
+        for piece, _ in feature_pieces(transactions, no_labels, as_of, snapshots, features)
+    ]
+    return _stack(pieces)
