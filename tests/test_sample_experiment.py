@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import yaml
 
-from conftest import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 EVAL = "metrics/eval.json"
 

@@ -25,10 +25,6 @@ def snapshots() -> pd.DataFrame:
     labelled = build_feature_tables(
         ibis.memtable(transactions), SnapshotConfig(n_train_cutoffs=4), FeaturesConfig()
     ).labelled
-    if "country" not in labelled.columns:
-        # The feature stage adds the first purchase's country; until then derive it here.
-        first = transactions.sort_values(["ts", "country"]).groupby("customer_id")["country"]
-        labelled = labelled.merge(first.first().rename("country"), on="customer_id")
     return labelled
 
 

@@ -72,7 +72,9 @@ def _tiny_targets(scores: pd.DataFrame) -> pd.DataFrame:
     targets["expected_gain"] = [40.0, 21.0, 9.0, -2.0, 0.5]
     targets["action"] = ["voucher", "call", "e-mail", "none", "e-mail"]
     targets["contact_cost"] = [5.0, 5.0, 1.0, 0.0, 1.0]
-    targets["control_group"] = [False, False, True, False, False]
+    # D hashes into the control group too, but the budget never picked D: not held out.
+    targets["control_group"] = [False, False, True, True, False]
+    targets["targeted"] = [True, True, True, False, False]
     targets["selected"] = [True, True, False, False, False]  # C is control, E below the bar
     return targets
 

@@ -85,6 +85,11 @@ class CutoffFitter:
         self.bg_start: tuple[float, ...] | None = None
         self.gg_start: tuple[float, ...] | None = None
 
+    def reset(self) -> None:
+        """Forget the previous fits: the next cutoff starts from the default starts."""
+        self.bg_start = None
+        self.gg_start = None
+
     def features(self, group: pd.DataFrame) -> pd.DataFrame:
         """BTYD columns for the rows of one cutoff (everyone with a purchase by it)."""
         out = {name: np.full(len(group), np.nan) for name in BTYD_FEATURES}

@@ -93,7 +93,15 @@ def feature_pieces(
             snapshots.horizon_days, sample_threshold(ids, features.btyd_fit_customers)
         )
         del ids
-        for number, cutoff in zip(cut_frame["cutoff_i"], cut_frame["cutoff"], strict=True):
+        for number, cutoff, split in zip(
+            cut_frame["cutoff_i"], cut_frame["cutoff"], cut_frame["split"], strict=True
+        ):
+            if split == SCORE_SPLIT:
+                # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum found
+                # depends on the start by up to ~1e-2 in P(alive) on small data, and the
+                # scoring snapshot must be the same whether built with the labelled
+                # cutoffs (`churn features`) or alone (`churn score --as-of`, nightly).
+                fitter.reset()
             mine = ibis.memtable(cut_buckets[cut_buckets["cutoff_i"] == number])
             history = rfm.history_inputs(totals, mine, cut, snapshots)
             btyd = _btyd_for_population(fitter, to_pandas(history.order_by("customer_id")))

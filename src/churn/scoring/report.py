@@ -79,6 +79,9 @@ def headline(
     high = scores["risk_band"] == HIGH_RISK
     selected = targets[targets["selected"].astype(bool)]
     control = targets["control_group"].astype(bool) if "control_group" in targets else None
+    if control is not None and "targeted" in targets:
+        # The hash marks about 10 % of everyone; only those the budget picked are held out.
+        control &= targets["targeted"].astype(bool)
     return Headline(
         active_customers=len(scores),
         customers_at_risk=int(high.sum()),
