@@ -143,3 +143,9 @@ def test_cli_writes_every_output(tmp_path: Path) -> None:
         assert (interim / name).exists()
     report = (interim / "ingest_report.json").read_text()
     assert '"unparseable_timestamp": 1' in report and '"customers_table"' in report
+
+
+def test_a_line_break_inside_a_header_cell_stays_on_one_error_line() -> None:
+    from churn.data.columns import shown
+
+    assert shown(["Customer\nID", "Date"]) == "Customer\\nID, Date"

@@ -404,8 +404,10 @@ def test_lock_held_by_another_process_exits_10(
 
 
 def test_consent_filter_lists_only_customers_who_agreed(shop: Shop, workspace: Path) -> None:
-    scores = pd.read_parquet(shop.published / f"as_of={FIRST}" / "scores.parquet")
-    riskiest = scores["customer_id"].head(30).tolist()
+    # The 30 customers most worth contacting (the riskiest may have no positive gain).
+    targets = pd.read_parquet(shop.published / f"as_of={FIRST}" / "targets.parquet")
+    best = targets.sort_values(["expected_gain", "customer_id"], ascending=[False, True])
+    riskiest = best["customer_id"].head(30).tolist()
     customers = pd.DataFrame(
         {
             "Customer ID": riskiest,

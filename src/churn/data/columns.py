@@ -128,8 +128,15 @@ def resolve_columns(
 
 
 def shown(found: Sequence[str], limit: int = 30) -> str:
-    """The found columns for an error line, capped so a 500-column export stays one line."""
-    names = ", ".join(found[:limit])
+    """The found columns for an error line, capped so a 500-column export stays one line.
+
+    A header cell can hold a quoted line break; it is shown escaped, or the
+    "one clear line" would split in two.
+    """
+    names = ", ".join(
+        name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
+        for name in found[:limit]
+    )
     return names + (f", ... ({len(found)} in all)" if len(found) > limit else "")
 
 
