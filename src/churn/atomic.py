@@ -39,13 +39,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
-        old = target.with_name(f".{target.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if target.exists():
-            target.replace(old)
-        tmp.replace(target)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -64,3 +58,23 @@ def write_csv(frame: pd.DataFrame, target: Path) -> None:
 def write_json(payload: Any, target: Path) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def retired_dir(target: Path) -> Path:
+    """Where :func:`replace_dir` parks the previous folder while the new one moves in."""
+    return target.with_name(f".{target.name}.old")
+
+
+def replace_dir(source: Path, target: Path) -> None:
+    """Put folder ``source`` in place of ``target``: two renames, the old one parked beside.
+
+    A crash between the renames leaves the previous folder at :func:`retired_dir`,
+    whole, for a later run to move back.
+    """
+    old = retired_dir(target)
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.replace(old)
+    source.replace(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from churn.atomic import atomic_path
+from churn.atomic import atomic_path, replace_dir
 
 MANIFEST = "manifest.json"
 LATEST = "latest.json"
@@ -45,10 +45,6 @@ def partition_name(as_of: dt.date) -> str:
 
 def partition_dir(root: Path, as_of: dt.date) -> Path:
     return root / partition_name(as_of)
-
-
-def _retired(root: Path, as_of: dt.date) -> Path:
-    return root / f".{partition_name(as_of)}.old"
 
 
 def published_dates(root: Path) -> list[dt.date]:
@@ -113,13 +109,7 @@ def publish(root: Path, as_of: dt.date, staged: Path) -> Path:
     if target.exists() and exchange(staged, target):
         shutil.rmtree(staged)  # now the previous folder
     else:
-        retired = _retired(root, as_of)
-        if retired.exists():
-            shutil.rmtree(retired)
-        if target.exists():
-            target.rename(retired)
-        staged.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
+        replace_dir(staged, target)
     write_latest(root)
     return target
 
