@@ -128,12 +128,14 @@ def point_in_time_features(
 
     ``cutoff_buckets`` and ``cutoffs`` come from :meth:`BucketPlan.cutoff_tables`:
     joining on the bucket number fans each bucket out to the cutoffs that read it,
-    and the flags pick what each sum covers. Rows include customers with no
-    purchase by the cutoff (only returns, or only future purchases); filter on
-    ``last_purchase_s``.
+    and the flags pick what each sum covers. The past buckets and the label
+    window are two joins, not one with a filter on every aggregate: a FILTER
+    cost about as much as the aggregate itself, and the all-time sums (half of
+    them) then need none. Rows are every customer with a purchase by the
+    cutoff (what the BTYD fits read); ``in_population`` marks the active ones.
     """
-    j = buckets.join(cutoff_buckets, "bucket")
-    past = j.hist
+    past = cutoff_buckets.filter(cutoff_buckets.hist).drop("hist", "label")
+    j = buckets.join(past, "bucket")
     windows = sorted(
         {
             int(c.removeprefix("in_").removesuffix("d"))
@@ -143,23 +145,31 @@ def point_in_time_features(
     )
     h = snapshots.horizon_days
     aggregates: dict[str, ir.Scalar] = {
-        "first_purchase_s": j.first_purchase_s.min(where=past),
-        "last_purchase_s": j.last_purchase_s.max(where=past),
-        "n_orders": _sum_where(j.n_orders, past),
-        "revenue": _sum_where(j.revenue, past),
-        "max_order_value": j.max_order_value.max(where=past),
-        "gap_sq_s": _sum_where(j.gap_sq_s, past),
-        "n_holiday_orders": _sum_where(j.n_holiday_orders, past),
-        "n_returns": _sum_where(j.n_returns, past),
-        "country": j.country.max(where=past),
+        "first_purchase_s": j.first_purchase_s.min(),
+        "last_purchase_s": j.last_purchase_s.max(),
+        "n_orders": j.n_orders.sum(),
+        "revenue": j.revenue.sum(),
+        "max_order_value": j.max_order_value.max(),
+        "gap_sq_s": j.gap_sq_s.sum(),
+        "n_holiday_orders": j.n_holiday_orders.sum(),
+        "n_returns": j.n_returns.sum(),
+        "country": j.country.max(),
     }
     for w in windows:
         aggregates[f"n_in_{w}d"] = _sum_where(j.n_orders, j[f"in_{w}d"])
     for w in windows_days:
         aggregates[f"revenue_{w}d"] = _sum_where(j.revenue, j[f"in_{w}d"])
-    if with_label:
-        aggregates["n_future_orders"] = _sum_where(j.n_orders, j.label)
     t = j.group_by(["customer_id", "cutoff_i"]).aggregate(**aggregates)
+    t = t.filter(t.last_purchase_s.notnull())
+    if with_label:
+        ahead = cutoff_buckets.filter(cutoff_buckets.label).select("bucket", "cutoff_i")
+        future = buckets.join(ahead, "bucket")
+        label = future.group_by(["customer_id", "cutoff_i"]).aggregate(
+            n_future_orders=future.n_orders.sum()
+        )
+        t = t.left_join(label, ["customer_id", "cutoff_i"]).drop(
+            "customer_id_right", "cutoff_i_right"
+        )
     t = t.join(cutoffs, "cutoff_i")
     sums = [c for c in t.columns if c.startswith(("n_", "revenue")) or c == "gap_sq_s"]
     t = t.mutate(**{c: ibis.coalesce(t[c], 0).cast("int64") for c in sums})
@@ -194,37 +204,9 @@ def point_in_time_features(
     ]
     keys = ["customer_id", "cutoff", "split", "n_orders", "revenue", "max_order_value"]
     label = ["churned"] if with_label else []
-    return t.select(*keys, *counts, *windowed, *derived, *label, "last_purchase_s", "cutoff_s")
-
-
-def history_inputs(
-    buckets: ir.Table, cutoff_buckets: ir.Table, cutoffs: ir.Table, snapshots: SnapshotConfig
-) -> ir.Table:
-    """What the BTYD fits read, for every customer with a purchase by each cutoff.
-
-    Only the past buckets and four sums: the fits need the whole history, not
-    only the active population, but not the other forty columns.
-    ``in_population`` marks the rows the feature query keeps.
-    """
-    past = cutoff_buckets.filter(cutoff_buckets.hist).select("bucket", "cutoff_i")
-    j = buckets.join(past, "bucket")
-    t = j.group_by(["customer_id", "cutoff_i"]).aggregate(
-        n_orders=j.n_orders.sum(),
-        revenue=j.revenue.sum(),
-        first_purchase_s=j.first_purchase_s.min(),
-        last_purchase_s=j.last_purchase_s.max(),
-    )
-    t = t.filter(t.last_purchase_s.notnull()).join(cutoffs, "cutoff_i")
     active_s = snapshots.active_window_days * DAY
-    return t.select(
-        "customer_id",
-        "cutoff",
-        n_orders=t.n_orders.cast("int64"),
-        tenure_days=(t.cutoff_s - t.first_purchase_s) / DAY,
-        recency_days=(t.cutoff_s - t.last_purchase_s) / DAY,
-        avg_order_value=t.revenue.cast("float64") / MICROS / t.n_orders,
-        in_population=t.last_purchase_s > t.cutoff_s - active_s,
-    )
+    in_population = t.last_purchase_s > t.cutoff_s - active_s
+    return t.select(*keys, *counts, *windowed, *derived, *label, in_population=in_population)
 
 
 def _derive(t: ir.Table, snapshots: SnapshotConfig) -> ir.Table:

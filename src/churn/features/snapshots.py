@@ -105,7 +105,26 @@ def population_expr(
     with_label: bool,
 ) -> ir.Table:
     """One row per (customer, cutoff) in the population: every feature, the label if asked."""
-    table = rfm.point_in_time_features(
+    table = history_expr(
+        bucket_totals, cutoff_buckets, cutoffs, snapshots, features, with_label=with_label
+    )
+    return table.filter(table.in_population).drop("in_population")
+
+
+def history_expr(
+    bucket_totals: ir.Table,
+    cutoff_buckets: ir.Table,
+    cutoffs: ir.Table,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """Every customer with a purchase by each cutoff (the BTYD fits' rows), every feature.
+
+    ``in_population`` marks the active ones; :func:`population_expr` keeps only them.
+    """
+    return rfm.point_in_time_features(
         bucket_totals,
         cutoff_buckets,
         cutoffs,
@@ -113,9 +132,6 @@ def population_expr(
         snapshots,
         with_label=with_label,
     )
-    active_s = snapshots.active_window_days * rfm.DAY
-    table = table.filter(table.last_purchase_s > table.cutoff_s - active_s)
-    return table.drop("last_purchase_s", "cutoff_s")
 
 
 def snapshot_expr(

@@ -18,18 +18,16 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features import rfm
 from churn.features.backend import limit_memory, materialized, to_pandas
-from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sample_threshold
+from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sampled_ids
 from churn.features.buckets import BucketPlan
+from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
-from churn.features.snapshots import Calendar, bucket_table, build_calendar, population_expr
+from churn.features.snapshots import Calendar, bucket_table, build_calendar, history_expr
 
 SCORE_SPLIT = "score"
 
@@ -55,14 +53,6 @@ def _date_range(transactions: ir.Table) -> tuple[dt.datetime, dt.datetime, int]:
     return first, last, n
 
 
-def _btyd_for_population(fitter: CutoffFitter, history: pd.DataFrame) -> pd.DataFrame:
-    """One cutoff's BTYD columns, fitted on everyone with history, for the active ones only."""
-    fitted = fitter.features(history)
-    keep = history["in_population"].to_numpy(dtype=bool)
-    part = pd.concat([history.loc[keep, ["customer_id"]], fitted[keep]], axis=1)
-    return part.reset_index(drop=True)
-
-
 def feature_pieces(
     transactions: ir.Table,
     labelled: pd.DataFrame,
@@ -73,9 +63,9 @@ def feature_pieces(
     """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
 
     One bucket table serves every cutoff, labelled and scoring alike, computed
-    once (a DuckDB temp table). Per cutoff, two small queries read it: the
-    BTYD inputs of everyone with history (fitted at once, warm-started from
-    the previous cutoff), then every feature of the active population. One
+    once (a DuckDB temp table). Per cutoff, one query reads it: every feature
+    of everyone with history; all of them feed that cutoff's BTYD fit
+    (warm-started from the previous cutoff), the active population is kept. One
     query per cutoff rather than one for all: each group-by holds one
     cutoff's customers, so it stays inside ``features.memory_limit`` instead
     of spilling, and only one cutoff's rows are ever in pandas; the work is
@@ -89,13 +79,9 @@ def feature_pieces(
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, as_of)) as totals:
         ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
-        fitter = CutoffFitter(
-            snapshots.horizon_days, sample_threshold(ids, features.btyd_fit_customers)
-        )
+        fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
         del ids
-        for number, cutoff, split in zip(
-            cut_frame["cutoff_i"], cut_frame["cutoff"], cut_frame["split"], strict=True
-        ):
+        for number, split in zip(cut_frame["cutoff_i"], cut_frame["split"], strict=True):
             if split == SCORE_SPLIT:
                 # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum found
                 # depends on the start by up to ~1e-2 in P(alive) on small data, and the
@@ -103,14 +89,14 @@ def feature_pieces(
                 # cutoffs (`churn features`) or alone (`churn score --as-of`, nightly).
                 fitter.reset()
             mine = ibis.memtable(cut_buckets[cut_buckets["cutoff_i"] == number])
-            history = rfm.history_inputs(totals, mine, cut, snapshots)
-            btyd = _btyd_for_population(fitter, to_pandas(history.order_by("customer_id")))
-            rows = population_expr(totals, mine, cut, snapshots, features, with_label=True)
-            piece = to_pandas(rows.order_by("customer_id"))
-            if piece.empty:
+            rows = history_expr(totals, mine, cut, snapshots, features, with_label=True)
+            history = to_pandas(rows.order_by("customer_id"))
+            keep = history["in_population"].to_numpy(dtype=bool)
+            if not keep.any():
                 continue
-            if not btyd["customer_id"].equals(piece["customer_id"]):
-                raise RuntimeError(f"BTYD rows do not line up with the snapshot at {cutoff}")
+            btyd = fitter.features(history, predict=keep)
+            piece = history[keep].drop(columns="in_population").reset_index(drop=True)
+            del history
             for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
                 piece[column] = btyd[column].to_numpy()
             del btyd
@@ -191,30 +177,21 @@ def write_feature_tables(
     Both files appear atomically, and only when everything succeeded.
     """
     calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
-    n_labelled = n_cutoffs = n_scoring = 0
     with atomic_path(labelled_path) as tmp:
-        writer: pq.ParquetWriter | None = None
         scoring: pd.DataFrame | None = None
-        try:
+        with PieceWriter(tmp) as writer:
             for is_scoring, piece in pieces:
                 if is_scoring:
                     scoring = piece
-                    continue
-                table = pa.Table.from_pandas(piece, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                n_labelled += len(piece)
-                n_cutoffs += 1
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
+                else:
+                    writer.write(piece)
+        if not writer.started:
             pd.DataFrame().to_parquet(tmp, index=False)
         if scoring is None:
             scoring = pd.DataFrame()
         n_scoring = len(scoring)
         write_parquet(scoring, scoring_path)
+    n_labelled, n_cutoffs = writer.rows, writer.pieces
     return FeatureSummary(calendar, edges, n, n_labelled, n_cutoffs, n_scoring)
 
 
