@@ -11,9 +11,10 @@ on the same generated data and the same 12 monthly cutoffs:
 - ours, snapshot: ``snapshot_expr(..., with_label=True)`` executed by DuckDB and written
   with the backend's ``to_parquet`` (a DuckDB ``COPY``, no pandas in between);
 - ours, full stage: ``write_feature_tables`` as ``churn features`` runs it (its own
-  calendar, here 12 labelled cutoffs plus the scoring cutoff; one bucket table; the BTYD
-  inputs of everyone with history; per-cutoff BG/NBD and Gamma-Gamma fits on a hashed
-  sample; RFM segments; the labelled table streamed to Parquet one cutoff at a time),
+  calendar, here 12 labelled cutoffs plus the scoring cutoff; one bucket table; one query
+  per cutoff for everyone with history; per-cutoff BG/NBD and Gamma-Gamma fits on a hashed
+  sample; RFM segments; the labelled table streamed to Parquet one cutoff at a time, on
+  a writer thread),
   with its phases timed by thin wrappers;
 - (a) one hand-written DuckDB query joining transactions to cutoffs by range;
 - (b) a plain pandas loop over cutoffs;
@@ -313,15 +314,19 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
                 return super().transform(snapshots)
 
     class TimedFitter(tables.CutoffFitter):  # type: ignore[name-defined]
-        def features(self, group: pd.DataFrame) -> pd.DataFrame:
+        def features(self, group: pd.DataFrame, predict: Any = None) -> pd.DataFrame:
             with timer("BG/NBD + Gamma-Gamma fits and predictions"):
-                return super().features(group)
+                return super().features(group, predict)
+
+    class TimedWriter(tables.PieceWriter):  # type: ignore[name-defined]
+        def write(self, piece: pd.DataFrame) -> None:
+            with timer("labelled Parquet: to Arrow + wait for the writer thread"):
+                super().write(piece)
 
     tables.materialized = materialized
     tables.CutoffFitter = TimedFitter  # type: ignore[misc]
-    tables.to_pandas = timed(
-        "per-cutoff queries (BTYD inputs, features) -> pandas", tables.to_pandas
-    )
+    tables.PieceWriter = TimedWriter  # type: ignore[misc]
+    tables.to_pandas = timed("per-cutoff feature queries -> pandas", tables.to_pandas)
     tables._date_range = timed("date range (min/max/count)", tables._date_range)
     tables.RFMScorer = TimedScorer  # type: ignore[misc]
 
@@ -336,7 +341,7 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
         transactions, snapshots, features, out, out.with_name(out.stem + "_score.parquet")
     )
     seconds = time.perf_counter() - start
-    phases["other (BTYD join, Parquet writes, glue)"] = seconds - sum(phases.values())
+    phases["other (scoring Parquet, population split, glue)"] = seconds - sum(phases.values())
     labelled = result.calendar.labelled()["cutoff"]
     notes = [
         f"calendar: {len(labelled)} labelled cutoffs {labelled.iloc[0]}..{labelled.iloc[-1]}"

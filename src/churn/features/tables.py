@@ -95,7 +95,8 @@ def feature_pieces(
             if not keep.any():
                 continue
             btyd = fitter.features(history, predict=keep)
-            piece = history[keep].drop(columns="in_population").reset_index(drop=True)
+            # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
+            piece = history.drop(columns="in_population")[keep].reset_index(drop=True)
             del history
             for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
                 piece[column] = btyd[column].to_numpy()
