@@ -22,7 +22,7 @@ import pandas as pd
 from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features.backend import limit_memory, materialized, to_pandas
+from churn.features.backend import limit_memory, materialized, repeated_query, to_pandas
 from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sampled_ids
 from churn.features.buckets import BucketPlan
 from churn.features.piece_writer import PieceWriter
@@ -81,27 +81,33 @@ def feature_pieces(
         ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
         fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
         del ids
-        for number, split in zip(cut_frame["cutoff_i"], cut_frame["split"], strict=True):
-            if split == SCORE_SPLIT:
-                # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum found
-                # depends on the start by up to ~1e-2 in P(alive) on small data, and the
-                # scoring snapshot must be the same whether built with the labelled
-                # cutoffs (`churn features`) or alone (`churn score --as-of`, nightly).
-                fitter.reset()
-            mine = ibis.memtable(cut_buckets[cut_buckets["cutoff_i"] == number])
-            rows = history_expr(totals, mine, cut, snapshots, features, with_label=True)
-            history = to_pandas(rows.order_by("customer_id"))
-            keep = history["in_population"].to_numpy(dtype=bool)
-            if not keep.any():
-                continue
-            btyd = fitter.features(history, predict=keep)
-            # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
-            piece = history.drop(columns="in_population")[keep].reset_index(drop=True)
-            del history
-            for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
-                piece[column] = btyd[column].to_numpy()
-            del btyd
-            yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+        def rows(mine: ir.Table) -> ir.Table:
+            expr = history_expr(totals, mine, cut, snapshots, features, with_label=True)
+            return expr.order_by("customer_id")
+
+        backend = ibis.get_backend(totals)
+        with repeated_query(backend, rows, cut_buckets) as history_of:
+            for number, split in zip(cut_frame["cutoff_i"], cut_frame["split"], strict=True):
+                if split == SCORE_SPLIT:
+                    # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
+                    # found depends on the start by up to ~1e-2 in P(alive) on small data,
+                    # and the scoring snapshot must be the same whether built with the
+                    # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
+                    # nightly).
+                    fitter.reset()
+                history = history_of(cut_buckets[cut_buckets["cutoff_i"] == number])
+                keep = history["in_population"].to_numpy(dtype=bool)
+                if not keep.any():
+                    continue
+                btyd = fitter.features(history, predict=keep)
+                # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
+                piece = history.drop(columns="in_population")[keep].reset_index(drop=True)
+                del history
+                for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
+                    piece[column] = btyd[column].to_numpy()
+                del btyd
+                yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
 def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
