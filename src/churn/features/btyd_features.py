@@ -14,6 +14,7 @@ parameters are pinned long before that, and the fit stays seconds per cutoff.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -90,13 +91,39 @@ def _in_sample(customer_ids: pd.Series, sample: pa.Array) -> np.ndarray:
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
+@dataclass(frozen=True)
+class FittedCutoff:
+    """One cutoff's fitted models; either is None when its fit failed (NaN features)."""
+
+    horizon_weeks: float
+    bg: BetaGeoModel | None
+    gg: GammaGammaModel | None
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """BTYD columns for ``rows`` (any subset of the cutoff's customers, in any chunks)."""
+        out = {name: np.full(len(rows), np.nan) for name in BTYD_FEATURES}
+        if self.bg is None or rows.empty:
+            return pd.DataFrame(out, index=rows.index)
+        bg, h = self.bg, self.horizon_weeks
+        x, t_x, age, m_x = _inputs(rows)
+        out["btyd_p_alive"][:] = bg.p_alive(x, t_x, age)
+        out["btyd_p_no_purchase"][:] = bg.p_no_purchase(h, x, t_x, age)
+        out["btyd_expected_purchases"][:] = bg.expected_purchases(h, x, t_x, age)
+        if self.gg is not None:
+            spend = self.gg.expected_spend(np.where((x > 0) & (m_x > 0), x, 0), m_x)
+            out["btyd_expected_spend"][:] = spend
+            yearly = bg.expected_purchases(365 / DAYS_PER_WEEK, x, t_x, age)
+            out["expected_value_12m"][:] = yearly * spend
+        return pd.DataFrame(out, index=rows.index)
+
+
 class CutoffFitter:
     """BG/NBD and Gamma-Gamma fitted cutoff after cutoff, each warm-started from the last.
 
     ``sample`` (:func:`sampled_ids`) are the customers each fit sees (None:
-    all); the rows ``features`` is asked for are predicted. A cutoff whose fit
-    fails (too few customers, degenerate data) gets NaN features and a
-    warning; LightGBM treats NaN as missing, so training goes on.
+    all); every row asked for is predicted. A cutoff whose fit fails (too few
+    customers, degenerate data) gets NaN features and a warning; LightGBM
+    treats NaN as missing, so training goes on.
     """
 
     def __init__(self, horizon_days: int, sample: pa.Array | None = None) -> None:
@@ -110,51 +137,38 @@ class CutoffFitter:
         self.bg_start = None
         self.gg_start = None
 
+    def fit(self, group: pd.DataFrame) -> FittedCutoff:
+        """Fit one cutoff on its sampled rows (of everyone with a purchase by it)."""
+        if group.empty:
+            return FittedCutoff(self.horizon_weeks, None, None)
+        cutoff = group["cutoff"].iloc[0]
+        if self.sample is not None:
+            group = group[_in_sample(group["customer_id"], self.sample)]
+        x, t_x, age, m_x = _inputs(group)
+        try:
+            bg = BetaGeoModel().fit(x, t_x, age, start=self.bg_start)
+        except ValueError as exc:
+            log.warning("BG/NBD fit failed at cutoff %s: %s", cutoff, exc)
+            return FittedCutoff(self.horizon_weeks, None, None)
+        self.bg_start = (bg.r_, bg.alpha_, bg.a_, bg.b_)
+        spend = (x > 0) & (m_x > 0)
+        try:
+            gg = GammaGammaModel().fit(x[spend], m_x[spend], start=self.gg_start)
+            gg.expected_spend(np.zeros(1), np.zeros(1))  # refuses q <= 1 here, not per chunk
+        except ValueError as exc:
+            log.warning("Gamma-Gamma fit failed at cutoff %s: %s", cutoff, exc)
+            return FittedCutoff(self.horizon_weeks, bg, None)
+        self.gg_start = (gg.p_, gg.q_, gg.v_)
+        return FittedCutoff(self.horizon_weeks, bg, gg)
+
     def features(self, group: pd.DataFrame, predict: np.ndarray | None = None) -> pd.DataFrame:
         """BTYD columns for one cutoff, fitted on its rows (everyone with a purchase by it).
 
         ``predict`` (a row mask) limits the predictions, and the result, to the rows
         that are kept (the active population); the fit still sees every sampled row.
         """
-        keep = np.ones(len(group), dtype=bool) if predict is None else np.asarray(predict)
-        index = group.index[keep]
-        out = {name: np.full(len(index), np.nan) for name in BTYD_FEATURES}
-        frame = pd.DataFrame(out, index=index)
-        if group.empty:
-            return frame
-        cutoff = group["cutoff"].iloc[0]
-        x, t_x, age, m_x = _inputs(group)
-        fit = (
-            np.ones(len(group), dtype=bool)
-            if self.sample is None
-            else _in_sample(group["customer_id"], self.sample)
-        )
-        try:
-            bg = BetaGeoModel().fit(x[fit], t_x[fit], age[fit], start=self.bg_start)
-        except ValueError as exc:
-            log.warning("BG/NBD fit failed at cutoff %s: %s", cutoff, exc)
-            return frame
-        self.bg_start = (bg.r_, bg.alpha_, bg.a_, bg.b_)
-        fit_spend = (x > 0) & (m_x > 0) & fit
-        spend_x, spend_m = x[fit_spend], m_x[fit_spend]
-        x, t_x, age, m_x = x[keep], t_x[keep], age[keep], m_x[keep]
-        h = self.horizon_weeks
-        out["btyd_p_alive"][:] = bg.p_alive(x, t_x, age)
-        out["btyd_p_no_purchase"][:] = bg.p_no_purchase(h, x, t_x, age)
-        out["btyd_expected_purchases"][:] = bg.expected_purchases(h, x, t_x, age)
-        repeat_spend_ok = (x > 0) & (m_x > 0)
-        try:
-            gg = GammaGammaModel().fit(spend_x, spend_m, start=self.gg_start)
-            spend = gg.expected_spend(np.where(repeat_spend_ok, x, 0), m_x)
-        except ValueError as exc:
-            log.warning("Gamma-Gamma fit failed at cutoff %s: %s", cutoff, exc)
-            return pd.DataFrame(out, index=index)
-        self.gg_start = (gg.p_, gg.q_, gg.v_)
-        out["btyd_expected_spend"][:] = spend
-        out["expected_value_12m"][:] = (
-            bg.expected_purchases(365 / DAYS_PER_WEEK, x, t_x, age) * spend
-        )
-        return pd.DataFrame(out, index=index)
+        fitted = self.fit(group)
+        return fitted.predict(group if predict is None else group[np.asarray(predict)])
 
 
 def btyd_features(
