@@ -15,7 +15,12 @@ import pytest
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.features.backend import connect, read_transactions
 from churn.features.btyd_features import BTYD_FEATURES, btyd_features, fit_sample
-from churn.features.tables import FeatureTables, build_feature_tables, write_feature_tables
+from churn.features.tables import (
+    FeatureTables,
+    build_feature_tables,
+    feature_pieces,
+    write_feature_tables,
+)
 from synthetic import canonical_transactions
 
 AS_OF = dt.date(2026, 7, 1)
@@ -148,6 +153,10 @@ def test_streamed_files_hold_the_same_tables(
     assert summary.calendar == tables.calendar
 
 
+def expected_sizes(rows: int, chunk: int) -> list[int]:
+    return [min(chunk, rows - start) for start in range(0, rows, chunk)]
+
+
 def test_chunked_cutoffs_give_the_unchunked_tables(
     transactions: pd.DataFrame, tables: FeatureTables
 ) -> None:
@@ -159,10 +168,13 @@ def test_chunked_cutoffs_give_the_unchunked_tables(
     table = ibis.memtable(transactions)
     sampled = FeaturesConfig(btyd_fit_customers=400)
     whole = build_feature_tables(table, SNAPSHOTS, sampled)
-    chunked = build_feature_tables(
-        table, SNAPSHOTS, sampled.model_copy(update={"chunk_customers": 97})
-    )
+    chunked_config = sampled.model_copy(update={"chunk_customers": 97})
+    chunked = build_feature_tables(table, SNAPSHOTS, chunked_config)
     for mine, theirs in ((chunked.labelled, whole.labelled), (chunked.scoring, whole.scoring)):
         pd.testing.assert_frame_equal(mine, theirs)
     assert chunked.rfm_edges == whole.rfm_edges
     assert len(whole.scoring) > 97 * 3
+    as_of = whole.calendar.as_of
+    no_labels = whole.calendar.labelled().iloc[:0]
+    chunks = feature_pieces(table, no_labels, as_of, SNAPSHOTS, chunked_config)
+    assert [len(piece) for piece, _ in chunks] == expected_sizes(len(whole.scoring), 97)

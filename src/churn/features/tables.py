@@ -80,6 +80,7 @@ def feature_pieces(
     with materialized(bucket_table(transactions, plan, as_of)) as totals:
         ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
         fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
+        in_chunks = len(ids) > features.chunk_customers
         del ids
 
         def rows(mine: ir.Table) -> ir.Table:
@@ -96,7 +97,14 @@ def feature_pieces(
                     # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
                     # nightly).
                     fitter.reset()
-                history = history_of(cut_buckets[cut_buckets["cutoff_i"] == number])
+                mine = cut_buckets[cut_buckets["cutoff_i"] == number]
+                if in_chunks:
+                    with materialized(rows(ibis.memtable(mine))) as history_table:
+                        yield from _in_chunks(
+                            history_table, fitter, scorer, features.chunk_customers
+                        )
+                    continue
+                history = history_of(mine)
                 keep = history["in_population"].to_numpy(dtype=bool)
                 if not keep.any():
                     continue
@@ -104,10 +112,55 @@ def feature_pieces(
                 # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
                 piece = history.drop(columns="in_population")[keep].reset_index(drop=True)
                 del history
-                for column in BTYD_FEATURES:  # in place: a concat would copy the whole piece
-                    piece[column] = btyd[column].to_numpy()
-                del btyd
+                _add_btyd(piece, btyd)
                 yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+# What a cutoff's BTYD fit and RFM edges read, for every customer with history.
+_FIT_COLUMNS = (
+    "customer_id",
+    "cutoff",
+    "n_orders",
+    "revenue",
+    "tenure_days",
+    "recency_days",
+    "avg_order_value",
+    "in_population",
+)
+
+
+def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
+    """In place: a concat would copy the whole piece."""
+    for column in BTYD_FEATURES:
+        piece[column] = btyd[column].to_numpy()
+
+
+def _in_chunks(
+    history: ir.Table, fitter: CutoffFitter, scorer: RFMScorer, chunk: int
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """One cutoff's pieces of at most ``chunk`` customers, from its table in the engine.
+
+    The fit and the RFM edges need the whole cutoff, but only eight columns of
+    it; those come first, then the rows chunk by chunk (ranges of customer id
+    in the engine's own order), each predicted, scored and handed on before
+    the next is read. The result is the unchunked one, cut into pieces.
+    """
+    narrow = to_pandas(history.select(*_FIT_COLUMNS).order_by("customer_id"))
+    fitted = fitter.fit(narrow)
+    population = narrow[narrow["in_population"].to_numpy(dtype=bool)]
+    del narrow
+    if population.empty:
+        return
+    edges = dict(scorer.fit(population).edges_)
+    starts = population["customer_id"].iloc[::chunk].tolist()
+    del population
+    for lo, hi in zip(starts, [*starts[1:], None], strict=True):
+        within = history.in_population & (history.customer_id >= lo)
+        if hi is not None:
+            within &= history.customer_id < hi
+        piece = to_pandas(history.filter(within).drop("in_population").order_by("customer_id"))
+        _add_btyd(piece, fitted.predict(piece))
+        yield scorer.transform(piece), edges
 
 
 def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
