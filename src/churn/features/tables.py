@@ -10,6 +10,8 @@ streams to Parquet a cutoff at a time (``write_feature_tables``).
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,19 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churn.atomic import atomic_path, write_parquet
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features.backend import limit_memory, materialized, repeated_query, to_pandas
+from churn.features.backend import (
+    arrow_to_pandas,
+    limit_memory,
+    materialized,
+    repeated_query,
+    to_pandas,
+)
 from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sampled_ids
 from churn.features.buckets import BucketPlan
 from churn.features.piece_writer import PieceWriter
@@ -99,10 +109,8 @@ def feature_pieces(
                     fitter.reset()
                 mine = cut_buckets[cut_buckets["cutoff_i"] == number]
                 if in_chunks:
-                    with materialized(rows(ibis.memtable(mine))) as history_table:
-                        yield from _in_chunks(
-                            history_table, fitter, scorer, features.chunk_customers
-                        )
+                    history_rows = rows(ibis.memtable(mine))
+                    yield from _in_chunks(history_rows, fitter, scorer, features.chunk_customers)
                     continue
                 history = history_of(mine)
                 keep = history["in_population"].to_numpy(dtype=bool)
@@ -135,32 +143,54 @@ def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
         piece[column] = btyd[column].to_numpy()
 
 
+def _batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
+    """Record batches in file order: one Parquet file (DuckDB) or a folder of parts (Spark)."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    for file in files:
+        yield from pq.ParquetFile(file).iter_batches(batch_size=size)
+
+
 def _in_chunks(
     history: ir.Table, fitter: CutoffFitter, scorer: RFMScorer, chunk: int
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
-    """One cutoff's pieces of at most ``chunk`` customers, from its table in the engine.
+    """One cutoff's pieces of at most ``chunk`` customers, through a Parquet file on disk.
 
-    The fit and the RFM edges need the whole cutoff, but only eight columns of
-    it; those come first, then the rows chunk by chunk (ranges of customer id
-    in the engine's own order), each predicted, scored and handed on before
-    the next is read. The result is the unchunked one, cut into pieces.
+    The engine writes the cutoff's rows (everyone with history, in customer
+    order) to a temporary file, spilling its sort as it needs; a temp table
+    instead ran DuckDB out of memory at 100 M transactions, its blocks
+    competing with the bucket table's. The fit and the RFM edges need the
+    whole cutoff but only eight columns, read first; then the rows come back
+    ``chunk`` at a time, each predicted, scored and handed on before the next
+    is read. The result is the unchunked one, cut into pieces.
     """
-    narrow = to_pandas(history.select(*_FIT_COLUMNS).order_by("customer_id"))
-    fitted = fitter.fit(narrow)
-    population = narrow[narrow["in_population"].to_numpy(dtype=bool)]
-    del narrow
-    if population.empty:
-        return
-    edges = dict(scorer.fit(population).edges_)
-    starts = population["customer_id"].iloc[::chunk].tolist()
-    del population
-    for lo, hi in zip(starts, [*starts[1:], None], strict=True):
-        within = history.in_population & (history.customer_id >= lo)
-        if hi is not None:
-            within &= history.customer_id < hi
-        piece = to_pandas(history.filter(within).drop("in_population").order_by("customer_id"))
-        _add_btyd(piece, fitted.predict(piece))
-        yield scorer.transform(piece), edges
+    schema = history.schema().to_pyarrow()
+    folder = Path(tempfile.mkdtemp(prefix="churn-cutoff-"))
+    try:
+        path = folder / "history.parquet"
+        ibis.get_backend(history).to_parquet(history, path)
+        narrow = arrow_to_pandas(
+            pq.read_table(path, columns=list(_FIT_COLUMNS)).cast(
+                pa.schema([schema.field(c) for c in _FIT_COLUMNS])
+            )
+        )
+        fitted = fitter.fit(narrow)
+        population = narrow[narrow["in_population"].to_numpy(dtype=bool)]
+        del narrow
+        if population.empty:
+            return
+        edges = dict(scorer.fit(population).edges_)
+        del population
+        for batch in _batches(path, chunk):
+            rows = arrow_to_pandas(pa.Table.from_batches([batch]).cast(schema))
+            keep = rows["in_population"].to_numpy(dtype=bool)
+            if not keep.any():
+                continue
+            piece = rows.drop(columns="in_population")[keep].reset_index(drop=True)
+            del rows
+            _add_btyd(piece, fitted.predict(piece))
+            yield scorer.transform(piece), edges
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stack(pieces: list[pd.DataFrame]) -> pd.DataFrame:
