@@ -39,7 +39,7 @@ from churn.features.backend import (
 )
 from churn.features.btyd_features import BTYD_FEATURES
 from churn.features.snapshots import snapshot_expr
-from churn.features.tables import build_feature_tables
+from churn.features.tables import build_feature_tables, build_scoring_snapshot
 
 TRANSACTION_SCHEMA = pa.schema(
     [
@@ -252,3 +252,20 @@ def test_feature_tables_match(
     assert len(duck.labelled) > 0 and len(duck.scoring) > 0
     assert_same_table(duck.labelled, spark.labelled)
     assert_same_table(duck.scoring, spark.scoring)
+
+
+@requires_spark
+def test_chunked_scoring_snapshot_matches(
+    transactions_path: Path, duckdb_backend: BaseBackend, spark_backend: BaseBackend
+) -> None:
+    """Spark's chunked path (its Parquet output is a folder of parts) gives DuckDB's rows."""
+    duck = build_scoring_snapshot(
+        read_transactions(duckdb_backend, transactions_path), AS_OF, SNAPSHOTS, FEATURES
+    )
+    chunked = FEATURES.model_copy(update={"chunk_customers": 7})
+    spark = build_scoring_snapshot(
+        read_transactions(spark_backend, transactions_path), AS_OF, SNAPSHOTS, chunked
+    )
+    assert len(duck) > 7 * 2
+    assert spark["customer_id"].is_monotonic_increasing
+    assert_same_table(duck, spark)
