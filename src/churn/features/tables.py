@@ -90,11 +90,11 @@ def feature_pieces(
     with materialized(bucket_table(transactions, plan, as_of)) as totals:
         ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
         fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
-        in_chunks = len(ids) > features.chunk_customers
+        chunks = _customer_ranges(ids, features.chunk_customers)
         del ids
 
-        def rows(mine: ir.Table) -> ir.Table:
-            expr = history_expr(totals, mine, cut, snapshots, features, with_label=True)
+        def rows(mine: ir.Table, source: ir.Table = totals) -> ir.Table:
+            expr = history_expr(source, mine, cut, snapshots, features, with_label=True)
             return expr.order_by("customer_id")
 
         backend = ibis.get_backend(totals)
@@ -108,9 +108,10 @@ def feature_pieces(
                     # nightly).
                     fitter.reset()
                 mine = cut_buckets[cut_buckets["cutoff_i"] == number]
-                if in_chunks:
-                    history_rows = rows(ibis.memtable(mine))
-                    yield from _in_chunks(history_rows, fitter, scorer, features.chunk_customers)
+                if len(chunks) > 1:
+                    mine_table = ibis.memtable(mine)
+                    queries = [rows(mine_table, _within(totals, *c)) for c in chunks]
+                    yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
                     continue
                 history = history_of(mine)
                 keep = history["in_population"].to_numpy(dtype=bool)
@@ -143,45 +144,69 @@ def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
         piece[column] = btyd[column].to_numpy()
 
 
-def _batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches in file order: one Parquet file (DuckDB) or a folder of parts (Spark)."""
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    for file in files:
-        yield from pq.ParquetFile(file).iter_batches(batch_size=size)
+def _customer_ranges(ids: pd.Series, chunk: int) -> list[tuple[str | None, str | None]]:
+    """[lo, hi) ranges of customer id holding at most ``chunk`` customers each.
+
+    Bounds are compared by the engine; ids sort the same everywhere (UTF-8
+    bytes, the default in DuckDB and Spark), so every customer is in one range.
+    """
+    if len(ids) <= chunk:
+        return [(None, None)]
+    ordered = pa.array(ids).sort()
+    starts: list[str | None] = [ordered[i].as_py() for i in range(0, len(ordered), chunk)]
+    return list(zip([None, *starts[1:]], [*starts[1:], None], strict=True))
+
+
+def _within(totals: ir.Table, lo: str | None, hi: str | None) -> ir.Table:
+    if lo is not None:
+        totals = totals.filter(totals.customer_id >= lo)
+    if hi is not None:
+        totals = totals.filter(totals.customer_id < hi)
+    return totals
 
 
 def _in_chunks(
-    history: ir.Table, fitter: CutoffFitter, scorer: RFMScorer, chunk: int
+    queries: list[ir.Table], fitter: CutoffFitter, scorer: RFMScorer, chunk: int
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
-    """One cutoff's pieces of at most ``chunk`` customers, through a Parquet file on disk.
+    """One cutoff, run as one query per range of customers, handed on in pieces.
 
-    The engine writes the cutoff's rows (everyone with history, in customer
-    order) to a temporary file, spilling its sort as it needs; a temp table
-    instead ran DuckDB out of memory at 100 M transactions, its blocks
-    competing with the bucket table's. The fit and the RFM edges need the
-    whole cutoff but only eight columns, read first; then the rows come back
-    ``chunk`` at a time, each predicted, scored and handed on before the next
-    is read. The result is the unchunked one, cut into pieces.
+    Each query aggregates only its customers' buckets, so the engine's hash
+    tables stay small (one query for 8.6 M customers ran DuckDB out of memory
+    at 2 GB, even writing straight to Parquet). The fit and the RFM edges need
+    the whole cutoff, but only eight columns: those stay in memory while the
+    rows wait in a temporary Parquet file, read back ``chunk`` at a time,
+    predicted, scored and handed on. The result is the unchunked one, in pieces.
     """
-    schema = history.schema().to_pyarrow()
     folder = Path(tempfile.mkdtemp(prefix="churn-cutoff-"))
+    path = folder / "history.parquet"
+    narrow: list[pd.DataFrame] = []
+    writer: pq.ParquetWriter | None = None
     try:
-        path = folder / "history.parquet"
-        ibis.get_backend(history).to_parquet(history, path)
-        narrow = arrow_to_pandas(
-            pq.read_table(path, columns=list(_FIT_COLUMNS)).cast(
-                pa.schema([schema.field(c) for c in _FIT_COLUMNS])
-            )
-        )
-        fitted = fitter.fit(narrow)
-        population = narrow[narrow["in_population"].to_numpy(dtype=bool)]
+        for query in queries:
+            rows = to_pandas(query)
+            if rows.empty:
+                continue
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            narrow.append(rows[list(_FIT_COLUMNS)].copy())
+            del rows, table
+        if writer is None:
+            return
+        writer.close()
+        schema, writer = pq.read_schema(path), None
+        history = pd.concat(narrow, ignore_index=True)
         del narrow
+        fitted = fitter.fit(history)
+        population = history[history["in_population"].to_numpy(dtype=bool)]
+        del history
         if population.empty:
             return
         edges = dict(scorer.fit(population).edges_)
         del population
-        for batch in _batches(path, chunk):
-            rows = arrow_to_pandas(pa.Table.from_batches([batch]).cast(schema))
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk):
+            rows = arrow_to_pandas(pa.Table.from_batches([batch], schema))
             keep = rows["in_population"].to_numpy(dtype=bool)
             if not keep.any():
                 continue
@@ -190,6 +215,8 @@ def _in_chunks(
             _add_btyd(piece, fitted.predict(piece))
             yield scorer.transform(piece), edges
     finally:
+        if writer is not None:
+            writer.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
