@@ -137,17 +137,22 @@ def test_tables_are_bit_identical_across_runs_on_four_threads(
     pd.testing.assert_frame_equal(first.scoring, second.scoring, check_exact=True)
 
 
+@pytest.mark.parametrize("chunk_customers", [2_000_000, 97])
 def test_streamed_files_hold_the_same_tables(
-    transactions: pd.DataFrame, tables: FeatureTables, tmp_path: Path
+    transactions: pd.DataFrame, tables: FeatureTables, tmp_path: Path, chunk_customers: int
 ) -> None:
-    """The CLI writes the labelled table one cutoff at a time; read back, nothing differs."""
+    """The CLI writes the labelled table a piece at a time; read back, nothing differs.
+
+    With chunks of 97 customers every cutoff, the scoring one too, arrives in pieces."""
     labelled, scoring = tmp_path / "train.parquet", tmp_path / "score.parquet"
+    features = FeaturesConfig(chunk_customers=chunk_customers)
     summary = write_feature_tables(
-        ibis.memtable(transactions), SNAPSHOTS, FeaturesConfig(), labelled, scoring
+        ibis.memtable(transactions), SNAPSHOTS, features, labelled, scoring
     )
     pd.testing.assert_frame_equal(pd.read_parquet(labelled), tables.labelled)
     pd.testing.assert_frame_equal(pd.read_parquet(scoring), tables.scoring)
     assert summary.n_labelled == len(tables.labelled)
+    assert summary.n_scoring == len(tables.scoring)
     assert summary.n_labelled_cutoffs == tables.labelled["cutoff"].nunique()
     assert summary.rfm_edges == tables.rfm_edges
     assert summary.calendar == tables.calendar

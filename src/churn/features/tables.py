@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churn.atomic import atomic_path, write_parquet
+from churn.atomic import atomic_path
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features.backend import (
@@ -288,28 +288,25 @@ def write_feature_tables(
 ) -> FeatureSummary:
     """The same tables as :func:`build_feature_tables`, written one cutoff at a time.
 
-    The labelled table never exists whole in memory (at 10 M transactions it is
-    ~1.5 GB of pandas, and stacking the pieces would double that): each piece is
-    appended to a Parquet file as it arrives, under the first piece's schema.
+    Neither table exists whole in memory (at 10 M transactions the labelled one
+    is ~1.5 GB of pandas, and stacking the pieces would double that): each piece
+    is appended to its Parquet file as it arrives, under the first piece's schema.
     Both files appear atomically, and only when everything succeeded.
     """
     calendar, n, edges, pieces = _split_pieces(transactions, snapshots, features)
-    with atomic_path(labelled_path) as tmp:
-        scoring: pd.DataFrame | None = None
-        with PieceWriter(tmp) as writer:
+    cutoffs: set[object] = set()
+    with atomic_path(labelled_path) as tmp, atomic_path(scoring_path) as scoring_tmp:
+        with PieceWriter(tmp) as writer, PieceWriter(scoring_tmp) as scoring:
             for is_scoring, piece in pieces:
-                if is_scoring:
-                    scoring = piece
+                if is_scoring:  # one piece, or several when the cutoff is chunked
+                    scoring.write(piece)
                 else:
                     writer.write(piece)
-        if not writer.started:
-            pd.DataFrame().to_parquet(tmp, index=False)
-        if scoring is None:
-            scoring = pd.DataFrame()
-        n_scoring = len(scoring)
-        write_parquet(scoring, scoring_path)
-    n_labelled, n_cutoffs = writer.rows, writer.pieces
-    return FeatureSummary(calendar, edges, n, n_labelled, n_cutoffs, n_scoring)
+                    cutoffs.add(piece["cutoff"].iloc[0])
+        for written, path in ((writer, tmp), (scoring, scoring_tmp)):
+            if not written.started:
+                pd.DataFrame().to_parquet(path, index=False)
+    return FeatureSummary(calendar, edges, n, writer.rows, len(cutoffs), scoring.rows)
 
 
 def build_scoring_snapshot(
