@@ -267,6 +267,7 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     from churn.config import FeaturesConfig, SnapshotConfig
     from churn.features import tables
     from churn.features.backend import connect, read_transactions
+    from churn.features.btyd_features import FittedCutoff
 
     phases: dict[str, float] = defaultdict(float)
     nested: list[float] = []  # time spent in inner timers, per open timer
@@ -316,15 +317,11 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     class TimedFitter(tables.CutoffFitter):  # type: ignore[name-defined]
         def fit(self, group: pd.DataFrame) -> Any:
             with timer("BG/NBD + Gamma-Gamma fits and predictions"):
-                fitted = super().fit(group)
-            predict = fitted.predict
+                return super().fit(group)
 
-            def timed_predict(rows: pd.DataFrame) -> pd.DataFrame:
-                with timer("BG/NBD + Gamma-Gamma fits and predictions"):
-                    return predict(rows)
-
-            object.__setattr__(fitted, "predict", timed_predict)  # a frozen dataclass
-            return fitted
+    FittedCutoff.predict = timed(  # type: ignore[method-assign]
+        "BG/NBD + Gamma-Gamma fits and predictions", FittedCutoff.predict
+    )
 
     class TimedWriter(tables.PieceWriter):  # type: ignore[name-defined]
         def write(self, piece: pd.DataFrame) -> None:

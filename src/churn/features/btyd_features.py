@@ -58,9 +58,11 @@ def sample_threshold(customer_ids: pd.Series, n: int | None) -> int | None:
     neighbouring cutoffs see the same people (their parameters move with the
     data, not with the draw).
     """
-    if n is None:
-        return None
-    distinct = pd.unique(_hashes(customer_ids))
+    return None if n is None else _threshold(_hashes(customer_ids), n)
+
+
+def _threshold(hashes: np.ndarray, n: int) -> int | None:
+    distinct = pd.unique(hashes)
     if len(distinct) <= n:
         return None
     return int(np.partition(distinct, n - 1)[n - 1])
@@ -68,10 +70,11 @@ def sample_threshold(customer_ids: pd.Series, n: int | None) -> int | None:
 
 def fit_sample(customer_ids: pd.Series, n: int | None) -> np.ndarray:
     """True for the rows of the ``n`` customers :func:`sample_threshold` picks."""
-    threshold = sample_threshold(customer_ids, n)
+    hashes = _hashes(customer_ids)
+    threshold = None if n is None else _threshold(hashes, n)
     if threshold is None:
         return np.ones(len(customer_ids), dtype=bool)
-    return np.asarray(_hashes(customer_ids) <= np.uint64(threshold))
+    return np.asarray(hashes <= np.uint64(threshold))
 
 
 def sampled_ids(customer_ids: pd.Series, n: int | None) -> pa.Array | None:

@@ -40,7 +40,6 @@ class PieceWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows = 0
-        self.pieces = 0
         self._writer: pq.ParquetWriter | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self._pending: Future[None] | None = None
@@ -55,7 +54,6 @@ class PieceWriter:
         writer = self._writer
         self._pending = self._pool.submit(lambda: writer.write_table(table.cast(writer.schema)))
         self.rows += len(piece)
-        self.pieces += 1
 
     def _wait(self) -> None:
         if self._pending is not None:

@@ -95,22 +95,6 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
     return rfm.bucket_totals(buckets.bucket_of(_events(transactions, as_of), plan))
 
 
-def population_expr(
-    bucket_totals: ir.Table,
-    cutoff_buckets: ir.Table,
-    cutoffs: ir.Table,
-    snapshots: SnapshotConfig,
-    features: FeaturesConfig,
-    *,
-    with_label: bool,
-) -> ir.Table:
-    """One row per (customer, cutoff) in the population: every feature, the label if asked."""
-    table = history_expr(
-        bucket_totals, cutoff_buckets, cutoffs, snapshots, features, with_label=with_label
-    )
-    return table.filter(table.in_population).drop("in_population")
-
-
 def history_expr(
     bucket_totals: ir.Table,
     cutoff_buckets: ir.Table,
@@ -122,7 +106,8 @@ def history_expr(
 ) -> ir.Table:
     """Every customer with a purchase by each cutoff (the BTYD fits' rows), every feature.
 
-    ``in_population`` marks the active ones; :func:`population_expr` keeps only them.
+    ``in_population`` marks the active ones (the population); :func:`snapshot_expr`
+    keeps only them.
     """
     return rfm.point_in_time_features(
         bucket_totals,
@@ -152,7 +137,7 @@ def snapshot_expr(
     plan = BucketPlan.for_cutoffs(_dates(cutoffs), snapshots, features)
     totals = bucket_table(transactions, plan, as_of)
     cut_buckets, cut = plan.cutoff_tables([(cutoffs, with_label)])
-    return population_expr(
+    table = history_expr(
         totals,
         ibis.memtable(cut_buckets),
         ibis.memtable(cut),
@@ -160,6 +145,7 @@ def snapshot_expr(
         features,
         with_label=with_label,
     )
+    return table.filter(table.in_population).drop("in_population")
 
 
 def _dates(cutoffs: pd.DataFrame) -> list[dt.date]:

@@ -114,14 +114,11 @@ def feature_pieces(
                     yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
                     continue
                 history = history_of(mine)
-                keep = history["in_population"].to_numpy(dtype=bool)
-                if not keep.any():
+                piece = _population(history)
+                if piece is None:
                     continue
-                btyd = fitter.features(history, predict=keep)
-                # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
-                piece = history.drop(columns="in_population")[keep].reset_index(drop=True)
+                _add_btyd(piece, fitter.fit(history).predict(piece))
                 del history
-                _add_btyd(piece, btyd)
                 yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
@@ -136,6 +133,15 @@ _FIT_COLUMNS = (
     "avg_order_value",
     "in_population",
 )
+
+
+def _population(rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The active customers of a cutoff's rows (None when there are none)."""
+    keep = rows["in_population"].to_numpy(dtype=bool)
+    if not keep.any():
+        return None
+    # Drop first: a column drop shares the data (copy-on-write), the row filter copies.
+    return rows.drop(columns="in_population")[keep].reset_index(drop=True)
 
 
 def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
@@ -180,22 +186,17 @@ def _in_chunks(
     folder = Path(tempfile.mkdtemp(prefix="churn-cutoff-"))
     path = folder / "history.parquet"
     narrow: list[pd.DataFrame] = []
-    writer: pq.ParquetWriter | None = None
     try:
-        for query in queries:
-            rows = to_pandas(query)
-            if rows.empty:
-                continue
-            table = pa.Table.from_pandas(rows, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table.cast(writer.schema))
-            narrow.append(rows[list(_FIT_COLUMNS)].copy())
-            del rows, table
-        if writer is None:
+        with PieceWriter(path) as writer:
+            for query in queries:
+                rows = to_pandas(query)
+                if not rows.empty:
+                    writer.write(rows)
+                    narrow.append(rows[list(_FIT_COLUMNS)].copy())
+                del rows
+        if not narrow:
             return
-        writer.close()
-        schema, writer = pq.read_schema(path), None
+        schema = pq.read_schema(path)
         history = pd.concat(narrow, ignore_index=True)
         del narrow
         fitted = fitter.fit(history)
@@ -206,17 +207,11 @@ def _in_chunks(
         edges = dict(scorer.fit(population).edges_)
         del population
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk):
-            rows = arrow_to_pandas(pa.Table.from_batches([batch], schema))
-            keep = rows["in_population"].to_numpy(dtype=bool)
-            if not keep.any():
-                continue
-            piece = rows.drop(columns="in_population")[keep].reset_index(drop=True)
-            del rows
-            _add_btyd(piece, fitted.predict(piece))
-            yield scorer.transform(piece), edges
+            piece = _population(arrow_to_pandas(pa.Table.from_batches([batch], schema)))
+            if piece is not None:
+                _add_btyd(piece, fitted.predict(piece))
+                yield scorer.transform(piece), edges
     finally:
-        if writer is not None:
-            writer.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
