@@ -170,9 +170,9 @@ class FeaturesConfig(_Section):
     # (predictions still cover everyone): a few hundred thousand pin the four or three
     # parameters far more tightly than anything downstream can notice.
     btyd_fit_customers: int = Field(250_000, ge=100)
-    # With more customers than this, each cutoff is computed once inside the engine and
-    # brought to pandas (BTYD predictions, segments, Parquet) in chunks of this many, so
-    # pandas holds a few GB at most whatever the data size (100 M transactions: 8.6 M).
+    # With more customers than this, each cutoff runs as one query per range of this many
+    # customers and reaches pandas (BTYD predictions, segments, Parquet) in chunks, so
+    # neither DuckDB nor pandas holds a whole cutoff (100 M transactions: 8.6 M customers).
     chunk_customers: int = Field(2_000_000, ge=1)
 
     @model_validator(mode="after")
