@@ -262,7 +262,9 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
 
     Phases are timed by thin wrappers around the stage's collaborators (exclusive
     times: a phase inside another is not counted twice); the bucket table is timed
-    where it is created, the per-cutoff queries where their results reach pandas.
+    where it is created. Per-cutoff queries run on a worker thread while the main
+    thread fits and scores the previous cutoff, so what is timed of them is the main
+    thread's wait, and the other phases include the slowdown of sharing two cores.
     """
     from churn.config import FeaturesConfig, SnapshotConfig
     from churn.features import tables
@@ -333,14 +335,19 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     tables.PieceWriter = TimedWriter  # type: ignore[misc]
     # Distinct customers once; with more than chunk_customers, every per-range query too.
     tables.to_pandas = timed("queries -> pandas (customers; chunked cutoffs)", tables.to_pandas)
-    real_repeated = tables.repeated_query
+    real_prefetched = tables._prefetched
 
-    @contextmanager
-    def repeated_query(*args: Any) -> Iterator[Callable[[pd.DataFrame], pd.DataFrame]]:
-        with real_repeated(*args) as run:
-            yield timed("per-cutoff feature queries -> pandas", run)
+    def prefetched(run: Any, frames: list[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Time the main thread's wait for each cutoff's rows (the query runs on a worker)."""
+        results = real_prefetched(run, frames)
+        while True:
+            with timer("per-cutoff feature queries: waiting for the worker"):
+                item = next(results, None)
+            if item is None:
+                return
+            yield item
 
-    tables.repeated_query = repeated_query
+    tables._prefetched = prefetched
     tables._date_range = timed("date range (min/max/count)", tables._date_range)
     tables.RFMScorer = TimedScorer  # type: ignore[misc]
 

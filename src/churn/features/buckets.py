@@ -5,10 +5,11 @@ one (``c - 30 d``, ``c - 365 d + horizon``, ``c + horizon``, ...). Put all those
 edges of all cutoffs into one sorted list of boundaries: bucket ``k`` holds the
 events with ``boundary[k-1] < ts <= boundary[k]``. A window ``(c - w, c]`` is
 then exactly a run of whole buckets, so the events are aggregated once per
-(customer, bucket) and each cutoff combines bucket totals instead of
-rescanning events. Both steps are equi-joins on small tables (day -> bucket,
-bucket -> cutoff), which every engine runs as a hash join; a range join of
-events against cutoffs is what this replaces.
+(customer, bucket), and running totals along each customer's buckets turn
+every window into the difference of two of them (``rfm.running_totals``):
+nothing is rescanned per cutoff. Events reach their bucket by an equi-join on
+a small day -> bucket table, which every engine runs as a hash join; a range
+join of events against cutoffs is what this replaces.
 
 Edges are whole days, so an event's bucket depends only on its "ceiling day"
 (the first midnight at or after it): ``ts <= boundary`` exactly when
@@ -98,52 +99,36 @@ class BucketPlan:
             lengths.add(YEAR_DAYS - h)
         return sorted(lengths)
 
-    def cutoff_tables(
-        self, parts: Sequence[tuple[pd.DataFrame, bool]]
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(cutoff_buckets, cutoffs) for sets of cutoffs, each with or without a label.
+    def edge_table(self, parts: Sequence[tuple[pd.DataFrame, bool]]) -> pd.DataFrame:
+        """One row per cutoff of each set, with or without a label: the buckets it reads.
 
-        ``cutoff_buckets`` has one row per (cutoff number, bucket) the cutoff reads,
-        with flags saying what for: ``hist``, the bucket is in the cutoff's past
-        (``ts <= c``); ``in_<w>d``, inside ``(c - w, c]``; ``label``, inside
-        ``(c, c + horizon]`` (only for cutoffs with a label). A cutoff's sum is a
-        filtered aggregate, ``sum(value) FILTER (WHERE flag)``. ``cutoffs`` maps the
-        cutoff number to its date, epoch seconds and split: aggregating by a small
-        integer is cheaper than by the three.
+        ``at`` is the cutoff's bucket (the past is every bucket up to it),
+        ``lo_<w>d`` the last bucket before the window ``(c - w, c]``, ``end``
+        the last bucket of the label window ``(c, c + horizon]`` (``at`` for a
+        cutoff without a label). ``cutoff_i`` numbers the cutoffs; the date,
+        epoch seconds and split ride along.
         """
         h = self.snapshots.horizon_days
-        windows = self.windows()
-        rows: list[dict[str, int | bool]] = []
-        info: list[dict[str, object]] = []
+        rows: list[dict[str, object]] = []
         for cutoffs, with_label in parts:
             for cutoff, split in zip(cutoffs["cutoff"], cutoffs["split"], strict=True):
-                number = len(info)
                 day = day_number(pd.Timestamp(cutoff).date())
-                info.append(
+                at = self.bucket(day)
+                rows.append(
                     {
-                        "cutoff_i": number,
+                        "cutoff_i": len(rows),
                         "cutoff": pd.Timestamp(cutoff),
                         "cutoff_s": day * DAY,
                         "split": split,
+                        "at": at,
+                        "end": self.bucket(day + h) if with_label else at,
+                        **{f"lo_{w}d": self.bucket(day - w) for w in self.windows()},
                     }
                 )
-                at = self.bucket(day)
-                end = self.bucket(day + h) if with_label else at
-                starts = {w: self.bucket(day - w) for w in windows}
-                for k in range(end + 1):
-                    row: dict[str, int | bool] = {"cutoff_i": number, "bucket": k}
-                    row["hist"] = k <= at
-                    row |= {f"in_{w}d": lo < k <= at for w, lo in starts.items()}
-                    row["label"] = k > at
-                    rows.append(row)
-        buckets = pd.DataFrame(rows)
-        flags = [c for c in buckets.columns if c not in ("cutoff_i", "bucket")]
-        buckets[flags] = buckets[flags].astype(bool)
-        buckets[["cutoff_i", "bucket"]] = buckets[["cutoff_i", "bucket"]].astype("int32")
-        table = pd.DataFrame(info)
+        table = pd.DataFrame(rows)
         table["cutoff"] = table["cutoff"].astype("datetime64[us]")
-        table["cutoff_i"] = table["cutoff_i"].astype("int32")
-        return buckets, table
+        numbers = [c for c in table.columns if c in ("cutoff_i", "at", "end") or c[:3] == "lo_"]
+        return table.astype(dict.fromkeys(numbers, "int32"))
 
 
 def bucket_of(events: ir.Table, plan: BucketPlan) -> ir.Table:

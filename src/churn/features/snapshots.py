@@ -8,7 +8,8 @@ training cutoffs come earlier still with their label windows closed before the
 validation cutoff, so no label ever peeks past the next split.
 
 The expressions are built from bucket totals (``buckets.py``): events are summed
-once per (customer, time bucket) and every cutoff adds up the buckets it reads.
+once per (customer, time bucket), running totals are taken along the buckets,
+and every cutoff reads one running-total row per customer and window edge.
 """
 
 from __future__ import annotations
@@ -87,18 +88,18 @@ def _events(transactions: ir.Table, as_of: dt.date) -> ir.Table:
 
 
 def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir.Table:
-    """Order events before ``as_of``, totalled per (customer, bucket of ``plan``).
+    """Order events before ``as_of``, as running totals per (customer, bucket of ``plan``).
 
     Transactions at or after ``as_of`` are dropped first, so replaying a past
     date sees exactly what existed then.
     """
-    return rfm.bucket_totals(buckets.bucket_of(_events(transactions, as_of), plan))
+    events = buckets.bucket_of(_events(transactions, as_of), plan)
+    return rfm.running_totals(rfm.bucket_totals(events))
 
 
 def history_expr(
-    bucket_totals: ir.Table,
-    cutoff_buckets: ir.Table,
-    cutoffs: ir.Table,
+    running: ir.Table,
+    edges: ir.Table,
     snapshots: SnapshotConfig,
     features: FeaturesConfig,
     *,
@@ -106,16 +107,12 @@ def history_expr(
 ) -> ir.Table:
     """Every customer with a purchase by each cutoff (the BTYD fits' rows), every feature.
 
-    ``in_population`` marks the active ones (the population); :func:`snapshot_expr`
-    keeps only them.
+    ``running`` is a :func:`bucket_table`, ``edges`` the cutoffs'
+    :meth:`BucketPlan.edge_table`. ``in_population`` marks the active ones (the
+    population); :func:`snapshot_expr` keeps only them.
     """
     return rfm.point_in_time_features(
-        bucket_totals,
-        cutoff_buckets,
-        cutoffs,
-        features.windows_days,
-        snapshots,
-        with_label=with_label,
+        running, edges, features.windows_days, snapshots, with_label=with_label
     )
 
 
@@ -130,21 +127,14 @@ def snapshot_expr(
 ) -> ir.Table:
     """One row per (customer, cutoff) in the population: features, and the label if asked.
 
-    The whole definition as one expression (buckets, totals, features); the
-    feature stage runs the same pieces with the bucket totals materialised once
-    for every cutoff (:mod:`churn.features.tables`).
+    The whole definition as one expression (buckets, running totals,
+    features); the feature stage runs the same pieces with the running totals
+    materialised once and one cutoff per query (:mod:`churn.features.tables`).
     """
     plan = BucketPlan.for_cutoffs(_dates(cutoffs), snapshots, features)
-    totals = bucket_table(transactions, plan, as_of)
-    cut_buckets, cut = plan.cutoff_tables([(cutoffs, with_label)])
-    table = history_expr(
-        totals,
-        ibis.memtable(cut_buckets),
-        ibis.memtable(cut),
-        snapshots,
-        features,
-        with_label=with_label,
-    )
+    running = bucket_table(transactions, plan, as_of)
+    edges = ibis.memtable(plan.edge_table([(cutoffs, with_label)]))
+    table = history_expr(running, edges, snapshots, features, with_label=with_label)
     return table.filter(table.in_population).drop("in_population")
 
 

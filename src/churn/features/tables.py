@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -72,54 +74,75 @@ def feature_pieces(
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """The snapshot rows one cutoff at a time, oldest first, the scoring cutoff last.
 
-    One bucket table serves every cutoff, labelled and scoring alike, computed
-    once (a DuckDB temp table). Per cutoff, one query reads it: every feature
-    of everyone with history; all of them feed that cutoff's BTYD fit
+    One table of running totals per (customer, bucket) serves every cutoff,
+    labelled and scoring alike, computed once (a DuckDB temp table). Per
+    cutoff, one query reads it, one row per customer and window edge: every
+    feature of everyone with history; all of them feed that cutoff's BTYD fit
     (warm-started from the previous cutoff), the active population is kept. One
-    query per cutoff rather than one for all: each group-by holds one
-    cutoff's customers, so it stays inside ``features.memory_limit`` instead
-    of spilling, and only one cutoff's rows are ever in pandas; the work is
-    the same, since each cutoff reads only its own buckets. Each piece gets
-    its BTYD columns and RFM segments, and comes with the RFM edges fitted on it.
+    query per cutoff rather than one for all: its joins hold one cutoff's
+    customers, so they stay inside ``features.memory_limit``, and only one
+    cutoff's rows are ever in pandas. Each piece gets its BTYD columns and RFM
+    segments, and comes with the RFM edges fitted on it.
     """
     scoring = pd.DataFrame({"cutoff": [as_of], "split": [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([*labelled["cutoff"], as_of], snapshots, features)
-    cut_buckets, cut_frame = plan.cutoff_tables([(labelled, True), (scoring, False)])
-    cut = ibis.memtable(cut_frame)
+    edges = plan.edge_table([(labelled, True), (scoring, False)])
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    with materialized(bucket_table(transactions, plan, as_of)) as totals:
-        ids = to_pandas(totals.select("customer_id").distinct())["customer_id"]
+    with materialized(bucket_table(transactions, plan, as_of)) as running:
+        ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
         fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
-        chunks = _customer_ranges(ids, features.chunk_customers)
+        chunks = _code_ranges(len(ids), features.chunk_customers)
         del ids
 
-        def rows(mine: ir.Table, source: ir.Table = totals) -> ir.Table:
-            expr = history_expr(source, mine, cut, snapshots, features, with_label=True)
+        def rows(mine: ir.Table, source: ir.Table = running) -> ir.Table:
+            expr = history_expr(source, mine, snapshots, features, with_label=True)
             return expr.order_by("customer_id")
 
-        backend = ibis.get_backend(totals)
-        with repeated_query(backend, rows, cut_buckets) as history_of:
-            for number, split in zip(cut_frame["cutoff_i"], cut_frame["split"], strict=True):
-                if split == SCORE_SPLIT:
+        backend = ibis.get_backend(running)
+        cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
+        with repeated_query(backend, rows, edges) as history_of:
+            one_query = len(chunks) == 1
+            histories = _prefetched(history_of, cutoffs) if one_query else repeat(None)
+            for mine, history in zip(cutoffs, histories, strict=False):
+                if mine["split"].iloc[0] == SCORE_SPLIT:
                     # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
                     # found depends on the start by up to ~1e-2 in P(alive) on small data,
                     # and the scoring snapshot must be the same whether built with the
                     # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
                     # nightly).
                     fitter.reset()
-                mine = cut_buckets[cut_buckets["cutoff_i"] == number]
-                if len(chunks) > 1:
+                if history is None:
                     mine_table = ibis.memtable(mine)
-                    queries = [rows(mine_table, _within(totals, *c)) for c in chunks]
+                    queries = [rows(mine_table, _within(running, *c)) for c in chunks]
                     yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
                     continue
-                history = history_of(mine)
                 piece = _population(history)
                 if piece is None:
                     continue
                 _add_btyd(piece, fitter.fit(history).predict(piece))
                 del history
                 yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+def _prefetched(
+    run: Callable[[pd.DataFrame], pd.DataFrame], frames: list[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    """``run(frame)`` for each frame in turn, the next one already running on a worker thread.
+
+    The engine computes cutoff k + 1 while Python fits and scores cutoff k
+    (DuckDB and NumPy release the GIL), so neither waits for the other on a
+    machine with a spare core. At most two cutoffs' rows exist at once.
+    """
+    if not frames:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-cutoff") as pool:
+        pending = pool.submit(run, frames[0])
+        for frame in frames[1:]:
+            done = pending.result()
+            pending = pool.submit(run, frame)
+            yield done
+            del done
+        yield pending.result()
 
 
 # What a cutoff's BTYD fit and RFM edges read, for every customer with history.
@@ -150,25 +173,24 @@ def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
         piece[column] = btyd[column].to_numpy()
 
 
-def _customer_ranges(ids: pd.Series, chunk: int) -> list[tuple[str | None, str | None]]:
-    """[lo, hi) ranges of customer id holding at most ``chunk`` customers each.
+def _code_ranges(n_customers: int, chunk: int) -> list[tuple[int | None, int | None]]:
+    """[lo, hi) ranges of customer code (``rfm.running_totals``) of at most ``chunk`` each.
 
-    Bounds are compared by the engine; ids sort the same everywhere (UTF-8
-    bytes, the default in DuckDB and Spark), so every customer is in one range.
+    Codes number the customers 0..n-1 in id order, so consecutive ranges hand
+    the rows on in the unchunked order.
     """
-    if len(ids) <= chunk:
+    if n_customers <= chunk:
         return [(None, None)]
-    ordered = pa.array(ids).sort()
-    starts: list[str | None] = [ordered[i].as_py() for i in range(0, len(ordered), chunk)]
-    return list(zip([None, *starts[1:]], [*starts[1:], None], strict=True))
+    starts = list(range(chunk, n_customers, chunk))
+    return list(zip([None, *starts], [*starts, None], strict=True))
 
 
-def _within(totals: ir.Table, lo: str | None, hi: str | None) -> ir.Table:
+def _within(running: ir.Table, lo: int | None, hi: int | None) -> ir.Table:
     if lo is not None:
-        totals = totals.filter(totals.customer_id >= lo)
+        running = running.filter(running.code >= lo)
     if hi is not None:
-        totals = totals.filter(totals.customer_id < hi)
-    return totals
+        running = running.filter(running.code < hi)
+    return running
 
 
 def _in_chunks(
