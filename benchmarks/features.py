@@ -727,6 +727,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.customers is None:
         args.customers = max(1, round(args.transactions * 0.086))
+    if args.tmp is not None:
+        args.tmp.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="churn-bench-", dir=args.tmp) as tmp:
         folder = Path(tmp)

@@ -36,44 +36,64 @@ CHRISTMAS_DOY = 359
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes whose order is the values' order (nulls get -1), and the values."""
+    """Dictionary codes (nulls -1) and the dictionary."""
     encoded = pc.dictionary_encode(column).combine_chunks()
-    values = encoded.dictionary
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    if encoded.null_count:
+        valid = pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False)
+        codes = np.where(valid, np.nan_to_num(codes), -1)
+    return codes.astype(np.int64), encoded.dictionary
+
+
+def _ranked(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Codes whose order is the values' order (for "min of a text"; nulls -1), and values."""
+    codes, values = _codes(column)
+    order = pc.sort_indices(values).to_numpy()
     rank = np.empty(len(values), dtype=np.int64)
-    rank[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    valid = pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False)
-    codes = np.where(valid, rank[np.where(valid, indices, 0).astype(np.int64)], -1)
-    return codes, values.take(pa.array(pc.sort_indices(values)))
+    rank[order] = np.arange(len(values))
+    return np.where(codes < 0, -1, rank[np.maximum(codes, 0)]), values.take(pa.array(order))
 
 
-def _orders(path: Path, as_of_us: int) -> dict[str, np.ndarray | pa.Array]:
-    """Lines merged into orders, as ``rfm.order_events`` merges them."""
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Start index of every run of equal keys (rows already sorted by them)."""
+    change = np.zeros(len(keys[0]), dtype=bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+_NO_COUNTRY = np.iinfo(np.int64).max  # nulls sort last, as in DuckDB
+
+
+def _orders(path: Path, as_of_us: int) -> dict[str, Any]:
+    """Lines merged into orders, as ``rfm.order_events`` merges them, sorted by
+    (customer, time, country): the order every later step wants."""
     table = pq.read_table(path, columns=["customer_id", "order_id", "ts", "amount", "country"])
     table = table.filter(pc.less(table["ts"], pa.scalar(as_of_us, pa.timestamp("us"))))
     customer, names = _codes(table["customer_id"])
     order, _ = _codes(table["order_id"])
-    country, countries = _codes(table["country"])
+    country, countries = _ranked(table["country"])
     ts_us = pc.cast(table["ts"], pa.int64()).to_numpy()
     micros = np.round(table["amount"].to_numpy() * MICROS).astype(np.int64)
     del table
-    guest = np.where(order < 0, ts_us, 0)
     day = ts_us // (DAY * MICROS)
-    by_order = np.lexsort((guest, day, order, customer))
-    keys = [a[by_order] for a in (customer, order, day, guest)]
-    starts = np.flatnonzero(
-        np.concatenate([[True], np.any([k[1:] != k[:-1] for k in keys], axis=0)])
-    )
-    ts_sorted = ts_us[by_order]
-    # Min of non-null country codes per order: nulls (-1) sort out as the largest.
-    country_sorted = np.where(country < 0, np.iinfo(np.int64).max, country)[by_order]
-    order_country = np.minimum.reduceat(country_sorted, starts)
-    order_country = np.where(order_country == np.iinfo(np.int64).max, -1, order_country)
+    keys = [day, order, customer]
+    if (order < 0).any():  # guest lines: one order per instant
+        keys.insert(0, np.where(order < 0, ts_us, 0))
+    lines = np.lexsort(keys)
+    starts = _runs(*(k[lines] for k in keys))
+    country = np.where(country < 0, _NO_COUNTRY, country)
+    customer = customer[lines][starts]
+    ts_us = np.minimum.reduceat(ts_us[lines], starts)
+    micros = np.add.reduceat(micros[lines], starts)
+    country = np.minimum.reduceat(country[lines], starts)
+    by_time = np.lexsort((country, ts_us, customer))
     return {
-        "customer": keys[0][starts],
-        "ts_us": np.minimum.reduceat(ts_sorted, starts),
-        "micros": np.add.reduceat(micros[by_order], starts),
-        "country": order_country,
+        "customer": customer[by_time],
+        "ts_us": ts_us[by_time],
+        "micros": micros[by_time],
+        "country": country[by_time],
         "names": names,
         "countries": countries,
     }
@@ -93,28 +113,26 @@ def compute(path: Path, cutoffs: pd.DataFrame, as_of: Any, horizon: int, active:
 
     as_of_us = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds()) * MICROS
     o = _orders(path, as_of_us)
-    lap("read + encode + merge lines into orders")
+    lap("read + encode + merge lines into orders + sort by customer, time")
 
     customer, ts_us, micros = o["customer"], o["ts_us"], o["micros"]
     ts_s = -(-ts_us // MICROS)
     bought = micros > 0
     month = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).month.to_numpy()
     holiday = bought & ((month == 11) | (month == 12))
-    # Gaps between a customer's consecutive purchases, in (ts, country) order.
-    country_key = np.where(o["country"] < 0, np.iinfo(np.int64).max, o["country"])
+    # Gaps between a customer's consecutive purchases (orders are in time order already).
     p = np.flatnonzero(bought)
-    p = p[np.lexsort((country_key[p], ts_us[p], customer[p]))]
     same = customer[p][1:] == customer[p][:-1]
-    gap = np.zeros(len(p), dtype=np.int64)
-    gap[1:] = np.where(same, ts_s[p][1:] - ts_s[p][:-1], 0)
     gap_sq = np.zeros(len(customer), dtype=np.int64)
-    gap_sq[p] = gap * gap
+    gap = ts_s[p][1:] - ts_s[p][:-1]
+    gap_sq[p[1:]] = np.where(same, gap * gap, 0)
     first_of_customer = p[np.concatenate([[True], ~same])]
     n_cust = len(o["names"])
-    first_s = np.full(n_cust, np.iinfo(np.int64).max)
+    first_s = np.zeros(n_cust, dtype=np.int64)
     first_s[customer[first_of_customer]] = ts_s[first_of_customer]
     first_country = np.full(n_cust, -1)
     first_country[customer[first_of_customer]] = o["country"][first_of_customer]
+    first_country[first_country == _NO_COUNTRY] = -1
     lap("gaps + first purchase")
 
     cut_s = np.array([int((pd.Timestamp(c) - pd.Timestamp(0)).total_seconds())
@@ -124,47 +142,47 @@ def compute(path: Path, cutoffs: pd.DataFrame, as_of: Any, horizon: int, active:
     bounds = np.unique(np.concatenate(edges))
     col = {int(b): i for i, b in enumerate(bounds)}
     width = len(bounds) + 1
-    cell = customer * width + np.searchsorted(bounds, ts_s, side="left")
-    n_cells = n_cust * width
+    bucket = np.searchsorted(bounds, ts_s, side="left")
+    # Orders are sorted by (customer, time), so each (customer, bucket) cell is one run.
+    runs = _runs(customer, bucket)
+    flat = bucket[runs] * n_cust + customer[runs]  # (bucket, customer) cells, row-major
+    base = int(ts_s.min()) - 1  # last purchase as seconds after base: 0 = none yet
 
-    def cumulative(values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
-        cells = cell if where is None else cell[where]
-        vals = values if where is None else values[where]
-        total = np.bincount(cells, weights=vals, minlength=n_cells)
-        return np.cumsum(np.rint(total).astype(np.int64).reshape(n_cust, width), axis=1)
+    def along_buckets(values: np.ndarray, how: np.ufunc, dtype: type = np.int64) -> np.ndarray:
+        """(bucket, customer) prefix sums (or running maxima) of the per-cell totals.
 
-    ones = np.ones(len(cell), dtype=np.int64)
-    n = cumulative(ones, bought)
-    revenue = cumulative(micros)  # exact: sums of integer millionths stay below 2^53
-    square = np.zeros(n_cells, dtype=np.int64)  # squared gaps can pass 2^53: integer adds
-    np.add.at(square, cell, gap_sq)
-    square = np.cumsum(square.reshape(n_cust, width), axis=1)
-    holidays = cumulative(ones, holiday)
-    returns = cumulative(ones, ~bought)
-    low = np.iinfo(np.int64).min
-    largest = np.full(n_cells, low)
-    np.maximum.at(largest, cell[bought], micros[bought])
-    largest = np.maximum.accumulate(largest.reshape(n_cust, width), axis=1)
-    last = np.full(n_cells, low)
-    np.maximum.at(last, cell[bought], ts_s[bought])
-    last = np.maximum.accumulate(last.reshape(n_cust, width), axis=1)
+        0 is the identity of both (maxima are taken of positive values only), so
+        the arrays start as zeros; counts fit int32, halving the memory to touch."""
+        dense = np.zeros(width * n_cust, dtype=dtype)
+        dense[flat] = how.reduceat(values, runs)
+        grid = dense.reshape(width, n_cust)
+        return how.accumulate(grid, axis=0, out=grid)
+
+    n = along_buckets(bought.astype(np.int32), np.add, np.int32)
+    revenue = along_buckets(micros, np.add)
+    square = along_buckets(gap_sq, np.add)
+    holidays = along_buckets(holiday.astype(np.int32), np.add, np.int32)
+    returns = along_buckets((~bought).astype(np.int32), np.add, np.int32)
+    largest = along_buckets(np.where(bought, micros, 0), np.maximum)
+    last = along_buckets(np.where(bought, ts_s - base, 0).astype(np.int32), np.maximum, np.int32)
     lap("bucket aggregation + prefix sums")
 
     writer: pq.ParquetWriter | None = None
     rows = 0
     for cutoff, c in zip(cutoffs["cutoff"], cut_s, strict=True):
         at = col[int(c)]
-        who = np.flatnonzero(last[:, at] > c - active * DAY)
-        n_at = n[who, at]
+        bought_by = last[at]
+        who = np.flatnonzero((bought_by > 0) & (bought_by > c - active * DAY - base))
+        n_at = n[at][who]
         lo = {w: col[int(c) - w * DAY] for w in lengths}
-        inside = {w: n_at - n[who, k] for w, k in lo.items()}
-        rev = revenue[who, at] / MICROS
-        last_s, first = last[who, at], first_s[who]
+        inside = {w: n_at - n[k][who] for w, k in lo.items()}
+        rev = revenue[at][who] / MICROS
+        last_s, first = last[at][who].astype(np.int64) + base, first_s[who]
         recency = (c - last_s) / DAY
         n_gaps = n_at - 1
         with np.errstate(all="ignore"):
             mean_gap = np.where(n_gaps > 0, (last_s - first) / DAY / n_gaps, np.nan)
-            variance = square[who, at] / (DAY * DAY) / n_gaps - mean_gap * mean_gap
+            variance = square[at][who] / (DAY * DAY) / n_gaps - mean_gap * mean_gap
             gap_sd = np.where(n_gaps > 1, np.sqrt(np.maximum(variance, 0.0)), np.nan)
         safe_gap = np.maximum(np.nan_to_num(mean_gap), 1.0)
         first_country_of = first_country[who]
@@ -177,15 +195,15 @@ def compute(path: Path, cutoffs: pd.DataFrame, as_of: Any, horizon: int, active:
             "cutoff": pa.array([pd.Timestamp(cutoff)] * len(who), pa.timestamp("us")),
             "n_orders": n_at,
             "revenue": rev,
-            "max_order_value": largest[who, at] / MICROS,
+            "max_order_value": largest[at][who] / MICROS,
             "n_orders_prev_90d": previous,
             "n_orders_last_year_horizon": inside[365] - inside[365 - horizon],
-            "n_holiday_orders": holidays[who, at],
-            "n_returns": returns[who, at],
+            "n_holiday_orders": holidays[at][who],
+            "n_returns": returns[at][who],
         }
         for w in windows:
             columns[f"n_orders_{w}d"] = inside[w]
-            columns[f"revenue_{w}d"] = (revenue[who, at] - revenue[who, lo[w]]) / MICROS
+            columns[f"revenue_{w}d"] = (revenue[at][who] - revenue[lo[w]][who]) / MICROS
         columns |= {
             "recency_days": recency,
             "tenure_days": (c - first) / DAY,
@@ -194,16 +212,17 @@ def compute(path: Path, cutoffs: pd.DataFrame, as_of: Any, horizon: int, active:
             "gap_sd_days": gap_sd,
             "overdue_ratio": np.where(np.isnan(mean_gap), np.nan, recency / safe_gap),
             "trend_90d": np.log((recent + 1) / (previous + 1)),
-            "holiday_order_share": holidays[who, at] / n_at,
-            "return_rate": returns[who, at] / n_at,
+            "holiday_order_share": holidays[at][who] / n_at,
+            "return_rate": returns[at][who] / n_at,
             "days_to_christmas": np.full(len(who), to_christmas, dtype=np.int64),
             "christmas_in_horizon": np.full(len(who), int(to_christmas < horizon), np.int8),
             "country": o["countries"].take(pa.array(first_country_of, mask=no_country)),
-            "churned": (n[who, col[int(c) + horizon * DAY]] == n_at).astype(np.int8),
+            "churned": (n[col[int(c) + horizon * DAY]][who] == n_at).astype(np.int8),
         }
         table = pa.table(columns)
         if writer is None:
-            writer = pq.ParquetWriter(out, table.schema)
+            # Dictionary pages only for the country, as our stage's writer does.
+            writer = pq.ParquetWriter(out, table.schema, use_dictionary=["country"])
         writer.write_table(table)
         rows += table.num_rows
     if writer is not None:

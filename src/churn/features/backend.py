@@ -155,10 +155,25 @@ def materialized(expr: ir.Table) -> Iterator[ir.Table]:
     recompute it for each. The table is created and dropped here, with the
     drop as raw SQL: Ibis 12 with recent sqlglot emits ``DROP TABLE IF EXISTS``
     without a name, so ``Table.cache()`` and ``drop_table`` can fail on DuckDB.
-    Other engines get the expression back and recompute it (Spark plans it
-    into each query anyway).
+    On Spark it is a temporary view held by ``CACHE TABLE`` (computed once,
+    spilled to disk as needed), uncached and dropped after the block; without
+    it every per-cutoff query recomputed the running totals. Not
+    ``Table.cache()``: Ibis 12's PySpark cache compiles the SQL before it
+    registers the in-memory tables the expression reads, and Spark cannot
+    find them. The drops are raw SQL on both engines for the reason above.
+    Other engines get the expression back and recompute it.
     """
     backend = ibis.get_backend(expr)
+    if backend.name == "pyspark":
+        name = f"churn_tmp_{uuid.uuid4().hex}"
+        view = backend.create_view(name, expr)
+        backend.raw_sql(f"CACHE TABLE `{name}`")
+        try:
+            yield view
+        finally:
+            backend.raw_sql(f"UNCACHE TABLE IF EXISTS `{name}`")
+            backend.raw_sql(f"DROP VIEW IF EXISTS `{name}`")
+        return
     if backend.name != "duckdb":
         yield expr
         return
