@@ -9,12 +9,14 @@ streams to Parquet a cutoff at a time (``write_feature_tables``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -100,9 +102,16 @@ def feature_pieces(
 
         backend = ibis.get_backend(running)
         cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
-        with repeated_query(backend, rows, edges) as history_of:
+        with contextlib.ExitStack() as stack:
+            # One compiled query per customer range, rerun for every cutoff.
+            history_of = [
+                stack.enter_context(
+                    repeated_query(backend, partial(rows, source=_within(running, *c)), edges)
+                )
+                for c in chunks
+            ]
             one_query = len(chunks) == 1
-            histories = _prefetched(history_of, cutoffs) if one_query else repeat(None)
+            histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
             for mine, history in zip(cutoffs, histories, strict=False):
                 if mine["split"].iloc[0] == SCORE_SPLIT:
                     # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
@@ -112,8 +121,7 @@ def feature_pieces(
                     # nightly).
                     fitter.reset()
                 if history is None:
-                    mine_table = ibis.memtable(mine)
-                    queries = [rows(mine_table, _within(running, *c)) for c in chunks]
+                    queries = [partial(run, mine) for run in history_of]
                     yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
                     continue
                 piece = _population(history)
@@ -194,7 +202,10 @@ def _within(running: ir.Table, lo: int | None, hi: int | None) -> ir.Table:
 
 
 def _in_chunks(
-    queries: list[ir.Table], fitter: CutoffFitter, scorer: RFMScorer, chunk: int
+    queries: Sequence[Callable[[], pd.DataFrame]],
+    fitter: CutoffFitter,
+    scorer: RFMScorer,
+    chunk: int,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """One cutoff, run as one query per range of customers, handed on in pieces.
 
@@ -211,7 +222,7 @@ def _in_chunks(
     try:
         with PieceWriter(path) as writer:
             for query in queries:
-                rows = to_pandas(query)
+                rows = query()
                 if not rows.empty:
                     writer.write(rows)
                     narrow.append(rows[list(_FIT_COLUMNS)].copy())
