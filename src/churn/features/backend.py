@@ -149,40 +149,34 @@ def limit_memory(backend: BaseBackend, memory_limit: str) -> None:
 
 @contextlib.contextmanager
 def materialized(expr: ir.Table) -> Iterator[ir.Table]:
-    """``expr`` computed once into a DuckDB temp table for the block, then dropped.
+    """``expr`` computed once for the block, then dropped.
 
-    Several queries read the same intermediate table; DuckDB would otherwise
-    recompute it for each. The table is created and dropped here, with the
-    drop as raw SQL: Ibis 12 with recent sqlglot emits ``DROP TABLE IF EXISTS``
-    without a name, so ``Table.cache()`` and ``drop_table`` can fail on DuckDB.
-    On Spark it is a temporary view held by ``CACHE TABLE`` (computed once,
-    spilled to disk as needed), uncached and dropped after the block; without
-    it every per-cutoff query recomputed the running totals. Not
-    ``Table.cache()``: Ibis 12's PySpark cache compiles the SQL before it
-    registers the in-memory tables the expression reads, and Spark cannot
-    find them. The drops are raw SQL on both engines for the reason above.
-    Other engines get the expression back and recompute it.
+    Several queries read the same intermediate table; the engine would
+    otherwise recompute it for each. DuckDB holds it in a temp table; Spark
+    in a temporary view pinned by ``CACHE TABLE`` (computed once, spilled to
+    disk as needed). Not ``Table.cache()``: on DuckDB, Ibis 12 with recent
+    sqlglot emits ``DROP TABLE IF EXISTS`` without a name, and on PySpark it
+    compiles the SQL before registering the in-memory tables the expression
+    reads, so Spark cannot find them; for the first reason the drops are raw
+    SQL. Other engines get the expression back and recompute it.
     """
     backend = ibis.get_backend(expr)
-    if backend.name == "pyspark":
-        name = f"churn_tmp_{uuid.uuid4().hex}"
-        view = backend.create_view(name, expr)
+    name = f"churn_tmp_{uuid.uuid4().hex}"
+    if backend.name == "duckdb":
+        backend.create_table(name, expr, temp=True)
+        drops = [f'DROP TABLE IF EXISTS "{name}"']
+    elif backend.name == "pyspark":
+        backend.create_view(name, expr)
         backend.raw_sql(f"CACHE TABLE `{name}`")
-        try:
-            yield view
-        finally:
-            backend.raw_sql(f"UNCACHE TABLE IF EXISTS `{name}`")
-            backend.raw_sql(f"DROP VIEW IF EXISTS `{name}`")
-        return
-    if backend.name != "duckdb":
+        drops = [f"UNCACHE TABLE IF EXISTS `{name}`", f"DROP VIEW IF EXISTS `{name}`"]
+    else:
         yield expr
         return
-    name = f"churn_tmp_{uuid.uuid4().hex}"
-    backend.create_table(name, expr, temp=True)
     try:
         yield backend.table(name)
     finally:
-        backend.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+        for drop in drops:
+            backend.raw_sql(drop)
 
 
 @contextlib.contextmanager

@@ -96,7 +96,7 @@ def feature_pieces(
         chunks = _code_ranges(len(ids), features.chunk_customers)
         del ids
 
-        def rows(mine: ir.Table, source: ir.Table = running) -> ir.Table:
+        def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
             expr = history_expr(source, mine, snapshots, features, with_label=True)
             return expr.order_by("customer_id")
 
