@@ -12,144 +12,49 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
 import mlflow
 import pandas as pd
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from churn import cli
-from churn.config import FeaturesConfig, GenerateConfig, SnapshotConfig, TrackingConfig, TrainConfig
-from churn.data.generate import generate_shop
-from churn.features.tables import build_feature_tables
-from churn.model import tracking
-from churn.model.registry import CHAMPION
-from churn.model.train import train_model
 from churn.scoring import nightly as nightly_module
 from churn.scoring.partitions import LATEST, STAGING
-
-NAME = "churn-classifier"
-FIRST = dt.date(2026, 9, 1)
-PIPELINE_AS_OF = dt.date(2026, 8, 1)
-TOP_N = 40
-
-
-@dataclass(frozen=True)
-class Shop:
-    root: Path
-    raw: pd.DataFrame  # the generator's raw export (all dates)
-    tracking_uri: str
-    published: Path  # an output tree holding the first published run (do not modify)
-
-
-def _write_raw(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
-    return path
-
-
-def _params(shop: Shop, folder: Path, raw: Path, **nightly: object) -> Path:
-    """A params.yaml whose every path lands in ``folder`` (outputs) or the shared shop."""
-    params = {
-        "paths": {
-            "raw_transactions": str(raw),
-            "score_features": str(shop.root / "score.parquet"),
-        },
-        "tracking": {"uri": shop.tracking_uri, "registered_model": NAME},
-        "export": {"top_n": TOP_N},
-        "nightly": {"output_root": str(folder / "nightly"), **nightly},
-    }
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _run(params: Path, as_of: dt.date, *extra: str) -> int:
-    try:
-        cli.main(["--params", str(params), "nightly", "--as-of", as_of.isoformat(), *extra])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every published byte under ``root`` (the lock file's pid aside)."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
+from nightly_shop import (
+    FIRST,
+    NAME,
+    TOP_N,
+    Shop,
+    build_shop,
+    copy_published,
+)
+from nightly_shop import refused as _refused
+from nightly_shop import run_nightly as _run
+from nightly_shop import tree as _tree
+from nightly_shop import write_params as _params
+from nightly_shop import write_raw as _write_raw
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    root = tmp_path_factory.mktemp("shop")
-    raw = generate_shop(
-        GenerateConfig(
-            seed=11, n_customers=1_500, start=dt.date(2024, 9, 1), end=dt.date(2026, 10, 1)
-        )
-    ).transactions
-    # The pipeline's own training and scoring tables at its as-of date, from the same export.
-    known = raw[raw["CustomerID"] != ""]
-    canonical = pd.DataFrame(
-        {
-            "customer_id": known["CustomerID"].astype(str),
-            "order_id": known["Invoice"].astype(str),
-            "ts": known["InvoiceDate"].astype("datetime64[us]"),
-            "amount": known["Amount"].astype(float),
-            "country": known["Country"].astype(str),
-        }
-    )
-    tables = build_feature_tables(
-        ibis.memtable(canonical),
-        SnapshotConfig(as_of=PIPELINE_AS_OF, n_train_cutoffs=3),
-        FeaturesConfig(),
-    )
-    tables.scoring.to_parquet(root / "score.parquet")
-    result = train_model(
-        tables.labelled, TrainConfig(n_estimators=40, early_stopping_rounds=10, min_customers=100)
-    )
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        config = TrackingConfig(uri=uri, registered_model=NAME, experiment="churn-test")
-        tracking.configure(config)
-        with mlflow.start_run(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MLflow's hint about integer columns
-            version = tracking.log_model(
-                result.model, tables.labelled[result.model.features].head(3), config
-            )
-        assert version is not None
-        MlflowClient().set_registered_model_alias(NAME, CHAMPION, version)
-        shop = Shop(root, raw, uri, root / "published")
-        first = root / "first"
-        first.mkdir()
-        params = _params(shop, first, _write_raw(raw, root / "raw.csv"))
-        assert _run(params, FIRST) == 0
-        shutil.copytree(first / "nightly", shop.published)
-        yield shop
-    mlflow.set_tracking_uri(None)
+    yield from build_shop(tmp_path_factory.mktemp("shop"))
 
 
 @pytest.fixture
 def workspace(shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the published tree from the first run, private to one test."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    shutil.copytree(shop.published, tmp_path / "nightly")
-    return tmp_path
+    return copy_published(shop, tmp_path)
 
 
 def _raw(shop: Shop) -> Path:
-    return shop.root / "raw.csv"
+    return shop.raw_csv
 
 
 def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
@@ -233,16 +138,6 @@ def test_replay_and_next_day(shop: Shop, workspace: Path) -> None:
     assert _run(params, FIRST) == 0  # replaying an older date leaves latest where it is
     assert json.loads((root / LATEST).read_text())["as_of"] == nxt.isoformat()
     assert _tree(root)[f"{part}/scores.parquet"] == before[f"{part}/scores.parquet"]
-
-
-def _refused(
-    params: Path, as_of: dt.date, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, str]:
-    capsys.readouterr()
-    code = _run(params, as_of, *extra)
-    lines = [line for line in capsys.readouterr().err.splitlines() if "churn: error:" in line]
-    assert len(lines) == 1, lines
-    return code, lines[0]
 
 
 def test_no_new_transactions_exits_11(
