@@ -47,3 +47,33 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(UserError, match="mapping"):
         load_params(bad)
+
+
+def test_the_widest_allowed_calendar_stays_in_pandas_date_range() -> None:
+    """The upper bounds are what keeps every derived cutoff a valid pandas timestamp
+    (a 10^8-day horizon crashed `features` with an OverflowError)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from churn.config import EARLIEST_DATE, LATEST_DATE, MAX_CUTOFFS, MAX_DAYS, SnapshotConfig
+
+    widest = SnapshotConfig.model_fields
+    every = widest["cutoff_every_days"].metadata[-1].le
+    for as_of in (EARLIEST_DATE, LATEST_DATE):
+        config = SnapshotConfig(
+            as_of=as_of,
+            horizon_days=MAX_DAYS,
+            active_window_days=MAX_DAYS,
+            cutoff_every_days=every,
+            n_train_cutoffs=MAX_CUTOFFS,
+            min_history_days=MAX_DAYS,
+        )
+        earliest = (
+            as_of
+            - dt.timedelta(days=3 * config.horizon_days)
+            - dt.timedelta(days=(config.n_train_cutoffs - 1) * config.cutoff_every_days)
+            - dt.timedelta(days=max(config.active_window_days, MAX_DAYS))
+        )
+        assert pd.Timestamp(earliest) >= pd.Timestamp.min
+        assert pd.Timestamp(as_of + dt.timedelta(days=config.horizon_days)) <= pd.Timestamp.max

@@ -11,17 +11,18 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
-import click
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from churn.config import Params, load_params
-from churn.errors import UserError
+from churn.config import Params, check_date, load_params
+from churn.errors import PathError, UserError, describe_os_error, is_disk_full
 
 log = logging.getLogger("churn")
 
@@ -138,7 +139,9 @@ def features() -> None:
     params = _state.params()
     with _step("features"):
         con = backend.connect(params.engine, spark_master=params.spark_master)
-        transactions = backend.read_transactions(con, params.paths.transactions)
+        transactions = backend.read_transactions(
+            con, _input_file(params.paths.transactions, "ingest")
+        )
         summary = write_feature_tables(
             transactions,
             params.snapshots,
@@ -159,12 +162,23 @@ def features() -> None:
         )
 
 
+def _input_file(path: Path, produced_by: str) -> Path:
+    """``path`` if it is a file; else one line saying which stage writes it (Parquet reads a
+    folder as a dataset, so a folder here would give a confusing error later on)."""
+    if not path.exists():
+        raise UserError(f"{path} not found (run `churn {produced_by}` first)")
+    if path.is_dir():
+        raise PathError(
+            f"{path} is a folder where the file `churn {produced_by}` writes is expected"
+            " (check the paths in params.yaml)"
+        )
+    return path
+
+
 def _read_parquet(path: Path, produced_by: str) -> Any:
     import pandas as pd
 
-    if not path.exists():
-        raise UserError(f"{path} not found (run `churn {produced_by}` first)")
-    return pd.read_parquet(path)
+    return pd.read_parquet(_input_file(path, produced_by))
 
 
 @app.command()
@@ -270,9 +284,10 @@ def _as_of_option(value: str | None) -> Any:
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise UserError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)") from None
+    return check_date(day, "--as-of")
 
 
 def _scoring_snapshot(params: Params, as_of: Any) -> Any:
@@ -290,8 +305,7 @@ def _scoring_snapshot(params: Params, as_of: Any) -> Any:
     from churn.features import backend
     from churn.features.tables import build_scoring_snapshot
 
-    if not params.paths.transactions.exists():
-        raise UserError(f"{params.paths.transactions} not found (run `churn ingest` first)")
+    _input_file(params.paths.transactions, "ingest")
     log.info(
         "score: building the scoring snapshot for %s from %s", as_of, params.paths.transactions
     )
@@ -460,7 +474,7 @@ def export(
     scores = _read_parquet(params.paths.scores, "score")
     customers = None
     if params.paths.customers.exists():
-        customers = pd.read_parquet(params.paths.customers)
+        customers = _read_parquet(params.paths.customers, "ingest")
     with _step("export"):
 
         def reasons_for(wanted: Any) -> Any:
@@ -505,14 +519,14 @@ def _scored_model_uri(scores: Any) -> str:
     ).pinned_uri
 
 
-def _read_optional_parquet(path: Path, columns: list[str], what: str) -> Any:
+def _read_optional_parquet(path: Path, columns: list[str], what: str, produced_by: str) -> Any:
     """An input the report can do without: None (and a warning) when the file is missing."""
     import pandas as pd
 
     if not path.exists():
         log.warning("report: %s not found, leaving out %s", path, what)
         return None
-    return pd.read_parquet(path, columns=columns)
+    return pd.read_parquet(_input_file(path, produced_by), columns=columns)
 
 
 @app.command()
@@ -536,10 +550,16 @@ def report(
         raise UserError(f"previous score table not found: {previous} (check --previous)")
     previous_scores = _read_parquet(previous, "score") if previous is not None else None
     transactions = _read_optional_parquet(
-        paths.transactions, ["customer_id", "order_id", "ts", "amount"], "the monthly KPIs"
+        paths.transactions,
+        ["customer_id", "order_id", "ts", "amount"],
+        "the monthly KPIs",
+        "ingest",
     )
     labelled = _read_optional_parquet(
-        paths.train_features, ["cutoff", "split", "churned"], "the churn rate per cutoff"
+        paths.train_features,
+        ["cutoff", "split", "churned"],
+        "the churn rate per cutoff",
+        "features",
     )
     with _step("report"):
         # matplotlib: imported after the inputs check
@@ -577,7 +597,7 @@ def backtest(
     if steps < 1:
         raise UserError("--steps must be at least 1")
     con = backend.connect(params.engine, spark_master=params.spark_master)
-    transactions = backend.read_transactions(con, params.paths.transactions)
+    transactions = backend.read_transactions(con, _input_file(params.paths.transactions, "ingest"))
     last = transactions.ts.max().to_pandas()
     as_of = params.snapshots.as_of or default_as_of(dt.datetime.fromisoformat(str(last)))
     with _step("backtest"):
@@ -665,7 +685,7 @@ def nightly(
 
     params = _state.params()
     try:
-        date = dt.date.fromisoformat(as_of)
+        date = check_date(dt.date.fromisoformat(as_of), "--as-of")
     except ValueError as exc:
         raise UserError(f"--as-of {as_of!r} is not a date like 2026-11-21") from exc
     tracking.configure(nightly_experiment(params))
@@ -681,25 +701,76 @@ def nightly(
     )
 
 
+PROG = "churn"
+USAGE_EXIT = 2
+
+
+def _wants_debug(args: list[str]) -> bool:
+    """``--debug`` among the options before the command (where the root callback reads it);
+    known before parsing, so even a usage error can show its traceback."""
+    options = iter(args)
+    for arg in options:
+        if arg == "--debug":
+            return True
+        if arg == "--params":
+            next(options, None)
+        elif not arg.startswith("--params="):
+            return False
+    return False
+
+
+def _sentence(message: str) -> str:
+    """Click's "No such command 'x'." as a clause: one line, lower case, no full stop."""
+    text = " ".join(message.split()).rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def _fail(message: str, code: int, debug: bool) -> NoReturn:
+    """One line on stderr and the exit code; with --debug the traceback first."""
+    if debug:
+        traceback.print_exc()
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    """Entry point: every error a user can cause is one line on stderr and a non-zero exit.
+
+    Usage errors (unknown command or option, a missing or malformed value, no
+    command at all) exit 2; ``UserError`` its own code (2 unless a subclass says
+    otherwise); an operating-system error (permissions, full disk, a folder where
+    a file belongs) 2, naming the path. ``--debug`` adds the traceback and keeps
+    the exit code. Anything else is a bug: a traceback and exit 1.
+    Typer ships its own copy of Click, so its exception classes are caught here,
+    not the ``click`` package's.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = _wants_debug(args)
     try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting.
-        code = app(args=args, standalone_mode=False)
-        if isinstance(code, int) and code != 0:
-            sys.exit(code)
+        # Without standalone mode Typer returns typer.Exit's code instead of exiting.
+        code = app(args=args, prog_name=PROG, standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        help_text = exc.format_message()  # empty when rich has printed the help already
+        if help_text:
+            print(help_text)
+        _fail(f"no command given (pick one above; `{PROG} --help` lists them)", USAGE_EXIT, debug)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else PROG
+        _fail(f"{_sentence(exc.format_message())} (see `{where} --help`)", USAGE_EXIT, debug)
+    except ClickException as exc:
+        _fail(_sentence(exc.format_message()), exc.exit_code, debug)
+    except typer.Abort:
+        _fail("aborted", 130, debug)
     except UserError as exc:
-        if debug:
+        _fail(str(exc), exc.exit_code, debug)
+    except OSError as exc:
+        _fail(describe_os_error(exc), UserError.exit_code, debug)
+    except Exception as exc:
+        if not is_disk_full(exc):  # DuckDB and Arrow report a full disk in their own types
             raise
-        print(f"churn: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("churn: aborted", file=sys.stderr)
-        sys.exit(130)
+        _fail(describe_os_error(exc), UserError.exit_code, debug)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

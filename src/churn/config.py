@@ -18,6 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from churn.errors import UserError
 
+# Upper bounds on day and count knobs. Nothing sane comes near them, and beyond them
+# the calendar leaves the dates Python and pandas can hold (a 10^8-day horizon crashed
+# `features` with an overflow), or a stage would run for days: fail at load, naming the key.
+MAX_DAYS = 3_660  # about ten years: a horizon, window or history length
+MAX_CUTOFFS = 120  # training cutoffs (ten years of monthly ones; at most 366 days apart)
+MAX_ROWS = 100_000_000  # a count of customers or rows
+# Dates given in params or as --as-of must lie here; with the bounds above every cutoff
+# and label window the calendar derives from them stays inside pandas' datetime range.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2200, 12, 31)
+
+
+def check_date(day: dt.date, what: str) -> dt.date:
+    """``day`` if it lies in EARLIEST_DATE .. LATEST_DATE, else a UserError naming ``what``."""
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise UserError(f"{what} {day} is outside {EARLIEST_DATE} .. {LATEST_DATE}")
+    return day
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,9 +74,9 @@ class GenerateConfig(_Section):
     """Shape of the synthetic shop; defaults mimic a sparse, seasonal online retailer."""
 
     seed: int = 42
-    n_customers: int = Field(20_000, gt=0)
-    start: dt.date = dt.date(2023, 10, 1)
-    end: dt.date = dt.date(2026, 10, 1)
+    n_customers: int = Field(20_000, gt=0, le=MAX_ROWS)
+    start: dt.date = Field(dt.date(2023, 10, 1), ge=EARLIEST_DATE, le=LATEST_DATE)
+    end: dt.date = Field(dt.date(2026, 10, 1), ge=EARLIEST_DATE, le=LATEST_DATE)
     # Purchase rate heterogeneity: rate ~ Gamma(shape, scale) purchases per year.
     rate_shape: float = Field(0.9, gt=0)
     rate_mean_per_year: float = Field(4.5, gt=0)
@@ -110,7 +128,7 @@ class CsvOptions(_Section):
     quote: str | None = None
     encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
     header: bool = True
-    skip_rows: int = Field(0, ge=0)
+    skip_rows: int = Field(0, ge=0, le=MAX_ROWS)
 
 
 class CustomerColumnMap(_Section):
@@ -150,12 +168,12 @@ class IngestConfig(_Section):
 class SnapshotConfig(_Section):
     """The point-in-time calendar (DESIGN.md, Definitions)."""
 
-    as_of: dt.date | None = None
-    horizon_days: int = Field(90, gt=0)
-    active_window_days: int = Field(365, gt=0)
-    cutoff_every_days: int = Field(30, gt=0)
-    n_train_cutoffs: int = Field(12, gt=0)
-    min_history_days: int = Field(90, ge=0)
+    as_of: dt.date | None = Field(None, ge=EARLIEST_DATE, le=LATEST_DATE)
+    horizon_days: int = Field(90, gt=0, le=MAX_DAYS)
+    active_window_days: int = Field(365, gt=0, le=MAX_DAYS)
+    cutoff_every_days: int = Field(30, gt=0, le=366)
+    n_train_cutoffs: int = Field(12, gt=0, le=MAX_CUTOFFS)
+    min_history_days: int = Field(90, ge=0, le=MAX_DAYS)
 
 
 class FeaturesConfig(_Section):
@@ -169,16 +187,18 @@ class FeaturesConfig(_Section):
     # BTYD parameters are fitted per cutoff on a fixed hashed sample of this many customers
     # (predictions still cover everyone): a few hundred thousand pin the four or three
     # parameters far more tightly than anything downstream can notice.
-    btyd_fit_customers: int = Field(250_000, ge=100)
+    btyd_fit_customers: int = Field(250_000, ge=100, le=MAX_ROWS)
     # With more customers than this, each cutoff runs as one query per range of this many
     # customers and reaches pandas (BTYD predictions, segments, Parquet) in chunks, so
     # neither DuckDB nor pandas holds a whole cutoff (100 M transactions: 8.6 M customers).
-    chunk_customers: int = Field(2_000_000, ge=1)
+    chunk_customers: int = Field(2_000_000, ge=1, le=MAX_ROWS)
 
     @model_validator(mode="after")
     def _check_windows(self) -> FeaturesConfig:
-        if not self.windows_days or any(w <= 0 for w in self.windows_days):
-            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        if not self.windows_days or any(not 0 < w <= MAX_DAYS for w in self.windows_days):
+            raise ValueError(
+                f"windows_days must be a non-empty list of day counts between 1 and {MAX_DAYS}"
+            )
         for name, edges in self.rfm_edges.items():
             if list(edges) != sorted(edges):
                 raise ValueError(f"rfm_edges.{name} must be ascending")
@@ -187,22 +207,22 @@ class FeaturesConfig(_Section):
 
 class TrainConfig(_Section):
     seed: int = 7
-    num_leaves: int = Field(15, ge=2)
+    num_leaves: int = Field(15, ge=2, le=131_072)  # LightGBM's own limit
     learning_rate: float = Field(0.03, gt=0, le=1)
-    n_estimators: int = Field(2000, gt=0)
-    early_stopping_rounds: int = Field(100, gt=0)
-    min_child_samples: int = Field(50, ge=1)
+    n_estimators: int = Field(2000, gt=0, le=100_000)
+    early_stopping_rounds: int = Field(100, gt=0, le=100_000)
+    min_child_samples: int = Field(50, ge=1, le=MAX_ROWS)
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
-    bagging_freq: int = Field(1, ge=0)
+    bagging_freq: int = Field(1, ge=0, le=100_000)
     lambda_l2: float = Field(1.0, ge=0)
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(2, ge=1, le=1_024)
     calibration: Literal["isotonic", "platt", "none"] = "platt"
     # Weight on churners; LightGBM's docs warn weighting ruins probabilities, and the
     # calibration step above is what repairs them.
     scale_pos_weight: float = Field(1.0, gt=0)
-    min_customers: int = Field(500, ge=1)
-    min_train_cutoffs: int = Field(3, ge=1)
+    min_customers: int = Field(500, ge=1, le=MAX_ROWS)
+    min_train_cutoffs: int = Field(3, ge=1, le=MAX_CUTOFFS)
     # Refit the served booster on train + valid cutoffs with the early-stopped tree count.
     refit_full: bool = False
 
@@ -222,9 +242,9 @@ class PromoteConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    calibration_bins: int = Field(10, ge=2)
-    n_bootstrap: int = Field(200, ge=0)
-    shap_sample: int = Field(2000, ge=10)
+    calibration_bins: int = Field(10, ge=2, le=1_000)
+    n_bootstrap: int = Field(200, ge=0, le=100_000)
+    shap_sample: int = Field(2000, ge=10, le=1_000_000)
     seed: int = 0
 
 
@@ -263,7 +283,9 @@ class ActionRule(_Section):
 class TargetingConfig(_Section):
     """Who to contact: best expected gain under the budget, with a random control group."""
 
-    max_contacts: int | None = Field(500, ge=0)  # None = no limit on the number of contacts
+    max_contacts: int | None = Field(
+        500, ge=0, le=MAX_ROWS
+    )  # None = no limit on the number of contacts
     max_budget: float | None = Field(None, ge=0)  # None = no limit on the money spent
     control_fraction: float = Field(0.10, ge=0, lt=1)
     seed: int = 2026
@@ -294,7 +316,7 @@ class TargetingConfig(_Section):
 
 
 class ExportConfig(_Section):
-    top_n: int = Field(500, gt=0)
+    top_n: int = Field(500, gt=0, le=MAX_ROWS)
     formats: tuple[Literal["csv", "xlsx"], ...] = ("csv", "xlsx")
     # Default filters of `churn export` (the CLI flags override them for one run).
     segments: tuple[str, ...] | None = None
@@ -308,19 +330,19 @@ class ReportConfig(_Section):
 
     title: str = "Retention report"
     currency: str = "£"
-    top_targets: int = Field(50, gt=0)  # rows in the top-targets table
-    kpi_months: int = Field(12, gt=0)  # months in the monthly KPI table
-    cohorts_shown: int = Field(6, gt=0)  # retention curves drawn, one per cohort
-    cohort_months: int = Field(12, gt=0)  # months after first purchase on the curve
+    top_targets: int = Field(50, gt=0, le=10_000)  # rows in the top-targets table
+    kpi_months: int = Field(12, gt=0, le=120)  # months in the monthly KPI table
+    cohorts_shown: int = Field(6, gt=0, le=60)  # retention curves drawn, one per cohort
+    cohort_months: int = Field(12, gt=0, le=120)  # months after first purchase on the curve
 
 
 class AttributionConfig(_Section):
     """How per-feature contributions (reasons) are computed; see churn.scoring.attribution."""
 
     # Up to this many rows get exact TreeSHAP (a target list, a customer on demand).
-    exact_max_rows: int = Field(5_000, ge=0)
+    exact_max_rows: int = Field(5_000, ge=0, le=MAX_ROWS)
     # Beyond it, the leaf-table approximation: rows of exact TreeSHAP it learns from,
-    n_sample: int = Field(2_000, ge=10)
+    n_sample: int = Field(2_000, ge=10, le=1_000_000)
     # pseudo-rows of Saabas path credit shrinking rarely reached leaves,
     shrinkage: float = Field(10.0, gt=0)
     # the share of rows whose top reason should match exact TreeSHAP,
@@ -356,7 +378,7 @@ class NightlyConfig(_Section):
     psi_features: tuple[str, ...] = ("recency_days", "n_orders", "revenue")
     max_feature_psi: float = Field(0.5, gt=0)
     max_score_psi: float = Field(0.5, gt=0)
-    psi_bins: int = Field(10, ge=2)
+    psi_bins: int = Field(10, ge=2, le=1_000)
 
 
 class Params(_Section):
@@ -391,6 +413,8 @@ def load_params(path: Path) -> Params:
         raise UserError(
             f"params file not found: {path} (run from the project root or pass --params)"
         )
+    if path.is_dir():
+        raise UserError(f"--params {path} is a folder; pass the params.yaml file inside it")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

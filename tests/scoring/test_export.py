@@ -161,3 +161,35 @@ def test_excel_reads_back_with_the_same_cells(tmp_path: Path) -> None:
     assert first["Churn risk (%)"] == pytest.approx(exported["Churn risk (%)"].iloc[0])
     assert first["Recommended action"] == "Call"
     assert first["Expected gain"] == 30.0 and first["Contact cost"] == 15.0
+
+
+def test_excel_cells_are_text_never_formulas(tmp_path: Path) -> None:
+    """Formula-like text is neutralised and stored as a string; numbers stay numbers;
+    a control character XML cannot hold does not fail the export."""
+    frame = pd.DataFrame(
+        {
+            "Customer ID": ['=HYPERLINK("http://x","y")', "+1", "@SUM(1)", "-2+3", "ok\x01"],
+            "Name": ["=1+1", "\t=2", "'=3", "Ann", "Bob"],
+            "Value at risk": [-12.5, 3.0, np.nan, 0.0, -1.0],
+            "Orders to date": [1, -2, 3, 4, 5],
+            "=header": ["a", "b", "c", "d", "e"],
+        }
+    )
+    path = tmp_path / "list.xlsx"
+    write_xlsx(frame, path)
+    rows = list(load_workbook(path).active.iter_rows())
+    assert all(cell.data_type != "f" for row in rows for cell in row)
+    values = [[cell.value for cell in row] for row in rows]
+    assert values[0] == ["Customer ID", "Name", "Value at risk", "Orders to date", "'=header"]
+    assert [r[0] for r in values[1:]] == [
+        '\'=HYPERLINK("http://x","y")',
+        "'+1",
+        "'@SUM(1)",
+        "'-2+3",
+        "ok\ufffd",
+    ]
+    assert [r[1] for r in values[1:]] == ["'=1+1", "'\t=2", "''=3", "Ann", "Bob"]
+    assert [r[2] for r in values[1:]] == [-12.5, 3, None, 0, -1]
+    assert [r[3] for r in values[1:]] == [1, -2, 3, 4, 5]
+    assert all(rows[1][i].data_type == "s" for i in (0, 1))
+    assert rows[1][2].data_type == "n"

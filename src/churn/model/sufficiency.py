@@ -15,7 +15,19 @@ from churn.model.churn_model import LABEL
 
 
 def check_training_data(snapshots: pd.DataFrame, config: TrainConfig) -> None:
-    """Enough customers, enough training cutoffs, and both classes at every cutoff."""
+    """Rows at all, enough customers, enough training cutoffs, both classes at every cutoff."""
+    if snapshots.empty:  # `churn features` writes a table without rows or columns then
+        raise UserError(
+            "the labelled snapshots are empty: no customer has a purchase before any training"
+            " cutoff (check the ingested transactions and snapshots.as_of, then rerun"
+            " `churn features`)"
+        )
+    missing = sorted({"customer_id", "cutoff", "split", LABEL} - set(snapshots.columns))
+    if missing:
+        raise UserError(
+            f"the labelled snapshots lack the column(s) {', '.join(missing)}"
+            " (they are not from `churn features`; rerun it)"
+        )
     customers = snapshots["customer_id"].nunique()
     if customers < config.min_customers:
         raise UserError(

@@ -8,6 +8,7 @@ a short list never looks like a silent bug.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from churn.cells import neutralise
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
 from churn.scoring.targeting import NO_ACTION
@@ -184,22 +187,43 @@ def build_export(
 
 
 def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list") -> None:
-    """One sheet, bold frozen header and readable column widths (no pandas Excel writer needed)."""
+    """One sheet, bold frozen header and readable column widths (no pandas Excel writer needed).
+
+    Every text cell is neutralised (:func:`churn.cells.neutralise`, as in the CSV) and
+    stored as a string: openpyxl would otherwise turn any text starting with ``=`` into
+    a live formula. Characters XML cannot hold (control characters other than tab, LF
+    and CR) become U+FFFD instead of failing the export; the CSV keeps them.
+    """
     book = Workbook()
     ws = book.active
     ws.title = sheet
-    ws.append(list(frame.columns))
+    ws.append([_text(str(c)) for c in frame.columns])
     for row in frame.itertuples(index=False):
-        ws.append([None if isinstance(v, float) and np.isnan(v) else _plain(v) for v in row])
+        ws.append([_cell(v) for v in row])
+    for cells in ws.iter_rows():
+        for cell in cells:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, whatever it looks like
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
     for i, column in enumerate(frame.columns, start=1):
         longest = max([len(str(column)), *(len(str(v)) for v in frame[column].head(200))])
         ws.column_dimensions[get_column_letter(i)].width = min(60, longest + 2)
-    book.save(target)
+    # Zipped in memory, written in one call: on a full disk zipfile fails inside its own
+    # close and again in __del__, which prints a second traceback past the one-line error.
+    buffer = io.BytesIO()
+    book.save(buffer)
+    target.write_bytes(buffer.getvalue())
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python values, which openpyxl writes natively."""
-    return value.item() if isinstance(value, np.generic) else value
+def _cell(value: Any) -> Any:
+    """A value as openpyxl should write it: NaN empty, numpy scalars as Python, text safe."""
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    value = value.item() if isinstance(value, np.generic) else value
+    return _text(value) if isinstance(value, str) else value
+
+
+def _text(value: str) -> str:
+    return neutralise(ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
