@@ -287,6 +287,8 @@ class TargetingConfig(_Section):
         500, ge=0, le=MAX_ROWS
     )  # None = no limit on the number of contacts
     max_budget: float | None = Field(None, ge=0)  # None = no limit on the money spent
+    # The budget pick stops after this long with the best pick found and its optimality gap.
+    max_seconds: float = Field(10.0, gt=0, le=3600)
     control_fraction: float = Field(0.10, ge=0, lt=1)
     seed: int = 2026
     actions: dict[str, ActionConfig] = Field(

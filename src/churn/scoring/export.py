@@ -24,6 +24,7 @@ from openpyxl.utils import get_column_letter
 from churn.cells import neutralise
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
+from churn.scoring.budget_pick import Selection
 from churn.scoring.targeting import NO_ACTION
 
 BANDS = ("low", "medium", "high")
@@ -144,11 +145,14 @@ def build_export(
     consent: pd.Series,
     customers: pd.DataFrame | None,
     filters: ExportFilters,
+    pick: Selection | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The contact list (selected customers, best expected gain first) and its summary.
 
     ``consent`` is ``consent_status`` aligned with ``targets``. Left-out counts
     are over customers worth contacting (positive expected gain with an action).
+    ``pick`` is the budget pick behind ``targeted``: whether it is proven optimal and,
+    if the time limit stopped it, how much gain any pick could at most add.
     """
     worth = (targets["expected_gain"] > 0) & (targets["action"] != NO_ACTION)
     contact_list = targets[targets["selected"] & (consent == CONSENT_OK)]
@@ -166,6 +170,7 @@ def build_export(
             NOT_IN_CUSTOMERS: int((worth & (consent == NOT_IN_CUSTOMERS)).sum()),
         },
         "targeted_under_budget": int(targets["targeted"].sum()),
+        "budget_pick": pick.summary() if pick is not None else None,
         "control_group_held_out": int((targets["targeted"] & targets["control_group"]).sum()),
         "selected": len(contact_list),
         "removed_by_filters": int(len(contact_list) - len(exported)),

@@ -39,9 +39,9 @@ def retention_list(
     reasons_for: ReasonsFor,
 ) -> RetentionList:
     consent = consent_status(scores["customer_id"], customers)
-    targets = select_targets(scores, targeting, contactable=consent == CONSENT_OK)
+    targets, pick = select_targets(scores, targeting, contactable=consent == CONSENT_OK)
     wanted = targets.loc[targets["selected"], "customer_id"]
     if len(wanted):
         targets = with_reasons(targets, reasons_for(wanted))
-    contact_list, summary = build_export(targets, consent, customers, filters)
+    contact_list, summary = build_export(targets, consent, customers, filters, pick)
     return RetentionList(targets, contact_list, summary)
