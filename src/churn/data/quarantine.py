@@ -19,6 +19,7 @@ from churn.errors import UserError
 MALFORMED_REASONS = (
     "duplicate_line",
     "unparseable_timestamp",
+    "implausible_timestamp",
     "non_numeric_amount",
     "absurd_amount",
 )
@@ -28,12 +29,42 @@ POLICY_REASONS = ("empty_row", "after_as_of", "guest_order", "zero_amount", "can
 
 
 @dataclass(frozen=True)
+class PlausibleWindow:
+    """Timestamps a purchase can have: ``earliest <= ts < before``.
+
+    Outside it a date is a placeholder or a typo (0001-01-01, 1900-01-01, 9999-12-31),
+    and letting it through made ``features`` overflow on every run until someone
+    edited the feed. The upper edge follows the later of ``as_of`` and today: a
+    replayed past as-of date still sees the later rows as ``after_as_of`` (policy),
+    not as broken ones.
+    """
+
+    earliest: dt.date
+    before: dt.date
+
+    @classmethod
+    def around(
+        cls, earliest: dt.date, future_days: int, as_of: dt.date | None, today: dt.date
+    ) -> PlausibleWindow:
+        reference = max(as_of or today, today)
+        try:
+            before = reference + dt.timedelta(days=future_days)
+        except OverflowError:  # an as_of near 9999-12-31; nothing later exists anyway
+            before = dt.date.max
+        return cls(earliest, before)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.earliest.isoformat(), "before": self.before.isoformat()}
+
+
+@dataclass(frozen=True)
 class Rules:
     """The knobs the rules need, already resolved from params and the data."""
 
     max_amount: float
     as_of: dt.date | None
     drop_cancellations: bool
+    plausible: PlausibleWindow
 
 
 def is_cancellation(order_id: str | None, quantity: str | None, amount: str, prefix: str) -> str:
@@ -62,9 +93,13 @@ def reason(source_columns: Sequence[str], parsed: Mapping[str, str], rules: Rule
         else ""
     )
     cancel = f"WHEN {parsed['cancelled']} THEN 'cancellation'" if rules.drop_cancellations else ""
+    earliest = quote_literal(rules.plausible.earliest.isoformat())
+    before = quote_literal(rules.plausible.before.isoformat())
     return f"""CASE
         WHEN {blank} THEN 'empty_row'
         WHEN {ts} IS NULL OR NOT isfinite({ts}) THEN 'unparseable_timestamp'
+        WHEN {ts} < TIMESTAMP {earliest} OR {ts} >= TIMESTAMP {before}
+            THEN 'implausible_timestamp'
         WHEN {amount} IS NULL OR NOT isfinite({amount}) THEN 'non_numeric_amount'
         WHEN abs({amount}) > {float(rules.max_amount)!r} THEN 'absurd_amount'
         {after}
@@ -87,6 +122,11 @@ def check_bad_fraction(reasons: Mapping[str, int], rows_in: int, max_bad_fractio
     hint = ""
     if reasons.get("unparseable_timestamp", 0) * 2 >= bad:
         hint = " (set ingest.timestamp_format or ingest.dayfirst if the dates are readable)"
+    elif reasons.get("implausible_timestamp", 0) * 2 >= bad:
+        hint = (
+            " (dates outside the plausible window; lower ingest.plausible_from if the"
+            " history really is that old)"
+        )
     elif reasons.get("non_numeric_amount", 0) * 2 >= bad:
         hint = " (set ingest.decimal_separator or ingest.columns.amount if amounts are readable)"
     raise UserError(
