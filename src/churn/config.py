@@ -146,7 +146,7 @@ class IngestConfig(_Section):
     # plausible_future_days after as_of or today (whichever is later), is the placeholder
     # or typo of a broken export (0001-01-01, 1900-01-01, 1970-01-01, 2200, 9999-12-31) and
     # is quarantined as implausible_timestamp. 1970-01-02 keeps the Unix-epoch-zero
-    # placeholder out; set it earlier (down to 1900-01-01) for older history.
+    # placeholder out; set it earlier for older history (features take up to ~95 years).
     plausible_from: dt.date = Field(dt.date(1970, 1, 2), ge=dt.date(1900, 1, 1))
     plausible_future_days: int = Field(7, ge=1, le=366)
     # Cells that mean "missing" in some tool's export (SQL, pandas, Excel, MySQL dumps),

@@ -25,6 +25,7 @@ _BLANKS = quote_literal(" \t\r\n\u00a0")
 _DMY = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})"
 _YMD_SLASH = r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})"
 _CURRENCY = r"[\s'£$€¥]|EUR|GBP|USD"
+_SHORT_TIME = r"([T ]\d{1,2}:\d{2})([+-])"  # 10:58 right before an offset
 
 
 def raw(column: str) -> str:
@@ -133,6 +134,14 @@ def has_offset(cell: str) -> str:
     return f"(contains({cell}, '+') OR contains(substr({cell}, 11), '-'))"
 
 
+def _offset_form(cell: str) -> str:
+    """Offset text as DuckDB's cast reads it: log formats put a space before the offset
+    (``10:58:00 -0800``) and ISO allows a time without seconds (``10:58-08:00``);
+    DuckDB reads neither."""
+    joined = f"replace(replace({cell}, ' +', '+'), ' -', '-')"
+    return f"regexp_replace({joined}, {quote_literal(_SHORT_TIME)}, '\\1:00\\2')"
+
+
 def timestamp(column: str, timestamp_format: str | None, dayfirst: bool) -> str:
     """ISO first, then ``dd/mm/yyyy`` (or ``mm/dd/yyyy``) and ``yyyy/mm/dd``, row by row,
     so one file may mix formats; an explicit format replaces all of that.
@@ -150,7 +159,7 @@ def timestamp(column: str, timestamp_format: str | None, dayfirst: bool) -> str:
 
     def cast(cell: str) -> str:
         return (
-            f"CASE WHEN {zoned} THEN {utc(f'TRY_CAST({cell} AS TIMESTAMPTZ)')}"
+            f"CASE WHEN {zoned} THEN {utc(f'TRY_CAST({_offset_form(cell)} AS TIMESTAMPTZ)')}"
             f" ELSE TRY_CAST({cell} AS TIMESTAMP) END"
         )
 

@@ -28,6 +28,12 @@ MALFORMED_REASONS = (
 POLICY_REASONS = ("empty_row", "after_as_of", "guest_order", "zero_amount", "cancellation")
 
 
+# The longest history the features can take: they sum squared gaps between purchases
+# in seconds as 64-bit integers, which holds while a customer's whole span (the upper
+# bound of the sum of their squared gaps) stays under 2**31.5 s, about 96 years.
+MAX_SPAN = dt.timedelta(days=35_000)
+
+
 @dataclass(frozen=True)
 class PlausibleWindow:
     """Timestamps a purchase can have: ``earliest <= ts < before``.
@@ -49,8 +55,15 @@ class PlausibleWindow:
         reference = max(as_of or today, today)
         try:
             before = reference + dt.timedelta(days=future_days)
-        except OverflowError:  # an as_of near 9999-12-31; nothing later exists anyway
+        except OverflowError:  # an as_of near 9999-12-31
             before = dt.date.max
+        if before - earliest > MAX_SPAN:
+            raise UserError(
+                f"plausible timestamps from {earliest} to before {before} span more than"
+                f" {MAX_SPAN.days:,} days, longer than the features can measure; set"
+                f" ingest.plausible_from to {before - MAX_SPAN} or later (or check the"
+                " as-of date)"
+            )
         return cls(earliest, before)
 
     def to_dict(self) -> dict[str, str]:
