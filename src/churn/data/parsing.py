@@ -158,10 +158,11 @@ def timestamp(column: str, timestamp_format: str | None, dayfirst: bool) -> str:
     zoned = has_offset(raw(column))
 
     def cast(cell: str) -> str:
-        return (
-            f"CASE WHEN {zoned} THEN {utc(f'TRY_CAST({_offset_form(cell)} AS TIMESTAMPTZ)')}"
-            f" ELSE TRY_CAST({cell} AS TIMESTAMP) END"
+        instant = (
+            f"COALESCE(TRY_CAST({cell} AS TIMESTAMPTZ),"
+            f" TRY_CAST({_offset_form(cell)} AS TIMESTAMPTZ))"
         )
+        return f"CASE WHEN {zoned} THEN {utc(instant)} ELSE TRY_CAST({cell} AS TIMESTAMP) END"
 
     order = "'\\3-\\2-\\1'" if dayfirst else "'\\3-\\1-\\2'"
     day_month = f"regexp_replace({t}, {quote_literal(_DMY)}, {order})"

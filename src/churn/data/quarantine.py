@@ -66,9 +66,6 @@ class PlausibleWindow:
             )
         return cls(earliest, before)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"from": self.earliest.isoformat(), "before": self.before.isoformat()}
-
 
 @dataclass(frozen=True)
 class Rules:
