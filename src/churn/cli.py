@@ -101,25 +101,27 @@ def generate() -> None:
 
 @app.command()
 def ingest() -> None:
-    """Read the raw export, map its columns, quarantine bad rows, write canonical Parquet."""
-    from churn.atomic import write_json
-    from churn.data.customers import ingest_customers
-    from churn.data.ingest import IngestOutputs
-    from churn.data.ingest import ingest as run_ingest
+    """Read the raw export, map its columns, quarantine bad rows, write canonical Parquet.
+
+    The four outputs (transactions, quarantine, customers, report) are published
+    together once every step succeeded; a failure leaves the previous ones as they were.
+    """
+    from churn.data.ingest_stage import IngestTargets, run_ingest_stage
 
     params = _state.params()
     paths = params.paths
     with _step("ingest"):
-        report = run_ingest(
+        report = run_ingest_stage(
             paths.raw_transactions,
             params.ingest,
             params.snapshots.as_of,
-            IngestOutputs(transactions=paths.transactions, quarantine=paths.quarantine),
-        ).report
-        report["customers_table"] = ingest_customers(
-            params.ingest.customers, params.ingest.csv, paths.customers
+            IngestTargets(
+                transactions=paths.transactions,
+                quarantine=paths.quarantine,
+                customers=paths.customers,
+                report=paths.ingest_report,
+            ),
         )
-        write_json(report, paths.ingest_report)
         log.info(
             "ingest: %s rows in, %s out, %s quarantined %s",
             f"{report['rows_in']:,}",

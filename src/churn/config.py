@@ -160,9 +160,41 @@ class IngestConfig(_Section):
     cancellation_prefix: str = "C"
     max_bad_fraction: float = Field(0.05, ge=0, le=1)
     max_amount: float = Field(1_000_000.0, gt=0)
+    # Plausible timestamps (issue 13): earlier than plausible_from, or more than
+    # plausible_future_days after as_of or today (whichever is later), is the placeholder
+    # or typo of a broken export (0001-01-01, 1900-01-01, 1970-01-01, 2200, 9999-12-31) and
+    # is quarantined as implausible_timestamp. 1970-01-02 keeps the Unix-epoch-zero
+    # placeholder out; set it earlier for older history (features take up to ~95 years).
+    plausible_from: dt.date = Field(dt.date(1970, 1, 2), ge=dt.date(1900, 1, 1))
+    plausible_future_days: int = Field(7, ge=1, le=366)
+    # Cells that mean "missing" in some tool's export (SQL, pandas, Excel, MySQL dumps),
+    # matched case-insensitively after trimming in text fields (ids, country, channel,
+    # the customers table): a guest order, not one giant customer called "NULL". Not
+    # "NA": it is Namibia's country code.
+    null_values: tuple[str, ...] = (
+        "NULL",
+        "None",
+        "nan",
+        "N/A",
+        "#N/A",
+        "<NA>",
+        "NaT",
+        "\\N",
+        "undefined",
+    )
     # DuckDB spills to disk beyond this, which keeps a multi-GB export under ~2 GB of RAM.
     memory_limit: str = "1GB"
     customers: CustomersConfig = CustomersConfig()
+
+    @model_validator(mode="after")
+    def _check_null_values(self) -> IngestConfig:
+        for value in self.null_values:
+            if not value.strip() or len(value) > 40:
+                raise ValueError(
+                    f"null_values entry {value!r} must be non-blank text of at most 40"
+                    " characters (blank cells are missing already)"
+                )
+        return self
 
 
 class SnapshotConfig(_Section):

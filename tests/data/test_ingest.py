@@ -32,6 +32,7 @@ C500006,2024-01-09 09:00:00,12345,-20.50,United Kingdom
 500008,2025-06-01 09:00:00,12347,5.00,Germany
 """
 LENIENT = IngestConfig(max_bad_fraction=1.0)
+NULLS = IngestConfig().null_values
 
 
 @dataclass
@@ -389,7 +390,9 @@ def test_customers_table_is_canonical(tmp_path: Path) -> None:
         "crm.csv",
     )
     target = tmp_path / "customers.parquet"
-    counts = ingest_customers(CustomersConfig(source=source), CsvOptions(), target)
+    counts = ingest_customers(
+        CustomersConfig(source=source), CsvOptions(), target, null_values=NULLS
+    )
     assert counts["rows_in"] == 4 and counts["missing_id"] == 1 and counts["duplicate_id"] == 1
     table = pd.read_parquet(target)
     assert list(table.columns) == CUSTOMER_COLUMNS
@@ -413,6 +416,7 @@ def test_customers_table_is_canonical(tmp_path: Path) -> None:
 
 def test_customers_table_without_a_source_is_empty_but_exists(tmp_path: Path) -> None:
     target = tmp_path / "customers.parquet"
-    assert ingest_customers(CustomersConfig(), CsvOptions(), target)["rows_out"] == 0
+    counts = ingest_customers(CustomersConfig(), CsvOptions(), target, null_values=NULLS)
+    assert counts["rows_out"] == 0
     table = pd.read_parquet(target)
     assert list(table.columns) == CUSTOMER_COLUMNS and table.empty

@@ -8,6 +8,7 @@ outs and the export stage can always join it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import duckdb
 
 from churn.atomic import atomic_path
 from churn.config import CsvOptions, CustomersConfig
-from churn.data import parsing
+from churn.data import parsing, session
 from churn.data.columns import CUSTOMER_ALIASES, resolve_columns, shown
 from churn.data.sources import ORD_COLUMN, open_source, quote_literal, reading, resolve_sources
 from churn.errors import UserError
@@ -28,9 +29,15 @@ _EMPTY = (
 _KEY = "ingest.customers"
 
 
-def ingest_customers(config: CustomersConfig, csv: CsvOptions, target: Path) -> dict[str, Any]:
-    """Write the canonical customers table (one row per id, first one wins); return counts."""
-    con = duckdb.connect()
+def ingest_customers(
+    config: CustomersConfig, csv: CsvOptions, target: Path, *, null_values: Sequence[str]
+) -> dict[str, Any]:
+    """Write the canonical customers table (one row per id, first one wins); return counts.
+
+    ``null_values`` (``ingest.null_values``) read as missing, as in the transactions:
+    a CRM row with id ``NULL`` has no id, it is not a customer called "NULL".
+    """
+    con = session.connect()
     try:
         if config.source is None:
             _copy(con, _EMPTY, target)
@@ -48,7 +55,7 @@ def ingest_customers(config: CustomersConfig, csv: CsvOptions, target: Path) -> 
 
         def field(name: str, parse: Any = parsing.text) -> str:
             column = columns.get(name)
-            return parse(column) if column else "NULL::VARCHAR"
+            return parse(column, null_values) if column else "NULL::VARCHAR"
 
         consent = columns.get("marketing_consent")
         query = f"""

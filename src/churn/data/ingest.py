@@ -38,9 +38,15 @@ import pandas as pd
 
 from churn.atomic import atomic_path
 from churn.config import IngestConfig
-from churn.data import duplicates, parsing
+from churn.data import duplicates, parsing, session
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
-from churn.data.quarantine import MALFORMED_REASONS, POLICY_REASONS, Rules, check_bad_fraction
+from churn.data.quarantine import (
+    MALFORMED_REASONS,
+    POLICY_REASONS,
+    PlausibleWindow,
+    Rules,
+    check_bad_fraction,
+)
 from churn.data.quarantine import is_cancellation as cancellation_sql
 from churn.data.quarantine import reason as reason_sql
 from churn.data.sources import (
@@ -110,7 +116,7 @@ def connect(memory_limit: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path
     depends on it) makes COPY write rows in the order they were read.
     """
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as scratch:
-        con = duckdb.connect()
+        con = session.connect()
         try:
             try:
                 con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
@@ -130,23 +136,33 @@ def ingest(
     config: IngestConfig,
     as_of: dt.date | None,
     outputs: IngestOutputs | None = None,
+    *,
+    today: dt.date | None = None,
 ) -> IngestResult:
     """Read, parse, validate and quarantine; write both outputs or, on a UserError, neither.
 
     Without ``outputs`` (notebooks, tests) the files go to a temporary folder that is
-    removed once the result is garbage-collected.
+    removed once the result is garbage-collected. ``today`` (default: the UTC date)
+    places the upper edge of the plausible timestamps.
     """
     if outputs is None:
         scratch = Path(tempfile.mkdtemp(prefix="churn-ingest-out-"))
         outputs = IngestOutputs(scratch / "transactions.parquet", scratch / "quarantine.parquet")
         try:
-            result = ingest(source, config, as_of, outputs)
+            result = ingest(source, config, as_of, outputs, today=today)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         weakref.finalize(result, shutil.rmtree, scratch, ignore_errors=True)
         return result
     files = resolve_sources(source)
+    plausible = PlausibleWindow.around(
+        config.plausible_from,
+        config.plausible_future_days,
+        as_of,
+        today or dt.datetime.now(dt.UTC).date(),
+    )
+    log.info("ingest: plausible timestamps %s to before %s", plausible.earliest, plausible.before)
     with connect(config.memory_limit) as (con, scratch):
         src = open_source(con, files, config.csv, config.excel_sheet)
         columns = resolve_columns(
@@ -159,7 +175,7 @@ def ingest(
         with reading(files):
             dayfirst, dayfirst_from = _dayfirst(con, src, timestamp_column, config)
             log.info("ingest: staging %d file(s)", len(files))
-            _copy(con, _stage_sql(src, columns, config, as_of, dayfirst), staged)
+            _copy(con, _stage_sql(src, columns, config, as_of, dayfirst, plausible), staged)
         rows_in = _file_starts(con, staged, files)
         n_duplicates = duplicates.find_duplicates(con, str(staged))
         log.info("ingest: %s rows staged, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
@@ -222,12 +238,17 @@ def _stage_sql(
     config: IngestConfig,
     as_of: dt.date | None,
     dayfirst: bool,
+    plausible: PlausibleWindow,
 ) -> str:
     """One row out per row in, with its parsed values, its reason (or NULL) and hashes."""
 
     def opt_text(field: str, parse: Any = parsing.text) -> str:
         column = columns.get(field)
         return parse(column) if column else "NULL::VARCHAR"
+
+    def opt_value(field: str, parse: Any = parsing.text) -> str:
+        """A text field with null-like cells (``NULL``, ``nan``) read as missing."""
+        return opt_text(field, lambda column: parse(column, config.null_values))
 
     def opt_number(field: str) -> str | None:
         column = columns.get(field)
@@ -245,15 +266,15 @@ def _stage_sql(
         raw_amount = f"concat_ws(' x ', {opt_text('quantity', parsing.raw)},"
         raw_amount += f" {opt_text('unit_price', parsing.raw)})"
     parsed = {
-        "customer_id": opt_text("customer_id", parsing.identifier),
-        "order_id": opt_text("order_id"),
+        "customer_id": opt_value("customer_id", parsing.identifier),
+        "order_id": opt_value("order_id"),
         "ts": parsing.timestamp(ts_column, config.timestamp_format, dayfirst),
         "amount": amount,
         "quantity": quantity or "NULL::DOUBLE",
         "unit_price": unit_price or "NULL::DOUBLE",
-        "product_id": opt_text("product_id", parsing.identifier),
-        "country": opt_text("country"),
-        "channel": opt_text("channel"),
+        "product_id": opt_value("product_id", parsing.identifier),
+        "country": opt_value("country"),
+        "channel": opt_value("channel"),
         "raw_timestamp": parsing.raw(ts_column),
         "raw_amount": raw_amount,
     }
@@ -268,6 +289,7 @@ def _stage_sql(
         max_amount=config.max_amount,
         as_of=as_of,
         drop_cancellations=config.cancellations == "drop",
+        plausible=plausible,
     )
     net = config.cancellations == "net"
 

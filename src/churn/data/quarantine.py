@@ -19,12 +19,52 @@ from churn.errors import UserError
 MALFORMED_REASONS = (
     "duplicate_line",
     "unparseable_timestamp",
+    "implausible_timestamp",
     "non_numeric_amount",
     "absurd_amount",
 )
 # after_as_of is policy: replaying a past as-of date (DESIGN.md) sets later rows aside
 # on purpose, and must not fail the stage just because most of the history is later.
 POLICY_REASONS = ("empty_row", "after_as_of", "guest_order", "zero_amount", "cancellation")
+
+
+# The longest history the features can take: they sum squared gaps between purchases
+# in seconds as 64-bit integers, which holds while a customer's whole span (the upper
+# bound of the sum of their squared gaps) stays under 2**31.5 s, about 96 years.
+MAX_SPAN = dt.timedelta(days=35_000)
+
+
+@dataclass(frozen=True)
+class PlausibleWindow:
+    """Timestamps a purchase can have: ``earliest <= ts < before``.
+
+    Outside it a date is a placeholder or a typo (0001-01-01, 1900-01-01, 9999-12-31),
+    and letting it through made ``features`` overflow on every run until someone
+    edited the feed. The upper edge follows the later of ``as_of`` and today: a
+    replayed past as-of date still sees the later rows as ``after_as_of`` (policy),
+    not as broken ones.
+    """
+
+    earliest: dt.date
+    before: dt.date
+
+    @classmethod
+    def around(
+        cls, earliest: dt.date, future_days: int, as_of: dt.date | None, today: dt.date
+    ) -> PlausibleWindow:
+        reference = max(as_of or today, today)
+        try:
+            before = reference + dt.timedelta(days=future_days)
+        except OverflowError:  # an as_of near 9999-12-31
+            before = dt.date.max
+        if before - earliest > MAX_SPAN:
+            raise UserError(
+                f"plausible timestamps from {earliest} to before {before} span more than"
+                f" {MAX_SPAN.days:,} days, longer than the features can measure; set"
+                f" ingest.plausible_from to {before - MAX_SPAN} or later (or check the"
+                " as-of date)"
+            )
+        return cls(earliest, before)
 
 
 @dataclass(frozen=True)
@@ -34,6 +74,7 @@ class Rules:
     max_amount: float
     as_of: dt.date | None
     drop_cancellations: bool
+    plausible: PlausibleWindow
 
 
 def is_cancellation(order_id: str | None, quantity: str | None, amount: str, prefix: str) -> str:
@@ -62,9 +103,13 @@ def reason(source_columns: Sequence[str], parsed: Mapping[str, str], rules: Rule
         else ""
     )
     cancel = f"WHEN {parsed['cancelled']} THEN 'cancellation'" if rules.drop_cancellations else ""
+    earliest = quote_literal(rules.plausible.earliest.isoformat())
+    before = quote_literal(rules.plausible.before.isoformat())
     return f"""CASE
         WHEN {blank} THEN 'empty_row'
         WHEN {ts} IS NULL OR NOT isfinite({ts}) THEN 'unparseable_timestamp'
+        WHEN {ts} < TIMESTAMP {earliest} OR {ts} >= TIMESTAMP {before}
+            THEN 'implausible_timestamp'
         WHEN {amount} IS NULL OR NOT isfinite({amount}) THEN 'non_numeric_amount'
         WHEN abs({amount}) > {float(rules.max_amount)!r} THEN 'absurd_amount'
         {after}
@@ -87,6 +132,11 @@ def check_bad_fraction(reasons: Mapping[str, int], rows_in: int, max_bad_fractio
     hint = ""
     if reasons.get("unparseable_timestamp", 0) * 2 >= bad:
         hint = " (set ingest.timestamp_format or ingest.dayfirst if the dates are readable)"
+    elif reasons.get("implausible_timestamp", 0) * 2 >= bad:
+        hint = (
+            " (dates outside the plausible window; lower ingest.plausible_from if the"
+            " history really is that old)"
+        )
     elif reasons.get("non_numeric_amount", 0) * 2 >= bad:
         hint = " (set ingest.decimal_separator or ingest.columns.amount if amounts are readable)"
     raise UserError(

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
+from churn.data.session import use_utc
 from churn.errors import UserError
 
 ENGINES = ("duckdb", "pyspark")
@@ -49,7 +50,9 @@ def connect(
     Spark options (executor memory, JVM flags) when a new session is started.
     """
     if engine == "duckdb":
-        return ibis.duckdb.connect()
+        backend = ibis.duckdb.connect()
+        use_utc(backend.con)  # Ibis sets UTC today; the features must not depend on that
+        return backend
     if engine == "pyspark":
         session = spark_session(resolve_spark_master(spark_master), spark_conf)
         return ibis.pyspark.connect(session)

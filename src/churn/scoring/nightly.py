@@ -26,7 +26,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from churn.atomic import atomic_path, write_csv, write_json, write_parquet
@@ -40,6 +39,7 @@ from churn.config import (
 )
 from churn.data.customers import ingest_customers
 from churn.data.ingest import IngestOutputs, ingest
+from churn.data.session import connect as duckdb_connect
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.scoring import guards, partitions, run_log
@@ -108,13 +108,15 @@ def ingest_step(
     unchecked = config.model_copy(update={"max_bad_fraction": 1.0})
     outputs = IngestOutputs(folder / "transactions.parquet", folder / "quarantine.parquet")
     report = dict(ingest(source, unchecked, as_of, outputs).report)
-    report["customers_table"] = ingest_customers(customers, csv, folder / "customers.parquet")
+    report["customers_table"] = ingest_customers(
+        customers, csv, folder / "customers.parquet", null_values=config.null_values
+    )
     return Ingested(report, outputs.transactions, pd.read_parquet(folder / "customers.parquet"))
 
 
 def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]:
     """(all transactions, those later than ``since``), counted by DuckDB on the file."""
-    con = duckdb.connect()
+    con = duckdb_connect()
     try:
         row = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE ? IS NULL OR ts > CAST(? AS TIMESTAMP))"
