@@ -305,6 +305,8 @@ def _scoring_snapshot(params: Params, as_of: Any) -> Any:
 
 def _load_model(params: Params, uri: str) -> Any:
     """(ChurnModel, ModelIdentity) for a directory or registry URI."""
+    import contextlib
+
     import mlflow
 
     from churn.model import tracking
@@ -314,8 +316,10 @@ def _load_model(params: Params, uri: str) -> Any:
     mlflow.set_tracking_uri(tracking.tracking_uri(params.tracking))
     train_run = None
     if params.paths.train_run.exists():
-        train_run = json.loads(params.paths.train_run.read_text())
-    identity = identify_model(uri, train_run)
+        # Only names the local model here; the loader says so when it is unreadable.
+        with contextlib.suppress(OSError, ValueError):
+            train_run = json.loads(params.paths.train_run.read_text())
+    identity = identify_model(uri, train_run if isinstance(train_run, dict) else None)
     return load_churn_model(identity.pinned_uri, params.paths.train_run), identity
 
 

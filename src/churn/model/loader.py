@@ -24,7 +24,7 @@ import yaml
 
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
-from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, ModelFormatError, read_model_files
+from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, ModelFormatError, model_from_bytes
 from churn.model.model_record import TRAIN_RUN_KEY, ModelRecord, RecordError, tag_key
 
 _REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?")
@@ -86,8 +86,7 @@ def _load_folder(folder: Path, train_run: Path | None) -> ChurnModel:
         record = None
     if record is None:
         raise _RefusedError(_no_record())
-    record.verify(folder)
-    return read_model_files(folder / BOOSTER_PATH, folder / SPEC_PATH)
+    return _model_from(record, folder)
 
 
 def _load_registered(name: str, alias: str | None, version: str | None) -> ChurnModel:
@@ -112,10 +111,15 @@ def _load_registered(name: str, alias: str | None, version: str | None) -> Churn
     with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
         folder = Path(scratch)
         for path in record.files:
-            with contextlib.suppress(_RefusedError):  # verify() names a missing file
+            with contextlib.suppress(_RefusedError):  # read_verified() names a missing file
                 _download_file(f"{base.rstrip('/')}/{path}", (folder / path).parent)
-        record.verify(folder)
-        return read_model_files(folder / BOOSTER_PATH, folder / SPEC_PATH)
+        return _model_from(record, folder)
+
+
+def _model_from(record: ModelRecord, folder: Path) -> ChurnModel:
+    """Check every recorded file, then parse the very bytes that were checked."""
+    contents = record.read_verified(folder)
+    return model_from_bytes(contents[BOOSTER_PATH], contents[SPEC_PATH])
 
 
 def _logged_model_id(source: str | None) -> str | None:

@@ -5,8 +5,8 @@ run anything on the machine that scores with it. These two files are data:
 LightGBM parses its own text format (``Booster(model_str=...)``), ``json``
 parses the feature list, the category lists and the calibrator's numbers,
 and nothing in either can execute. Both churn's own loader
-(churn.model.loader) and the MLflow pyfunc wrapper (churn.model.pyfunc) read
-a model through ``read_model_files``, so they cannot disagree.
+(churn.model.loader) and the MLflow pyfunc wrapper (churn.model.pyfunc) parse
+a model with ``model_from_bytes``, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -63,14 +63,19 @@ def write_model_files(model: ChurnModel, folder: Path) -> ModelFiles:
 
 def read_model_files(booster: Path, spec: Path) -> ChurnModel:
     """The model stored by ``write_model_files``; a ModelFormatError says what is wrong."""
-    features, categories, calibrator = parse_spec(_read_text(spec))
+    return model_from_bytes(_read_bytes(booster), _read_bytes(spec))
+
+
+def model_from_bytes(booster: bytes, spec: bytes) -> ChurnModel:
+    """The model from the two files' contents (the loader passes the bytes it verified)."""
+    features, categories, calibrator = parse_spec(_text(spec, SPEC_FILE))
     try:
-        trees = lgb.Booster(model_str=_read_text(booster))
+        trees = lgb.Booster(model_str=_text(booster, BOOSTER_FILE))
     except lgb.basic.LightGBMError as exc:
-        raise ModelFormatError(f"{booster.name} is not a LightGBM model: {exc}") from None
+        raise ModelFormatError(f"{BOOSTER_FILE} is not a LightGBM model: {exc}") from None
     if trees.feature_name() != features:
         raise ModelFormatError(
-            f"{booster.name} and {spec.name} disagree on the features"
+            f"{BOOSTER_FILE} and {SPEC_FILE} disagree on the features"
             f" ({trees.num_feature()} in the booster, {len(features)} in the spec)"
         )
     return ChurnModel(trees, features, calibrator, categories)
@@ -117,10 +122,15 @@ def parse_spec(
     return features, categories, calibrator
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelFormatError(f"{path.name} is not UTF-8 text") from None
+        return path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+
+
+def _text(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{name} is not UTF-8 text") from None

@@ -81,17 +81,26 @@ class ModelRecord:
             raise RecordError(f"the checksum record in {source} lacks {', '.join(missing)}")
         return cls(dict(value), source)
 
-    def verify(self, folder: Path) -> None:
-        """Raise a RecordError naming the first file that is missing or differs."""
+    def read_verified(self, folder: Path) -> dict[str, bytes]:
+        """Every recorded file's bytes, each read once and checked against its sha256.
+
+        The caller parses these very bytes, so a file swapped between the check
+        and the parse cannot slip through. A RecordError names the first file
+        that is missing or differs.
+        """
+        contents: dict[str, bytes] = {}
         for path, digest in sorted(self.files.items()):
             target = folder / path
             if not target.is_file():
                 raise RecordError(f"{path} is missing (recorded by {self.source})")
-            if sha256_file(target) != digest:
+            data = target.read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
                 raise RecordError(
                     f"{path} does not match the sha256 recorded by {self.source};"
                     " the model was changed after training"
                 )
+            contents[path] = data
+        return contents
 
 
 def _inside(path: Any) -> bool:

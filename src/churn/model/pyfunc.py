@@ -2,9 +2,9 @@
 `mlflow.pyfunc.load_model` run a churn model.
 
 MLflow builds it from code (``served_model.py``, "models from code"), never
-from a pickle, and it reads the booster and spec that MLflow hands it as
-artifacts through the same ``read_model_files`` as churn's own loader, so a
-served model returns the probabilities churn scores with. It does not check
+from a pickle, and it parses the booster and spec that MLflow hands it as
+artifacts with the same code as churn's own loader (churn.model.model_files),
+so a served model returns the probabilities churn scores with. It does not check
 the training run's checksums (a serving container has no tracking store);
 churn's loader (churn.model.loader) does, and never runs this code.
 """
