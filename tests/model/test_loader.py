@@ -185,18 +185,25 @@ def test_a_pickled_model_folder_is_refused_without_unpickling(tmp_path: Path) ->
     assert marker.exists()
 
 
-@pytest.fixture
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrackingConfig]:
-    """A real SQLite MLflow store with its artifacts in ``tmp_path``."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    config = TrackingConfig(
-        uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="loader", registered_model=NAME
-    )
-    mlflow.set_tracking_uri(config.uri)
-    mlflow.create_experiment(config.experiment, artifact_location=str(tmp_path / "artifacts"))
-    mlflow.set_experiment(config.experiment)
-    yield config
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real SQLite MLflow store with its artifacts beside it (created once: ~3 s)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+        mlflow.create_experiment("loader", artifact_location=str(root / "artifacts"))
+        yield root
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def registry(store: Path, request: pytest.FixtureRequest) -> TrackingConfig:
+    """The store, with a registered model name of this test's own."""
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    mlflow.set_experiment("loader")
+    name = f"{NAME}-{request.node.name.split('_', 2)[-1][:40]}"
+    return TrackingConfig(uri=f"sqlite:///{store / 'mlflow.db'}", registered_model=name)
 
 
 def _log(model: ChurnModel, config: TrackingConfig) -> str:
@@ -207,20 +214,19 @@ def _log(model: ChurnModel, config: TrackingConfig) -> str:
 
 
 def test_registered_model_loads_by_alias_version_and_download(
-    registry: TrackingConfig, tmp_path: Path
+    registry: TrackingConfig, store: Path, tmp_path: Path
 ) -> None:
-    model = tiny_model("platt")
+    model, name = tiny_model("platt"), registry.registered_model
     version = _log(model, registry)
-    store = tmp_path / "artifacts"
-    with watching(store) as watch:
-        _same(load_churn_model(f"models:/{NAME}@challenger"), model)
-        _same(load_churn_model(f"models:/{NAME}/{version}"), model)
+    with watching(store / "artifacts") as watch:
+        _same(load_churn_model(f"models:/{name}@challenger"), model)
+        _same(load_churn_model(f"models:/{name}/{version}"), model)
     assert watch.unpickled == [] and watch.ran == []
     assert {Path(p).name for p in watch.opened} <= {Path(p).name for p in READABLE}
     # A folder downloaded from the registry is checked against the run that logged it,
     # even beside a train_run.json of another model.
     downloaded = Path(
-        mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(tmp_path))
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(tmp_path))
     )
     other = _save(tiny_model("none", seed=1), tmp_path / "other")
     _same(load_churn_model(str(downloaded), other), model)
@@ -229,28 +235,29 @@ def test_registered_model_loads_by_alias_version_and_download(
 def test_registered_model_without_its_record_or_with_edited_files_is_refused(
     registry: TrackingConfig,
 ) -> None:
+    name = registry.registered_model
     version = _log(tiny_model(), registry)
     client = MlflowClient()
-    found = client.get_model_version(NAME, version)
-    stored = Path(client.get_model_version_download_uri(NAME, version))
+    found = client.get_model_version(name, version)
+    stored = Path(client.get_model_version_download_uri(name, version))
     booster = stored / "artifacts/booster.txt"
     original = booster.read_bytes()
     booster.write_bytes(original.replace(b"shrinkage=", b"shrinkage=9", 1))
-    _refused(f"models:/{NAME}/{version}", None, "does not match the sha256 recorded by MLflow run")
+    _refused(f"models:/{name}/{version}", None, "does not match the sha256 recorded by MLflow run")
     booster.write_bytes(original)
-    load_churn_model(f"models:/{NAME}/{version}")
+    load_churn_model(f"models:/{name}/{version}")
     (tag,) = [k for k in client.get_run(found.run_id).data.tags if k.startswith(TAG_PREFIX)]
     client.delete_tag(found.run_id, tag)
-    _refused(f"models:/{NAME}@challenger", None, "its training run recorded no checksums")
-    _refused(f"models:/{NAME}@nobody", None, "nobody")
+    _refused(f"models:/{name}@challenger", None, "its training run recorded no checksums")
+    _refused(f"models:/{name}@nobody", None, "nobody")
 
 
 def test_old_pickled_registered_model_is_refused_with_a_retrain_line(
     registry: TrackingConfig, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "marker"
+    marker, name = tmp_path / "marker", registry.registered_model
     with mlflow.start_run():
-        version = log_pickled_model(marker, NAME)
-    text = _refused(f"models:/{NAME}/{version}", None, "old pickled format (python_model.pkl)")
+        version = log_pickled_model(marker, name)
+    text = _refused(f"models:/{name}/{version}", None, "old pickled format (python_model.pkl)")
     assert "retrain it with `churn train` (and `churn promote` for the registry)" in text
     assert not marker.exists()
