@@ -32,7 +32,6 @@ OLD_FORMAT = (
     " unpickling can run any code; retrain it with `churn train` (and `churn promote` for the"
     " registry)"
 )
-NIGHTLY_HINT = " (set the alias with `churn promote` or pass --model)"
 
 
 def _params(shop: Shop, folder: Path, **nightly: Any) -> Path:
@@ -88,7 +87,7 @@ def test_pickled_model_folder_is_refused_by_score_and_nightly(
     assert line == f"churn: error: cannot load model {str(bait)!r}: {OLD_FORMAT}"
     code, line = refused(params, NEXT, capsys, "--model", str(bait))
     assert code == 14
-    assert line == f"churn: error: cannot load model {str(bait)!r}: {OLD_FORMAT}{NIGHTLY_HINT}"
+    assert line == f"churn: error: cannot load model {str(bait)!r}: {OLD_FORMAT}"
 
     assert not marker.exists()
     assert (workspace / "scores.parquet").read_bytes() == scores
@@ -123,8 +122,8 @@ def test_model_files_changed_after_training_are_refused(
     else:
         target.write_text(f"import os\nos.system('touch {marker}')\n")
     reason = (
-        f"{planted} does not match the sha256 recorded by {workspace / 'train_run.json'};"
-        " the model was changed after training"
+        f"{planted} does not match the sha256 recorded by {workspace / 'train_run.json'}:"
+        " the model was changed after training (restore it, or retrain with `churn train`)"
     )
 
     code, line = _score_refused(params, copy, capsys)
@@ -132,7 +131,7 @@ def test_model_files_changed_after_training_are_refused(
     code, line = refused(params, NEXT, capsys, "--model", str(copy))
     assert (code, line) == (
         14,
-        f"churn: error: cannot load model {str(copy)!r}: {reason}{NIGHTLY_HINT}",
+        f"churn: error: cannot load model {str(copy)!r}: {reason}",
     )
     assert not marker.exists()
     assert (workspace / "scores.parquet").read_bytes() == scores
@@ -155,9 +154,7 @@ def test_old_pickled_registry_version_is_refused_with_a_retrain_line(
 
     code, line = refused(params, NEXT, capsys)
     assert code == 14
-    assert line == (
-        f"churn: error: cannot load model 'models:/{NAME}/{version}': {OLD_FORMAT}{NIGHTLY_HINT}"
-    )
+    assert line == (f"churn: error: cannot load model 'models:/{NAME}/{version}': {OLD_FORMAT}")
     assert not marker.exists()
     assert tree(workspace / "nightly") == before
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
 import warnings
@@ -190,14 +191,25 @@ def _registered_pickled(base: str) -> bool:
 
 
 def _download(uri: str, folder: Path) -> Path:
+    """``uri`` downloaded into ``folder``, without MLflow's progress bar on stderr (a
+    refusal is one line there, and a nightly log is no place for bars)."""
     import mlflow.artifacts
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    previous = os.environ.get(name)
+    os.environ[name] = "false"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
     except Exception as exc:  # MLflow raises many types for "not found"
         raise _RefusedError(_first_line(exc)) from None
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _download_file(uri: str, folder: Path) -> None:

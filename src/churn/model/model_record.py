@@ -92,12 +92,15 @@ class ModelRecord:
         for path, digest in sorted(self.files.items()):
             target = folder / path
             if not target.is_file():
-                raise RecordError(f"{path} is missing (recorded by {self.source})")
+                raise RecordError(
+                    f"{path} is missing (recorded by {self.source}): restore the model folder,"
+                    " or retrain with `churn train`"
+                )
             data = target.read_bytes()
             if hashlib.sha256(data).hexdigest() != digest:
                 raise RecordError(
-                    f"{path} does not match the sha256 recorded by {self.source};"
-                    " the model was changed after training"
+                    f"{path} does not match the sha256 recorded by {self.source}: the model"
+                    " was changed after training (restore it, or retrain with `churn train`)"
                 )
             contents[path] = data
         return contents

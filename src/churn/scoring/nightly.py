@@ -42,7 +42,7 @@ from churn.data.customers import ingest_customers
 from churn.data.ingest import IngestOutputs, ingest
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
-from churn.model.loader import load_churn_model
+from churn.model.loader import ModelLoadError, load_churn_model
 from churn.scoring import guards, partitions, run_log
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
 from churn.scoring.lock import exclusive_lock
@@ -138,6 +138,8 @@ def load_model_step(uri: str, train_run: Path | None = None) -> tuple[ChurnModel
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = load_churn_model(identity.pinned_uri, train_run)
+    except ModelLoadError as exc:  # its line already says what to do
+        raise ModelUnavailableError(str(exc)) from exc
     except UserError as exc:
         raise ModelUnavailableError(
             f"{exc} (set the alias with `churn promote` or pass --model)"
