@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -158,6 +159,9 @@ def test_spark_udf_gives_the_loaders_probabilities(
 
     # The UDF runs in Spark's Python workers: they must be this interpreter (with MLflow).
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    # py4j says goodbye at interpreter exit, after pytest closed the stream the in-process
+    # CLI tests bound logging to; keep it quiet so the run does not end on a logging error.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     ours = SparkSession.getActiveSession() is None
     spark = spark_session(
         "local[1]",
