@@ -190,6 +190,7 @@ def train() -> None:
 
     from churn.atomic import atomic_dir, write_json
     from churn.model import tracking
+    from churn.model.model_record import TRAIN_RUN_KEY
     from churn.model.train import lightgbm_params, train_model
 
     params = _state.params()
@@ -219,7 +220,7 @@ def train() -> None:
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             version = tracking.log_model(result.model, example, params.tracking)
         with atomic_dir(params.paths.model_dir) as tmp:
-            tracking.save_model(result.model, example, tmp / "model")
+            checksums = tracking.save_model(result.model, example, tmp / "model")
             for item in (tmp / "model").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "model").rmdir()
@@ -230,6 +231,8 @@ def train() -> None:
                 "tracking_uri": tracking.tracking_uri(params.tracking),
                 "registered_model": params.tracking.registered_model,
                 "version": version,
+                # The loader refuses paths.model_dir unless its files still match these.
+                TRAIN_RUN_KEY: checksums,
             },
             params.paths.train_run,
         )
@@ -253,12 +256,12 @@ def evaluate() -> None:
     from churn.atomic import write_json
     from churn.model import tracking
     from churn.model.assessment import assess
-    from churn.scoring.score import load_churn_model
+    from churn.model.loader import load_churn_model
 
     params = _state.params()
     snapshots = _read_parquet(params.paths.train_features, "features")
     with _step("evaluate"):
-        model = load_churn_model(str(params.paths.model_dir))
+        model = load_churn_model(str(params.paths.model_dir), params.paths.train_run)
         result = assess(model, snapshots, params.evaluate, params.export.top_n)
         metrics = result.metrics
         write_json(metrics, params.paths.eval_metrics)
@@ -318,17 +321,22 @@ def _scoring_snapshot(params: Params, as_of: Any) -> Any:
 
 def _load_model(params: Params, uri: str) -> Any:
     """(ChurnModel, ModelIdentity) for a directory or registry URI."""
+    import contextlib
+
     import mlflow
 
     from churn.model import tracking
-    from churn.scoring.score import identify_model, load_churn_model
+    from churn.model.loader import load_churn_model
+    from churn.scoring.score import identify_model
 
     mlflow.set_tracking_uri(tracking.tracking_uri(params.tracking))
     train_run = None
     if params.paths.train_run.exists():
-        train_run = json.loads(params.paths.train_run.read_text())
-    identity = identify_model(uri, train_run)
-    return load_churn_model(identity.pinned_uri), identity
+        # Only names the local model here; the loader says so when it is unreadable.
+        with contextlib.suppress(OSError, ValueError):
+            train_run = json.loads(params.paths.train_run.read_text())
+    identity = identify_model(uri, train_run if isinstance(train_run, dict) else None)
+    return load_churn_model(identity.pinned_uri, params.paths.train_run), identity
 
 
 _MODEL_HELP = (
@@ -631,8 +639,8 @@ def promote() -> None:
 
     from churn.model import tracking
     from churn.model.churn_model import LABEL
+    from churn.model.loader import load_churn_model
     from churn.model.registry import promote as run_gate
-    from churn.scoring.score import load_churn_model
 
     params = _state.params()
     snapshots = _read_parquet(params.paths.train_features, "features")

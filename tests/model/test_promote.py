@@ -21,9 +21,9 @@ from churn.config import FeaturesConfig, SnapshotConfig, TrackingConfig, TrainCo
 from churn.features.tables import build_feature_tables
 from churn.model import tracking
 from churn.model.churn_model import LABEL
+from churn.model.loader import load_churn_model
 from churn.model.registry import CHAMPION, GateMetrics, judge, promote
 from churn.model.train import train_model
-from churn.scoring.score import load_churn_model
 from synthetic import canonical_transactions
 
 NAME = "churn-classifier"

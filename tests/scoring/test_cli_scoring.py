@@ -69,8 +69,10 @@ def project(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).to_parquet(root / "data/interim/customers.parquet", index=False)
     example = trained.scoring[trained.model.features].head(3)
     example = example.astype({c: "string" for c in example.select_dtypes("object")})
-    tracking.save_model(trained.model, example, root / "models/churn_model")
-    (root / "models/train_run.json").write_text(json.dumps({"registered_model": "churn-test"}))
+    checksums = tracking.save_model(trained.model, example, root / "models/churn_model")
+    (root / "models/train_run.json").write_text(
+        json.dumps({"registered_model": "churn-test", "model_sha256": checksums})
+    )
     (root / "params.yaml").write_text(
         "snapshots:\n  n_train_cutoffs: 3\n"
         "targeting:\n  max_contacts: 120\n  max_budget: 400\n"

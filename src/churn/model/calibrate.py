@@ -4,18 +4,24 @@ Boosted trees (and any class weighting) distort probabilities; a retention
 budget multiplies them by customer value, so a 0.7 that is really 0.5 spends
 money on the wrong people. The calibrator is fitted on the validation cutoff,
 later than every training cutoff, and then applied unchanged at scoring time.
+
+A fitted calibrator is a handful of numbers (Platt's slope and intercept, or
+the isotonic step thresholds), kept as plain floats and applied with numpy, so
+it is stored as JSON in the model folder and the loaded calibrator runs the
+very same code as the one just fitted: nothing is pickled, and scikit-learn is
+needed to fit but not to serve.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 CalibrationMethod = Literal["isotonic", "platt", "none"]
+METHODS: tuple[str, ...] = get_args(CalibrationMethod)
 _EPS = 1e-6
 
 
@@ -34,26 +40,92 @@ class ScoreCalibrator:
     """
 
     method: CalibrationMethod = "isotonic"
+    # Platt: P = sigmoid(slope * logit(score) + intercept).
+    slope: float | None = None
+    intercept: float | None = None
+    # Isotonic: linear interpolation between these points, clipped at both ends.
+    x_thresholds: list[float] = field(default_factory=list)
+    y_thresholds: list[float] = field(default_factory=list)
 
     def fit(self, score: np.ndarray, y: np.ndarray) -> ScoreCalibrator:
+        # scikit-learn only fits; serving a model never imports it.
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+
         score = np.asarray(score, dtype=float)
         y = np.asarray(y, dtype=int)
         if len(np.unique(y)) < 2:
             raise ValueError("calibration needs both classes in the validation rows")
         if self.method == "isotonic":
-            self.model_: IsotonicRegression | LogisticRegression | None = IsotonicRegression(
-                y_min=0.0, y_max=1.0, out_of_bounds="clip"
-            ).fit(score, y)
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, y)
+            self.x_thresholds = [float(v) for v in iso.X_thresholds_]
+            self.y_thresholds = [float(v) for v in iso.y_thresholds_]
         elif self.method == "platt":
-            self.model_ = LogisticRegression(C=1e6).fit(_logit(score).reshape(-1, 1), y)
-        else:
-            self.model_ = None
+            platt = LogisticRegression(C=1e6).fit(_logit(score).reshape(-1, 1), y)
+            self.slope = float(platt.coef_[0][0])
+            self.intercept = float(platt.intercept_[0])
         return self
+
+    @property
+    def fitted(self) -> bool:
+        if self.method == "isotonic":
+            return len(self.x_thresholds) > 0
+        if self.method == "platt":
+            return self.slope is not None and self.intercept is not None
+        return True
 
     def predict(self, score: np.ndarray) -> np.ndarray:
         score = np.asarray(score, dtype=float)
-        if isinstance(self.model_, IsotonicRegression):
-            return np.asarray(self.model_.predict(score), dtype=float)
-        if isinstance(self.model_, LogisticRegression):
-            return np.asarray(self.model_.predict_proba(_logit(score).reshape(-1, 1))[:, 1])
+        if not self.fitted:
+            raise ValueError(f"the {self.method} calibrator is not fitted")
+        if self.method == "isotonic":
+            # np.interp holds the end values outside the range: out_of_bounds="clip".
+            return np.interp(score, self.x_thresholds, self.y_thresholds)
+        if self.method == "platt":
+            assert self.slope is not None and self.intercept is not None
+            z = self.slope * _logit(score) + self.intercept
+            return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=float)
         return score
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted parameters as JSON-ready plain values."""
+        if not self.fitted:
+            raise ValueError(f"the {self.method} calibrator is not fitted")
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": self.x_thresholds, "y": self.y_thresholds}
+        if self.method == "platt":
+            return {"method": "platt", "slope": self.slope, "intercept": self.intercept}
+        return {"method": "none"}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ScoreCalibrator:
+        """A calibrator from ``to_dict``'s output; anything else is a ValueError saying what."""
+        if not isinstance(data, dict):
+            raise ValueError("calibration must be an object")
+        method = data.get("method")
+        if method not in METHODS:
+            raise ValueError(f"calibration method {method!r} is not one of {', '.join(METHODS)}")
+        if method == "platt":
+            slope = _finite(data.get("slope"), "slope")
+            intercept = _finite(data.get("intercept"), "intercept")
+            return cls("platt", slope=slope, intercept=intercept)
+        if method == "isotonic":
+            x, y = _floats(data.get("x"), "x"), _floats(data.get("y"), "y")
+            if not x or len(x) != len(y):
+                raise ValueError("isotonic thresholds x and y must be non-empty and equally long")
+            if any(b < a for a, b in itertools.pairwise(x)):
+                raise ValueError("isotonic thresholds x must be increasing")
+            return cls("isotonic", x_thresholds=x, y_thresholds=y)
+        return cls(cast(CalibrationMethod, method))
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ValueError(f"calibration {name} must be a finite number")
+    return float(value)
+
+
+def _floats(values: Any, name: str) -> list[float]:
+    if not isinstance(values, list):
+        raise ValueError(f"calibration {name} must be a list of numbers")
+    return [_finite(v, name) for v in values]

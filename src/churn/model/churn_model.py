@@ -1,20 +1,20 @@
-"""The served model: booster, feature list and calibrator as one MLflow pyfunc.
+"""The churn model: booster, feature list, category lists and calibrator as one object.
 
 Wrapping them together means scoring, the registry and evaluation all see the
 same object and the same probabilities; a caller can never apply the booster
-without its calibration or with columns in the wrong order.
+without its calibration or with columns in the wrong order. It is a plain
+object, never pickled: churn.model.model_files stores it as LightGBM text and
+JSON, and churn.model.pyfunc serves it through MLflow.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
 from churn.features.segments import SEGMENTS
+from churn.model.calibrate import ScoreCalibrator
 
 ID_COLUMNS = ("customer_id", "cutoff", "split")
 LABEL = "churned"
@@ -26,10 +26,6 @@ LEARNED_CATEGORICALS = ("country",)
 CATEGORICAL_FEATURES = (*FIXED_CATEGORIES, *LEARNED_CATEGORICALS)
 # More categories than this and a rare country's split is noise; the rest scores as missing.
 MAX_LEARNED_CATEGORIES = 30
-
-
-class Calibrator(Protocol):
-    def predict(self, raw: np.ndarray) -> np.ndarray: ...
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -81,14 +77,14 @@ def model_matrix(
     return out
 
 
-class ChurnModel(PythonModel):
+class ChurnModel:
     """Churn probability for snapshot rows; extra columns are ignored, missing ones fail loudly."""
 
     def __init__(
         self,
         booster: lgb.Booster,
         features: list[str],
-        calibrator: Calibrator | None = None,
+        calibrator: ScoreCalibrator | None = None,
         categories: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.booster = booster
@@ -111,7 +107,6 @@ class ChurnModel(PythonModel):
             return raw
         return np.clip(self.calibrator.predict(raw), 0.0, 1.0)
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        return pd.DataFrame({"churn_probability": self.churn_probability(model_input)})
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The served output: one ``churn_probability`` column (what MLflow's pyfunc returns)."""
+        return pd.DataFrame({"churn_probability": self.churn_probability(frame)})

@@ -12,7 +12,10 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,9 @@ from pydantic import BaseModel
 import churn
 from churn.config import TrackingConfig
 from churn.model.churn_model import ChurnModel
+from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
+from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
+from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -66,56 +72,76 @@ def _package_dir() -> str:
     return str(Path(churn.__file__).parent)
 
 
-# What the pyfunc needs at load time. Pinned to the versions running now, and
-# listed explicitly because MLflow's own inference costs ~10 s per model logged.
-_SERVING_PACKAGES = (
-    "mlflow",
-    "lightgbm",
-    "pandas",
-    "numpy",
-    "scikit-learn",
-    "scipy",
-    "cloudpickle",
-)
+# What the served model imports at load time (the wrapper, the model files and
+# LightGBM; scikit-learn only fits calibrators). Pinned to the versions running
+# now, and listed explicitly because MLflow's own inference costs ~10 s per model.
+_SERVING_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy")
 
 
 def serving_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in _SERVING_PACKAGES]
 
 
-def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> None:
-    """Write an MLflow model directory (the format the registry serves) to ``target``."""
-    signature = infer_signature(example, model.predict(None, example))
-    with warnings.catch_warnings():
+@contextmanager
+def _pyfunc_arguments(model: ChurnModel, example: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
+
+    The booster and spec are written to a scratch folder that MLflow copies
+    from; ``python_model`` is the path of the "models from code" file.
+    """
+    with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
+        files = write_model_files(model, Path(scratch))
+        yield {
+            "python_model": str(MODEL_CODE),
+            "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
+            "signature": infer_signature(example, model.predict(example)),
+            "input_example": example,
+            "code_paths": [_package_dir()],
+            "pip_requirements": serving_requirements(),
+        }
+
+
+def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> dict[str, str]:
+    """Write an MLflow model directory (the format the registry serves) to ``target``.
+
+    Returns the sha256 of its files (``models/train_run.json`` keeps them, and
+    the loader refuses the folder when they no longer match).
+    """
+    with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.save_model(
-            path=str(target),
-            python_model=model,
-            signature=signature,
-            input_example=example,
-            code_paths=[_package_dir()],
-            pip_requirements=serving_requirements(),
-        )
+        mlflow.pyfunc.save_model(path=str(target), **arguments)
+    return dict(ModelRecord.of_folder(target, MODEL_PATHS, str(target)).files)
 
 
 def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) -> str | None:
-    """Log the model to the active run and register it; returns the registered version."""
-    signature = infer_signature(example, model.predict(None, example))
+    """Log the model to the active run, record its checksums there, then register it.
+
+    The checksums go to the run as tag ``churn.model_sha256.<model id>`` before
+    the model is registered, so no registered version lacks its record.
+    Returns the registered version (None when registration is off).
+    """
+    with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        record = ModelRecord(
+            {
+                BOOSTER_PATH: sha256_file(Path(arguments["artifacts"][BOOSTER_ARTIFACT])),
+                SPEC_PATH: sha256_file(Path(arguments["artifacts"][SPEC_ARTIFACT])),
+                CODE_PATH: sha256_file(MODEL_CODE),
+            },
+            "training",
+        )
+        info = mlflow.pyfunc.log_model(name="model", **arguments)
+    if info.run_id is None:
+        raise RuntimeError("log_model needs an active MLflow run to record the checksums in")
+    client = MlflowClient()
+    client.set_tag(info.run_id, tag_key(info.model_id), record.to_json())
+    if not config.register_model:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=signature,
-            input_example=example,
-            code_paths=[_package_dir()],
-            pip_requirements=serving_requirements(),
-            registered_model_name=config.registered_model if config.register_model else None,
-        )
-    version = getattr(info, "registered_model_version", None)
-    if version is not None:
-        MlflowClient().set_registered_model_alias(config.registered_model, "challenger", version)
-    return None if version is None else str(version)
+        version = str(mlflow.register_model(info.model_uri, config.registered_model).version)
+    client.set_registered_model_alias(config.registered_model, "challenger", version)
+    return version
 
 
 def log_json_metrics(metrics: dict[str, Any], prefix: str = "") -> None:

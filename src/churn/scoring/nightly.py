@@ -42,6 +42,7 @@ from churn.data.ingest import IngestOutputs, ingest
 from churn.data.session import connect as duckdb_connect
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
+from churn.model.loader import ModelLoadError, load_churn_model
 from churn.scoring import guards, partitions, run_log
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
 from churn.scoring.lock import exclusive_lock
@@ -50,7 +51,6 @@ from churn.scoring.score import (
     ModelIdentity,
     explain,
     identify_model,
-    load_churn_model,
     score_customers,
 )
 
@@ -129,13 +129,19 @@ def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-def load_model_step(uri: str) -> tuple[ChurnModel, ModelRef]:
-    """The model behind ``uri``, pinned to its registry version for the whole run."""
+def load_model_step(uri: str, train_run: Path | None = None) -> tuple[ChurnModel, ModelRef]:
+    """The model behind ``uri``, pinned to its registry version for the whole run.
+
+    Loaded by churn.model.loader (checksums first, no unpickling); ``train_run``
+    holds the local model directory's checksums.
+    """
     try:
         identity = identify_model(uri)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = load_churn_model(identity.pinned_uri)
+            model = load_churn_model(identity.pinned_uri, train_run)
+    except ModelLoadError as exc:  # its line already says what to do
+        raise ModelUnavailableError(str(exc)) from exc
     except UserError as exc:
         raise ModelUnavailableError(
             f"{exc} (set the alias with `churn promote` or pass --model)"
@@ -218,7 +224,7 @@ class NightlySteps:
     """The swappable steps; the flow and the guards around them stay the same."""
 
     ingest: Callable[..., Ingested] = ingest_step
-    load_model: Callable[[str], tuple[ChurnModel, ModelRef]] = load_model_step
+    load_model: Callable[[str, Path], tuple[ChurnModel, ModelRef]] = load_model_step
     snapshot: Callable[..., pd.DataFrame] = snapshot_step
     score: Callable[[pd.DataFrame, ChurnModel, ModelRef, Params], pd.DataFrame] = score_step
     export: Callable[..., RetentionList] = export_step
@@ -335,7 +341,7 @@ def _run_steps(
     )
 
     with timings.step("load_model"):
-        model, ref = steps.load_model(model_uri)
+        model, ref = steps.load_model(model_uri, params.paths.train_run)
     with timings.step("features"):
         snapshot = steps.snapshot(
             ingested.transactions,

@@ -1,19 +1,17 @@
 """Batch scoring: every active customer at the as-of date gets a churn probability.
 
-The model is loaded through MLflow whether it is a local model directory or a
-registry URI (``models:/churn-classifier@champion``), so the nightly job and a
-data scientist's notebook run the very same object.
+The model comes from churn.model.loader whether it is a local model directory
+or a registry URI (``models:/churn-classifier@champion``), so the nightly job
+and a data scientist's notebook run the very same object.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -80,20 +78,6 @@ def identify_model(uri: str, train_run: Mapping[str, Any] | None = None) -> Mode
                 f"cannot resolve {uri!r} in the registry: {str(exc).splitlines()[0]}"
             ) from exc
     return ModelIdentity(uri=uri, name=name, version=version or "")
-
-
-def load_churn_model(uri: str) -> ChurnModel:
-    """Load a logged ChurnModel; an unknown path or registry name is the user's to fix."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loaded = mlflow.pyfunc.load_model(uri)
-    except Exception as exc:  # MLflow raises many types for "not found"
-        raise UserError(f"cannot load model {uri!r}: {str(exc).splitlines()[0]}") from exc
-    model = loaded.unwrap_python_model()
-    if not isinstance(model, ChurnModel):
-        raise UserError(f"model {uri!r} is not a churn model (got {type(model).__name__})")
-    return model
 
 
 def risk_bands(probability: np.ndarray | pd.Series, config: ScoringConfig) -> np.ndarray:
