@@ -103,16 +103,13 @@ class IngestResult:
 
 
 @contextlib.contextmanager
-def connect(
-    memory_limit: str, scratch_dir: Path | None = None
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
-    """An in-memory DuckDB that spills past ``memory_limit``, and a private scratch folder
-    (in ``scratch_dir`` if given, where the caller's recovery can find a killed run's).
+def connect(memory_limit: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
+    """An in-memory DuckDB that spills past ``memory_limit``, and a private scratch folder.
 
     ``preserve_insertion_order`` (DuckDB's default, set here because correctness
     depends on it) makes COPY write rows in the order they were read.
     """
-    with tempfile.TemporaryDirectory(prefix="churn-ingest-", dir=scratch_dir) as scratch:
+    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as scratch:
         con = duckdb.connect()
         try:
             try:
@@ -133,26 +130,24 @@ def ingest(
     config: IngestConfig,
     as_of: dt.date | None,
     outputs: IngestOutputs | None = None,
-    scratch_dir: Path | None = None,
 ) -> IngestResult:
     """Read, parse, validate and quarantine; write both outputs or, on a UserError, neither.
 
     Without ``outputs`` (notebooks, tests) the files go to a temporary folder that is
-    removed once the result is garbage-collected. The staging files (as large as the
-    export) go to a folder in ``scratch_dir``, else in the system's temp folder.
+    removed once the result is garbage-collected.
     """
     if outputs is None:
         scratch = Path(tempfile.mkdtemp(prefix="churn-ingest-out-"))
         outputs = IngestOutputs(scratch / "transactions.parquet", scratch / "quarantine.parquet")
         try:
-            result = ingest(source, config, as_of, outputs, scratch_dir)
+            result = ingest(source, config, as_of, outputs)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         weakref.finalize(result, shutil.rmtree, scratch, ignore_errors=True)
         return result
     files = resolve_sources(source)
-    with connect(config.memory_limit, scratch_dir) as (con, scratch):
+    with connect(config.memory_limit) as (con, scratch):
         src = open_source(con, files, config.csv, config.excel_sheet)
         columns = resolve_columns(
             src.columns, config.columns.model_dump(), TRANSACTION_ALIASES, "ingest.columns"

@@ -108,9 +108,7 @@ def ingest_step(
     """
     unchecked = config.model_copy(update={"max_bad_fraction": 1.0})
     outputs = IngestOutputs(folder / "transactions.parquet", folder / "quarantine.parquet")
-    # Scratch in the run's staging folder: a killed run's (as large as the export) is
-    # removed by the next run's recovery, not left in /tmp.
-    report = dict(ingest(source, unchecked, as_of, outputs, scratch_dir=folder).report)
+    report = dict(ingest(source, unchecked, as_of, outputs).report)
     report["customers_table"] = ingest_customers(customers, csv, folder / "customers.parquet")
     return Ingested(report, outputs.transactions, pd.read_parquet(folder / "customers.parquet"))
 
@@ -317,7 +315,10 @@ def _publish(as_of: dt.date, params: Params, model_uri: str, steps: NightlySteps
     root = params.nightly.output_root
     with exclusive_lock(root):
         partitions.recover(root)
-        with partitions.staging_dir(root, as_of) as staging:
+        with (
+            partitions.staging_dir(root, as_of) as staging,
+            partitions.temp_files_in(staging / "tmp"),
+        ):
             work, out = staging / "work", staging / "out"
             work.mkdir()
             out.mkdir()

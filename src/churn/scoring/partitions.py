@@ -5,7 +5,7 @@ Layout under ``nightly.output_root``::
     as_of=2026-11-21/   scores.parquet, retention_targets.csv, ingest_report.json,
                         manifest.json (written last; a folder without it is not a run)
     latest.json         the newest published as-of date and its files
-    .staging/           runs in progress, ingest scratch included (private, removed
+    .staging/           runs in progress, their temp files included (private, removed
                         when a run ends, and by the next run after a kill)
     .lock               see churn.scoring.lock
 
@@ -76,8 +76,8 @@ def read_manifest(root: Path, as_of: dt.date) -> dict[str, Any]:
 def recover(root: Path) -> None:
     """Undo what a killed run left behind, whenever it was killed.
 
-    * its staging folder (outputs in progress and the ingest scratch, which is as
-      large as the export);
+    * its staging folder (outputs in progress and every temp file of the run, the
+      ingest scratch as large as the export among them; see ``temp_files_in``);
     * a half-finished swap of a replayed date (the old folder parked beside);
     * ``latest.json``: a kill after the new partition was renamed in but before the
       pointer was rewritten leaves it on the previous date, and no later run would
@@ -116,6 +116,24 @@ def staging_dir(root: Path, as_of: dt.date) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temp_files_in(folder: Path) -> Iterator[Path]:
+    """Send every temporary file of the block into ``folder`` (``tempfile.tempdir``).
+
+    A run's temp files are large (ingest stages the whole export; DuckDB spills;
+    MLflow downloads the model) and ``finally`` clauses and ``atexit`` handlers do
+    not run on SIGKILL. Inside the run's staging folder the next run's
+    ``recover`` removes them, whoever created them; in /tmp they stayed for good.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
 
 
 def publish(root: Path, as_of: dt.date, staged: Path) -> Path:

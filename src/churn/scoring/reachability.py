@@ -92,14 +92,15 @@ def describe(exc: BaseException) -> str:
     """The root cause of an MLflow/requests failure in a few words, not MLflow's
     three-line chain of wrapped exceptions."""
     text = " ".join(str(e) for e in _chain(exc))
-    tries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")) + 1
+    n = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")) + 1
+    tries = f"{n} {'try' if n == 1 else 'tries'}"
     if found := re.search(r"\[Errno -?\d+\] ([^'\"\)\]]+)", text):
-        return f"{found.group(1).strip()}, {tries} tries"
+        return f"{found.group(1).strip()}, {tries}"
     if "timed out" in text.lower() or "timeout" in text.lower():
         seconds = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
-        return f"no answer within {seconds} s, {tries} tries"
+        return f"no answer within {seconds} s, {tries}"
     if found := re.search(r"too many (\d+) error responses", text):
-        return f"HTTP {found.group(1)}, {tries} tries"
+        return f"HTTP {found.group(1)}, {tries}"
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return first[:200]
 
