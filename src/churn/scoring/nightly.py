@@ -395,11 +395,11 @@ def _run_steps(
         config.max_new_order_psi,
     )
     log.info(
-        "nightly: %s new orders, median %sx the history's, PSI %s%s",
+        "nightly: %s new orders, median value %sx the history's, PSI %s%s",
         new_orders.orders,
         new_orders.median_ratio,
         new_orders.psi,
-        f" (not judged: {new_orders.skipped})" if new_orders.skipped else "",
+        "" if new_orders.judged else f"; not judged: {new_orders.skipped}",
     )
 
     with timings.step("load_model"):
