@@ -359,9 +359,10 @@ class NightlyConfig(_Section):
     psi_bins: int = Field(10, ge=2)
     # Orders new since the previous published run (ts after its last_ts) against the orders
     # of the new_order_history_days before it (churn.scoring.new_orders). On the sample,
-    # runs a day, a week or a month apart (Christmas included) give a median ratio under
-    # 1.8x and a PSI under 0.81; the newest daily file in cents gives 50-110x and PSI 9.7+.
-    # Below min_new_orders new orders the values are recorded, not judged.
+    # runs a day, a week or a month apart (Christmas included) give a median ratio of at
+    # most 1.77x and a PSI of at most 0.43; the newest daily file in cents gives 56x+ and
+    # PSI 7.5+ (benchmarks/new_orders_guard.py). Below min_new_orders new orders the
+    # values are recorded, not judged (a median of 5-10 orders moves up to 3.6x).
     min_new_orders: int = Field(20, ge=1, le=1_000_000)
     max_new_order_median_ratio: float = Field(3.0, gt=1, le=1_000)
     max_new_order_psi: float = Field(1.0, gt=0)

@@ -257,7 +257,7 @@ def test_tracking_server_down(
         before = tree(root)
         code, line = refused(params, later, capsys)
         assert code == 14, line
-        assert f"the MLflow tracking store at {url} did not answer (Connection refused" in line
+        assert f"the MLflow tracking store at {url} is unavailable (Connection refused" in line
         assert f"models:/{NAME}@champion comes from it" in line and "--model" in line
         assert tree(root) == before
 
@@ -270,7 +270,7 @@ def test_tracking_server_down(
     unlogged = [line for line in err.splitlines() if "MLflow" in line and "WARNING" in line]
     assert len(unlogged) == 1, err
     assert "published, but the run could not be recorded in MLflow" in unlogged[0]
-    assert "did not answer (Connection refused" in unlogged[0]
+    assert "is unavailable (Connection refused" in unlogged[0]
     assert "Traceback" not in err and "Retrying" not in err
 
 

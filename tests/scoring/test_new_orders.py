@@ -40,12 +40,12 @@ def _psi(p: list[float], q: list[float]) -> float:
 
 
 def test_measure_matches_hand_computed_median_ratio_and_psi(tmp_path: Path) -> None:
-    # 20 new orders worth 1,000 each (a newest file in cents, say). With 20 new orders the
+    # 40 new orders worth 1,000 each (a newest file in cents, say). With 40 new orders the
     # bins are the history's median plus its 1 % tails: edges 1.99, 50.5, 99.01 on 1..100,
     # so the history's shares are 1, 49, 49 and 1 % and every new order is in the last bin.
-    new = [(f"n{i}", f"o{i}", "2026-09-01 12:00:00", 1_000.0) for i in range(20)]
+    new = [(f"n{i}", f"o{i}", "2026-09-01 12:00:00", 1_000.0) for i in range(40)]
     result = measure(_write(tmp_path / "tx.parquet", _history() + new), SINCE, 365, 10)
-    assert (result.orders, result.history_orders) == (20, 100)
+    assert (result.orders, result.history_orders) == (40, 100)
     assert result.median == 1_000.0 and result.history_median == 50.5
     assert result.median_ratio == pytest.approx(1_000 / 50.5, abs=1e-4)
     expected = _psi([0.01, 0.49, 0.49, 0.01], [0, 0, 0, 1])
@@ -109,8 +109,12 @@ def test_check_holds_the_median_both_ways_and_the_psi() -> None:
     assert "median order value" not in str(info.value)
 
 
-def test_bins_shrink_on_small_days() -> None:
-    assert quantile_cuts(10, 20) == [0.5]
-    assert quantile_cuts(10, 5) == [0.5]
-    assert quantile_cuts(10, 45) == [0.25, 0.5, 0.75]
+def test_bins_shrink_on_small_days(tmp_path: Path) -> None:
+    assert quantile_cuts(10, 5) == quantile_cuts(10, 39) == []  # only the 1 % tails
+    assert quantile_cuts(10, 40) == [0.5]
+    assert quantile_cuts(10, 80) == [0.25, 0.5, 0.75]
     assert len(quantile_cuts(10, 5_000)) == 9
+    # 20 new orders: one bin between the tails (1.99 and 99.01), shares 1, 98 and 1 %.
+    new = [(f"n{i}", f"o{i}", "2026-09-01 12:00:00", 1_000.0) for i in range(20)]
+    result = measure(_write(tmp_path / "tx.parquet", _history() + new), SINCE, 365, 10)
+    assert result.psi == pytest.approx(_psi([0.01, 0.98, 0.01], [0, 0, 1]), abs=1e-4)

@@ -52,7 +52,7 @@ def test_probe_says_where_and_why_in_one_line(monkeypatch: pytest.MonkeyPatch) -
         mlflow.set_tracking_uri(previous)
     assert problem is not None and "\n" not in problem
     assert problem.startswith("the MLflow tracking store at http://user:***@127.0.0.1:")
-    assert problem.endswith("did not answer (Connection refused, 1 try)")
+    assert problem.endswith("is unavailable (Connection refused, 1 try)")
     assert "secret" not in problem
     assert registry is not None and registry.startswith("the MLflow model registry at")
 

@@ -7,14 +7,16 @@ look a hundred times more valuable, and they crowd the retention list. So the
 rows *new* since the previous run (``ts`` later than its ``last_ts``) are held to
 the history on their own: the value of each new order (lines summed per order,
 cancellations netted) against the orders of the ``history_days`` before, by the
-ratio of medians (a unit change moves it by 10-100x, a healthy day by under
+ratio of medians (a unit change moves it by 50-100x, a healthy day by under
 2x) and by PSI over the history's quantile bins (a change of shape, such as one
 shop's file of several in cents). Quantile bins make the PSI the same on a log
 scale as on the raw one. The bins are the history's 1 % and 99 % tails plus as
 many equal-count bins (up to ``bins``) as give about ``ORDERS_PER_BIN`` new
-orders each: with ten bins a day of twenty orders leaves empty bins by chance,
-and each empty bin alone adds 0.69 to the PSI, while a tail bin turns a share of
-orders x100 into a large PSI at any count.
+orders each, just the one between the tails on a day of under 40 orders: on
+small days ten bins are mostly noise (an empty bin alone adds 0.69; a healthy
+week of 23 orders in a small shop reached PSI 1.0 on a median split, which the
+median ratio judges anyway), while a tail bin turns a share of orders x100
+into a large PSI at any count.
 
 A day can bring only a handful of orders, and a handful proves nothing, so below
 ``min_orders`` new orders (or history orders) the values are recorded but not
@@ -35,7 +37,7 @@ import numpy as np
 from churn.scoring.guards import DistributionShiftError, psi_from_counts
 
 # New orders expected per equal-count bin (fewer bins on a small day; see above).
-ORDERS_PER_BIN = 10
+ORDERS_PER_BIN = 20
 # Quantiles of the history that always bound a bin: a few orders beyond them matter.
 TAIL = 0.01
 
@@ -137,8 +139,8 @@ def _psi(con: duckdb.DuckDBPyConnection, bins: int, n_new: int) -> float:
 
 def quantile_cuts(bins: int, n_new: int) -> list[float]:
     """Inner cut points of at most ``bins`` equal-count bins, fewer on a small day so each
-    expects about ``ORDERS_PER_BIN`` new orders (two at least: the median)."""
-    k = min(bins, max(2, n_new // ORDERS_PER_BIN))
+    expects about ``ORDERS_PER_BIN`` new orders (none below two bins' worth)."""
+    k = min(bins, max(1, n_new // ORDERS_PER_BIN))
     return [i / k for i in range(1, k)]
 
 

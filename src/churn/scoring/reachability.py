@@ -84,7 +84,7 @@ def _probe(what: str, uri: str, call: Callable[[], object]) -> str | None:
     try:
         call()
     except Exception as exc:  # any failure means "cannot use it now"; say why in one line
-        return f"the {what} at {redact(uri)} did not answer ({describe(exc)})"
+        return f"the {what} at {redact(uri)} is unavailable ({describe(exc)})"
     return None
 
 
