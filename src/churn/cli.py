@@ -683,22 +683,22 @@ def nightly(
     """Ingest, guard, score with the champion, export and publish one as-of date.
 
     Exit codes: 0 published, 10 another run holds the lock, 11 no new
-    transactions, 12 too many malformed rows, 13 distribution shift (PSI),
-    14 model unavailable, 2 any other input error. On a non-zero exit the
+    transactions, 12 too many malformed rows, 13 distribution shift (PSI, or
+    the new orders' values), 14 model unavailable (registry down included),
+    2 any other input error. On a non-zero exit the
     previously published lists are left untouched.
     """
     import datetime as dt
 
-    from churn.model import tracking
+    from churn.scoring import run_log
     from churn.scoring.nightly import run_nightly
-    from churn.scoring.run_log import nightly_experiment
 
     params = _state.params()
     try:
         date = check_date(dt.date.fromisoformat(as_of), "--as-of")
     except ValueError as exc:
         raise UserError(f"--as-of {as_of!r} is not a date like 2026-11-21") from exc
-    tracking.configure(nightly_experiment(params))
+    run_log.configure(params)  # sets no experiment: no server call before the job's bounds
     with _step("nightly"):
         result = run_nightly(date, params, model)
     rows, model_info = result.manifest["rows"], result.manifest["model"]

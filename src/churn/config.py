@@ -413,6 +413,21 @@ class NightlyConfig(_Section):
     max_feature_psi: float = Field(0.5, gt=0)
     max_score_psi: float = Field(0.5, gt=0)
     psi_bins: int = Field(10, ge=2, le=1_000)
+    # Orders new since the previous published run (ts after its last_ts) against the orders
+    # of the new_order_history_days before it (churn.scoring.new_orders). On the sample,
+    # runs a day, a week or a month apart (Christmas included) give a median ratio of at
+    # most 1.77x and a PSI of at most 0.43; the newest daily file in cents gives 56x+ and
+    # PSI 7.5+ (benchmarks/new_orders_guard.py). Below min_new_orders new orders the
+    # values are recorded, not judged (a median of 5-10 orders moves up to 3.6x).
+    min_new_orders: int = Field(20, ge=1, le=1_000_000)
+    max_new_order_median_ratio: float = Field(3.0, gt=1, le=1_000)
+    max_new_order_psi: float = Field(1.0, gt=0)
+    new_order_history_days: int = Field(365, ge=7, le=3_650)
+    # Every MLflow call of the job (probe, registry, run record) gives up after this many
+    # seconds without an answer and this many retries; MLflow's own defaults (120 s, 7
+    # retries, backoff 2) hold a run for about 4.5 minutes when the server is down.
+    mlflow_timeout_seconds: int = Field(10, ge=1, le=600)
+    mlflow_retries: int = Field(2, ge=0, le=10)
 
 
 class Params(_Section):

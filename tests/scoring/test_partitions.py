@@ -100,3 +100,26 @@ def test_replay_swaps_in_one_step_and_falls_back_to_two_renames(
     partitions.publish(tmp_path, DAY1, _stage(tmp_path, DAY1, "two"))
     assert (tmp_path / "as_of=2026-09-01" / "scores.csv").read_text() == "two"
     assert not list(tmp_path.glob(".as_of=*"))
+
+
+def test_recover_repoints_a_stale_latest_and_removes_its_temp_files(tmp_path: Path) -> None:
+    """A kill after the new partition was renamed in, while ``latest.json`` was being
+    rewritten: the pointer still names the day before, beside its half-written temp file."""
+    partitions.publish(tmp_path, DAY1, _stage(tmp_path, DAY1, "a"))
+    stale = (tmp_path / partitions.LATEST).read_text()
+    (tmp_path / "as_of=2026-09-02").mkdir()
+    _stage(tmp_path, DAY2, "b").rename(tmp_path / ".swap")
+    (tmp_path / "as_of=2026-09-02").rmdir()
+    (tmp_path / ".swap").rename(tmp_path / "as_of=2026-09-02")
+    (tmp_path / ".latest.json.k2j4x9.tmp").write_text('{"as_of": "2026-')
+    assert partitions.previous_date(tmp_path, DAY2 + dt.timedelta(days=1)) == DAY2
+
+    partitions.recover(tmp_path)
+    latest = json.loads((tmp_path / partitions.LATEST).read_text())
+    assert latest["as_of"] == "2026-09-02" and latest["files"] == ["manifest.json", "scores.csv"]
+    assert not list(tmp_path.glob(".latest.json.*"))
+
+    before = (tmp_path / partitions.LATEST).stat().st_mtime_ns
+    partitions.recover(tmp_path)  # nothing to repair: the pointer is not rewritten
+    assert (tmp_path / partitions.LATEST).stat().st_mtime_ns == before
+    assert stale != (tmp_path / partitions.LATEST).read_text()

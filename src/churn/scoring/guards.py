@@ -93,10 +93,22 @@ def psi(
     if ref.size == 0 or cur.size == 0:
         return math.nan
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
-    cur_share = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
-    p = np.maximum(ref_share / ref.size, PSI_FLOOR)
-    q = np.maximum(cur_share / cur.size, PSI_FLOOR)
+    ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
+    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
+    return psi_from_counts(ref_counts, cur_counts)
+
+
+def psi_from_counts(
+    reference: Sequence[int] | np.ndarray, current: Sequence[int] | np.ndarray
+) -> float:
+    """PSI from per-bin counts (the same bins on both sides), shares floored at
+    ``PSI_FLOOR``; for callers that bin in SQL rather than in memory."""
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    if ref.sum() == 0 or cur.sum() == 0:
+        return math.nan
+    p = np.maximum(ref / ref.sum(), PSI_FLOOR)
+    q = np.maximum(cur / cur.sum(), PSI_FLOOR)
     return float(np.sum((q - p) * np.log(q / p)))
 
 

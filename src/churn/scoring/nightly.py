@@ -43,9 +43,10 @@ from churn.data.session import connect as duckdb_connect
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.model.loader import ModelLoadError, load_churn_model
-from churn.scoring import guards, partitions, run_log
+from churn.scoring import guards, partitions, reachability, run_log
+from churn.scoring import new_orders as order_values
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
-from churn.scoring.lock import exclusive_lock
+from churn.scoring.lock import RunLockedError, exclusive_lock
 from churn.scoring.retention import RetentionList, retention_list
 from churn.scoring.score import (
     ModelIdentity,
@@ -265,43 +266,94 @@ def run_nightly(
 ) -> NightlyResult:
     """Run every step for ``as_of`` and publish, or raise the guard that refused.
 
-    The MLflow tracking URI and experiment must be configured by the caller
-    (the model is loaded from, and the manifest logged to, that store). A
-    refused run is logged too (status ``refused``, the exit code and the reason),
-    and so is a crash (status ``failed``), so the MLflow experiment is the job's
-    complete history.
+    The MLflow tracking URI must be set by the caller (``run_log.configure``):
+    the model may come from that registry and the run is recorded in that store.
+    Every MLflow call is bounded (``nightly.mlflow_*``) and the store is probed
+    first: a registry model with the registry down refuses at once (exit 14); a
+    local model folder publishes anyway, with one warning that the run was not
+    recorded. A refused run is recorded too (status ``refused``, the exit code
+    and the reason), and so is a crash (``failed``), so the MLflow experiment is
+    the job's complete history. The record is written after the lock is
+    released: it is slow when the server is, and the published list does not
+    depend on it.
     """
     steps = steps or NightlySteps()
-    root = params.nightly.output_root
+    config = params.nightly
+    uri = model_uri or default_model_uri(params)
     started = time.perf_counter()
+    with reachability.bounded(config.mlflow_timeout_seconds, config.mlflow_retries):
+        unrecordable = reachability.tracking_problem() if log_run else None
+        try:
+            _require_registry(uri, unrecordable)
+            result = _publish(as_of, params, uri, steps)
+        except RunLockedError:
+            raise  # the run holding the lock records itself
+        except Exception as exc:
+            if log_run and unrecordable is None:
+                run_log.log_unpublished(
+                    as_of, exc, time.perf_counter() - started, config.experiment
+                )
+            elif log_run:
+                log.info("nightly: not recorded in MLflow: %s", unrecordable)
+            raise
+        if log_run:
+            _record(result, unrecordable, config.experiment)
+    return result
+
+
+def _require_registry(model_uri: str, tracking_problem: str | None) -> None:
+    """Refuse at once (exit 14) when the model comes from a registry that does not answer,
+    rather than after ingest and features, or after MLflow's minutes of retries."""
+    if not reachability.needs_server(model_uri):
+        return
+    import mlflow
+
+    same_store = mlflow.get_registry_uri() == mlflow.get_tracking_uri()
+    problem = tracking_problem if same_store and tracking_problem else None
+    problem = problem or reachability.registry_problem()
+    if problem:
+        raise ModelUnavailableError(
+            f"{problem}, and {model_uri} comes from it: start the tracking server or pass"
+            " --model with a local model folder; previous list left in place"
+        )
+
+
+def _publish(as_of: dt.date, params: Params, model_uri: str, steps: NightlySteps) -> NightlyResult:
+    """The steps and the publication, under the lock (released on return)."""
+    root = params.nightly.output_root
     with exclusive_lock(root):
         partitions.recover(root)
-        try:
-            with partitions.staging_dir(root, as_of) as staging:
-                work, out = staging / "work", staging / "out"
-                work.mkdir()
-                out.mkdir()
-                uri = model_uri or default_model_uri(params)
-                manifest = _run_steps(as_of, params, uri, steps, work, out)
-                target = partitions.publish(root, as_of, out)
-        except Exception as exc:
-            if log_run:
-                run_log.log_unpublished(as_of, exc, time.perf_counter() - started)
-            raise
-        log.info("nightly: published %s", target)
-        if log_run:
-            try:
-                run_id = run_log.log_manifest(manifest, "published")
-            except Exception as exc:  # the list is out and correct; the record can be redone
-                log.error(
-                    "nightly: published, but the manifest could not be logged to MLflow: %s"
-                    " (it is in %s)",
-                    str(exc).splitlines()[0],
-                    target / partitions.MANIFEST,
-                )
-            else:
-                log.info("nightly: manifest logged to MLflow run %s", run_id)
+        with (
+            partitions.staging_dir(root, as_of) as staging,
+            partitions.temp_files_in(staging / "tmp"),
+        ):
+            work, out = staging / "work", staging / "out"
+            work.mkdir()
+            out.mkdir()
+            manifest = _run_steps(as_of, params, model_uri, steps, work, out)
+            target = partitions.publish(root, as_of, out)
+    log.info("nightly: published %s", target)
     return NightlyResult(partition=target, manifest=manifest)
+
+
+def _record(result: NightlyResult, problem: str | None, experiment: str) -> None:
+    """Log the published run's manifest to MLflow, or say in one warning why it was not
+    (the list is out and correct; the manifest beside it holds the same record)."""
+    where = result.partition / partitions.MANIFEST
+    if problem is None:
+        try:
+            run_id = run_log.log_manifest(result.manifest, "published", experiment)
+        except Exception as exc:
+            problem = f"MLflow failed ({reachability.describe(exc)})"
+        else:
+            log.info("nightly: manifest logged to MLflow run %s", run_id)
+            return
+    log.warning(
+        "nightly: published, but the run could not be recorded in MLflow: %s; the manifest"
+        " is in %s",
+        problem,
+        where,
+    )
 
 
 def _run_steps(
@@ -338,6 +390,24 @@ def _run_steps(
         n_new,
         previous.isoformat() if previous else None,
         previous_last_ts,
+    )
+    new_orders = order_values.check(
+        order_values.measure(
+            ingested.transactions,
+            previous_last_ts,
+            config.new_order_history_days,
+            config.psi_bins,
+        ),
+        config.min_new_orders,
+        config.max_new_order_median_ratio,
+        config.max_new_order_psi,
+    )
+    log.info(
+        "nightly: %s new orders, median value %sx the history's, PSI %s%s",
+        new_orders.orders,
+        new_orders.median_ratio,
+        new_orders.psi,
+        "" if new_orders.judged else f"; not judged: {new_orders.skipped}",
     )
 
     with timings.step("load_model"):
@@ -445,9 +515,19 @@ def _run_steps(
             "skipped": psi.skipped,
             "score_enforced": same_model,
         },
+        "new_orders": new_orders.as_manifest(),
         "thresholds": config.model_dump(
             mode="json",
-            include={"max_malformed_fraction", "max_feature_psi", "max_score_psi", "psi_bins"},
+            include={
+                "max_malformed_fraction",
+                "max_feature_psi",
+                "max_score_psi",
+                "psi_bins",
+                "min_new_orders",
+                "max_new_order_median_ratio",
+                "max_new_order_psi",
+                "new_order_history_days",
+            },
         ),
         "outputs": {name: file_fingerprint(out / name) for name in outputs},
         "code": {"churn_version": metadata.version("churn"), "git_commit": git_commit()},

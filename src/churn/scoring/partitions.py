@@ -5,7 +5,8 @@ Layout under ``nightly.output_root``::
     as_of=2026-11-21/   scores.parquet, retention_targets.csv, ingest_report.json,
                         manifest.json (written last; a folder without it is not a run)
     latest.json         the newest published as-of date and its files
-    .staging/           runs in progress (private, removed when a run ends)
+    .staging/           runs in progress, their temp files included (private, removed
+                        when a run ends, and by the next run after a kill)
     .lock               see churn.scoring.lock
 
 A run writes everything into its own staging folder and publishes with
@@ -37,6 +38,8 @@ MANIFEST = "manifest.json"
 LATEST = "latest.json"
 STAGING = ".staging"
 _PARTITION = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
+# churn.atomic.atomic_path's temp file for the pointer: ".latest.json.<random>.tmp".
+_POINTER_TMP = re.compile(rf"^\.{re.escape(LATEST)}\..+\.tmp$")
 
 
 def partition_name(as_of: dt.date) -> str:
@@ -71,14 +74,25 @@ def read_manifest(root: Path, as_of: dt.date) -> dict[str, Any]:
 
 
 def recover(root: Path) -> None:
-    """Undo what a killed run left behind: its staging folders and a half-finished swap.
+    """Undo what a killed run left behind, whenever it was killed.
 
-    Call with the lock held, so no live run's staging folder is touched.
+    * its staging folder (outputs in progress and every temp file of the run, the
+      ingest scratch as large as the export among them; see ``temp_files_in``);
+    * a half-finished swap of a replayed date (the old folder parked beside);
+    * ``latest.json``: a kill after the new partition was renamed in but before the
+      pointer was rewritten leaves it on the previous date, and no later run would
+      notice (each compares with the newest *folder*), so it is rewritten when it
+      does not match what is published; and the pointer's temp files.
+
+    Call with the lock held, so no live run's files are touched.
     """
     shutil.rmtree(root / STAGING, ignore_errors=True)
     if not root.exists():
         return
     for child in root.iterdir():
+        if _POINTER_TMP.match(child.name):
+            child.unlink(missing_ok=True)
+            continue
         match = re.match(r"^\.(as_of=\d{4}-\d{2}-\d{2})\.old$", child.name)
         if not match:
             continue
@@ -87,6 +101,10 @@ def recover(root: Path) -> None:
             shutil.rmtree(child)
         else:
             child.rename(live)
+    pointer = _pointer_text(root)
+    latest = root / LATEST
+    if pointer is not None and (not latest.is_file() or latest.read_text() != pointer):
+        write_latest(root)
 
 
 @contextlib.contextmanager
@@ -98,6 +116,24 @@ def staging_dir(root: Path, as_of: dt.date) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temp_files_in(folder: Path) -> Iterator[Path]:
+    """Send every temporary file of the block into ``folder`` (``tempfile.tempdir``).
+
+    A run's temp files are large (ingest stages the whole export; DuckDB spills;
+    MLflow downloads the model) and ``finally`` clauses and ``atexit`` handlers do
+    not run on SIGKILL. Inside the run's staging folder the next run's
+    ``recover`` removes them, whoever created them; in /tmp they stayed for good.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
 
 
 def publish(root: Path, as_of: dt.date, staged: Path) -> Path:
@@ -139,18 +175,26 @@ def exchange(a: Path, b: Path) -> bool:
 def write_latest(root: Path) -> None:
     """Point ``latest.json`` at the newest published date (a replay of an older date
     leaves it where it was)."""
+    pointer = _pointer_text(root)
+    if pointer is None:
+        return
+    with atomic_path(root / LATEST) as tmp:
+        tmp.write_text(pointer)
+        _readable(tmp)
+
+
+def _pointer_text(root: Path) -> str | None:
+    """What ``latest.json`` should hold for the published folders (None: nothing published)."""
     dates = published_dates(root)
     if not dates:
-        return
+        return None
     newest = partition_dir(root, dates[-1])
     pointer = {
         "as_of": dates[-1].isoformat(),
         "partition": newest.name,
         "files": sorted(p.name for p in newest.iterdir() if p.is_file()),
     }
-    with atomic_path(root / LATEST) as tmp:
-        tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n")
-        _readable(tmp)
+    return json.dumps(pointer, indent=2, sort_keys=True) + "\n"
 
 
 def _readable(path: Path) -> None:

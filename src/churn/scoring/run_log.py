@@ -11,18 +11,20 @@ import datetime as dt
 import logging
 from typing import Any
 
-from churn.config import Params, TrackingConfig
+from churn.config import Params
 from churn.errors import UserError
+from churn.scoring.reachability import describe
 
 log = logging.getLogger(__name__)
 
 
-def log_manifest(manifest: dict[str, Any], status: str, reason: str = "") -> str:
-    """Log a run's manifest to the active MLflow experiment; returns the run id."""
+def log_manifest(manifest: dict[str, Any], status: str, experiment: str, reason: str = "") -> str:
+    """Log a run's manifest to MLflow experiment ``experiment``; returns the run id."""
     import mlflow
 
     from churn.model.tracking import log_json_metrics
 
+    mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"nightly {manifest['as_of']}") as run:
         mlflow.set_tags(
             {
@@ -44,12 +46,22 @@ def log_manifest(manifest: dict[str, Any], status: str, reason: str = "") -> str
     return str(run.info.run_id)
 
 
-def nightly_experiment(params: Params) -> TrackingConfig:
-    """The tracking config the nightly job logs with (its own experiment)."""
-    return params.tracking.model_copy(update={"experiment": params.nightly.experiment})
+def configure(params: Params) -> None:
+    """Point MLflow at the tracking store without talking to it yet.
+
+    ``churn.model.tracking.configure`` also sets the experiment, a round trip to
+    the server that, were it down, would retry for minutes before the job's own
+    bounds (churn.scoring.reachability) apply; the job names its experiment
+    when it logs instead.
+    """
+    import mlflow
+
+    from churn.model.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(params.tracking))
 
 
-def log_unpublished(as_of: dt.date, exc: BaseException, seconds: float) -> None:
+def log_unpublished(as_of: dt.date, exc: BaseException, seconds: float, experiment: str) -> None:
     """Record a run that did not publish: ``refused`` by a guard or input check (a
     ``UserError`` and its exit code), or ``failed`` on anything else (a bug, a full disk).
 
@@ -65,6 +77,10 @@ def log_unpublished(as_of: dt.date, exc: BaseException, seconds: float) -> None:
         "timings": {"total": round(seconds, 3)},
     }
     try:
-        log_manifest(manifest, str(manifest["status"]), str(manifest["reason"])[:500])
+        log_manifest(manifest, str(manifest["status"]), experiment, str(manifest["reason"])[:500])
     except Exception as log_exc:  # the original error must still reach the caller
-        log.warning("nightly: could not log the %s run to MLflow: %s", manifest["status"], log_exc)
+        log.warning(
+            "nightly: could not log the %s run to MLflow (%s)",
+            manifest["status"],
+            describe(log_exc),
+        )
