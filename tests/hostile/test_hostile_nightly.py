@@ -36,6 +36,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from churn.model import tracking
+from churn.model.loader import load_churn_model
 from churn.scoring import run_log
 from churn.scoring.lock import exclusive_lock
 from churn.scoring.partitions import LATEST, STAGING
@@ -204,14 +206,20 @@ def mlflow_server(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def local_model(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The champion's model folder, copied out of the registry (a `--model` directory)."""
+    """The champion saved as a local model folder, the way `churn train` writes
+    models/churn_model: its checksums in a train_run.json beside it (``paths.train_run``),
+    so it can be verified with no tracking store at all."""
     folder = tmp_path_factory.mktemp("local-model")
     mlflow.set_tracking_uri(shop.tracking_uri)
     try:
-        path = mlflow.artifacts.download_artifacts(f"models:/{NAME}/1", dst_path=str(folder))
+        model = load_churn_model(f"models:/{NAME}/1")
     finally:
         mlflow.set_tracking_uri(None)
-    return Path(path)
+    example = pd.read_parquet(shop.root / "score.parquet")[model.features].head(3)
+    example = example.astype({c: "string" for c in example.select_dtypes("object")})
+    checksums = tracking.save_model(model, example, folder / "churn_model")
+    (folder / "train_run.json").write_text(json.dumps({"model_sha256": checksums}))
+    return folder / "churn_model"
 
 
 def test_tracking_server_down(
@@ -224,6 +232,9 @@ def test_tracking_server_down(
 ) -> None:
     root = workspace / "nightly"
     params = write_params(shop, workspace, shop.raw_csv)
+    settings = yaml.safe_load(params.read_text())
+    settings["paths"]["train_run"] = str(local_model.parent / "train_run.json")
+    params.write_text(yaml.safe_dump(settings))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
 
     # Up: the champion comes from the server's registry; the record is written once the

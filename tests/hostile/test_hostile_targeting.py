@@ -55,8 +55,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tables.scoring.to_parquet(root / "data/features/score.parquet", index=False)
     example = tables.scoring[model.features].head(3)
     example = example.astype({c: "string" for c in example.select_dtypes("object")})
-    tracking.save_model(model, example, root / "models/churn_model")
-    (root / "models/train_run.json").write_text(json.dumps({"registered_model": "churn-test"}))
+    checksums = tracking.save_model(model, example, root / "models/churn_model")
+    (root / "models/train_run.json").write_text(
+        json.dumps({"registered_model": "churn-test", "model_sha256": checksums})
+    )
     (root / "params.yaml").write_text("snapshots:\n  n_train_cutoffs: 3\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
