@@ -4,7 +4,7 @@ The staged rows (``churn.data.ingest``) are in file order and carry two 64-bit
 hashes of their line (``line_hashes``), so a false duplicate needs both to collide. Lines are
 grouped by the first hash alone (cheap, and usually almost nothing repeats), then
 only the rows whose hash repeats are compared on both; "first" is the lowest
-position in the staged file, i.e. the first in file order.
+position (``rowid``) in the staged table, i.e. the first in file order.
 """
 
 from __future__ import annotations
@@ -35,12 +35,11 @@ def line_hashes(columns: list[str]) -> tuple[str, str]:
 def find_duplicates(con: duckdb.DuckDBPyConnection, staged: str) -> int:
     """Fill temp table ``duplicate_rows(position)`` with every later copy; return its size.
 
-    ``staged`` is a Parquet file with ``line_hash``, ``line_hash2`` and ``reason``;
-    a row's position is its ``file_row_number`` in that file.
+    ``staged`` names a table with ``line_hash``, ``line_hash2`` and ``reason`` whose
+    ``rowid`` follows file order; a row's position is its ``rowid``.
     """
     source = (
-        f"(SELECT file_row_number AS position, line_hash, line_hash2"
-        f" FROM read_parquet({quote_literal(staged)}, file_row_number=true)"
+        f"(SELECT rowid AS position, line_hash, line_hash2 FROM {quote_ident(staged)}"
         f" WHERE reason IS DISTINCT FROM {quote_literal(NOT_A_LINE)})"
     )
     con.execute(

@@ -4,11 +4,15 @@ Everything runs in DuckDB, streaming and on all cores, so a multi-GB CSV never
 lands in pandas:
 
 1. *stage*: read the source as text, parse every cell (``churn.data.parsing``),
-   name the first rule a row breaks (``churn.data.quarantine``) and write it all
-   to a staging Parquet file. With ``preserve_insertion_order`` DuckDB's COPY
-   writes rows in scan order (files in list order, rows in file order) even when
-   it reads in parallel, so a row's position in the staged file is exact, which
-   ``row_number() OVER (...)`` without an ORDER BY does not promise;
+   name the first rule a row breaks (``churn.data.quarantine``) and keep it all
+   in a DuckDB temp table (in memory, spilling to the scratch folder past
+   ``ingest.memory_limit``: several times cheaper than writing Parquet). With
+   ``preserve_insertion_order`` the table's ``rowid`` follows scan order (files in
+   list order, rows in file order) even when DuckDB reads in parallel, so a row's
+   position is exact, which ``row_number() OVER (...)`` without an ORDER BY does
+   not promise. Lines the CSV reader cannot split are set aside by the reader
+   (``churn.data.csvscan``) and numbered among their file's rows
+   (``churn.data.rownumbers``);
 2. *duplicates*: find later copies of repeated lines by position
    (``churn.data.duplicates``);
 3. *split*: copy clean rows to the transactions file and the rest, with their
@@ -38,8 +42,9 @@ import pandas as pd
 
 from churn.atomic import atomic_path
 from churn.config import IngestConfig
-from churn.data import duplicates, parsing
+from churn.data import duplicates, parsing, rownumbers
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
+from churn.data.csvscan import forget_rejects, rejected_lines
 from churn.data.quarantine import MALFORMED_REASONS, POLICY_REASONS, Rules, check_bad_fraction
 from churn.data.quarantine import is_cancellation as cancellation_sql
 from churn.data.quarantine import reason as reason_sql
@@ -67,7 +72,9 @@ QUARANTINE_COLUMNS = [
     "order_id",
     "raw_timestamp",
     "raw_amount",
+    "raw_line",  # the text of a line the CSV reader could not split (malformed_line)
 ]
+STAGED = "staged"
 __all__ = [
     "CANONICAL_COLUMNS",
     "MALFORMED_REASONS",
@@ -148,28 +155,33 @@ def ingest(
         return result
     files = resolve_sources(source)
     with connect(config.memory_limit) as (con, scratch):
-        src = open_source(con, files, config.csv, config.excel_sheet)
+        src = open_source(con, files, config.csv, config.excel_sheet, scratch=scratch)
         columns = resolve_columns(
             src.columns, config.columns.model_dump(), TRANSACTION_ALIASES, "ingest.columns"
         )
         require(columns, src.columns, "ingest.columns")
         timestamp_column = columns["timestamp"]
         assert timestamp_column is not None
-        staged = scratch / "staged.parquet"
         with reading(files):
             dayfirst, dayfirst_from = _dayfirst(con, src, timestamp_column, config)
             log.info("ingest: staging %d file(s)", len(files))
-            _copy(con, _stage_sql(src, columns, config, as_of, dayfirst), staged)
-        rows_in = _file_starts(con, staged, files)
-        n_duplicates = duplicates.find_duplicates(con, str(staged))
-        log.info("ingest: %s rows staged, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
+            if src.csv is not None:
+                forget_rejects(con, src.csv)  # the sample above may have rejected lines too
+            stage = _stage_sql(src, columns, config, as_of, dayfirst)
+            con.execute(f"CREATE TEMP TABLE {STAGED} AS {stage}")
+        rejected = rejected_lines(con, src.csv) if src.csv is not None else _NO_REJECTS
+        rows_in = rownumbers.number_rows(con, STAGED, files, rejected)
+        if not rows_in:
+            raise UserError(_no_rows(files))
+        n_duplicates = duplicates.find_duplicates(con, STAGED)
+        log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
         output_columns = CANONICAL_COLUMNS + [c for c in OPTIONAL_COLUMNS if columns.get(c)]
         with (
             atomic_path(outputs.transactions) as tx_tmp,
             atomic_path(outputs.quarantine) as q_tmp,
         ):
-            _copy(con, _transactions_sql(staged, output_columns), tx_tmp)
-            _copy(con, _quarantine_sql(staged), q_tmp)
+            _copy(con, _transactions_sql(output_columns), tx_tmp)
+            _copy(con, _quarantine_sql(), q_tmp)
             report = _report(con, rows_in, tx_tmp, q_tmp)
             check_bad_fraction(report["reasons"], rows_in, config.max_bad_fraction)
     report.update(
@@ -182,26 +194,19 @@ def ingest(
     return IngestResult(report=report, outputs=outputs)
 
 
+_NO_REJECTS = (
+    "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS record, NULL::BIGINT AS part,"
+    " NULL::VARCHAR AS line_text WHERE false"
+)
+
+
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
     con.execute(f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet)")
 
 
-def _file_starts(con: duckdb.DuckDBPyConnection, staged: Path, files: list[Path]) -> int:
-    """Temp table ``file_starts``: where each file's rows begin in the staged file (files
-    were read in list order); returns the number of rows in all files."""
-    counts = dict(
-        con.execute(
-            "SELECT source_file, count(*) FROM read_parquet(?) GROUP BY source_file",
-            [str(staged)],
-        ).fetchall()
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE file_starts (source_file VARCHAR, start BIGINT)")
-    starts, position = {}, 0
-    for path in files:
-        starts[str(path)] = position
-        position += int(counts.get(str(path), 0))
-    con.executemany("INSERT INTO file_starts VALUES (?, ?)", list(starts.items()))
-    return position
+def _no_rows(files: list[Path]) -> str:
+    where = str(files[0]) if len(files) == 1 else f"the {len(files)} files from {files[0].parent}"
+    return f"{where}: no data rows (only a header?); nothing to ingest, check the export"
 
 
 def _dayfirst(
@@ -305,29 +310,34 @@ def _stage_sql(
     """
 
 
-def _staged(staged: Path) -> str:
-    return f"read_parquet({quote_literal(str(staged))}, file_row_number=true)"
-
-
-def _transactions_sql(staged: Path, output_columns: list[str]) -> str:
+def _transactions_sql(output_columns: list[str]) -> str:
     return (
-        f"SELECT {', '.join(output_columns)} FROM {_staged(staged)}"
-        " WHERE reason IS NULL AND file_row_number NOT IN (SELECT position FROM duplicate_rows)"
+        f"SELECT {', '.join(output_columns)} FROM {STAGED}"
+        " WHERE reason IS NULL AND rowid NOT IN (SELECT position FROM duplicate_rows)"
     )
 
 
-def _quarantine_sql(staged: Path) -> str:
+def _quarantine_sql() -> str:
     """Rejected rows in file order, with the row number within their own file (1 = first)."""
+    join, row = rownumbers.yielded_row_sql("s")
     return f"""
-        SELECT s.source_file, s.file_row_number - f.start + 1 AS source_row,
-               CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
-                   AS reason,
-               s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount
-        FROM {_staged(staged)} s
-        JOIN file_starts f USING (source_file)
-        LEFT JOIN duplicate_rows d ON d.position = s.file_row_number
-        WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
-        ORDER BY s.file_row_number
+        SELECT source_file, source_row, reason, customer_id, order_id, raw_timestamp,
+               raw_amount, raw_line
+        FROM (
+            SELECT s.source_file, f.file_index, {row} AS source_row,
+                   CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
+                       AS reason,
+                   s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount,
+                   NULL::VARCHAR AS raw_line
+            FROM {STAGED} s {join}
+            LEFT JOIN duplicate_rows d ON d.position = s.rowid
+            WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
+            UNION ALL
+            SELECT r.source_file, f.file_index, r.source_row, 'malformed_line', NULL, NULL,
+                   NULL, NULL, r.line_text
+            FROM rejected_rows r JOIN file_starts f USING (source_file)
+        )
+        ORDER BY file_index, source_row
     """
 
 
