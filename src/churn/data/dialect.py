@@ -5,15 +5,19 @@ sample (a line with an extra field, a whitespace-only line, an unbalanced quote)
 makes it pick "one column" or "no quoting" for that whole file. So the dialect
 is decided once, from the first file holding data, by two sniffs:
 
-* a strict one, which also finds preamble lines to skip but gives up on a bad line;
-* a tolerant one (``ignore_errors``), which sees through a bad line but never skips.
+* a tolerant one (``ignore_errors``), which sees through a bad line but never skips;
+* a strict one, which finds preamble lines to skip but gives up on a bad line, used
+  only when the tolerant one sees a single column (a title line above the header).
 
-Whichever finds more columns wins (a bad line or a preamble can only hide
-columns). When the sniffer settles on "no quoting" although fields in the file
-start and end with a double quote, the quote was hidden by an unbalanced one and
-is put back. Explicit ``ingest.csv`` params always win. Every file is then read
-with this dialect, and its header is parsed by Python's csv module under it, so
-a line the dialect cannot split is a rejected line, not a different dialect.
+(Preferring whichever finds more columns would be wrong: a line with an extra field
+has more.) When the sniffer settles on "no quoting", the double quote is used
+anyway: an unbalanced quote in the sample is the usual reason, other files of the
+source may quote where the sniffed one did not, and reading with the quote costs
+nothing on unquoted fields (a quote inside a field, ``12" pizza``, stays text).
+Explicit ``ingest.csv`` params always win (``quote: ""`` reads quote marks as
+text). Every file is then read with this dialect, and its header is parsed by
+Python's csv module under it, so a line the dialect cannot split is a rejected
+line, not a different dialect.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from churn.data.rawfiles import RawFile
 from churn.errors import UserError
 
 _EMPTY = "(empty)"  # how sniff_csv spells "none"
-_QUOTE_PROBE_LINES = 2_000
 
 
 @dataclass(frozen=True)
@@ -95,17 +98,16 @@ def _sniff(
 
 def sniff(con: duckdb.DuckDBPyConnection, raw: RawFile, options: CsvOptions) -> Dialect:
     """The dialect of ``raw`` (params first, then the better of two sniffs)."""
-    found = [s for s in (_sniff(con, raw, options, t) for t in (True, False)) if s is not None]
-    if not found:
+    found = _sniff(con, raw, options, tolerant=True)
+    if found is None or found[4] < 2:
+        found = _sniff(con, raw, options, tolerant=False) or found
+    if found is None:
         raise UserError(
             f"cannot work out how {raw.path} is split into fields: set ingest.csv.delimiter"
             " and ingest.csv.quote"
         )
-    delimiter, quote, escape, skip, _ = max(found, key=lambda s: s[4])  # tolerant wins ties
-    if options.quote is None and not quote and _quoted_fields(raw.head, delimiter, skip):
-        quote = '"'
-    if options.quote is not None:
-        quote = options.quote
+    delimiter, quote, escape, skip, _ = found
+    quote = options.quote if options.quote is not None else (quote or '"')
     if quote and not escape:
         escape = quote  # RFC 4180: a quote inside a quoted field is doubled
     return Dialect(
@@ -116,15 +118,6 @@ def sniff(con: duckdb.DuckDBPyConnection, raw: RawFile, options: CsvOptions) -> 
         skip_rows=options.skip_rows or skip,
         encoding=options.encoding,
     )
-
-
-def _quoted_fields(head: str, delimiter: str, skip: int) -> bool:
-    """Do fields in the file's first lines start and end with a double quote?"""
-    lines = head.splitlines()[skip : skip + _QUOTE_PROBE_LINES]
-    if not lines or len(delimiter) != 1:
-        return False
-    rows = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-    return any(len(f) >= 2 and f[0] == f[-1] == '"' for row in rows for f in row)
 
 
 def _reader_args(dialect: Dialect) -> dict[str, Any]:
