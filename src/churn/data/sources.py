@@ -32,13 +32,14 @@ import pyarrow as pa
 
 from churn.config import CsvOptions
 from churn.data import rawfiles
-from churn.data.csvscan import FILE_COLUMN, ORD_COLUMN, CsvScan, open_csv
+from churn.data.csvscan import FILE_COLUMN, ORD_COLUMN, CsvScan, open_csv, rejected_lines
 from churn.errors import UserError
 
 __all__ = [
     "FILE_COLUMN",
     "ORD_COLUMN",
     "SourceTable",
+    "count_rejected_lines",
     "open_source",
     "quote_ident",
     "quote_literal",
@@ -235,6 +236,14 @@ def open_source(
     found = [str(row[0]) for row in described]
     columns = [c for c in found if c not in (FILE_COLUMN, ORD_COLUMN)]
     return SourceTable(relation, unordered, columns, files, kind, scan, keep)
+
+
+def count_rejected_lines(con: duckdb.DuckDBPyConnection, src: SourceTable) -> int:
+    """Lines the last read of a CSV source could not split (0 for Parquet and Excel)."""
+    if src.csv is None:
+        return 0
+    found = con.execute(f"SELECT count(*) FROM ({rejected_lines(con, src.csv)})").fetchone()
+    return int(found[0]) if found else 0
 
 
 def _one_line(exc: duckdb.Error) -> str:
