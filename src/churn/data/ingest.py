@@ -170,7 +170,8 @@ def ingest(
             stage = _stage_sql(src, columns, config, as_of, dayfirst)
             con.execute(f"CREATE TEMP TABLE {STAGED} AS {stage}")
         rejected = rejected_lines(con, src.csv) if src.csv is not None else _NO_REJECTS
-        rows_in = rownumbers.number_rows(con, STAGED, files, rejected)
+        counts = rownumbers.number_rows(con, STAGED, files, rejected)
+        rows_in = counts.rows_in
         if not rows_in:
             raise UserError(_no_rows(files))
         n_duplicates = duplicates.find_duplicates(con, STAGED)
@@ -181,7 +182,7 @@ def ingest(
             atomic_path(outputs.quarantine) as q_tmp,
         ):
             _copy(con, _transactions_sql(output_columns), tx_tmp)
-            _copy(con, _quarantine_sql(), q_tmp)
+            _copy(con, _quarantine_sql(counts.rejected > 0), q_tmp)
             report = _report(con, rows_in, tx_tmp, q_tmp)
             check_bad_fraction(report["reasons"], rows_in, config.max_bad_fraction)
     report.update(
@@ -317,21 +318,29 @@ def _transactions_sql(output_columns: list[str]) -> str:
     )
 
 
-def _quarantine_sql() -> str:
-    """Rejected rows in file order, with the row number within their own file (1 = first)."""
-    join, row = rownumbers.yielded_row_sql("s")
+def _quarantine_sql(with_rejected_lines: bool) -> str:
+    """Quarantined rows in file order, with the row number within their own file (1 = first).
+
+    Lines the CSV reader rejected are merged in by row number; without any, the staged
+    rows are already in file order (``rowid``).
+    """
+    join, row = rownumbers.yielded_row_sql("s", shifted=with_rejected_lines)
+    staged = f"""
+        SELECT s.source_file, f.file_index, {row} AS source_row,
+               CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
+                   AS reason,
+               s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount,
+               NULL::VARCHAR AS raw_line, s.rowid AS position
+        FROM {STAGED} s {join}
+        LEFT JOIN duplicate_rows d ON d.position = s.rowid
+        WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
+    """
+    columns = "source_file, source_row, reason, customer_id, order_id, raw_timestamp, raw_amount"
+    if not with_rejected_lines:
+        return f"SELECT {columns}, raw_line FROM ({staged}) ORDER BY position"
     return f"""
-        SELECT source_file, source_row, reason, customer_id, order_id, raw_timestamp,
-               raw_amount, raw_line
-        FROM (
-            SELECT s.source_file, f.file_index, {row} AS source_row,
-                   CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
-                       AS reason,
-                   s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount,
-                   NULL::VARCHAR AS raw_line
-            FROM {STAGED} s {join}
-            LEFT JOIN duplicate_rows d ON d.position = s.rowid
-            WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
+        SELECT {columns}, raw_line FROM (
+            SELECT * EXCLUDE (position) FROM ({staged})
             UNION ALL
             SELECT r.source_file, f.file_index, r.source_row, 'malformed_line', NULL, NULL,
                    NULL, NULL, r.line_text

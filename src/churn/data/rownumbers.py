@@ -14,15 +14,22 @@ yielded rows that really follow them, never before a row that precedes it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 
+@dataclass(frozen=True)
+class RowCounts:
+    rows_in: int  # every row of every file, rejected lines included
+    rejected: int  # lines the reader rejected
+
+
 def number_rows(
     con: duckdb.DuckDBPyConnection, staged: str, files: list[Path], rejected: str
-) -> int:
-    """Fill three temp tables and return the number of rows in all files.
+) -> RowCounts:
+    """Fill three temp tables and count the rows in all files.
 
     * ``file_starts(source_file, file_index, start, yielded)``: where each file's rows
       begin in ``staged`` (a table whose ``rowid`` follows file order);
@@ -81,14 +88,21 @@ def number_rows(
         """
     )
     found = con.execute("SELECT count(*) FROM rejected_rows").fetchone()
-    return position + (int(found[0]) if found else 0)
+    rejected_count = int(found[0]) if found else 0
+    return RowCounts(position + rejected_count, rejected_count)
 
 
-def yielded_row_sql(staged_alias: str) -> tuple[str, str]:
-    """(JOIN clause, row-number SQL) numbering a ``staged`` row within its file."""
+def yielded_row_sql(staged_alias: str, shifted: bool) -> tuple[str, str]:
+    """(JOIN clause, row-number SQL) numbering a ``staged`` row within its file.
+
+    ``shifted`` adds the move past rejected lines (an ASOF join, which costs a sort of
+    the rows; without rejected lines it is skipped).
+    """
     k = f"({staged_alias}.rowid - f.start + 1)"
-    join = (
-        f" JOIN file_starts f ON f.source_file = {staged_alias}.source_file"
+    join = f" JOIN file_starts f ON f.source_file = {staged_alias}.source_file"
+    if not shifted:
+        return join, k
+    join += (
         f" ASOF LEFT JOIN row_shifts rs"
         f" ON rs.source_file = {staged_alias}.source_file AND {k} > rs.after"
     )
