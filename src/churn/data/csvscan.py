@@ -40,6 +40,7 @@ class CsvScan:
     dialect: dialects.Dialect
     reject_tables: list[tuple[str, str]]  # (rejects_table, rejects_scan) per run of files
     renamed: dict[str, str]  # path the reader opened -> path the user named
+    rows_estimate: int
 
 
 def _ident(name: str) -> str:
@@ -116,7 +117,13 @@ def open_csv(
         for i, read in enumerate(reads)
     )
     return CsvScan(
-        _renaming(scan, renamed), _renaming(ordered, renamed), columns, dialect, tables, renamed
+        _renaming(scan, renamed),
+        _renaming(ordered, renamed),
+        columns,
+        dialect,
+        tables,
+        renamed,
+        sum(r.rows_estimate for r in raws),
     )
 
 

@@ -6,8 +6,8 @@ first hashes whose value repeats are found by sorting them in NumPy (SIMD sorts 
 several times faster than a DuckDB GROUP BY over millions of distinct keys), a
 slice of the hash range at a time so memory stays bounded; only the rows whose
 first hash repeats (usually almost none) are then compared on both in DuckDB.
-"First" is the lowest position (``rowid``) in the staged table, i.e. the first in
-file order.
+"First" is the lowest ``position`` among the staged rows, i.e. the first in file
+order (churn.data.staging).
 """
 
 from __future__ import annotations
@@ -57,11 +57,11 @@ def _repeated_hashes(con: duckdb.DuckDBPyConnection, source: str) -> np.ndarray:
 def find_duplicates(con: duckdb.DuckDBPyConnection, staged: str) -> int:
     """Fill temp table ``duplicate_rows(position)`` with every later copy; return its size.
 
-    ``staged`` names a table with ``line_hash``, ``line_hash2`` and ``reason`` whose
-    ``rowid`` follows file order; a row's position is its ``rowid``.
+    ``staged`` names a relation with ``position`` (in file order), ``line_hash``,
+    ``line_hash2`` and ``reason``.
     """
     source = (
-        f"(SELECT rowid AS position, line_hash, line_hash2 FROM {quote_ident(staged)}"
+        f"(SELECT position, line_hash, line_hash2 FROM {quote_ident(staged)}"
         f" WHERE reason IS DISTINCT FROM {quote_literal(NOT_A_LINE)})"
     )
     con.register("repeated_hashes", pd.DataFrame({"line_hash": _repeated_hashes(con, source)}))

@@ -4,14 +4,10 @@ Everything runs in DuckDB, streaming and on all cores, so a multi-GB CSV never
 lands in pandas:
 
 1. *stage*: read the source as text, parse every cell (``churn.data.parsing``),
-   name the first rule a row breaks (``churn.data.quarantine``) and keep it all
-   in a DuckDB temp table (in memory, spilling to the scratch folder past
-   ``ingest.memory_limit``: several times cheaper than writing Parquet). With
-   ``preserve_insertion_order`` the table's ``rowid`` follows scan order (files in
-   list order, rows in file order) even when DuckDB reads in parallel, so a row's
-   position is exact, which ``row_number() OVER (...)`` without an ORDER BY does
-   not promise. Lines the CSV reader cannot split are set aside by the reader
-   (``churn.data.csvscan``) and numbered among their file's rows
+   name the first rule a row breaks (``churn.data.quarantine``) and keep it all,
+   in file order, in memory or in a scratch Parquet file (``churn.data.staging``),
+   so a row's position is exact. Lines the CSV reader cannot split are set aside
+   by the reader (``churn.data.csvscan``) and numbered among their file's rows
    (``churn.data.rownumbers``);
 2. *duplicates*: find later copies of repeated lines by position
    (``churn.data.duplicates``);
@@ -42,7 +38,7 @@ import pandas as pd
 
 from churn.atomic import atomic_path
 from churn.config import IngestConfig
-from churn.data import duplicates, parsing, rownumbers
+from churn.data import duplicates, parsing, rownumbers, staging
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
 from churn.data.csvscan import forget_rejects, rejected_lines
 from churn.data.quarantine import MALFORMED_REASONS, POLICY_REASONS, Rules, check_bad_fraction
@@ -74,7 +70,6 @@ QUARANTINE_COLUMNS = [
     "raw_amount",
     "raw_line",  # the text of a line the CSV reader could not split (malformed_line)
 ]
-STAGED = "staged"
 __all__ = [
     "CANONICAL_COLUMNS",
     "MALFORMED_REASONS",
@@ -167,14 +162,15 @@ def ingest(
             log.info("ingest: staging %d file(s)", len(files))
             if src.csv is not None:
                 forget_rejects(con, src.csv)  # the sample above may have rejected lines too
+            in_memory = staging.fits_in_memory(con, src.rows_estimate)
             stage = _stage_sql(src, columns, config, as_of, dayfirst)
-            con.execute(f"CREATE TEMP TABLE {STAGED} AS {stage}")
+            staging.stage(con, stage, scratch, in_memory)
         rejected = rejected_lines(con, src.csv) if src.csv is not None else _NO_REJECTS
-        counts = rownumbers.number_rows(con, STAGED, files, rejected)
+        counts = rownumbers.number_rows(con, staging.STAGED, files, rejected)
         rows_in = counts.rows_in
         if not rows_in:
             raise UserError(_no_rows(files))
-        n_duplicates = duplicates.find_duplicates(con, STAGED)
+        n_duplicates = duplicates.find_duplicates(con, staging.STAGED)
         log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
         output_columns = CANONICAL_COLUMNS + [c for c in OPTIONAL_COLUMNS if columns.get(c)]
         with (
@@ -218,7 +214,7 @@ def _dayfirst(
         return bool(config.dayfirst), "timestamp_format"
     if config.dayfirst is not None:
         return config.dayfirst, "params"
-    detected = parsing.detect_dayfirst(con, src.relation, column)
+    detected = parsing.detect_dayfirst(con, src.unordered, column)  # the first rows, in order
     return (True, "default") if detected is None else (detected, "data")
 
 
@@ -313,8 +309,8 @@ def _stage_sql(
 
 def _transactions_sql(output_columns: list[str]) -> str:
     return (
-        f"SELECT {', '.join(output_columns)} FROM {STAGED}"
-        " WHERE reason IS NULL AND rowid NOT IN (SELECT position FROM duplicate_rows)"
+        f"SELECT {', '.join(output_columns)} FROM {staging.STAGED}"
+        " WHERE reason IS NULL AND position NOT IN (SELECT position FROM duplicate_rows)"
     )
 
 
@@ -322,7 +318,7 @@ def _quarantine_sql(with_rejected_lines: bool) -> str:
     """Quarantined rows in file order, with the row number within their own file (1 = first).
 
     Lines the CSV reader rejected are merged in by row number; without any, the staged
-    rows are already in file order (``rowid``).
+    rows are already in file order (``position``), which the filter and joins keep.
     """
     join, row = rownumbers.yielded_row_sql("s", shifted=with_rejected_lines)
     staged = f"""
@@ -330,9 +326,9 @@ def _quarantine_sql(with_rejected_lines: bool) -> str:
                CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
                    AS reason,
                s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount,
-               NULL::VARCHAR AS raw_line, s.rowid AS position
-        FROM {STAGED} s {join}
-        LEFT JOIN duplicate_rows d ON d.position = s.rowid
+               NULL::VARCHAR AS raw_line, s.position
+        FROM {staging.STAGED} s {join}
+        LEFT JOIN duplicate_rows d ON d.position = s.position
         WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
     """
     columns = "source_file, source_row, reason, customer_id, order_id, raw_timestamp, raw_amount"

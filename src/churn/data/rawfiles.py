@@ -40,6 +40,7 @@ class RawFile:
     path: Path  # as the user named it: what the quarantine and the messages show
     read_path: Path  # what the reader opens (a copy with LF endings, or the file itself)
     head: str  # the start of the file, decoded (BOM removed)
+    rows_estimate: int  # its size over the head's bytes per line
 
 
 def _open(path: Path) -> BinaryIO:
@@ -147,13 +148,25 @@ def inspect(path: Path, encoding: str, scratch: Path) -> RawFile:
         size = "0 bytes" if not head else "only blank lines"
         raise UserError(f"file is empty: {path} ({size}); remove it or export it again")
     text = _decode(path, head, encoding)
+    rows = _size(path, head) * max(1, head.count(b"\n")) // len(head)
     # UTF-16 line ends are two-byte units; only ASCII-based encodings are rewritten here.
     if encoding == "utf-16" or not _mixed_line_endings(path, head):
-        return RawFile(path, path, text)
+        return RawFile(path, path, text, rows)
     scratch.mkdir(parents=True, exist_ok=True)
     copy = scratch / f"{len(list(scratch.iterdir()))}-{path.name.removesuffix('.gz')}"
     _with_lf_endings(path, copy)
-    return RawFile(path, copy, text.replace("\r\n", "\n"))
+    return RawFile(path, copy, text.replace("\r\n", "\n"), rows)
+
+
+def _size(path: Path, head: bytes) -> int:
+    """The file's size once decompressed (gzip keeps it, modulo 4 GiB, in its last bytes)."""
+    size = path.stat().st_size
+    if path.suffix.lower() != ".gz":
+        return size
+    with path.open("rb") as stream:
+        stream.seek(-4, 2)
+        stored = int.from_bytes(stream.read(4), "little")
+    return max(stored, len(head), size * 4 if stored < size else 0)
 
 
 def check_not_empty(path: Path) -> None:

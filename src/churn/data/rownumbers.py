@@ -32,7 +32,7 @@ def number_rows(
     """Fill three temp tables and count the rows in all files.
 
     * ``file_starts(source_file, file_index, start, yielded)``: where each file's rows
-      begin in ``staged`` (a table whose ``rowid`` follows file order);
+      begin in ``staged`` (rows in file order, numbered by ``position`` from 0);
     * ``rejected_rows(source_file, source_row, line_text)``: one row per rejected line;
     * ``row_shifts(source_file, after, shift)``: a yielded row numbered ``k`` within
       its file moves down by the ``shift`` of the largest ``after`` below ``k``.
@@ -98,7 +98,7 @@ def yielded_row_sql(staged_alias: str, shifted: bool) -> tuple[str, str]:
     ``shifted`` adds the move past rejected lines (an ASOF join, which costs a sort of
     the rows; without rejected lines it is skipped).
     """
-    k = f"({staged_alias}.rowid - f.start + 1)"
+    k = f"({staged_alias}.position - f.start + 1)"
     join = f" JOIN file_starts f ON f.source_file = {staged_alias}.source_file"
     if not shifted:
         return join, k

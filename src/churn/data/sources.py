@@ -71,6 +71,7 @@ class SourceTable:
     kind: Kind
     csv: CsvScan | None = None  # how CSV files are read, and where rejected lines land
     keep: object = None  # a temporary folder the reader needs while the source is in use
+    rows_estimate: int = 0  # roughly how many rows the files hold (to plan the staging)
 
 
 def quote_ident(name: str) -> str:
@@ -214,10 +215,13 @@ def open_source(
     kind = _kind(files, key)
     keep: object = None
     scan: CsvScan | None = None
+    rows = 0
     if kind == "excel":
         for path in files:
             rawfiles.check_not_empty(path)
-        con.register(f"{name}_excel", _excel_table(files, excel_sheet))
+        table = _excel_table(files, excel_sheet)
+        rows = table.num_rows
+        con.register(f"{name}_excel", table)
         relation = unordered = f"{name}_excel"
     elif kind == "csv":
         if scratch is None:
@@ -225,17 +229,22 @@ def open_source(
             scratch = Path(keep.name)
         with reading(files):
             scan = open_csv(con, files, csv, scratch / name, name)
-        relation, unordered = scan.ordered, scan.scan
+        relation, unordered, rows = scan.ordered, scan.scan, scan.rows_estimate
     else:
         for path in files:
             rawfiles.check_not_empty(path)
         parquet = _parquet_scan(files)
         relation, unordered = _ordered(parquet), f"(SELECT * FROM {parquet})"
+        with reading(files):
+            counted = con.execute(
+                f"SELECT sum(num_rows) FROM parquet_file_metadata({_listing(files)})"
+            ).fetchone()
+        rows = int(counted[0] or 0) if counted else 0
     with reading(files):
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     found = [str(row[0]) for row in described]
     columns = [c for c in found if c not in (FILE_COLUMN, ORD_COLUMN)]
-    return SourceTable(relation, unordered, columns, files, kind, scan, keep)
+    return SourceTable(relation, unordered, columns, files, kind, scan, keep, rows)
 
 
 def count_rejected_lines(con: duckdb.DuckDBPyConnection, src: SourceTable) -> int:
