@@ -81,7 +81,9 @@ def _decode(path: Path, head: bytes, encoding: str) -> str:
         )
     if encoding == "latin-1" and bom is None and _is_utf8_text(head):
         raise UserError(f"{path} is UTF-8 (read as latin-1, 'é' would become 'Ã©'): {key}: utf-8")
-    codec = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}[encoding]
+    # Without a byte order mark DuckDB reads UTF-16 as little-endian, and so does this.
+    utf16 = "utf-16" if bom else "utf-16-le"
+    codec = {"utf-8": "utf-8-sig", "utf-16": utf16, "latin-1": "latin-1"}[encoding]
     try:
         return codecs.getincrementaldecoder(codec)().decode(head, final=False)
     except UnicodeDecodeError as exc:
