@@ -164,7 +164,7 @@ def test_file_that_collapses_to_one_column_is_named(
     assert code == 2
     assert _one_error(errors) == (
         f"churn: error: {folder / '2024-01-02.csv'} reads as one column with the delimiter ','"
-        " the other files use (its first line is"
+        " of 2024-01-01.csv (its first line is"
         " 'Invoice;InvoiceDate;CustomerID;Amount;Country'); export it like the others or"
         " set ingest.csv.delimiter"
     )

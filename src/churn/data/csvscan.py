@@ -28,6 +28,10 @@ ORD_COLUMN = "__ord"
 _RUN_BITS = 40  # room for 10^12 rows per run of files
 # The reader's words for a line that is not text in the chosen encoding: a params error.
 ENCODING_ERROR = "INVALID ENCODING"
+NO_REJECTED_LINES = (
+    "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS record, NULL::BIGINT AS part,"
+    " NULL::VARCHAR AS line_text WHERE false"
+)
 
 
 @dataclass(frozen=True)
@@ -51,16 +55,18 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _check_columns(raw: rawfiles.RawFile, record: list[str], expected: int, d: str) -> None:
+def _check_columns(
+    raw: rawfiles.RawFile, record: list[str], sniffed: rawfiles.RawFile, d: dialects.Dialect
+) -> None:
     """A file that splits into one column while the dialect says more was written another way."""
     if len(record) > 1:
         return
     shown = (record[0] if record else "")[:80].encode("unicode_escape").decode("ascii")
-    if expected > 1:
+    if raw is not sniffed:
         raise UserError(
-            f"{raw.path} reads as one column with the delimiter {d!r} the other files use"
-            f" (its first line is {shown!r}); export it like the others or set"
-            " ingest.csv.delimiter"
+            f"{raw.path} reads as one column with the delimiter {d.delimiter!r} of"
+            f" {sniffed.path.name} (its first line is {shown!r}); export it like the others"
+            " or set ingest.csv.delimiter"
         )
     raise UserError(
         f"{raw.path} reads as one column (its first line is {shown!r}): set"
@@ -87,11 +93,10 @@ def open_csv(
     raws = [rawfiles.inspect(path, options.encoding, scratch / "lf") for path in files]
     first = _first_with_data(raws, options.skip_rows)
     dialect = dialects.sniff(con, first, options)
-    names_of = {}
-    expected = len(dialects.first_record(first, dialect))
+    names_of: dict[Path, list[str]] = {}
     for raw in raws:
         record = dialects.first_record(raw, dialect)
-        _check_columns(raw, record, expected, dialect.delimiter)
+        _check_columns(raw, record, first, dialect)
         names_of[raw.path] = dialects.column_names(record, dialect.header)
     runs = [list(run) for _, run in itertools.groupby(raws, key=lambda r: names_of[r.path])]
     reads, tables, columns = [], [], []
@@ -166,10 +171,7 @@ def rejected_lines(con: duckdb.DuckDBPyConnection, csv_scan: CsvScan) -> str:
             " ON e.scan_id = s.scan_id AND e.file_id = s.file_id GROUP BY ALL"
         )
     if not parts:
-        return (
-            "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS record,"
-            " NULL::BIGINT AS part, NULL::VARCHAR AS line_text WHERE false"
-        )
+        return NO_REJECTED_LINES
     renamed = _renaming(" UNION ALL ".join(parts), csv_scan.renamed)
     rejected = f"SELECT {FILE_COLUMN} AS source_file, * EXCLUDE ({FILE_COLUMN}) FROM {renamed}"
     bad = con.execute(

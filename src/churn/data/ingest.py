@@ -40,7 +40,7 @@ from churn.atomic import atomic_path
 from churn.config import IngestConfig
 from churn.data import duplicates, parsing, rownumbers, staging
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
-from churn.data.csvscan import forget_rejects, rejected_lines
+from churn.data.csvscan import NO_REJECTED_LINES, forget_rejects, rejected_lines
 from churn.data.quarantine import MALFORMED_REASONS, POLICY_REASONS, Rules, check_bad_fraction
 from churn.data.quarantine import is_cancellation as cancellation_sql
 from churn.data.quarantine import reason as reason_sql
@@ -165,7 +165,7 @@ def ingest(
             in_memory = staging.fits_in_memory(con, src.rows_estimate)
             stage = _stage_sql(src, columns, config, as_of, dayfirst)
             staging.stage(con, stage, scratch, in_memory)
-        rejected = rejected_lines(con, src.csv) if src.csv is not None else _NO_REJECTS
+        rejected = rejected_lines(con, src.csv) if src.csv is not None else NO_REJECTED_LINES
         counts = rownumbers.number_rows(con, staging.STAGED, files, rejected)
         rows_in = counts.rows_in
         if not rows_in:
@@ -189,12 +189,6 @@ def ingest(
         cancellations=config.cancellations,
     )
     return IngestResult(report=report, outputs=outputs)
-
-
-_NO_REJECTS = (
-    "SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS record, NULL::BIGINT AS part,"
-    " NULL::VARCHAR AS line_text WHERE false"
-)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
