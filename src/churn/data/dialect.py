@@ -101,6 +101,8 @@ def sniff(con: duckdb.DuckDBPyConnection, raw: RawFile, options: CsvOptions) -> 
     found = _sniff(con, raw, options, tolerant=True)
     if found is None or found[4] < 2:
         found = _sniff(con, raw, options, tolerant=False) or found
+    if found is None and options.delimiter is not None:
+        found = (options.delimiter, "", "", 0, 0)  # e.g. a line past max_line_size: read anyway
     if found is None:
         raise UserError(
             f"cannot work out how {raw.path} is split into fields: set ingest.csv.delimiter"

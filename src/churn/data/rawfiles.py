@@ -146,8 +146,9 @@ def _with_lf_endings(path: Path, target: Path) -> None:
 def inspect(path: Path, encoding: str, scratch: Path) -> RawFile:
     """Check one CSV file's bytes; a file with mixed line endings gets an LF copy in scratch."""
     head = _read_head(path)
-    if not head.strip(b" \t\r\n"):
-        size = "0 bytes" if not head else "only blank lines"
+    bom = next((b for b in _BOMS if head.startswith(b)), b"")
+    if not head[len(bom) :].strip(b" \t\r\n\x00"):
+        size = "0 bytes" if not head else "nothing but blank space"
         raise UserError(f"file is empty: {path} ({size}); remove it or export it again")
     text = _decode(path, head, encoding)
     rows = _size(path, head) * max(1, head.count(b"\n")) // len(head)
