@@ -97,7 +97,8 @@ def _sniff(
 
 
 def sniff(con: duckdb.DuckDBPyConnection, raw: RawFile, options: CsvOptions) -> Dialect:
-    """The dialect of ``raw`` (params first, then the better of two sniffs)."""
+    """The dialect of ``raw``: params first, then the tolerant sniff (the strict one when
+    the tolerant one sees a single column)."""
     found = _sniff(con, raw, options, tolerant=True)
     if found is None or found[4] < 2:
         found = _sniff(con, raw, options, tolerant=False) or found
