@@ -18,7 +18,14 @@ from churn.atomic import atomic_path
 from churn.config import CsvOptions, CustomersConfig
 from churn.data import parsing, session
 from churn.data.columns import CUSTOMER_ALIASES, resolve_columns, shown
-from churn.data.sources import ORD_COLUMN, open_source, quote_literal, reading, resolve_sources
+from churn.data.sources import (
+    ORD_COLUMN,
+    count_rejected_lines,
+    open_source,
+    quote_literal,
+    reading,
+    resolve_sources,
+)
 from churn.errors import UserError
 
 CUSTOMER_COLUMNS = ["customer_id", "email", "name", "country", "marketing_consent"]
@@ -76,6 +83,7 @@ def ingest_customers(
                 " ORDER BY customer_id",
                 target,
             )
+            malformed = count_rejected_lines(con, src)  # lines the CSV reader could not split
             counts = con.execute(
                 "SELECT count(*), count(*) FILTER (WHERE customer_id IS NULL),"
                 " count(DISTINCT customer_id) FROM customers_in"
@@ -91,6 +99,7 @@ def ingest_customers(
         "rows_out": distinct,
         "missing_id": missing_id,
         "duplicate_id": rows_in - missing_id - distinct,
+        "malformed_lines": malformed,
     }
 
 

@@ -4,11 +4,11 @@ Everything runs in DuckDB, streaming and on all cores, so a multi-GB CSV never
 lands in pandas:
 
 1. *stage*: read the source as text, parse every cell (``churn.data.parsing``),
-   name the first rule a row breaks (``churn.data.quarantine``) and write it all
-   to a staging Parquet file. With ``preserve_insertion_order`` DuckDB's COPY
-   writes rows in scan order (files in list order, rows in file order) even when
-   it reads in parallel, so a row's position in the staged file is exact, which
-   ``row_number() OVER (...)`` without an ORDER BY does not promise;
+   name the first rule a row breaks (``churn.data.quarantine``) and keep it all,
+   in file order, in memory or in a scratch Parquet file (``churn.data.staging``),
+   so a row's position is exact. Lines the CSV reader cannot split are set aside
+   by the reader (``churn.data.csvscan``) and numbered among their file's rows
+   (``churn.data.rownumbers``);
 2. *duplicates*: find later copies of repeated lines by position
    (``churn.data.duplicates``);
 3. *split*: copy clean rows to the transactions file and the rest, with their
@@ -38,8 +38,9 @@ import pandas as pd
 
 from churn.atomic import atomic_path
 from churn.config import IngestConfig
-from churn.data import duplicates, parsing, session
+from churn.data import duplicates, parsing, rownumbers, session, staging
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
+from churn.data.csvscan import NO_REJECTED_LINES, forget_rejects, rejected_lines
 from churn.data.quarantine import (
     MALFORMED_REASONS,
     POLICY_REASONS,
@@ -73,6 +74,7 @@ QUARANTINE_COLUMNS = [
     "order_id",
     "raw_timestamp",
     "raw_amount",
+    "raw_line",  # the text of a line the CSV reader could not split (malformed_line)
 ]
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -88,8 +90,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class IngestOutputs:
+    """Where ingest writes. ``staged``: the paths are already private temporary files
+    that the caller publishes (the `ingest` stage renames all its outputs together),
+    so ingest writes them directly instead of through its own rename."""
+
     transactions: Path
     quarantine: Path
+    staged: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,28 +171,36 @@ def ingest(
     )
     log.info("ingest: plausible timestamps %s to before %s", plausible.earliest, plausible.before)
     with connect(config.memory_limit) as (con, scratch):
-        src = open_source(con, files, config.csv, config.excel_sheet)
+        src = open_source(con, files, config.csv, config.excel_sheet, scratch=scratch)
         columns = resolve_columns(
             src.columns, config.columns.model_dump(), TRANSACTION_ALIASES, "ingest.columns"
         )
         require(columns, src.columns, "ingest.columns")
         timestamp_column = columns["timestamp"]
         assert timestamp_column is not None
-        staged = scratch / "staged.parquet"
         with reading(files):
             dayfirst, dayfirst_from = _dayfirst(con, src, timestamp_column, config)
             log.info("ingest: staging %d file(s)", len(files))
-            _copy(con, _stage_sql(src, columns, config, as_of, dayfirst, plausible), staged)
-        rows_in = _file_starts(con, staged, files)
-        n_duplicates = duplicates.find_duplicates(con, str(staged))
-        log.info("ingest: %s rows staged, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
+            if src.csv is not None:
+                forget_rejects(con, src.csv)  # the sample above may have rejected lines too
+            in_memory = staging.fits_in_memory(con, src.rows_estimate)
+            stage = _stage_sql(src, columns, config, as_of, dayfirst, plausible)
+            staging.stage(con, stage, scratch, in_memory)
+        rejected = rejected_lines(con, src.csv) if src.csv is not None else NO_REJECTED_LINES
+        counts = rownumbers.number_rows(con, staging.STAGED, files, rejected)
+        rows_in = counts.rows_in
+        if not rows_in:
+            raise UserError(_no_rows(files))
+        n_duplicates = duplicates.find_duplicates(con, staging.STAGED)
+        log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
         output_columns = CANONICAL_COLUMNS + [c for c in OPTIONAL_COLUMNS if columns.get(c)]
+        writer = _written_directly if outputs.staged else atomic_path
         with (
-            atomic_path(outputs.transactions) as tx_tmp,
-            atomic_path(outputs.quarantine) as q_tmp,
+            writer(outputs.transactions) as tx_tmp,
+            writer(outputs.quarantine) as q_tmp,
         ):
-            _copy(con, _transactions_sql(staged, output_columns), tx_tmp)
-            _copy(con, _quarantine_sql(staged), q_tmp)
+            _copy(con, _transactions_sql(output_columns), tx_tmp)
+            _copy(con, _quarantine_sql(counts.rejected > 0), q_tmp)
             report = _report(con, rows_in, tx_tmp, q_tmp)
             check_bad_fraction(report["reasons"], rows_in, config.max_bad_fraction)
     report.update(
@@ -198,26 +213,18 @@ def ingest(
     return IngestResult(report=report, outputs=outputs)
 
 
+@contextlib.contextmanager
+def _written_directly(target: Path) -> Iterator[Path]:
+    yield target
+
+
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
     con.execute(f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet)")
 
 
-def _file_starts(con: duckdb.DuckDBPyConnection, staged: Path, files: list[Path]) -> int:
-    """Temp table ``file_starts``: where each file's rows begin in the staged file (files
-    were read in list order); returns the number of rows in all files."""
-    counts = dict(
-        con.execute(
-            "SELECT source_file, count(*) FROM read_parquet(?) GROUP BY source_file",
-            [str(staged)],
-        ).fetchall()
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE file_starts (source_file VARCHAR, start BIGINT)")
-    starts, position = {}, 0
-    for path in files:
-        starts[str(path)] = position
-        position += int(counts.get(str(path), 0))
-    con.executemany("INSERT INTO file_starts VALUES (?, ?)", list(starts.items()))
-    return position
+def _no_rows(files: list[Path]) -> str:
+    where = str(files[0]) if len(files) == 1 else f"the {len(files)} files from {files[0].parent}"
+    return f"{where}: no data rows (only a header?); nothing to ingest, check the export"
 
 
 def _dayfirst(
@@ -228,7 +235,7 @@ def _dayfirst(
         return bool(config.dayfirst), "timestamp_format"
     if config.dayfirst is not None:
         return config.dayfirst, "params"
-    detected = parsing.detect_dayfirst(con, src.relation, column)
+    detected = parsing.detect_dayfirst(con, src.unordered, column)  # the first rows, in order
     return (True, "default") if detected is None else (detected, "data")
 
 
@@ -327,29 +334,42 @@ def _stage_sql(
     """
 
 
-def _staged(staged: Path) -> str:
-    return f"read_parquet({quote_literal(str(staged))}, file_row_number=true)"
-
-
-def _transactions_sql(staged: Path, output_columns: list[str]) -> str:
+def _transactions_sql(output_columns: list[str]) -> str:
     return (
-        f"SELECT {', '.join(output_columns)} FROM {_staged(staged)}"
-        " WHERE reason IS NULL AND file_row_number NOT IN (SELECT position FROM duplicate_rows)"
+        f"SELECT {', '.join(output_columns)} FROM {staging.STAGED}"
+        " WHERE reason IS NULL AND position NOT IN (SELECT position FROM duplicate_rows)"
     )
 
 
-def _quarantine_sql(staged: Path) -> str:
-    """Rejected rows in file order, with the row number within their own file (1 = first)."""
-    return f"""
-        SELECT s.source_file, s.file_row_number - f.start + 1 AS source_row,
+def _quarantine_sql(with_rejected_lines: bool) -> str:
+    """Quarantined rows in file order, with the row number within their own file (1 = first).
+
+    Lines the CSV reader rejected are merged in by row number; without any, the staged
+    rows are already in file order (``position``), which the filter and joins keep.
+    """
+    join, row = rownumbers.yielded_row_sql("s", shifted=with_rejected_lines)
+    staged = f"""
+        SELECT s.source_file, f.file_index, {row} AS source_row,
                CASE WHEN d.position IS NOT NULL THEN 'duplicate_line' ELSE s.reason END
                    AS reason,
-               s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount
-        FROM {_staged(staged)} s
-        JOIN file_starts f USING (source_file)
-        LEFT JOIN duplicate_rows d ON d.position = s.file_row_number
+               s.customer_id, s.order_id, s.raw_timestamp, s.raw_amount,
+               NULL::VARCHAR AS raw_line, s.position
+        FROM {staging.STAGED} s {join}
+        LEFT JOIN duplicate_rows d ON d.position = s.position
         WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
-        ORDER BY s.file_row_number
+    """
+    columns = "source_file, source_row, reason, customer_id, order_id, raw_timestamp, raw_amount"
+    if not with_rejected_lines:
+        return f"SELECT {columns}, raw_line FROM ({staged}) ORDER BY position"
+    return f"""
+        SELECT {columns}, raw_line FROM (
+            SELECT * EXCLUDE (position) FROM ({staged})
+            UNION ALL
+            SELECT r.source_file, f.file_index, r.source_row, 'malformed_line', NULL, NULL,
+                   NULL, NULL, r.line_text
+            FROM rejected_rows r JOIN file_starts f USING (source_file)
+        )
+        ORDER BY file_index, source_row
     """
 
 

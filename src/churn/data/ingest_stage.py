@@ -48,7 +48,7 @@ def run_ingest_stage(
         customers_tmp = publish.enter_context(atomic_path(targets.customers))
         quarantine_tmp = publish.enter_context(atomic_path(targets.quarantine))
         transactions_tmp = publish.enter_context(atomic_path(targets.transactions))
-        outputs = IngestOutputs(transactions=transactions_tmp, quarantine=quarantine_tmp)
+        outputs = IngestOutputs(transactions_tmp, quarantine_tmp, staged=True)
         report = dict(ingest(source, config, as_of, outputs).report)
         report["customers_table"] = ingest_customers(
             config.customers, config.csv, customers_tmp, null_values=config.null_values

@@ -17,6 +17,7 @@ from churn.data.sources import quote_ident, quote_literal
 from churn.errors import UserError
 
 MALFORMED_REASONS = (
+    "malformed_line",  # a line the CSV reader could not split into the header's columns
     "duplicate_line",
     "unparseable_timestamp",
     "implausible_timestamp",
@@ -139,6 +140,8 @@ def check_bad_fraction(reasons: Mapping[str, int], rows_in: int, max_bad_fractio
         )
     elif reasons.get("non_numeric_amount", 0) * 2 >= bad:
         hint = " (set ingest.decimal_separator or ingest.columns.amount if amounts are readable)"
+    elif reasons.get("malformed_line", 0) * 2 >= bad:
+        hint = " (see raw_line in the quarantine; set ingest.csv.delimiter or quote if it is wrong)"
     raise UserError(
         f"{bad:,} of {rows_in:,} rows ({bad / rows_in:.1%}) are malformed ({detail}), above"
         f" ingest.max_bad_fraction={max_bad_fraction}{hint}; nothing was written"

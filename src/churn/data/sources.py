@@ -3,15 +3,17 @@
 Every source becomes the same thing: a DuckDB relation over the original columns
 plus ``__file`` (the file a row came from), in two flavours. ``unordered`` lets
 DuckDB read in parallel; the transactions ingest gets exact row positions from it
-by writing it with COPY under ``preserve_insertion_order`` (churn.data.ingest).
-``relation`` adds ``__ord``, the row's position in the files read one after
-another, from ``WITH ORDINALITY`` (a streaming window, in scan order, but on one
-core), for small tables such as the customer master. Downstream code never cares
-about the format.
+by materialising it under ``preserve_insertion_order`` (churn.data.ingest).
+``relation`` adds ``__ord``, increasing with the row's position in the files read
+one after another, from ``WITH ORDINALITY`` (a streaming window, in scan order,
+but on one core), for small tables such as the customer master. Downstream code
+never cares about the format.
 
-CSV is read by DuckDB as text (``all_varchar``) so that a bad cell becomes one
-quarantined row rather than a failed or silently coerced column, and so that a
-multi-GB export streams instead of landing in pandas.
+CSV is read by DuckDB as text (every column VARCHAR) so that a bad cell becomes
+one quarantined row rather than a failed or silently coerced column, and so that
+a multi-GB export streams instead of landing in pandas; every file of a source
+is read with one dialect, and lines that dialect cannot split are kept aside
+(``churn.data.csvscan``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import glob
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +31,21 @@ import duckdb
 import pyarrow as pa
 
 from churn.config import CsvOptions
+from churn.data import rawfiles
+from churn.data.csvscan import FILE_COLUMN, ORD_COLUMN, CsvScan, open_csv, rejected_lines
 from churn.errors import UserError
 
-FILE_COLUMN = "__file"
-ORD_COLUMN = "__ord"
+__all__ = [
+    "FILE_COLUMN",
+    "ORD_COLUMN",
+    "SourceTable",
+    "count_rejected_lines",
+    "open_source",
+    "quote_ident",
+    "quote_literal",
+    "reading",
+    "resolve_sources",
+]
 
 Kind = Literal["csv", "parquet", "excel"]
 _KINDS: dict[str, Kind] = {
@@ -55,6 +69,9 @@ class SourceTable:
     columns: list[str]
     files: list[Path]
     kind: Kind
+    csv: CsvScan | None = None  # how CSV files are read, and where rejected lines land
+    keep: object = None  # a temporary folder the reader needs while the source is in use
+    rows_estimate: int = 0  # roughly how many rows the files hold (to plan the staging)
 
 
 def quote_ident(name: str) -> str:
@@ -105,24 +122,6 @@ def _ordered(table_function: str) -> str:
         f"(SELECT * EXCLUDE (ordinality), ordinality AS {ORD_COLUMN}"
         f" FROM {table_function} WITH ORDINALITY)"
     )
-
-
-def _csv_scan(files: list[Path], options: CsvOptions) -> str:
-    args = [
-        "all_varchar=true",
-        f"header={str(options.header).lower()}",
-        f"filename={quote_literal(FILE_COLUMN)}",
-        f"encoding={quote_literal(options.encoding)}",
-    ]
-    if len(files) > 1:
-        args.append("union_by_name=true")
-    if options.delimiter is not None:
-        args.append(f"delim={quote_literal(options.delimiter)}")
-    if options.quote is not None:
-        args.append(f"quote={quote_literal(options.quote)}")
-    if options.skip_rows:
-        args.append(f"skip={options.skip_rows}")
-    return f"read_csv({_listing(files)}, {', '.join(args)})"
 
 
 def _parquet_scan(files: list[Path]) -> str:
@@ -206,24 +205,65 @@ def open_source(
     excel_sheet: str | None = None,
     name: str = "source",
     key: str = "paths.raw_transactions",
+    scratch: Path | None = None,
 ) -> SourceTable:
-    """Describe the files as one relation; reading errors become one-line UserErrors."""
+    """Describe the files as one relation; reading errors become one-line UserErrors.
+
+    ``scratch`` takes copies of CSV files whose line endings had to be evened out;
+    without it a temporary folder is made, kept alive by the returned table.
+    """
     kind = _kind(files, key)
+    keep: object = None
+    scan: CsvScan | None = None
+    rows = 0
     if kind == "excel":
-        con.register(f"{name}_excel", _excel_table(files, excel_sheet))
+        for path in files:
+            rawfiles.check_not_empty(path)
+        table = _excel_table(files, excel_sheet)
+        rows = table.num_rows
+        con.register(f"{name}_excel", table)
         relation = unordered = f"{name}_excel"
+    elif kind == "csv":
+        if scratch is None:
+            keep = tempfile.TemporaryDirectory(prefix="churn-read-")
+            scratch = Path(keep.name)
+        with reading(files):
+            scan = open_csv(con, files, csv, scratch / name, name)
+        relation, unordered, rows = scan.ordered, scan.scan, scan.rows_estimate
     else:
-        scan = _csv_scan(files, csv) if kind == "csv" else _parquet_scan(files)
-        relation, unordered = _ordered(scan), f"(SELECT * FROM {scan})"
+        for path in files:
+            rawfiles.check_not_empty(path)
+        parquet = _parquet_scan(files)
+        relation, unordered = _ordered(parquet), f"(SELECT * FROM {parquet})"
+        with reading(files):
+            counted = con.execute(
+                f"SELECT sum(num_rows) FROM parquet_file_metadata({_listing(files)})"
+            ).fetchone()
+        rows = int(counted[0] or 0) if counted else 0
     with reading(files):
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     found = [str(row[0]) for row in described]
     columns = [c for c in found if c not in (FILE_COLUMN, ORD_COLUMN)]
-    return SourceTable(relation, unordered, columns, files, kind)
+    return SourceTable(relation, unordered, columns, files, kind, scan, keep, rows)
+
+
+def count_rejected_lines(con: duckdb.DuckDBPyConnection, src: SourceTable) -> int:
+    """Lines the last read of a CSV source could not split (0 for Parquet and Excel)."""
+    if src.csv is None:
+        return 0
+    found = con.execute(f"SELECT count(*) FROM ({rejected_lines(con, src.csv)})").fetchone()
+    return int(found[0]) if found else 0
 
 
 def _one_line(exc: duckdb.Error) -> str:
     """DuckDB's CSV errors span many lines; keep the headline and the line that explains it."""
+    if "state machine reached an invalid state" in str(exc):
+        # What the strict reader says about CRLF and LF line ends mixed past the part of a
+        # compressed file that churn.data.rawfiles looks at.
+        return (
+            "its lines end partly in CRLF and partly in LF; unpack it (churn evens out"
+            " line endings of uncompressed files) or convert it to one line ending"
+        )
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     head = lines[0] if lines else type(exc).__name__
     for prefix in ("Invalid Input Error: ", "IO Error: "):
