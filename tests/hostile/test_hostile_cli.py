@@ -348,3 +348,33 @@ def test_full_disk(tmp_path: Path) -> None:
         " in params.yaml"
     )
     assert (tmp_path / "listing.txt").read_text().split() == ["fill"]  # no temp file left
+
+
+# --- 14: permissions ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("umask", "file_mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_outputs_get_the_umask_permissions(tmp_path: Path, umask: int, file_mode: int) -> None:
+    """Colleagues on a shared drive can open what `churn ingest` writes (not tempfile's 0600)."""
+    out = tmp_path / "out"
+    params = _ingest_params(tmp_path, out)
+    # A subprocess, so the umask is the process's own from the start, as under cron.
+    proc = subprocess.run(
+        [*CHURN, "--params", str(params), "ingest"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=lambda: os.umask(umask),
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(out.iterdir())
+    assert [p.name for p in written] == [
+        "customers.parquet",
+        "ingest_report.json",
+        "quarantine.parquet",
+        "transactions.parquet",
+    ]
+    assert {p.name: p.stat().st_mode & 0o777 for p in written} == {
+        p.name: file_mode for p in written
+    }
