@@ -282,17 +282,25 @@ def test_only_the_known_noise_is_silenced() -> None:
 def test_a_temporary_dvc_workspace_logs_to_the_project_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`dvc exp run --temp`/`--queue` run stages in .dvc/tmp/exps/...; a relative SQLite
-    store there would vanish with the workspace, so it is anchored at DVC_ROOT."""
-    workspace = tmp_path / ".dvc" / "tmp" / "exps" / "tmp123"
-    workspace.mkdir(parents=True)
+    """`dvc exp run --temp`/`--queue` run stages in a copy of the repository under
+    .dvc/tmp/exps/; a relative SQLite store there would vanish with the copy, so it
+    goes where the same relative path points in the real project (DVC_ROOT)."""
+    project = tmp_path.resolve()
+    workspace = project / ".dvc" / "tmp" / "exps" / "standalone" / "tmp123"
+    (workspace / ".dvc").mkdir(parents=True)
+    (workspace / "pipeline").mkdir()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("DVC_ROOT", str(project))
     config = TrackingConfig(uri="sqlite:///mlflow.db")
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    assert tracking.tracking_uri(config) == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("DVC_ROOT", str(workspace))  # a plain `dvc repro`: unchanged
-    assert tracking.tracking_uri(config) == "sqlite:///mlflow.db"
+    monkeypatch.chdir(workspace)
+    assert tracking.tracking_uri(config) == f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.chdir(workspace / "pipeline")  # a stage with wdir: pipeline
+    assert tracking.tracking_uri(config) == f"sqlite:///{project / 'pipeline' / 'mlflow.db'}"
+    # A plain `dvc repro`, at the root or in a stage's wdir, and absolute paths: unchanged.
+    (project / "pipeline").mkdir()
+    for where in (project, project / "pipeline"):
+        monkeypatch.chdir(where)
+        assert tracking.tracking_uri(config) == "sqlite:///mlflow.db"
     assert tracking.tracking_uri(TrackingConfig(uri="sqlite:////srv/m.db")) == "sqlite:////srv/m.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert tracking.tracking_uri(config) == "http://mlflow:5000"

@@ -39,21 +39,37 @@ _SQLITE = "sqlite:///"
 PLOTS_ARTIFACT = "plots"
 
 
-def tracking_uri(config: TrackingConfig) -> str:
-    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``, a relative SQLite path anchored at
-    the DVC project when a stage runs in a ``dvc exp run --temp``/``--queue`` workspace.
-
-    Those workspaces are temporary copies (``DVC_ROOT`` names the real project), so a
-    store relative to the working directory would vanish with its runs.
-    """
-    configured = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+def _real_project_dir(cwd: Path) -> Path:
+    """Where ``cwd`` is in the real project when a stage runs in a ``dvc exp run --temp``
+    or ``--queue`` workspace (a copy of the repository under ``<DVC_ROOT>/.dvc/tmp``, with
+    its own ``.dvc``), else ``cwd`` itself."""
     root = os.environ.get("DVC_ROOT")
-    if not (configured.startswith(_SQLITE) and root):
+    if not root:
+        return cwd
+    project = Path(root).resolve()
+    if not cwd.is_relative_to(project / ".dvc"):
+        return cwd
+    for workspace in (cwd, *cwd.parents):
+        if workspace == project:
+            break
+        if (workspace / ".dvc").is_dir():
+            return project / cwd.relative_to(workspace)
+    return cwd
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``; a relative SQLite path used in a
+    temporary ``dvc exp run`` workspace points into the real project instead, so the
+    runs of ``--temp``/``--queue`` experiments do not vanish with the workspace."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+    if not configured.startswith(_SQLITE):
         return configured
     database = Path(configured[len(_SQLITE) :])
-    if database.is_absolute() or Path(root).resolve() == Path.cwd().resolve():
+    cwd = Path.cwd().resolve()
+    project = _real_project_dir(cwd)
+    if database.is_absolute() or project == cwd:
         return configured
-    return f"{_SQLITE}{Path(root) / database}"
+    return f"{_SQLITE}{project / database}"
 
 
 def configure(config: TrackingConfig) -> None:
