@@ -197,6 +197,13 @@ def test_mlflow_holds_the_run_and_registered_model(
     finally:
         mlflow.set_tracking_uri(None)
     assert loaded.metadata.run_id == run_info["run_id"]
+    # What a person browsing MLflow sees: what ran, from which clean commit, and pictures.
+    as_of = json.loads((repo / "data/features/calendar.json").read_text())["as_of"]
+    head = _run(["git", "rev-parse", "HEAD"], repo, env).strip()
+    assert run.info.run_name == f"train {as_of} {head[:7]}"
+    assert run.data.tags["git_dirty"] == "false"  # dvc.lock and outputs DVC wrote don't count
+    plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"roc.png", "pr.png", "calibration.png", "gains.png", "roc.csv"} <= plots
 
 
 def test_second_repro_does_nothing(project: tuple[Path, dict[str, str]], first_repro: str) -> None:

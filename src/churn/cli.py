@@ -189,8 +189,9 @@ def train() -> None:
     import mlflow
 
     from churn.atomic import atomic_dir, write_json
-    from churn.model import tracking
+    from churn.model import registration, tracking
     from churn.model.model_record import TRAIN_RUN_KEY
+    from churn.model.run_context import run_context, snapshot_as_of
     from churn.model.train import lightgbm_params, train_model
 
     params = _state.params()
@@ -198,15 +199,15 @@ def train() -> None:
     with _step("train"):
         result = train_model(snapshots, params.train)
         example = snapshots[result.model.features].head(5)
-        example = example.astype({c: "string" for c in example.select_dtypes("category")})
+        context = run_context("train", snapshot_as_of(snapshots, params.snapshots.horizon_days))
+        refusal = registration.refusal(context)
         tracking.configure(params.tracking)
-        with mlflow.start_run() as run:
+        with mlflow.start_run(run_name=context.run_name()) as run:
             mlflow.set_tags(
                 {
-                    "git_commit": tracking.git_commit(),
+                    **context.tags(),
                     "data_fingerprint": tracking.file_fingerprint(params.paths.transactions),
                     "params_hash": tracking.params_hash(params),
-                    "stage": "train",
                 }
             )
             mlflow.log_params({**lightgbm_params(params.train), **params.snapshots.model_dump()})
@@ -218,7 +219,17 @@ def train() -> None:
                 "n_fit": result.n_fit,
             }
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-            version = tracking.log_model(result.model, example, params.tracking)
+            version = tracking.log_model(
+                result.model, example, params.tracking, register=refusal is None
+            )
+            if refusal is not None and params.tracking.register_model:
+                mlflow.set_tag(registration.REGISTRATION_TAG, f"skipped: {refusal}")
+                log.info(
+                    "train: @challenger left as it was because %s; `churn register %s`"
+                    " makes this model the challenger",
+                    refusal,
+                    context.experiment.name if context.experiment else run.info.run_id,
+                )
         with atomic_dir(params.paths.model_dir) as tmp:
             checksums = tracking.save_model(result.model, example, tmp / "model")
             for item in (tmp / "model").iterdir():
@@ -626,6 +637,36 @@ def backtest(
 
 
 PROMOTION_REFUSED_EXIT = 3
+
+
+@app.command()
+def register(
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="The training run's MLflow id, or the name of the `dvc exp run` experiment"
+            " that trained it (`dvc exp show` lists them)."
+        ),
+    ],
+) -> None:
+    """Make a training run's model the challenger (`churn promote` then judges it).
+
+    `churn train` moves alias `challenger` by itself only from a clean, committed
+    tree outside `dvc exp run`; this is how any other run's model becomes a candidate.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from churn.model import registration, tracking
+
+    params = _state.params()
+    tracking.configure(params.tracking)
+    client = MlflowClient()
+    found = registration.find_training_run(client, params.tracking.experiment, run)
+    version = registration.register_run(client, found, params.tracking.registered_model)
+    print(
+        f"{params.tracking.registered_model} v{version} is now @challenger"
+        f" (run {found.info.run_id}, {found.info.run_name})"
+    )
 
 
 @app.command()

@@ -3,7 +3,8 @@
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set (a shared server),
 else from params (a local SQLite file), so the same command works on a laptop
 and against the team's server. Every run carries the git commit and a data
-fingerprint so a number in the UI can be traced back to code and data.
+fingerprint so a number in the UI can be traced back to code and data; its name
+and the rest of its tags come from ``churn.model.run_context``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import subprocess
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -29,16 +29,51 @@ from pydantic import BaseModel
 import churn
 from churn.config import TrackingConfig
 from churn.model.churn_model import ChurnModel
+from churn.model.mlflow_noise import known_noise_silenced, quiet_mlflow_logger
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
 from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
+from churn.model.registration import MODEL_ARTIFACT, REGISTRATION_TAG, set_challenger
+
+_SQLITE = "sqlite:///"
+PLOTS_ARTIFACT = "plots"
+
+
+def _real_project_dir(cwd: Path) -> Path:
+    """Where ``cwd`` is in the real project when a stage runs in a ``dvc exp run --temp``
+    or ``--queue`` workspace (a copy of the repository under ``<DVC_ROOT>/.dvc/tmp``, with
+    its own ``.dvc``), else ``cwd`` itself."""
+    root = os.environ.get("DVC_ROOT")
+    if not root:
+        return cwd
+    project = Path(root).resolve()
+    if not cwd.is_relative_to(project / ".dvc"):
+        return cwd
+    for workspace in (cwd, *cwd.parents):
+        if workspace == project:
+            break
+        if (workspace / ".dvc").is_dir():
+            return project / cwd.relative_to(workspace)
+    return cwd
 
 
 def tracking_uri(config: TrackingConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``; a relative SQLite path used in a
+    temporary ``dvc exp run`` workspace points into the real project instead, so the
+    runs of ``--temp``/``--queue`` experiments do not vanish with the workspace."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+    if not configured.startswith(_SQLITE):
+        return configured
+    database = Path(configured[len(_SQLITE) :])
+    cwd = Path.cwd().resolve()
+    project = _real_project_dir(cwd)
+    if database.is_absolute() or project == cwd:
+        return configured
+    return f"{_SQLITE}{project / database}"
 
 
 def configure(config: TrackingConfig) -> None:
+    quiet_mlflow_logger()
     mlflow.set_tracking_uri(tracking_uri(config))
     mlflow.set_experiment(config.experiment)
 
@@ -82,19 +117,36 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in _SERVING_PACKAGES]
 
 
+def serving_example(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` as a caller sends them: categorical columns as strings.
+
+    Integer columns stay integers. They are counts that are never missing (a
+    feature that can be missing is float64 already), and MLflow refuses to cast
+    int64 input to a double column (it could lose precision), so declaring them
+    as doubles would break every caller that passes the snapshot as read, Spark
+    UDFs included. That makes MLflow's hint about integer columns a false alarm
+    here (``mlflow_noise``).
+    """
+    categorical = rows.select_dtypes(include=["category"]).columns
+    return rows.astype({c: "string" for c in categorical})
+
+
 @contextmanager
-def _pyfunc_arguments(model: ChurnModel, example: pd.DataFrame) -> Iterator[dict[str, Any]]:
+def _pyfunc_arguments(model: ChurnModel, rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
 
     The booster and spec are written to a scratch folder that MLflow copies
     from; ``python_model`` is the path of the "models from code" file.
     """
+    example = serving_example(rows)
+    with known_noise_silenced():
+        signature = infer_signature(example, model.predict(example))
     with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
         files = write_model_files(model, Path(scratch))
         yield {
             "python_model": str(MODEL_CODE),
             "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
-            "signature": infer_signature(example, model.predict(example)),
+            "signature": signature,
             "input_example": example,
             "code_paths": [_package_dir()],
             "pip_requirements": serving_requirements(),
@@ -107,21 +159,22 @@ def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> dict[s
     Returns the sha256 of its files (``models/train_run.json`` keeps them, and
     the loader refuses the folder when they no longer match).
     """
-    with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _pyfunc_arguments(model, example) as arguments, known_noise_silenced():
         mlflow.pyfunc.save_model(path=str(target), **arguments)
     return dict(ModelRecord.of_folder(target, MODEL_PATHS, str(target)).files)
 
 
-def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) -> str | None:
-    """Log the model to the active run, record its checksums there, then register it.
+def log_model(
+    model: ChurnModel, example: pd.DataFrame, config: TrackingConfig, *, register: bool = True
+) -> str | None:
+    """Log the model to the active run, record its checksums there, then register it as
+    the challenger when ``register`` and ``tracking.register_model`` both say so.
 
     The checksums go to the run as tag ``churn.model_sha256.<model id>`` before
     the model is registered, so no registered version lacks its record.
-    Returns the registered version (None when registration is off).
+    Returns the registered version (None when not registered).
     """
-    with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _pyfunc_arguments(model, example) as arguments, known_noise_silenced():
         record = ModelRecord(
             {
                 BOOSTER_PATH: sha256_file(Path(arguments["artifacts"][BOOSTER_ARTIFACT])),
@@ -130,17 +183,15 @@ def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) 
             },
             "training",
         )
-        info = mlflow.pyfunc.log_model(name="model", **arguments)
+        info = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, **arguments)
     if info.run_id is None:
         raise RuntimeError("log_model needs an active MLflow run to record the checksums in")
     client = MlflowClient()
     client.set_tag(info.run_id, tag_key(info.model_id), record.to_json())
-    if not config.register_model:
+    if not (register and config.register_model):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        version = str(mlflow.register_model(info.model_uri, config.registered_model).version)
-    client.set_registered_model_alias(config.registered_model, "challenger", version)
+    version = set_challenger(client, config.registered_model, info.model_uri, info.run_id)
+    client.set_tag(info.run_id, REGISTRATION_TAG, f"challenger v{version}")
     return version
 
 
@@ -164,15 +215,21 @@ def log_assessment(metrics: dict[str, Any], curves: dict[str, pd.DataFrame], fol
     """Log test metrics (prefixed ``test_``) and the curve tables to the active run.
 
     The curves are written to ``folder`` first (the DVC plots), then uploaded as
-    the run's ``plots/`` artifacts, so DVC and MLflow show the same files.
+    the run's ``plots/`` artifacts, so DVC and MLflow show the same files. Beside
+    them go PNG pictures of ROC, PR, reliability and gains for the MLflow UI;
+    those stay out of ``folder`` (DVC draws its own from the CSVs).
     """
     from churn.atomic import write_csv
+    from churn.model.plots import render_curves
 
     log_json_metrics({k: v for k, v in metrics.items() if k != "cutoff"}, prefix="test_")
     mlflow.set_tag("test_cutoff", str(metrics.get("cutoff")))
     for name, frame in curves.items():
         write_csv(frame, folder / name)
-        mlflow.log_artifact(str(folder / name), artifact_path="plots")
+        mlflow.log_artifact(str(folder / name), artifact_path=PLOTS_ARTIFACT)
+    with tempfile.TemporaryDirectory(prefix="churn-plots-") as scratch:
+        render_curves(curves, metrics, Path(scratch))
+        mlflow.log_artifacts(scratch, artifact_path=PLOTS_ARTIFACT)
 
 
 def comparison_table(run_metrics: dict[str, float]) -> pd.DataFrame:
