@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -31,7 +32,7 @@ from churn.config import TrackingConfig
 from churn.model.churn_model import ChurnModel
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
-from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
+from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SERVED_MODULES, SPEC_ARTIFACT
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -68,8 +69,21 @@ def params_hash(params: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _package_dir() -> str:
-    return str(Path(churn.__file__).parent)
+def _served_code(folder: Path) -> Path:
+    """A copy of the package in ``folder`` with only what a served model imports.
+
+    MLflow puts it in the model folder's code/ and on sys.path when it loads the model:
+    pyfunc.SERVED_MODULES and the ``__init__.py`` of each package around them.
+    """
+    package = Path(churn.__file__).parent
+    target = folder / package.name
+    for module in SERVED_MODULES:
+        inside = module.split(".")[1:]
+        files = [Path(*inside[:depth], "__init__.py") for depth in range(len(inside))]
+        for relative in [*files, Path(*inside).with_suffix(".py")]:
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package / relative, target / relative)
+    return target
 
 
 # What the served model imports at load time (the wrapper, the model files and
@@ -86,8 +100,9 @@ def serving_requirements() -> list[str]:
 def _pyfunc_arguments(model: ChurnModel, example: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
 
-    The booster and spec are written to a scratch folder that MLflow copies
-    from; ``python_model`` is the path of the "models from code" file.
+    The booster and spec, and the package modules the served model imports, are
+    written to a scratch folder that MLflow copies from; ``python_model`` is the
+    path of the "models from code" file.
     """
     with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
         files = write_model_files(model, Path(scratch))
@@ -96,7 +111,7 @@ def _pyfunc_arguments(model: ChurnModel, example: pd.DataFrame) -> Iterator[dict
             "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
             "signature": infer_signature(example, model.predict(example)),
             "input_example": example,
-            "code_paths": [_package_dir()],
+            "code_paths": [str(_served_code(Path(scratch) / "code"))],
             "pip_requirements": serving_requirements(),
         }
 
