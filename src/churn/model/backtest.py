@@ -73,18 +73,18 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
     def spread(values: pd.Series) -> dict[str, float]:
         return {"mean": values.mean(), "min": values.min(), "max": values.max()}
 
-    baselines = [c.removesuffix("_roc_auc") for c in table.columns if c.endswith("_roc_auc")]
+    margins = {
+        column.removesuffix("_roc_auc"): table["roc_auc"] - table[column]
+        for column in table.columns
+        if column.endswith("_roc_auc")
+    }
     summary: dict[str, Any] = {
         "replays": len(table),
         "roc_auc": spread(table["roc_auc"]),
         "brier": spread(table["brier"]),
         "ece": spread(table["ece"]),
         "roc_auc_margin": {
-            name: {
-                "mean": (table["roc_auc"] - table[f"{name}_roc_auc"]).mean(),
-                "min": (table["roc_auc"] - table[f"{name}_roc_auc"]).min(),
-            }
-            for name in baselines
+            name: {"mean": margin.mean(), "min": margin.min()} for name, margin in margins.items()
         },
     }
     return _rounded(summary)
