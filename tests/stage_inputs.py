@@ -35,7 +35,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "churn"
 WRAPPER = "bin/churn"  # what every stage's cmd runs (it finds the project's interpreter)
 ENTRY = "churn.__main__"  # what the wrapper runs: `python -m churn`
-EVERYTHING = "*"  # a params chain that stands for the whole Params object
 
 # Functions that take the whole Params object without being a stage input: each entry
 # says why no DVC output depends on what it reads.
@@ -164,11 +163,11 @@ def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
 
 
 def is_empty_module(path: Path) -> bool:
+    """True for a module with no statement but perhaps a docstring."""
     body = _parse(path).body
-    docstring = (
-        body[:1] and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-    )
-    return len(body) == (1 if docstring else 0)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return not body
 
 
 def _named_neighbours(path: Path) -> set[Path]:

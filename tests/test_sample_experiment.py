@@ -2,8 +2,9 @@
 
 The numbers come from `metrics/eval.json` and `metrics/baselines.json`, which
 `make run` writes; their md5 is checked against dvc.lock first, so the test reads
-the pipeline's own output and not a hand-edited file. After a change to features or training, `make run`
-refreshes both, and this test says whether the model still wins.
+the pipeline's own output and not a hand-edited file. After a change to features
+or training, `make run` refreshes them, and this test says whether the model still
+wins.
 """
 
 from __future__ import annotations
