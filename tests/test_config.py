@@ -18,6 +18,7 @@ def test_project_params_load_and_match_defaults_where_unset() -> None:
     assert params.tracking.registered_model == "churn-classifier"
     assert Params().paths == params.paths
     assert Params().nightly == params.nightly  # params.yaml documents the defaults
+    assert Params().backtest == params.backtest
 
 
 @pytest.mark.parametrize(

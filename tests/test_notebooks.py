@@ -63,7 +63,9 @@ def _logged_run(labelled: pd.DataFrame, folder: Path) -> dict[str, str]:
         experiment = mlflow.create_experiment("review", artifact_location=str(folder / "art"))
         with mlflow.start_run(experiment_id=experiment) as run:
             mlflow.set_tags({"git_commit": "test", "data_fingerprint": "test"})
-            tracking.log_assessment(assessment.metrics, assessment.curves, folder / "plots")
+            tracking.log_assessment(
+                assessment.with_baselines(), assessment.curves, folder / "plots"
+            )
     finally:
         mlflow.set_tracking_uri(None)
     return {"CHURN_MLFLOW_URI": uri, "CHURN_RUN_ID": run.info.run_id}

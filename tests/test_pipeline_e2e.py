@@ -1,12 +1,20 @@
 """The real pipeline, end to end: `dvc repro` in a temporary git repository.
 
-Nothing is mocked: DVC runs each stage as a subprocess calling the installed
-`churn` command, MLflow writes to a real SQLite store, every artifact is real
-Parquet/CSV/JSON. The sample is shrunk so the suite stays fast.
+Nothing is mocked: DVC runs each stage as a subprocess (`bin/churn`, which finds the
+project's interpreter itself), MLflow writes to a real SQLite store, every artifact is
+real Parquet/CSV/JSON. Every DVC command runs the way the README prints it, from a shell
+whose PATH holds only /usr/bin and /bin: no venv on it, nothing activated. The temporary
+repository's `.venv` links to this interpreter's environment, as `make setup` would
+build it. The sample is shrunk so the suite stays fast.
+
+The tests share one repository and run in file order: the first repro, the optional
+backtest and a commit of both come first; the README's experiment walkthrough, which
+changes a param in the workspace, runs last.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,17 +36,58 @@ from churn.data.ingest import CANONICAL_COLUMNS
 from churn.scoring.export import EXPORT_COLUMNS
 from churn.scoring.score import SCORE_COLUMNS
 from churn.scoring.targeting import TARGET_COLUMNS
+from stage_inputs import load_stages
 
 pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EVAL_KEYS = {"roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "base_rate", "n"}
+BASELINES = {"recency", "rfm_score", "bgnbd", "logistic"}
+# What a clone holds (plus src/, bin/ and .dvc/): pyproject.toml and uv.lock too, since
+# MLflow copies them into the model folder from a uv project.
+PROJECT_FILES = (
+    "dvc.yaml",
+    "backtest/dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+    "uv.lock",
+)
+MAIN_STAGES = ["generate", "ingest", "features", "train", "evaluate", "score", "export", "report"]
+BACKTEST_STEPS = 1  # one retrain: the stage's wiring; tests/model/test_backtest.py steps
+Project = tuple[Path, dict[str, str]]
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+def _fresh_shell_env() -> dict[str, str]:
+    """A login shell's environment without the venv: PATH is /usr/bin:/bin (and git's
+    folder, should it live elsewhere), no VIRTUAL_ENV, no MLFLOW_TRACKING_URI."""
+    path = ["/usr/bin", "/bin"]
+    git = shutil.which("git")
+    if git and str(Path(git).parent) not in path:
+        path.append(str(Path(git).parent))
+    env = {
+        "PATH": os.pathsep.join(path),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    if "TMPDIR" in os.environ:
+        env["TMPDIR"] = os.environ["TMPDIR"]
+    return env
+
+
+def _sh(line: str, cwd: Path, env: dict[str, str], ok: bool = True) -> str:
+    """Run ``line`` through /bin/sh as a person would type it; stdout and stderr."""
+    proc = subprocess.run(
+        ["/bin/sh", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{output[-4000:]}"
+    assert (proc.returncode == 0) == ok, f"{line} exited {proc.returncode}:\n{output[-4000:]}"
     return output
 
 
@@ -46,57 +95,70 @@ def _stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
+def _link_environment(repo: Path) -> None:
+    """The clone's `.venv`, as `make setup` builds it: this interpreter's environment."""
+    (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+
+
+def _checksums(repo: Path, folders: tuple[str, ...]) -> dict[str, str]:
+    return {
+        p.relative_to(repo).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted((repo / folder).rglob("*"))
+        if p.is_file() and p.name != ".gitignore"
+    }
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     repo = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for name in PROJECT_FILES:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / name, repo / name)
     shutil.copytree(
         PROJECT_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
     )
-    shutil.copytree(
-        PROJECT_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("src", "bin"):
+        shutil.copytree(
+            PROJECT_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["generate"]["n_customers"] = 4_000
     params["train"]["n_estimators"] = 400
+    params["backtest"]["steps"] = BACKTEST_STEPS
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    _run(["git", "init", "-q"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "project"], repo, env)
+    _link_environment(repo)
+    env = _fresh_shell_env()
+    _sh("git init -q && git add -A && git commit -qm project", repo, env)
     yield repo, env
 
 
 @pytest.fixture(scope="module")
-def first_repro(project: tuple[Path, dict[str, str]]) -> str:
+def first_repro(project: Project) -> str:
     repo, env = project
-    return _run([sys.executable, "-m", "dvc", "repro"], repo, env)
+    return _sh(".venv/bin/dvc repro", repo, env)
 
 
-def test_every_stage_runs_in_order(first_repro: str) -> None:
-    assert _stages_run(first_repro) == [
-        "generate",
-        "ingest",
-        "features",
-        "train",
-        "evaluate",
-        "score",
-        "export",
-        "report",
-    ]
+@pytest.fixture(scope="module")
+def backtest_repro(project: Project, first_repro: str) -> str:
+    repo, env = project
+    return _sh(".venv/bin/dvc repro backtest/dvc.yaml", repo, env)
 
 
-def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_repro: str) -> None:
+@pytest.fixture(scope="module")
+def committed(project: Project, first_repro: str, backtest_repro: str) -> Path:
+    """Both pipelines reproduced and committed, as a data scientist would leave them."""
+    repo, env = project
+    _sh("git add -A && git commit -qm 'make run'", repo, env)
+    return repo
+
+
+def test_every_stage_runs_in_order_without_the_venv_on_path(first_repro: str) -> None:
+    assert _stages_run(first_repro) == MAIN_STAGES
+    assert "not found" not in first_repro
+
+
+def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     repo, _ = project
     transactions = pd.read_parquet(repo / "data/interim/transactions.parquet")
     assert list(transactions.columns) == CANONICAL_COLUMNS
@@ -125,7 +187,12 @@ def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_
     assert (repo / "models/churn_model/MLmodel").exists()
     metrics = json.loads((repo / "metrics/eval.json").read_text())
     assert set(metrics) >= EVAL_KEYS
+    assert "baselines" not in metrics  # the model's own numbers only
     assert 0 < metrics["base_rate"] < 1 and metrics["n"] > 500
+    baselines = json.loads((repo / "metrics/baselines.json").read_text())
+    assert set(baselines) == BASELINES
+    for baseline in baselines.values():
+        assert {"roc_auc", "brier", "roc_auc_margin", "brier_margin"} <= set(baseline)
     for plot in ("roc.csv", "pr.csv", "calibration.csv"):
         assert len(pd.read_csv(repo / "plots" / plot)) > 2
 
@@ -150,16 +217,16 @@ def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_
     assert "Customers at risk" in report_html and "<script" not in report_html
 
 
-def test_model_beats_recency_rule(project: tuple[Path, dict[str, str]], first_repro: str) -> None:
+def test_model_beats_recency_rule(project: Project, first_repro: str) -> None:
     repo, _ = project
     metrics = json.loads((repo / "metrics/eval.json").read_text())
-    assert metrics["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
+    recency = json.loads((repo / "metrics/baselines.json").read_text())["recency"]
+    assert metrics["roc_auc"] > recency["roc_auc"]
+    assert recency["roc_auc_margin"] == pytest.approx(metrics["roc_auc"] - recency["roc_auc"])
     assert metrics["top_decile_lift"] > 1.0
 
 
-def test_model_finds_the_hidden_dropouts(
-    project: tuple[Path, dict[str, str]], first_repro: str
-) -> None:
+def test_model_finds_the_hidden_dropouts(project: Project, first_repro: str) -> None:
     """Customers who truly left before the test cutoff must look riskier than those still alive.
 
     The model is trained for the 90-day label, not for the hidden dropout (most
@@ -179,19 +246,19 @@ def test_model_finds_the_hidden_dropouts(
     assert np.mean(probability[gone]) > np.mean(probability[~gone])
 
 
-def test_mlflow_holds_the_run_and_registered_model(
-    project: tuple[Path, dict[str, str]], first_repro: str
-) -> None:
+def test_mlflow_holds_the_run_and_registered_model(project: Project, first_repro: str) -> None:
     repo, env = project
-    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    uri = f"sqlite:///{repo / 'mlflow.db'}"  # params' default, relative to the repository
+    client = MlflowClient(tracking_uri=uri)
     run_info = json.loads((repo / "models/train_run.json").read_text())
     run = client.get_run(run_info["run_id"])
     assert "test_roc_auc" in run.data.metrics and "valid_auc" in run.data.metrics
+    assert "test_baselines.recency.roc_auc" in run.data.metrics
     assert run.data.tags["git_commit"] != "unknown"
     assert len(run.data.tags["data_fingerprint"]) == 16
     version = client.get_model_version_by_alias("churn-classifier", "challenger")
     assert version.run_id == run_info["run_id"]
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_tracking_uri(uri)
     try:
         loaded = mlflow.pyfunc.load_model("models:/churn-classifier@challenger")
     finally:
@@ -199,28 +266,131 @@ def test_mlflow_holds_the_run_and_registered_model(
     assert loaded.metadata.run_id == run_info["run_id"]
     # What a person browsing MLflow sees: what ran, from which clean commit, and pictures.
     as_of = json.loads((repo / "data/features/calendar.json").read_text())["as_of"]
-    head = _run(["git", "rev-parse", "HEAD"], repo, env).strip()
+    head = _sh("git rev-parse HEAD", repo, env).strip()
     assert run.info.run_name == f"train {as_of} {head[:7]}"
     assert run.data.tags["git_dirty"] == "false"  # dvc.lock and outputs DVC wrote don't count
     plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"roc.png", "pr.png", "calibration.png", "gains.png", "roc.csv"} <= plots
 
 
-def test_second_repro_does_nothing(project: tuple[Path, dict[str, str]], first_repro: str) -> None:
+def test_train_depends_on_every_project_file_its_model_folder_copies(
+    project: Project, first_repro: str
+) -> None:
+    """MLflow copies files into the model folder; a change to one must rerun `train`, or
+    the folder no longer matches its dvc.lock entry on the next fresh `make run`."""
     repo, env = project
-    output = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
-    assert _stages_run(output) == []
-    status = _run([sys.executable, "-m", "dvc", "status"], repo, env)
-    assert "up to date" in status
+    tracked = _sh("git ls-files", repo, env).split()
+    by_content: dict[str, list[str]] = {}
+    for name in tracked:
+        by_content.setdefault(hashlib.md5((repo / name).read_bytes()).hexdigest(), []).append(name)
+    copied = {
+        name
+        for path in (repo / "models/churn_model").rglob("*")
+        if path.is_file()
+        for name in by_content.get(hashlib.md5(path.read_bytes()).hexdigest(), [])
+    }
+    assert {"uv.lock", "src/churn/model/pyfunc.py", "src/churn/model/served_model.py"} <= copied
+    assert "src/churn/cli.py" not in copied  # only what the served model imports
+    deps = load_stages(repo / "dvc.yaml", root=repo)["train"].deps
+    empty_inits = {n for n in copied if n.endswith("__init__.py") and not (repo / n).read_text()}
+    missing = [
+        name
+        for name in sorted(copied - empty_inits)
+        if not any(name == d or name.startswith(d + "/") for d in deps)
+    ]
+    assert missing == []
 
 
-def test_train_param_change_reruns_only_train_and_later(
-    project: tuple[Path, dict[str, str]], first_repro: str
+def test_the_backtest_runs_only_when_asked(
+    project: Project, first_repro: str, backtest_repro: str
+) -> None:
+    repo, _ = project
+    assert "backtest" not in " ".join(_stages_run(first_repro))
+    assert _stages_run(backtest_repro) == ["backtest/dvc.yaml:backtest"]
+    table = pd.read_csv(repo / "metrics/backtest.csv")
+    assert table["step"].tolist() == [0]
+    summary = json.loads((repo / "metrics/backtest.json").read_text())
+    assert summary["replays"] == BACKTEST_STEPS
+    assert summary["roc_auc"]["min"] == pytest.approx(table["roc_auc"].min())
+    assert set(summary["roc_auc_margin"]) == BASELINES
+
+
+def test_second_repro_does_nothing(project: Project, committed: Path) -> None:
+    repo, env = project
+    assert _stages_run(_sh(".venv/bin/dvc repro", repo, env)) == []
+    assert "up to date" in _sh(".venv/bin/dvc status", repo, env)  # both pipelines
+
+
+def test_a_failing_stage_says_why_and_checkout_restores_its_outputs(
+    project: Project, committed: Path
 ) -> None:
     repo, env = project
-    params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    params["train"]["num_leaves"] = 7
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    output = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
-    assert _stages_run(output) == ["train", "evaluate", "score", "export", "report"]
+    report = repo / "reports/retention_report.html"
+    before = report.read_bytes()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["report"]["top_targets"] = 0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = _sh(".venv/bin/dvc repro -s -f report", repo, env, ok=False)
+    assert "churn: error: invalid params.yaml: report.top_targets:" in output
+    assert "not found" not in output
+    assert not report.exists()  # DVC removes a stage's outputs before running it
+    _sh("git checkout -- params.yaml && .venv/bin/dvc checkout", repo, env)
+    assert report.read_bytes() == before
+    assert "up to date" in _sh(".venv/bin/dvc status", repo, env)
+
+
+def test_a_colleague_pulls_the_outputs_without_rerunning(
+    project: Project, committed: Path, tmp_path: Path
+) -> None:
+    """README "Sharing with a colleague": a local folder as the team's remote."""
+    repo, env = project
+    remote, clone = tmp_path / "team-dvc", tmp_path / "colleague"
+    _sh(f".venv/bin/dvc remote add -d shared {remote}", repo, env)
+    _sh("git add .dvc/config && git commit -qm 'DVC remote for the team'", repo, env)
+    _sh(".venv/bin/dvc push", repo, env)
+    _sh(f"git clone -q {repo} {clone}", tmp_path, env)
+    _link_environment(clone)
+    _sh(".venv/bin/dvc pull", clone, env)
+    assert "up to date" in _sh(".venv/bin/dvc status", clone, env)
+    assert _stages_run(_sh(".venv/bin/dvc repro", clone, env)) == []
+    folders = ("data", "models", "metrics", "plots", "reports")
+    assert _checksums(clone, folders) == _checksums(repo, folders)
+
+
+def _readme_experiment_commands() -> list[str]:
+    """The command lines of the first ```bash block under "## Experiments" in README.md."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Experiments\n") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block, "README.md's Experiments section lost its ```bash block"
+    lines = [line.strip() for line in block.group(1).splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_the_readme_experiment_walkthrough_runs_as_printed(
+    project: Project, committed: Path
+) -> None:
+    """Each line verbatim (comments and all) from a shell without the venv on PATH."""
+    repo, env = project
+    seen = set()
+    for line in _readme_experiment_commands():
+        output = _sh(line, repo, env)
+        if " exp run " in line:
+            seen.add("exp run")
+            assert _stages_run(output) == ["train", "evaluate", "score", "export", "report"]
+        elif " exp show" in line:
+            seen.add("exp show")
+            header = next(row.split() for row in output.splitlines() if "Experiment" in row)
+            first = header[header.index("Created") + 1 :][: len(EVAL_KEYS)]
+            eval_keys = json.loads((repo / "metrics/eval.json").read_text())
+            assert set(first) <= set(eval_keys), first  # the model's own metrics lead
+            assert "workspace" in output
+        elif " metrics diff" in line:
+            seen.add("metrics diff")
+            assert "metrics/eval.json" in output and "roc_auc" in output
+            assert "baselines" not in output
+        elif " plots diff" in line:
+            seen.add("plots diff")
+            assert (repo / "dvc_plots/index.html").exists()
+            assert "dvc_plots" not in _sh("git status --porcelain", repo, env)
+    assert seen == {"exp run", "exp show", "metrics diff", "plots diff"}

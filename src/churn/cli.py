@@ -276,10 +276,11 @@ def evaluate() -> None:
         result = assess(model, snapshots, params.evaluate, params.export.top_n)
         metrics = result.metrics
         write_json(metrics, params.paths.eval_metrics)
+        write_json(result.baselines, params.paths.baseline_metrics)
         run_info = json.loads(params.paths.train_run.read_text())
         tracking.configure(params.tracking)
         with mlflow.start_run(run_id=run_info["run_id"]):
-            tracking.log_assessment(metrics, result.curves, params.paths.plots_dir)
+            tracking.log_assessment(result.with_baselines(), result.curves, params.paths.plots_dir)
         log.info(
             "evaluate: %s test rows at %s, base rate %.3f: ROC-AUC %.4f, Brier %.4f; %s",
             f"{metrics['n']:,}",
@@ -289,7 +290,7 @@ def evaluate() -> None:
             metrics["brier"],
             ", ".join(
                 f"{name} {m['roc_auc']:.4f}/{m['brier']:.4f}"
-                for name, m in metrics["baselines"].items()
+                for name, m in result.baselines.items()
             ),
         )
 
@@ -603,18 +604,26 @@ def report(
 @app.command()
 def backtest(
     steps: Annotated[
-        int, typer.Option("--steps", help="How many as-of dates to replay, one cutoff step apart.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--steps",
+            help="How many as-of dates to replay, one cutoff step apart (default backtest.steps).",
+        ),
+    ] = None,
 ) -> None:
-    """Retrain and evaluate at earlier as-of dates; write a stability table (metric per cutoff)."""
+    """Retrain and evaluate at earlier as-of dates: a stability table (metrics per test
+    cutoff, a DVC plot) and its summary (DVC metrics). The optional DVC stage in
+    backtest/dvc.yaml runs it: `dvc repro backtest/dvc.yaml`."""
     import datetime as dt
 
-    from churn.atomic import write_csv
+    from churn.atomic import write_csv, write_json
     from churn.features import backend
     from churn.features.snapshots import default_as_of
     from churn.model.backtest import backtest as run_backtest
+    from churn.model.backtest import summarize
 
     params = _state.params()
+    steps = params.backtest.steps if steps is None else steps
     if steps < 1:
         raise UserError("--steps must be at least 1")
     con = backend.connect(params.engine, spark_master=params.spark_master)
@@ -626,6 +635,7 @@ def backtest(
             transactions, as_of, steps, params.snapshots, params.features, params.train
         )
         write_csv(table.round(6), params.paths.backtest)
+        write_json(summarize(table), params.paths.backtest_metrics)
         log.info(
             "backtest: %d as-of dates -> %s\n%s",
             len(table),

@@ -55,10 +55,12 @@ class PathsConfig(_Section):
     calendar: Path = Path("data/features/calendar.json")
     rfm_edges: Path = Path("data/features/rfm_edges.json")
     backtest: Path = Path("metrics/backtest.csv")
+    backtest_metrics: Path = Path("metrics/backtest.json")
     model_dir: Path = Path("models/churn_model")
     train_run: Path = Path("models/train_run.json")
     train_metrics: Path = Path("metrics/train.json")
     eval_metrics: Path = Path("metrics/eval.json")
+    baseline_metrics: Path = Path("metrics/baselines.json")
     plots_dir: Path = Path("plots")
     scores: Path = Path("data/scores/scores.parquet")
     targets: Path = Path("data/exports/retention_targets.csv")
@@ -266,6 +268,12 @@ class TrackingConfig(_Section):
     register_model: bool = True
 
 
+class BacktestConfig(_Section):
+    """`churn backtest`: how many as-of dates to replay (each one retrains from scratch)."""
+
+    steps: int = Field(4, ge=1, le=MAX_CUTOFFS)
+
+
 class PromoteConfig(_Section):
     """How much worse a challenger may look before the gate refuses it (noise allowance)."""
 
@@ -441,6 +449,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    backtest: BacktestConfig = BacktestConfig()
     promote: PromoteConfig = PromoteConfig()
     export: ExportConfig = ExportConfig()
     scoring: ScoringConfig = ScoringConfig()

@@ -350,7 +350,7 @@ def test_report_is_reproducible(shop: dict[str, pd.DataFrame], shop_html: str) -
 
 
 def test_report_shows_the_marketing_kpis(shop: dict[str, pd.DataFrame], shop_html: str) -> None:
-    from churn.features import kpis
+    from churn.scoring import kpis
 
     rate = kpis.repeat_purchase_rate(shop["transactions"][shop["transactions"]["ts"] < AS_OF])
     assert _value(shop_html, "kpi-repeat-rate") == f"{100 * rate:.1f}%"

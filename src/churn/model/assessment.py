@@ -20,8 +20,21 @@ from churn.model.churn_model import LABEL, ChurnModel
 
 @dataclass(frozen=True)
 class Assessment:
+    """The model's own test metrics, the baselines' apart, and the curve tables.
+
+    ``metrics`` is metrics/eval.json and ``baselines`` metrics/baselines.json: kept in
+    two files so `dvc exp show` and `dvc metrics diff` lead with the model's numbers
+    instead of burying them among a few dozen baseline columns.
+    """
+
     metrics: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
     curves: dict[str, pd.DataFrame]
+
+    def with_baselines(self) -> dict[str, Any]:
+        """Both in one dict, baselines under ``baselines`` (how the MLflow run names them:
+        ``test_baselines.recency.roc_auc``)."""
+        return {**self.metrics, "baselines": self.baselines}
 
 
 def assess(
@@ -38,7 +51,7 @@ def assess(
     if config.n_bootstrap:
         metrics.update(ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed))
     metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
-    metrics["baselines"] = {
+    baselines = {
         name: {
             **ev.classification_metrics(y, p),
             **ev.paired_margins(y, probability, p, config.n_bootstrap, config.seed),
@@ -55,4 +68,6 @@ def assess(
             model.booster, model.matrix(test), config.shap_sample, config.seed
         ),
     }
-    return Assessment(metrics=metrics, curves={k: v.round(6) for k, v in curves.items()})
+    return Assessment(
+        metrics=metrics, baselines=baselines, curves={k: v.round(6) for k, v in curves.items()}
+    )

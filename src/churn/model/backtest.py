@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import ibis.expr.types as ir
 import pandas as pd
@@ -32,7 +33,11 @@ def backtest(
     features: FeaturesConfig,
     train: TrainConfig,
 ) -> pd.DataFrame:
-    """One row per replayed as-of date: the model's and each baseline's test metrics."""
+    """One row per replayed as-of date: the model's and each baseline's test metrics.
+
+    ``step`` is 0 for ``as_of`` itself and -1, -2, ... for each cutoff step back, a
+    number line the DVC plot can draw (its templates need a numeric x axis).
+    """
     rows = []
     for step in range(n_steps):
         replay = as_of - dt.timedelta(days=step * snapshots.cutoff_every_days)
@@ -43,6 +48,7 @@ def backtest(
         test = tables.labelled[tables.labelled["split"] == "test"]
         y = test[LABEL].to_numpy()
         row: dict[str, object] = {
+            "step": -step,
             "as_of": replay.isoformat(),
             "test_cutoff": tables.calendar.test_cutoff.isoformat(),
         }
@@ -54,3 +60,40 @@ def backtest(
             row[f"{name}_brier"] = baseline["brier"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summarize(table: pd.DataFrame) -> dict[str, Any]:
+    """The backtest in a few numbers (metrics/backtest.json, for `dvc metrics` and `dvc exp show`).
+
+    How the model's test metrics spread over the replayed cutoffs, and its mean and
+    smallest ROC-AUC margin over each baseline: a negative ``min`` means the model lost
+    to that baseline at some replayed date, which one test cutoff alone cannot show.
+    """
+
+    def spread(values: pd.Series) -> dict[str, float]:
+        return {"mean": values.mean(), "min": values.min(), "max": values.max()}
+
+    margins = {
+        column.removesuffix("_roc_auc"): table["roc_auc"] - table[column]
+        for column in table.columns
+        if column.endswith("_roc_auc")
+    }
+    summary: dict[str, Any] = {
+        "replays": len(table),
+        "roc_auc": spread(table["roc_auc"]),
+        "brier": spread(table["brier"]),
+        "ece": spread(table["ece"]),
+        "roc_auc_margin": {
+            name: {"mean": margin.mean(), "min": margin.min()} for name, margin in margins.items()
+        },
+    }
+    return _rounded(summary)
+
+
+def _rounded(node: Any) -> Any:
+    """Plain floats rounded to 6 digits, as in the CSV (NumPy scalars are not JSON)."""
+    if isinstance(node, dict):
+        return {key: _rounded(value) for key, value in node.items()}
+    if isinstance(node, int):
+        return node
+    return round(float(node), 6)

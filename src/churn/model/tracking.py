@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from churn.model.churn_model import ChurnModel
 from churn.model.mlflow_noise import known_noise_silenced, quiet_mlflow_logger
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
-from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
+from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SERVED_MODULES, SPEC_ARTIFACT
 from churn.model.registration import MODEL_ARTIFACT, REGISTRATION_TAG, set_challenger
 
 _SQLITE = "sqlite:///"
@@ -103,8 +104,21 @@ def params_hash(params: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _package_dir() -> str:
-    return str(Path(churn.__file__).parent)
+def _served_code(folder: Path) -> Path:
+    """A copy of the package in ``folder`` with only what a served model imports.
+
+    MLflow puts it in the model folder's code/ and on sys.path when it loads the model:
+    pyfunc.SERVED_MODULES and the ``__init__.py`` of each package around them.
+    """
+    package = Path(churn.__file__).parent
+    target = folder / package.name
+    for module in SERVED_MODULES:
+        inside = module.split(".")[1:]
+        files = [Path(*inside[:depth], "__init__.py") for depth in range(len(inside))]
+        for relative in [*files, Path(*inside).with_suffix(".py")]:
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package / relative, target / relative)
+    return target
 
 
 # What the served model imports at load time (the wrapper, the model files and
@@ -135,8 +149,9 @@ def serving_example(rows: pd.DataFrame) -> pd.DataFrame:
 def _pyfunc_arguments(model: ChurnModel, rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
 
-    The booster and spec are written to a scratch folder that MLflow copies
-    from; ``python_model`` is the path of the "models from code" file.
+    The booster and spec, and the package modules the served model imports, are
+    written to a scratch folder that MLflow copies from; ``python_model`` is the
+    path of the "models from code" file.
     """
     example = serving_example(rows)
     with known_noise_silenced():
@@ -148,7 +163,7 @@ def _pyfunc_arguments(model: ChurnModel, rows: pd.DataFrame) -> Iterator[dict[st
             "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
             "signature": signature,
             "input_example": example,
-            "code_paths": [_package_dir()],
+            "code_paths": [str(_served_code(Path(scratch) / "code"))],
             "pip_requirements": serving_requirements(),
         }
 

@@ -7,7 +7,7 @@ names and reasons come from the data and may hold any text, so the template
 autoescapes everything except the charts, which matplotlib has already escaped.
 
 The numbers come from the score and targets tables (CONTRACT.md) and the KPI
-definitions in ``churn.features.kpis``; this module only selects and formats them,
+definitions in ``churn.scoring.kpis``; this module only selects and formats them,
 so the report never disagrees with the exploration notebook.
 """
 
@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
-from churn.features import kpis
+from churn.scoring import kpis
 from churn.scoring import report_charts as charts
 
 SCORE_COLUMNS = (

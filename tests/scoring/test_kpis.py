@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churn.features.kpis import (
+from churn.features.segments import SEGMENTS
+from churn.scoring.kpis import (
     churn_rate_by_cutoff,
     cohort_retention,
     inter_purchase_gaps,
@@ -21,7 +22,6 @@ from churn.features.kpis import (
     repeat_rate_by_cohort,
     segment_sizes,
 )
-from churn.features.segments import SEGMENTS
 
 NAN = float("nan")
 
