@@ -20,6 +20,7 @@ from churn.model.baselines import baseline_probabilities
 from churn.model.churn_model import LABEL
 from churn.model.evaluate import classification_metrics
 from churn.model.train import train_model
+from churn.progress import tracked
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def backtest(
 ) -> pd.DataFrame:
     """One row per replayed as-of date: the model's and each baseline's test metrics."""
     rows = []
-    for step in range(n_steps):
+    for step in tracked(range(n_steps), "backtest", "as-of dates", n_steps):
         replay = as_of - dt.timedelta(days=step * snapshots.cutoff_every_days)
         log.info("backtest %d/%d: as_of %s", step + 1, n_steps, replay)
         config = snapshots.model_copy(update={"as_of": replay})
