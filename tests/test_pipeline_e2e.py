@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         "GIT_COMMITTER_NAME": "test",
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
+    env.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)  # as cron has it (conftest sets it)
     _run(["git", "init", "-q"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "project"], repo, env)
@@ -94,6 +96,15 @@ def test_every_stage_runs_in_order(first_repro: str) -> None:
         "export",
         "report",
     ]
+
+
+def test_the_repro_log_is_plain_with_a_few_progress_lines_per_loop(first_repro: str) -> None:
+    """Not a terminal (cron, CI, this pipe): no bar, no carriage return or escape code, and
+    at most one progress line per tenth of each loop (training: boosting, then the refit)."""
+    assert "\r" not in first_repro and "\x1b" not in first_repro
+    loops = Counter(re.findall(r" churn\.progress INFO (\w+): [\d,]+/[\d,]+ ", first_repro))
+    assert set(loops) == {"features", "train", "evaluate"}, first_repro[-4000:]
+    assert loops["features"] <= 11 and loops["evaluate"] <= 11 and loops["train"] <= 22, loops
 
 
 def test_outputs_have_their_schemas(project: tuple[Path, dict[str, str]], first_repro: str) -> None:

@@ -23,6 +23,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 
 from churn.config import Params, check_date, load_params
 from churn.errors import PathError, UserError, describe_os_error, is_disk_full
+from churn.progress import quiet_library_bars
 
 log = logging.getLogger("churn")
 
@@ -69,6 +70,7 @@ def _root(
     )
     for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_library_bars()
 
 
 @contextmanager

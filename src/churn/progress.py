@@ -54,6 +54,13 @@ def on_terminal() -> bool:
         return False
 
 
+def quiet_library_bars() -> None:
+    """Off a terminal, keep MLflow's own tqdm bars (artifact downloads while a model is
+    logged or loaded) out of the log as well; a value the user set wins."""
+    if not on_terminal():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def _sized() -> bool:
     """Whether the terminal on stderr reports its size (columns and rows)."""
     try:
