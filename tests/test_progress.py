@@ -7,16 +7,17 @@ or `dvc repro` would run it.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
 import pty
 import re
+import select
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,8 @@ def test_a_terminal_gets_a_bar_even_when_it_reports_no_size(
         monkeypatch.setattr(sys, "stderr", terminal)
         for _ in tracked(range(30), "features", "cutoffs", 30):
             pass
-    drawn = os.read(leader, 65536).decode()
+        terminal.flush()
+        drawn = os.read(leader, 65536).decode()
     os.close(leader)
     assert "\r" in drawn and "features: 100%|" in drawn and "| 30/30 [" in drawn, repr(drawn)
 
@@ -111,18 +113,26 @@ def features_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _on_pty(args: list[str], cwd: Path) -> tuple[int, str]:
-    """Run ``args`` with stdout and stderr on a pseudo-terminal; exit code and output."""
+    """Run ``args`` with stdout and stderr on a 100-column pseudo-terminal; exit code and
+    everything it wrote. The terminal side stays open here until the child is gone, so
+    no hang-up can drop its last output."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     env = {**os.environ, "TERM": "xterm"}
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower, stderr=follower)
-    os.close(follower)
     chunks = []
-    with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
-        while chunk := os.read(leader, 65536):
-            chunks.append(chunk)
-    os.close(leader)
-    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                chunks.append(os.read(leader, 65536))
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=5), b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        proc.kill()
+        os.close(follower)
+        os.close(leader)
 
 
 def test_churn_features_draws_a_bar_on_a_terminal(features_project: Path) -> None:

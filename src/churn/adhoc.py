@@ -44,12 +44,11 @@ def model_part(uri: str) -> str:
     return slug(uri.removeprefix("models:/"))
 
 
-def derived_path(tracked: Path, parts: Sequence[str], suffix: str | None = None) -> Path:
+def derived_path(tracked: Path, parts: Sequence[str]) -> Path:
     """``tracked`` with ``.part1.part2`` inserted before its suffix, in the same folder."""
     if not parts:
         raise ValueError("an ad-hoc name needs at least one part")
-    suffix = tracked.suffix if suffix is None else suffix
-    return tracked.with_name(f"{tracked.stem}.{'.'.join(parts)}{suffix}")
+    return tracked.with_name(f"{tracked.stem}.{'.'.join(parts)}{tracked.suffix}")
 
 
 def tracked_paths(params: Params) -> list[Path]:

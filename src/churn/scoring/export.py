@@ -111,7 +111,7 @@ def consent_status(customer_ids: pd.Series, customers: pd.DataFrame | None) -> p
     return pd.Series(status, index=customer_ids.index, dtype="object")
 
 
-# The filters in the order they apply, with their option and params key.
+# The filters in the order they apply, with the option that sets each.
 _FILTERS = (
     ("segments", "--segment"),
     ("bands", "--band"),
