@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +157,15 @@ def committed(project: Project, first_repro: str, backtest_repro: str) -> Path:
 def test_every_stage_runs_in_order_without_the_venv_on_path(first_repro: str) -> None:
     assert _stages_run(first_repro) == MAIN_STAGES
     assert "not found" not in first_repro
+
+
+def test_the_repro_log_is_plain_with_a_few_progress_lines_per_loop(first_repro: str) -> None:
+    """Not a terminal (cron, CI, this pipe): no bar, no carriage return or escape code, and
+    at most one progress line per tenth of each loop (training: boosting, then the refit)."""
+    assert "\r" not in first_repro and "\x1b" not in first_repro
+    loops = Counter(re.findall(r" churn\.progress INFO (\w+): [\d,]+/[\d,]+ ", first_repro))
+    assert set(loops) == {"features", "train", "evaluate"}, first_repro[-4000:]
+    assert loops["features"] <= 11 and loops["evaluate"] <= 11 and loops["train"] <= 22, loops
 
 
 def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:

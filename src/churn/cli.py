@@ -23,6 +23,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 
 from churn.config import Params, check_date, load_params
 from churn.errors import PathError, UserError, describe_os_error, is_disk_full
+from churn.progress import quiet_library_bars
 
 log = logging.getLogger("churn")
 
@@ -69,6 +70,7 @@ def _root(
     )
     for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_library_bars()
 
 
 @contextmanager
@@ -361,20 +363,31 @@ _AS_OF_HELP = (
 )
 
 
+_SCORE_OUTPUT_HELP = (
+    "Write the score table here (.parquet). Default: paths.scores, or with --as-of/--model a"
+    " name derived from them beside it (never the tracked file)."
+)
+
+
 @app.command()
 def score(
     model: Annotated[str | None, typer.Option("--model", help=_MODEL_HELP)] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help=_AS_OF_HELP)] = None,
+    output: Annotated[Path | None, typer.Option("--output", help=_SCORE_OUTPUT_HELP)] = None,
 ) -> None:
     """Score every active customer at the as-of date: churn risk, band, value, value at risk.
 
     Writes the score table riskiest first: calibrated churn probability, risk band
     (scoring.*), P(alive) and expected 12-month value (BG/NBD x Gamma-Gamma), value at
     risk, RFM segment and the model's name and version. Reasons are filled in by
-    `churn export` for the list and by `churn explain` for anyone.
+    `churn export` for the list and by `churn explain` for anyone. Another --as-of or
+    --model is a one-off: it writes beside the tracked table, never over it.
     """
+    from churn.adhoc import destination, score_file
+
     params = _state.params()
     day = _as_of_option(as_of)
+    target = score_file(params, day, model, output)
 
     from churn.atomic import write_parquet
     from churn.scoring.score import score_customers
@@ -383,9 +396,9 @@ def score(
     churn_model, identity = _load_model(params, model or str(params.paths.model_dir))
     with _step("score"):
         scores = score_customers(snapshot, churn_model, identity, params.scoring)
-        write_parquet(scores, params.paths.scores)
+        write_parquet(scores, target)
         log.info(
-            "score: %s customers in, %s scored at %s with %s (%s v%s); bands %s",
+            "score: %s customers in, %s scored at %s with %s (%s v%s); bands %s -> %s",
             f"{len(snapshot):,}",
             f"{len(scores):,}",
             scores["as_of"].iloc[0].date(),
@@ -393,6 +406,7 @@ def score(
             identity.name or "unregistered",
             identity.version or "-",
             scores["risk_band"].value_counts().to_dict(),
+            destination(params.paths.scores, target),
         )
 
 
@@ -432,6 +446,16 @@ _SEGMENT_HELP = "Only this RFM segment, e.g. 'At risk' (repeat for several)."
 _BAND_HELP = "Only this risk band: low, medium or high (repeat for several)."
 
 
+_EXPORT_OUTPUT_HELP = (
+    "Write the list here (.csv or .xlsx, by its suffix) and its summary beside it"
+    " (.summary.json). Default: the tracked files, or with any other option a name"
+    " derived from the options beside them (never the tracked files)."
+)
+_SCORES_HELP = (
+    "List from this score table (e.g. one `churn score --as-of` wrote). Default: paths.scores."
+)
+
+
 @app.command()
 def export(
     top: Annotated[
@@ -461,30 +485,48 @@ def export(
         list[str] | None,
         typer.Option("--format", help="csv or xlsx (repeat for both; default export.formats)."),
     ] = None,
+    scores_path: Annotated[Path | None, typer.Option("--scores", help=_SCORES_HELP)] = None,
+    output: Annotated[Path | None, typer.Option("--output", help=_EXPORT_OUTPUT_HELP)] = None,
 ) -> None:
     """The retention list: who to contact under the targeting budget, with what and why.
 
     Picks the customers with the best expected gain (churn risk x value x save
     rate - cost) under targeting.max_contacts / max_budget, holds out a random
     control group, drops customers without marketing consent, then writes the
-    targets table, the CSV/Excel list and a summary of who was left out.
+    targets table, the CSV/Excel list and a summary of who was left out. With
+    any option it is a one-off: the list and its summary go to --output or to a
+    name derived from the options, and the tracked files are left alone.
     """
+    from churn.adhoc import export_files, export_output, export_parts
     from churn.scoring.export import ExportFilters
 
     params = _state.params()
     settings = params.export
+    options = {
+        "segments": segment,
+        "bands": band,
+        "min_value": min_value,
+        "actions": action,
+        "top_n": top,
+    }
+    given = {field for field, value in options.items() if value not in (None, [])}
     filters = ExportFilters(
         segments=segment or settings.segments,
         bands=band or settings.bands,
         min_value=min_value if min_value is not None else settings.min_value,
         actions=action or settings.actions,
         top_n=top if top is not None else settings.top_n,
+        from_params=frozenset(set(options) - given),
     )
     filters.check(list(params.targeting.actions))
-    formats = fmt or list(settings.formats)
+    # --output sets the one format by its suffix; a --format given with it must agree
+    formats = fmt or ([] if output is not None else list(settings.formats))
     for name in formats:
         if name not in ("csv", "xlsx"):
             raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
+    ad_hoc = bool(given or fmt or scores_path is not None or output is not None)
+    if output is not None:  # before any reading, so a wrong --output fails at once
+        export_output(params, formats, output)
     # The checks above come before these heavy imports, so a typo fails in a second.
     import pandas as pd
 
@@ -493,7 +535,12 @@ def export(
     from churn.scoring.retention import retention_list
     from churn.scoring.score import explain as explain_customers
 
-    scores = _read_parquet(params.paths.scores, "score")
+    if scores_path is not None and not scores_path.exists():
+        raise UserError(f"score table not found: {scores_path} (check --scores)")
+    scores = _read_parquet(scores_path or params.paths.scores, "score")
+    scores_as_of = _run_name(scores, scores_path) if scores_path is not None else None
+    parts = export_parts({f: options[f] for f in given}, scores_as_of) if ad_hoc else None
+    targets = export_files(params, formats, output, parts)
     customers = None
     if params.paths.customers.exists():
         customers = _read_parquet(params.paths.customers, "ingest")
@@ -506,28 +553,34 @@ def export(
             return explain_customers(snapshot, churn_model, wanted, params.attribution)
 
         chosen = retention_list(scores, customers, params.targeting, filters, reasons_for)
-        write_parquet(chosen.targets, params.paths.targets_table)
+        if targets.table is not None:
+            write_parquet(chosen.targets, targets.table)
         contact_list, summary = chosen.contact_list, chosen.summary
         written = []
-        if "csv" in formats:
-            write_csv(contact_list, params.paths.targets)
-            written.append(str(params.paths.targets))
-        if "xlsx" in formats:
-            with atomic_path(params.paths.targets_xlsx) as tmp:
+        if "csv" in targets.lists:
+            write_csv(contact_list, targets.lists["csv"])
+            written.append(str(targets.lists["csv"]))
+        if "xlsx" in targets.lists:
+            with atomic_path(targets.lists["xlsx"]) as tmp:
                 write_xlsx(contact_list, tmp)
-            written.append(str(params.paths.targets_xlsx))
+            written.append(str(targets.lists["xlsx"]))
         summary["files"] = written
-        write_json(summary, params.paths.export_summary)
+        write_json(summary, targets.summary)
+        if chosen.empty_reason is not None:
+            log.warning("export: the list is empty: %s", chosen.empty_reason)
         log.info(
             "export: %s scored, %s worth contacting, %s targeted under budget, %s held out as"
-            " control, left out %s, %s exported -> %s",
+            " control, left out %s, %s exported -> %s%s",
             f"{summary['scored_customers']:,}",
             f"{summary['worth_contacting']:,}",
             f"{summary['targeted_under_budget']:,}",
             f"{summary['control_group_held_out']:,}",
             summary["left_out"],
             f"{summary['exported']:,}",
-            ", ".join(written),
+            ", ".join([*written, str(targets.summary)]),
+            " (ad hoc; the tracked list, summary and targets table are left as they were)"
+            if targets.ad_hoc
+            else "",
         )
 
 
@@ -551,6 +604,21 @@ def _read_optional_parquet(path: Path, columns: list[str], what: str, produced_b
     return pd.read_parquet(_input_file(path, produced_by), columns=columns)
 
 
+def _run_name(scores: Any, path: Path) -> str:
+    """A score table's as-of date, or its file name when it has none (no rows)."""
+    import pandas as pd
+
+    if len(scores) and "as_of" in scores:
+        return str(pd.Timestamp(scores["as_of"].iloc[0]).date())
+    return path.stem
+
+
+_REPORT_OUTPUT_HELP = (
+    "Write the report here (.html). Default: paths.report, or with --previous a name derived"
+    " from the previous run's date beside it (never the tracked report)."
+)
+
+
 @app.command()
 def report(
     previous: Annotated[
@@ -560,17 +628,29 @@ def report(
             help="Score table of an earlier run: the segment chart compares against it.",
         ),
     ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help=_REPORT_OUTPUT_HELP)] = None,
 ) -> None:
-    """Write the marketing report: one self-contained HTML file (paths.report)."""
+    """Write the marketing report: one self-contained HTML file (paths.report).
+
+    A comparison with --previous is a one-off: it goes to --output or to a name
+    derived from the previous run's date, never over the tracked report.
+    """
+    from churn.adhoc import destination, report_file
     from churn.atomic import atomic_path
 
     params = _state.params()
     paths = params.paths
+    if output is not None:  # checked first: a wrong suffix fails before any reading
+        report_file(params, None, output)
     scores = _read_parquet(paths.scores, "score")
     targets = _read_parquet(paths.targets_table, "export")
     if previous is not None and not previous.exists():
         raise UserError(f"previous score table not found: {previous} (check --previous)")
-    previous_scores = _read_parquet(previous, "score") if previous is not None else None
+    previous_scores, previous_run = None, None
+    if previous is not None:
+        previous_scores = _read_parquet(previous, "score")
+        previous_run = _run_name(previous_scores, previous)
+    target = report_file(params, previous_run, output)
     transactions = _read_optional_parquet(
         paths.transactions,
         ["customer_id", "order_id", "ts", "amount"],
@@ -590,13 +670,13 @@ def report(
         html = render_pipeline_report(
             scores, targets, transactions, labelled, previous_scores, params
         )
-        with atomic_path(paths.report) as tmp:
+        with atomic_path(target) as tmp:
             tmp.write_text(html, encoding="utf-8")
         log.info(
             "report: %s scored customers, %s targets -> %s (%s KB)",
             f"{len(scores):,}",
             f"{int(targets['selected'].sum()):,}",
-            paths.report,
+            destination(paths.report, target),
             f"{len(html.encode()) // 1024:,}",
         )
 

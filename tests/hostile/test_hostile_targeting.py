@@ -85,14 +85,14 @@ def _five_actions(root: Path, **targeting: object) -> None:
             "rules": rules,
             **targeting,
         },
-        "export": {"top_n": 5_000},
+        "export": {"top_n": 5_000, "formats": ["csv"]},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def _export(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, pd.DataFrame, dict]:
     monkeypatch.chdir(root)
-    code = run_cli("export", "--format", "csv")
+    code = run_cli("export")  # the stage itself (an option would make it a one-off)
     targets = pd.read_parquet(root / "data/scores/targets.parquet")
     summary = json.loads((root / "data/exports/retention_targets.summary.json").read_text())
     return code, targets, summary

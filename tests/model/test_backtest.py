@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import ibis
 import pandas as pd
+import pytest
 
 from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
 from churn.model.backtest import backtest, summarize
 from synthetic import canonical_transactions
 
 
-def test_each_step_moves_the_test_cutoff_back_one_cutoff_step() -> None:
+def test_each_step_moves_the_test_cutoff_back_one_cutoff_step(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERM", "dumb")  # plain progress lines, even under `pytest -s`
+    caplog.set_level(logging.INFO, logger="churn.progress")
     transactions = canonical_transactions(seed=4, n_customers=2_000)
     snapshots = SnapshotConfig(n_train_cutoffs=4)
     table = backtest(
@@ -32,6 +38,12 @@ def test_each_step_moves_the_test_cutoff_back_one_cutoff_step() -> None:
     for column in ("roc_auc", "brier", "bgnbd_roc_auc", "recency_brier", "logistic_roc_auc"):
         assert table[column].between(0, 1).all()
     assert (table["roc_auc"] > 0.55).all()
+    # One progress line per replayed date; the features and training inside stay quiet
+    progress = [r.getMessage() for r in caplog.records if r.name == "churn.progress"]
+    assert [line.split(" (")[0] for line in progress] == [
+        "backtest: 1/2 as-of dates",
+        "backtest: 2/2 as-of dates",
+    ]
 
 
 def test_the_summary_spreads_the_metrics_and_margins_over_the_replays() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +16,7 @@ from churn.model.evaluate import (
     paired_margins,
     top_decile_lift,
 )
+from churn.progress import progress
 
 
 def test_top_decile_lift_by_hand() -> None:
@@ -63,3 +67,19 @@ def test_paired_margins_see_a_consistent_gain_that_marginal_intervals_hide() -> 
     )
     same = paired_margins(y, baseline, baseline, n_boot=50, seed=0)
     assert same["roc_auc_margin"] == 0 and same["roc_auc_margin_ci_high"] == 0
+
+
+def test_bootstrap_resamples_are_counted_for_the_progress_display(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERM", "dumb")  # not a terminal: log lines, no bar
+    caplog.set_level(logging.INFO, logger="churn.progress")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p, b = rng.random(300), rng.random(300)
+    with progress("evaluate", 2 * 50, "bootstrap resamples") as shown:
+        bootstrap_intervals(y, p, 50, 0, shown)
+        paired_margins(y, p, b, 50, 0, shown)
+    lines = [r.getMessage() for r in caplog.records if r.name == "churn.progress"]
+    assert len(lines) == 10
+    assert lines[-1].startswith("evaluate: 100/100 bootstrap resamples (100 %)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import ibis
 import numpy as np
@@ -97,3 +98,21 @@ def test_fifteen_months_of_history_still_train() -> None:
     result = train_model(tables.labelled, TrainConfig(n_estimators=100))
     test = tables.labelled[tables.labelled["split"] == "test"]
     assert roc_auc_score(test[LABEL], result.model.churn_probability(test)) > 0.6
+
+
+def test_boosting_and_refit_report_progress_in_bounded_plain_lines(
+    snapshots: pd.DataFrame, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERM", "dumb")  # not a terminal: log lines, no bar
+    caplog.set_level(logging.INFO, logger="churn.progress")
+    config = CONFIG.model_copy(update={"refit_full": True})
+    result = train_model(snapshots, config)
+    lines = [r.getMessage() for r in caplog.records if r.name == "churn.progress"]
+    boosting = [line for line in lines if "boosting rounds" in line]
+    refit = [line for line in lines if "refit rounds" in line]
+    assert len(boosting) + len(refit) == len(lines) and 1 <= len(boosting) <= 11
+    # Early stopping ends boosting short of n_estimators; the last line says where
+    stopped = result.best_iteration + config.early_stopping_rounds
+    assert boosting[-1].startswith(f"train: {stopped}/{config.n_estimators} boosting rounds")
+    assert len(refit) == 10
+    assert refit[-1].startswith(f"train: {result.best_iteration}/{result.best_iteration} refit")

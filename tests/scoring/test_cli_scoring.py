@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
 from trained_model import Trained
 
+from churn.cli import main
 from churn.model import tracking
 from churn.scoring.export import EXPORT_COLUMNS
 from churn.scoring.score import SCORE_COLUMNS
@@ -48,6 +52,60 @@ def test_bad_option_values_are_one_line_and_exit_2(
     assert "Traceback" not in proc.stderr
 
 
+TRACKED = "which the pipeline tracks (params.yaml paths:); choose another file"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["export", "--output", "list.pdf"],
+            "--output list.pdf must end in .csv or .xlsx (the suffix sets the format)",
+        ),
+        (
+            ["export", "--format", "xlsx", "--output", "list.csv"],
+            "--format xlsx disagrees with --output list.csv"
+            " (its suffix sets the one format written; drop --format)",
+        ),
+        (
+            ["export", "--top", "5", "--output", "data/exports/retention_targets.csv"],
+            "--output data/exports/retention_targets.csv would overwrite"
+            f" data/exports/retention_targets.csv, {TRACKED}",
+        ),
+        (
+            ["score", "--as-of", "2026-01-01", "--output", "data/scores/scores.parquet"],
+            "--output data/scores/scores.parquet would overwrite"
+            f" data/scores/scores.parquet, {TRACKED}",
+        ),
+        (
+            ["score", "--output", "scores.csv"],
+            "--output scores.csv must end in .parquet (the suffix sets the format)",
+        ),
+        (
+            ["report", "--output", "models/churn_model/report.html"],
+            "--output models/churn_model/report.html would overwrite"
+            f" models/churn_model, {TRACKED}",
+        ),
+        (
+            ["export", "--scores", "nowhere.parquet"],
+            "score table not found: nowhere.parquet (check --scores)",
+        ),
+    ],
+)
+def test_ad_hoc_output_onto_a_tracked_path_or_of_the_wrong_kind_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    assert _main(*args) == 2
+    assert capsys.readouterr().err.splitlines() == [f"churn: error: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
+
+
 @pytest.fixture(scope="module")
 def project(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("scoring-project")
@@ -81,17 +139,40 @@ def project(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_score_export_explain_on_a_replayed_date(project: Path, trained: Trained) -> None:
-    as_of = pd.Timestamp(trained.scoring["cutoff"].iloc[0]).date() - dt.timedelta(days=30)
-    proc = _churn(["score", "--as-of", as_of.isoformat()], project)
-    assert proc.returncode == 0, proc.stderr
+def _main(*args: str) -> int:
+    """``churn ARGS`` in process, through the real entry point; returns the exit code."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def tracked(project: Path) -> Iterator[dict[str, str]]:
+    """`churn score` and `churn export` as the DVC stages run them (no options); the
+    hashes of every file in the project afterwards. Later commands run in ``project``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        assert _main("score") == 0
+        assert _main("export") == 0
+        yield _tree(project)
+    mlflow.set_tracking_uri(None)  # the CLI points MLflow at the project's store
+
+
+def test_the_stage_commands_write_the_tracked_outputs(project: Path, tracked: dict) -> None:
     scores = pd.read_parquet(project / "data/scores/scores.parquet")
     assert list(scores.columns) == SCORE_COLUMNS
-    assert set(scores["as_of"].dt.date) == {as_of}
     assert set(scores["model_name"]) == {"churn-test"} and set(scores["model_version"]) == {""}
-
-    proc = _churn(["export"], project)
-    assert proc.returncode == 0, proc.stderr
     targets = pd.read_parquet(project / "data/scores/targets.parquet")
     chosen = targets[targets["targeted"]]
     assert len(chosen) <= 120 and chosen["contact_cost"].sum() <= 400 + 1e-9
@@ -108,11 +189,126 @@ def test_score_export_explain_on_a_replayed_date(project: Path, trained: Trained
     assert listed["Email"].str.endswith("@example.com").all()
     book = load_workbook(project / "data/exports/retention_targets.xlsx", read_only=True)
     assert sum(1 for _ in book.active.iter_rows()) == len(listed) + 1
+    assert summary["files"] == [
+        "data/exports/retention_targets.csv",
+        "data/exports/retention_targets.xlsx",
+    ]
 
+
+def test_ad_hoc_runs_write_beside_the_tracked_outputs_and_never_over_them(
+    project: Path, tracked: dict[str, str], trained: Trained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another date, model, filter, format or comparison: new files, tracked ones untouched."""
+    as_of = pd.Timestamp(trained.scoring["cutoff"].iloc[0]).date() - dt.timedelta(days=30)
+    listed = pd.read_csv(project / "data/exports/retention_targets.csv", dtype={"Customer ID": str})
+    capsys.readouterr()
+
+    assert _main("score", "--as-of", as_of.isoformat()) == 0
+    replayed = f"data/scores/scores.as_of={as_of}.parquet"
+    scores = pd.read_parquet(project / replayed)
+    assert list(scores.columns) == SCORE_COLUMNS and set(scores["as_of"].dt.date) == {as_of}
+    assert (
+        f"-> {replayed} (ad hoc; the tracked data/scores/scores.parquet" in capsys.readouterr().err
+    )
+
+    assert _main("score", "--model", "models/churn_model") == 0
+    by_model = pd.read_parquet(project / "data/scores/scores.model=models-churn_model.parquet")
+    pd.testing.assert_frame_equal(by_model, pd.read_parquet(project / "data/scores/scores.parquet"))
+
+    # The list for the replayed date: list + summary named by its date, no targets table
+    assert _main("export", "--scores", replayed) == 0
+    stem = f"data/exports/retention_targets.as_of={as_of}"
+    summary = json.loads((project / f"{stem}.summary.json").read_text())
+    assert summary["as_of"] == str(as_of)
+    assert summary["files"] == [f"{stem}.csv", f"{stem}.xlsx"]
+    replayed_list = pd.read_csv(project / f"{stem}.csv", dtype={"Customer ID": str})
+    assert summary["exported"] == len(replayed_list) > 0
+    customer = str(replayed_list["Customer ID"].iloc[0])
+    capsys.readouterr()
+    assert _main("explain", customer, "--as-of", as_of.isoformat()) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"customer {customer} at {as_of}: churn risk")
+    assert f"  1. {replayed_list['Why (1)'].iloc[0]}" in out
+
+    # Filters: the tracked list, narrowed, under a name saying how
+    segments = ["Can't lose them", "At risk"]
+    capsys.readouterr()
+    assert (
+        _main("export", "--segment", segments[0], "--segment", segments[1], "--band", "high") == 0
+    )
+    stem = "data/exports/retention_targets.segment-cant-lose-them+at-risk.band-high"
+    narrowed = pd.read_csv(project / f"{stem}.csv", dtype={"Customer ID": str})
+    expected = listed[listed["Segment"].isin(segments) & (listed["Risk band"] == "high")]
+    assert narrowed["Customer ID"].tolist() == expected["Customer ID"].tolist()
+    assert (project / f"{stem}.xlsx").exists() and (project / f"{stem}.summary.json").exists()
+    err = capsys.readouterr().err
+    assert f"-> {stem}.csv, {stem}.xlsx, {stem}.summary.json (ad hoc;" in err
+
+    # --output: the suffix picks the one format; the summary goes beside it
+    assert _main("export", "--top", "5", "--output", "out/top five.xlsx") == 0
+    book = load_workbook(project / "out/top five.xlsx", read_only=True)
+    rows = [[c.value for c in row] for row in book.active.iter_rows()]
+    assert [r[1] for r in rows[1:]] == listed["Customer ID"].head(5).tolist()
+    summary = json.loads((project / "out/top five.summary.json").read_text())
+    assert summary["files"] == ["out/top five.xlsx"] and summary["exported"] == 5
+    assert _main("export", "--format", "csv") == 0  # one format, the whole list
+    whole = pd.read_csv(project / "data/exports/retention_targets.adhoc.csv", dtype=str)
+    pd.testing.assert_frame_equal(
+        whole, pd.read_csv(project / "data/exports/retention_targets.csv", dtype=str)
+    )
+
+    # A comparison report: named by the previous run's date
+    assert _main("report", "--previous", replayed) == 0
+    html = (project / f"reports/retention_report.previous={as_of}.html").read_text()
+    assert "against the previous run" in html
+
+    after = _tree(project)
+    assert {path: after[path] for path in tracked} == tracked  # byte-identical
+    assert sorted(set(after) - set(tracked)) == sorted(
+        [
+            replayed,
+            "data/scores/scores.model=models-churn_model.parquet",
+            *(f"data/exports/retention_targets.as_of={as_of}.{s}" for s in EXPORT_SUFFIXES),
+            *(f"{stem}.{s}" for s in EXPORT_SUFFIXES),
+            "out/top five.xlsx",
+            "out/top five.summary.json",
+            "data/exports/retention_targets.adhoc.csv",
+            "data/exports/retention_targets.adhoc.summary.json",
+            f"reports/retention_report.previous={as_of}.html",
+        ]
+    )
+
+
+EXPORT_SUFFIXES = ("csv", "xlsx", "summary.json")
+
+
+def test_an_empty_list_says_which_filter_emptied_it(
+    project: Path, tracked: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = json.loads((project / "data/exports/retention_targets.summary.json").read_text())
+    listed = pd.read_csv(project / "data/exports/retention_targets.csv")
+    high = int((listed["Risk band"] == "high").sum())
+    assert 0 < high < summary["selected"]
+    capsys.readouterr()
+    assert _main("export", "--band", "high", "--min-value", "100000", "--format", "csv") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1
+    assert warnings[0].endswith(
+        "export: the list is empty: --min-value 100000 left 0 of"
+        f" {summary['selected']} selected customers (after --band 'high': {high})"
+    )
+    empty = pd.read_csv(project / "data/exports/retention_targets.band-high.min-value-100000.csv")
+    assert empty.empty and list(empty.columns) == list(EXPORT_COLUMNS.values())
+
+
+def test_explain_names_the_reasons_the_list_gives(
+    project: Path, tracked: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = pd.read_csv(project / "data/exports/retention_targets.csv", dtype={"Customer ID": str})
     customer = str(listed["Customer ID"].iloc[0])
-    proc = _churn(["explain", customer, "--as-of", as_of.isoformat()], project)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"customer {customer} at {as_of}: churn risk")
-    assert f"  1. {listed['Why (1)'].iloc[0]}" in proc.stdout
-    proc = _churn(["explain", "no-such-customer"], project)
-    assert proc.returncode == 2 and "is not an active customer" in proc.stderr
+    capsys.readouterr()
+    assert _main("explain", customer) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"customer {customer} at ") and f"  1. {listed['Why (1)'].iloc[0]}" in out
+    assert _main("explain", "no-such-customer") == 2
+    assert "is not an active customer" in capsys.readouterr().err

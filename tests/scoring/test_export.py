@@ -19,6 +19,7 @@ from churn.scoring.export import (
     ExportFilters,
     build_export,
     consent_status,
+    why_empty,
     write_xlsx,
 )
 
@@ -110,6 +111,65 @@ def test_without_a_customers_table_everyone_may_be_contacted() -> None:
     assert exported["Customer ID"].tolist() == ["c4", "c1", "c0", "c7", "c2", "c6"]
     assert set(exported["Email"]) == {""}
     assert sum(summary["left_out"].values()) == 0
+
+
+def _why_empty(
+    targets: pd.DataFrame, customers: pd.DataFrame | None, filters: ExportFilters
+) -> str:
+    consent = consent_status(targets["customer_id"], customers)
+    exported, summary = build_export(targets, consent, customers, filters)
+    assert exported.empty
+    return why_empty(targets, consent, summary, filters)
+
+
+@pytest.mark.parametrize(
+    ("filters", "reason"),
+    [
+        (
+            ExportFilters(segments=["Hibernating"]),
+            "--segment 'Hibernating' left 0 of 6 selected customers",
+        ),
+        (
+            ExportFilters(segments=["At risk", "Lost"], bands=["low"], top_n=5),
+            "--band 'low' left 0 of 6 selected customers"
+            " (after --segment 'At risk' --segment 'Lost': 2)",
+        ),
+        (
+            ExportFilters(min_value=1000.0, from_params=frozenset({"min_value"})),
+            "export.min_value 1000 left 0 of 6 selected customers",
+        ),
+        (
+            ExportFilters(bands=["low"], actions=["Call"], from_params=frozenset({"actions"})),
+            "export.actions ['Call'] left 0 of 6 selected customers (after --band 'low': 2)",
+        ),
+    ],
+)
+def test_an_empty_list_names_the_filter_that_emptied_it(
+    filters: ExportFilters, reason: str
+) -> None:
+    assert _why_empty(_targets(), None, filters) == reason
+
+
+def test_an_empty_list_before_any_filter_names_the_step_that_emptied_it() -> None:
+    targets = _targets()
+    nobody = targets.assign(targeted=False, selected=False)
+    refused = CUSTOMERS.assign(marketing_consent=pd.array([False] * 7, "boolean"))
+    assert _why_empty(nobody, refused, ExportFilters()) == (
+        "none of the 7 customers worth contacting may be contacted"
+        " (no_consent 6, not_in_customers_table 1)"
+    )
+    assert _why_empty(nobody, None, ExportFilters()) == (
+        "the budget picked nobody (targeting.max_contacts, targeting.max_budget)"
+    )
+    held_out = targets.assign(control_group=targets["targeted"], selected=False)
+    assert _why_empty(held_out, None, ExportFilters()) == (
+        "all 7 targeted customers were held out as the control group (targeting.control_fraction)"
+    )
+    worthless = targets.assign(expected_gain=-1.0, targeted=False, selected=False)
+    assert _why_empty(worthless, None, ExportFilters()) == (
+        "none of the 8 scored customers is worth contacting"
+        " (no action with a positive expected gain: see targeting.rules and .actions)"
+    )
 
 
 @pytest.mark.parametrize(

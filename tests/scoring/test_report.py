@@ -453,10 +453,13 @@ def test_cli_writes_the_report_atomically(shop: dict[str, pd.DataFrame], tmp_pat
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    # A comparison is a one-off: named by the previous run's date, beside the tracked report
+    previous_as_of = pd.Timestamp(shop["previous"]["as_of"].iloc[0]).date()
+    name = f"report.previous={previous_as_of}.html"
+    html = (tmp_path / "out" / name).read_text(encoding="utf-8")
     assert "against the previous run" in html
     assert "churn rate at model cutoffs" not in html  # no training snapshots given
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["report.html"]  # no temp left
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [name]  # no temp left
 
 
 def test_cli_missing_targets_says_which_stage_to_run(tmp_path: Path) -> None:

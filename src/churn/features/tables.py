@@ -42,6 +42,7 @@ from churn.features.buckets import BucketPlan
 from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, history_expr
+from churn.progress import tracked
 
 SCORE_SPLIT = "score"
 
@@ -112,7 +113,8 @@ def feature_pieces(
             ]
             one_query = len(chunks) == 1
             histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
-            for mine, history in zip(cutoffs, histories, strict=False):
+            steps = zip(cutoffs, histories, strict=False)
+            for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
                 if mine["split"].iloc[0] == SCORE_SPLIT:
                     # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
                     # found depends on the start by up to ~1e-2 in P(alive) on small data,

@@ -16,6 +16,7 @@ from churn.errors import UserError
 from churn.model import evaluate as ev
 from churn.model.baselines import baseline_probabilities
 from churn.model.churn_model import LABEL, ChurnModel
+from churn.progress import progress
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,21 @@ def assess(
     probability = model.churn_probability(test)
     metrics: dict[str, Any] = ev.classification_metrics(y, probability)
     metrics.update(ev.budget_metrics(y, probability, budget_contacts))
-    if config.n_bootstrap:
-        metrics.update(ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed))
-    metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
-    baselines = {
-        name: {
-            **ev.classification_metrics(y, p),
-            **ev.paired_margins(y, probability, p, config.n_bootstrap, config.seed),
+    candidates = baseline_probabilities(snapshots)
+    n_resamples = config.n_bootstrap * (1 + len(candidates))
+    with progress("evaluate", n_resamples, "bootstrap resamples") as shown:
+        if config.n_bootstrap:
+            metrics.update(
+                ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed, shown)
+            )
+        metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
+        baselines = {
+            name: {
+                **ev.classification_metrics(y, p),
+                **ev.paired_margins(y, probability, p, config.n_bootstrap, config.seed, shown),
+            }
+            for name, p in candidates.items()
         }
-        for name, p in baseline_probabilities(snapshots).items()
-    }
     curves = {
         "roc.csv": ev.roc_points(y, probability),
         "pr.csv": ev.pr_points(y, probability),

@@ -21,6 +21,7 @@ from churn.model.baselines import baseline_probabilities
 from churn.model.churn_model import LABEL
 from churn.model.evaluate import classification_metrics
 from churn.model.train import train_model
+from churn.progress import tracked
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def backtest(
     number line the DVC plot can draw (its templates need a numeric x axis).
     """
     rows = []
-    for step in range(n_steps):
+    for step in tracked(range(n_steps), "backtest", "as-of dates", n_steps):
         replay = as_of - dt.timedelta(days=step * snapshots.cutoff_every_days)
         log.info("backtest %d/%d: as_of %s", step + 1, n_steps, replay)
         config = snapshots.model_copy(update={"as_of": replay})

@@ -25,6 +25,7 @@ from churn.model.churn_model import (
     model_matrix,
 )
 from churn.model.sufficiency import check_training_data
+from churn.progress import lightgbm_callback, progress
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,13 @@ def _refit(
         label=rows[LABEL],
         categorical_feature=categorical,
     )
-    return lgb.train(lightgbm_params(config), full_set, num_boost_round=n_trees)
+    with progress("train", n_trees, "refit rounds") as shown:
+        return lgb.train(
+            lightgbm_params(config),
+            full_set,
+            num_boost_round=n_trees,
+            callbacks=[lightgbm_callback(shown)],
+        )
 
 
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
@@ -115,14 +122,18 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
         reference=train_set,
         categorical_feature=categorical,
     )
-    booster = lgb.train(
-        lightgbm_params(config),
-        train_set,
-        num_boost_round=config.n_estimators,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
-    )
+    with progress("train", config.n_estimators, "boosting rounds") as shown:
+        booster = lgb.train(
+            lightgbm_params(config),
+            train_set,
+            num_boost_round=config.n_estimators,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(config.early_stopping_rounds, verbose=False),
+                lightgbm_callback(shown),
+            ],
+        )
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))

@@ -9,7 +9,7 @@ a short list never looks like a silent bug.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ class ExportFilters:
     min_value: float | None = None  # expected 12-month value at least this
     actions: Sequence[str] | None = None
     top_n: int | None = None
+    # Fields whose values came from params.yaml `export:` rather than an option; only
+    # for messages (`export.segments [...]` instead of `--segment ...`).
+    from_params: frozenset[str] = frozenset()
 
     def check(self, known_actions: Sequence[str]) -> None:
         """Refuse a filter value that can only be a typo (it would silently export nothing)."""
@@ -108,18 +111,104 @@ def consent_status(customer_ids: pd.Series, customers: pd.DataFrame | None) -> p
     return pd.Series(status, index=customer_ids.index, dtype="object")
 
 
+# The filters in the order they apply, with the option that sets each.
+_FILTERS = (
+    ("segments", "--segment"),
+    ("bands", "--band"),
+    ("min_value", "--min-value"),
+    ("actions", "--action"),
+    ("top_n", "--top"),
+)
+
+
+def _apply_filter(frame: pd.DataFrame, field: str, value: Any) -> pd.DataFrame:
+    if field == "segments":
+        return frame[frame["segment"].isin(value)]
+    if field == "bands":
+        return frame[frame["risk_band"].isin(value)]
+    if field == "min_value":
+        return frame[frame["expected_value_12m"] >= value]
+    if field == "actions":
+        return frame[frame["action"].isin(value)]
+    return frame.head(value)
+
+
+def _filter_steps(
+    frame: pd.DataFrame, filters: ExportFilters
+) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(field, option, rows left) after each filter that is set, in the order they apply."""
+    for field, option in _FILTERS:
+        value = getattr(filters, field)
+        if value is not None:
+            frame = _apply_filter(frame, field, value)
+            yield field, option, frame
+
+
 def _apply_filters(frame: pd.DataFrame, filters: ExportFilters) -> pd.DataFrame:
-    if filters.segments is not None:
-        frame = frame[frame["segment"].isin(filters.segments)]
-    if filters.bands is not None:
-        frame = frame[frame["risk_band"].isin(filters.bands)]
-    if filters.min_value is not None:
-        frame = frame[frame["expected_value_12m"] >= filters.min_value]
-    if filters.actions is not None:
-        frame = frame[frame["action"].isin(filters.actions)]
-    if filters.top_n is not None:
-        frame = frame.head(filters.top_n)
+    for _, _, rows in _filter_steps(frame, filters):
+        frame = rows
     return frame
+
+
+def _shown(filters: ExportFilters, field: str, option: str) -> str:
+    """A filter as the user set it: `--segment 'At risk'`, or `export.segments ['At risk']`."""
+    value = getattr(filters, field)
+    if field == "min_value":
+        value = f"{value:g}"
+    if field in filters.from_params:
+        listed = isinstance(value, Sequence) and not isinstance(value, str)
+        return f"export.{field} {list(value) if listed else value}"
+    if field in ("segments", "bands", "actions"):
+        return " ".join(f"{option} {v!r}" for v in value)
+    return f"{option} {value}"
+
+
+def _selected(targets: pd.DataFrame, consent: pd.Series) -> pd.DataFrame:
+    """The customers picked under the budget who may be contacted, best expected gain first."""
+    contact_list = targets[targets["selected"] & (consent == CONSENT_OK)]
+    return contact_list.sort_values(
+        ["expected_gain", "risk_rank"], ascending=[False, True], kind="stable"
+    )
+
+
+def why_empty(
+    targets: pd.DataFrame, consent: pd.Series, summary: dict[str, Any], filters: ExportFilters
+) -> str:
+    """Why the exported list came out empty, naming the step that emptied it.
+
+    An empty CSV looks like a bug (or, worse, like "nobody to call"), so the
+    export says whether the data, the rules, the budget, consent or one of the
+    filters left nobody, e.g. "--segment 'At risk' left 0 of 412 selected customers".
+    """
+    if not summary["scored_customers"]:
+        return "the score table holds no customers"
+    if not summary["worth_contacting"]:
+        return (
+            f"none of the {summary['scored_customers']:,} scored customers is worth contacting"
+            " (no action with a positive expected gain: see targeting.rules and .actions)"
+        )
+    if not summary["selected"]:
+        if summary["targeted_under_budget"] == 0 and sum(summary["left_out"].values()):
+            left_out = ", ".join(f"{k} {v:,}" for k, v in summary["left_out"].items() if v)
+            return (
+                f"none of the {summary['worth_contacting']:,} customers worth contacting"
+                f" may be contacted ({left_out})"
+            )
+        if summary["targeted_under_budget"]:
+            return (
+                f"all {summary['targeted_under_budget']:,} targeted customers were held out"
+                " as the control group (targeting.control_fraction)"
+            )
+        return "the budget picked nobody (targeting.max_contacts, targeting.max_budget)"
+    before = _selected(targets, consent)
+    kept: list[str] = []
+    for field, option, rows in _filter_steps(before, filters):
+        if rows.empty:
+            shown = _shown(filters, field, option)
+            after = f" (after {', '.join(kept)})" if kept else ""
+            return f"{shown} left 0 of {len(before):,} selected customers{after}"
+        kept.append(f"{_shown(filters, field, option)}: {len(rows):,}")
+    return "no customer is left"  # not reached: an empty list has an emptying step
 
 
 def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
@@ -155,10 +244,7 @@ def build_export(
     if the time limit stopped it, how much gain any pick could at most add.
     """
     worth = (targets["expected_gain"] > 0) & (targets["action"] != NO_ACTION)
-    contact_list = targets[targets["selected"] & (consent == CONSENT_OK)]
-    contact_list = contact_list.sort_values(
-        ["expected_gain", "risk_rank"], ascending=[False, True], kind="stable"
-    )
+    contact_list = _selected(targets, consent)
     exported = _apply_filters(contact_list, filters)
     summary: dict[str, Any] = {
         "as_of": str(pd.Timestamp(targets["as_of"].iloc[0]).date()) if len(targets) else None,

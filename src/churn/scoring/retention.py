@@ -16,7 +16,13 @@ from typing import Any
 import pandas as pd
 
 from churn.config import TargetingConfig
-from churn.scoring.export import CONSENT_OK, ExportFilters, build_export, consent_status
+from churn.scoring.export import (
+    CONSENT_OK,
+    ExportFilters,
+    build_export,
+    consent_status,
+    why_empty,
+)
 from churn.scoring.score import with_reasons
 from churn.scoring.targeting import select_targets
 
@@ -29,6 +35,7 @@ class RetentionList:
     targets: pd.DataFrame  # every scored customer + action, gain, targeted/selected/control
     contact_list: pd.DataFrame  # what marketing loads (consented, selected, filtered)
     summary: dict[str, Any]  # who was left out and why
+    empty_reason: str | None = None  # when the contact list is empty: which step emptied it
 
 
 def retention_list(
@@ -44,4 +51,5 @@ def retention_list(
     if len(wanted):
         targets = with_reasons(targets, reasons_for(wanted))
     contact_list, summary = build_export(targets, consent, customers, filters, pick)
-    return RetentionList(targets, contact_list, summary)
+    empty = why_empty(targets, consent, summary, filters) if contact_list.empty else None
+    return RetentionList(targets, contact_list, summary, empty)
