@@ -43,6 +43,11 @@ NOT_STAGE_INPUTS = {
         "hashes every param into an MLflow tag that groups runs with the same settings;"
         " no DVC output holds it"
     ),
+    ("churn.adhoc", "tracked_paths"): (
+        "lists every path the pipeline owns only so that an ad-hoc run (an option given,"
+        " never a DVC stage) can refuse to overwrite one; it decides where a one-off run"
+        " writes, not what any stage output holds"
+    ),
 }
 
 
