@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from churn.data.ingest import CANONICAL_COLUMNS
+from churn.model.training_run import find_local_training_run
 from churn.scoring.export import EXPORT_COLUMNS
 from churn.scoring.score import SCORE_COLUMNS
 from churn.scoring.targeting import TARGET_COLUMNS
@@ -184,19 +185,66 @@ def test_mlflow_holds_the_run_and_registered_model(
 ) -> None:
     repo, env = project
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    run_info = json.loads((repo / "models/train_run.json").read_text())
-    run = client.get_run(run_info["run_id"])
+    run_id = find_local_training_run(client, "churn", repo / "models/train_run.json")
+    assert run_id is not None
+    run = client.get_run(run_id)
     assert "test_roc_auc" in run.data.metrics and "valid_auc" in run.data.metrics
     assert run.data.tags["git_commit"] != "unknown"
     assert len(run.data.tags["data_fingerprint"]) == 16
     version = client.get_model_version_by_alias("churn-classifier", "challenger")
-    assert version.run_id == run_info["run_id"]
+    assert version.run_id == run_id
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     try:
         loaded = mlflow.pyfunc.load_model("models:/churn-classifier@challenger")
     finally:
         mlflow.set_tracking_uri(None)
-    assert loaded.metadata.run_id == run_info["run_id"]
+    assert loaded.metadata.run_id == run_id
+
+
+def test_train_elsewhere_with_other_threads_changes_nothing(
+    project: tuple[Path, dict[str, str]], first_repro: str
+) -> None:
+    """A fresh clone on another machine must reproduce the committed dvc.lock. Here
+    `churn train` runs again with another thread count (a param, so DVC reruns it), under
+    another BLAS kernel, other OpenMP threads and without NumPy's SIMD loops, and writes
+    the same bytes: model folder (MLmodel included), train_run.json, metrics. So no later
+    stage reruns, and every output hash in dvc.lock stays as it was."""
+    repo, env = project
+    outs_before = _locked_outputs(repo)
+    models_before = _tree_bytes(repo / "models")
+    params_path = repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train"]["num_threads"] = 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    simd = np.show_config(mode="dicts")["SIMD Extensions"]["found"]  # type: ignore[index]
+    elsewhere = {
+        **env,
+        "OPENBLAS_CORETYPE": "Prescott",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "3",
+        "NPY_DISABLE_CPU_FEATURES": " ".join(simd),
+    }
+    output = _run([sys.executable, "-m", "dvc", "repro"], repo, elsewhere)
+    assert _stages_run(output) == ["train"]
+    assert _tree_bytes(repo / "models") == models_before
+    assert _locked_outputs(repo) == outs_before
+    assert "run_id" not in json.loads((repo / "models/train_run.json").read_text())
+
+
+def _locked_outputs(repo: Path) -> dict[str, str]:
+    """Every output's hash in dvc.lock, by stage and path."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        f"{stage}:{out['path']}": out["md5"]
+        for stage, entry in lock["stages"].items()
+        for out in entry.get("outs", [])
+    }
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_second_repro_does_nothing(project: tuple[Path, dict[str, str]], first_repro: str) -> None:

@@ -26,12 +26,13 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
-import churn
 from churn.config import TrackingConfig
 from churn.model.churn_model import ChurnModel
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
+from churn.model.model_folder import normalise, served_code
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
 from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
+from churn.model.training_run import FINGERPRINT_TAG
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -68,10 +69,6 @@ def params_hash(params: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _package_dir() -> str:
-    return str(Path(churn.__file__).parent)
-
-
 # What the served model imports at load time (the wrapper, the model files and
 # LightGBM; scikit-learn only fits calibrators). Pinned to the versions running
 # now, and listed explicitly because MLflow's own inference costs ~10 s per model.
@@ -87,29 +84,36 @@ def _pyfunc_arguments(model: ChurnModel, example: pd.DataFrame) -> Iterator[dict
     """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
 
     The booster and spec are written to a scratch folder that MLflow copies
-    from; ``python_model`` is the path of the "models from code" file.
+    from; ``python_model`` is the path of the "models from code" file; the code
+    is the part of the package the served model imports (churn.model.model_folder),
+    and the scratch folder stands in as the uv project, so none is copied.
     """
     with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
         files = write_model_files(model, Path(scratch))
+        code = served_code(Path(scratch) / "code")
         yield {
             "python_model": str(MODEL_CODE),
             "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
             "signature": infer_signature(example, model.predict(example)),
             "input_example": example,
-            "code_paths": [_package_dir()],
+            "code_paths": [str(code)],
             "pip_requirements": serving_requirements(),
+            "uv_project_path": scratch,
         }
 
 
 def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> dict[str, str]:
     """Write an MLflow model directory (the format the registry serves) to ``target``.
 
-    Returns the sha256 of its files (``models/train_run.json`` keeps them, and
-    the loader refuses the folder when they no longer match).
+    The same model gives the same bytes on any machine (churn.model.model_folder),
+    as the folder is a DVC output. Returns the sha256 of its files
+    (``models/train_run.json`` keeps them, and the loader refuses the folder
+    when they no longer match).
     """
     with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.pyfunc.save_model(path=str(target), **arguments)
+    normalise(target)
     return dict(ModelRecord.of_folder(target, MODEL_PATHS, str(target)).files)
 
 
@@ -117,7 +121,8 @@ def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) 
     """Log the model to the active run, record its checksums there, then register it.
 
     The checksums go to the run as tag ``churn.model_sha256.<model id>`` before
-    the model is registered, so no registered version lacks its record.
+    the model is registered, so no registered version lacks its record; their
+    fingerprint as tag ``churn.model_fingerprint`` (churn.model.training_run).
     Returns the registered version (None when registration is off).
     """
     with _pyfunc_arguments(model, example) as arguments, warnings.catch_warnings():
@@ -135,6 +140,7 @@ def log_model(model: ChurnModel, example: pd.DataFrame, config: TrackingConfig) 
         raise RuntimeError("log_model needs an active MLflow run to record the checksums in")
     client = MlflowClient()
     client.set_tag(info.run_id, tag_key(info.model_id), record.to_json())
+    client.set_tag(info.run_id, FINGERPRINT_TAG, record.fingerprint)
     if not config.register_model:
         return None
     with warnings.catch_warnings():

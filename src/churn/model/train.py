@@ -3,15 +3,25 @@
 The split is by cutoff, never random: a random split lets the model see a
 customer's future snapshot while predicting their past, which inflates AUC and
 ships a model that fails out of time.
+
+The booster is the same on every machine and for any thread count, so a fresh
+clone's `dvc repro` reproduces the committed model: ``deterministic`` with
+column-wise histograms (each feature's histogram is summed by one thread, in
+row order; row-wise sums per-thread partial histograms), no BLAS anywhere, and
+``train.num_threads`` applied as an OpenMP limit around training instead of a
+LightGBM parameter, which the model file would record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from churn.config import TrainConfig
 from churn.errors import UserError
@@ -39,6 +49,7 @@ class TrainingResult:
 
 
 def lightgbm_params(config: TrainConfig) -> dict[str, object]:
+    """LightGBM's parameters, as the model file records them (no thread count)."""
     return {
         "objective": "binary",
         "metric": "binary_logloss",
@@ -50,12 +61,18 @@ def lightgbm_params(config: TrainConfig) -> dict[str, object]:
         "bagging_freq": config.bagging_freq,
         "lambda_l2": config.lambda_l2,
         "scale_pos_weight": config.scale_pos_weight,
-        "num_threads": config.num_threads,
         "seed": config.seed,
         "deterministic": True,
-        "force_row_wise": True,
+        "force_col_wise": True,
         "verbosity": -1,
     }
+
+
+@contextmanager
+def _threads(config: TrainConfig) -> Iterator[None]:
+    """At most ``train.num_threads`` OpenMP threads for LightGBM (and anything else) inside."""
+    with threadpool_limits(config.num_threads, user_api="openmp"):
+        yield
 
 
 def _check_split(frame: pd.DataFrame, name: str) -> None:
@@ -82,7 +99,8 @@ def _refit(
         label=rows[LABEL],
         categorical_feature=categorical,
     )
-    return lgb.train(lightgbm_params(config), full_set, num_boost_round=n_trees)
+    with _threads(config):
+        return lgb.train(lightgbm_params(config), full_set, num_boost_round=n_trees)
 
 
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
@@ -115,14 +133,15 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
         reference=train_set,
         categorical_feature=categorical,
     )
-    booster = lgb.train(
-        lightgbm_params(config),
-        train_set,
-        num_boost_round=config.n_estimators,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
-    )
+    with _threads(config):
+        booster = lgb.train(
+            lightgbm_params(config),
+            train_set,
+            num_boost_round=config.n_estimators,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+        )
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
