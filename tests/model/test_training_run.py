@@ -6,6 +6,7 @@ A real MLflow store (SQLite in a temporary folder), as `churn train` and
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -43,9 +44,20 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowClient]:
         mlflow.set_tracking_uri(None)
 
 
+_CLOCK = itertools.count(1_700_000_000_000, 1_000)  # start times a second apart, in order
+
+
 def _trained(record: ModelRecord) -> str:
-    with mlflow.start_run() as run:
-        mlflow.set_tag(FINGERPRINT_TAG, record.fingerprint)
+    """A finished run tagged as `churn train` tags it, started after every earlier one."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    run = client.create_run(
+        experiment.experiment_id,
+        start_time=next(_CLOCK),
+        tags={FINGERPRINT_TAG: record.fingerprint},
+    )
+    client.set_terminated(run.info.run_id)
     return str(run.info.run_id)
 
 
@@ -63,6 +75,18 @@ def test_the_newest_run_that_trained_these_files_is_found(store: MlflowClient) -
     assert find_training_run(store, EXPERIMENT, ours) == newest
     assert find_training_run(store, EXPERIMENT, _record("c")) is None
     assert find_training_run(store, "no-such-experiment", ours) is None
+
+
+def test_a_reader_gets_the_newest_evaluated_run(store: MlflowClient) -> None:
+    """An identical retrain is a newer run that DVC does not evaluate again."""
+    record = _record("g")
+    assert find_training_run(store, EXPERIMENT, record, evaluated=True) is None
+    first = _trained(record)
+    assert find_training_run(store, EXPERIMENT, record, evaluated=True) == first
+    store.log_metric(first, "test_roc_auc", 0.7)
+    retrained = _trained(record)
+    assert find_training_run(store, EXPERIMENT, record) == retrained
+    assert find_training_run(store, EXPERIMENT, record, evaluated=True) == first
 
 
 def test_the_local_model_is_found_from_train_run_json(store: MlflowClient, tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ sha256 of its checksum record); `churn evaluate` and the review notebook look
 the run up by that tag: the newest run in the experiment that trained these
 very files (an identical retrain gives the same files, so its run is as good).
 When none did (outputs pulled from a DVC remote into a clone with a fresh
-MLflow store), evaluate logs to a new run with the same tag.
+MLflow store), evaluate logs to a new run with the same tag. A retrain that
+gives the same files (a thread count or a docstring changed) is a new run that
+DVC does not evaluate again, so a reader asks for the newest *evaluated* run.
 """
 
 from __future__ import annotations
@@ -22,27 +24,42 @@ from mlflow.tracking import MlflowClient
 from churn.model.model_record import ModelRecord
 
 FINGERPRINT_TAG = "churn.model_fingerprint"
+# Logged by `churn evaluate` (tracking.log_assessment prefixes the test metrics "test_").
+EVALUATED_METRIC = "test_roc_auc"
 
 log = logging.getLogger(__name__)
 
 
-def find_training_run(client: MlflowClient, experiment: str, record: ModelRecord) -> str | None:
-    """Id of the newest run in ``experiment`` tagged with ``record``'s fingerprint; None if none."""
+def find_training_run(
+    client: MlflowClient, experiment: str, record: ModelRecord, *, evaluated: bool = False
+) -> str | None:
+    """Id of the newest run in ``experiment`` tagged with ``record``'s fingerprint; None if none.
+
+    ``evaluated``: the newest such run holding test metrics, when there is one.
+    """
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.`{FINGERPRINT_TAG}` = '{record.fingerprint}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return str(runs[0].info.run_id) if runs else None
+    tagged = f"tags.`{FINGERPRINT_TAG}` = '{record.fingerprint}'"
+    filters = [f"{tagged} and metrics.{EVALUATED_METRIC} >= 0"] if evaluated else []
+    for filter_string in [*filters, tagged]:
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if runs:
+            return str(runs[0].info.run_id)
+    return None
 
 
-def find_local_training_run(client: MlflowClient, experiment: str, train_run: Path) -> str | None:
+def find_local_training_run(
+    client: MlflowClient, experiment: str, train_run: Path, *, evaluated: bool = False
+) -> str | None:
     """The run that trained the local model folder, by the record in ``paths.train_run``."""
-    return find_training_run(client, experiment, ModelRecord.of_train_run(train_run))
+    record = ModelRecord.of_train_run(train_run)
+    return find_training_run(client, experiment, record, evaluated=evaluated)
 
 
 def resume_training_run(experiment: str, record: ModelRecord) -> mlflow.ActiveRun:
