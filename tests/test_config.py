@@ -1,10 +1,13 @@
-"""params.yaml errors must name the key to fix."""
+"""params.yaml errors must name the key to fix; code defaults equal params.yaml."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from churn.config import Params, load_params
 from churn.errors import UserError
@@ -19,6 +22,57 @@ def test_project_params_load_and_match_defaults_where_unset() -> None:
     assert Params().paths == params.paths
     assert Params().nightly == params.nightly  # params.yaml documents the defaults
     assert Params().backtest == params.backtest
+
+
+def _differences(default: object, configured: object, key: str = "") -> list[str]:
+    """Dotted keys whose value differs, section by section (whole values below that)."""
+    if isinstance(default, dict) and isinstance(configured, dict):
+        return [
+            line
+            for name in sorted(set(default) | set(configured), key=str)
+            for line in _differences(
+                default.get(name, "<absent>"), configured.get(name, "<absent>"), f"{key}{name}."
+            )
+        ]
+    if default != configured:
+        return [f"{key.rstrip('.')}: code {default!r}, params.yaml {configured!r}"]
+    return []
+
+
+def _unlisted(model: type[BaseModel], raw: dict[str, Any], key: str = "") -> list[str]:
+    """Fields of ``model`` (and of its sections, recursively) that params.yaml leaves out."""
+    missing = []
+    for name, field in model.model_fields.items():
+        if name not in raw:
+            missing.append(f"{key}{name}")
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            missing += _unlisted(field.annotation, raw[name], f"{key}{name}.")
+    return missing
+
+
+def test_code_defaults_are_params_yaml_key_for_key() -> None:
+    """One source of defaults: params.yaml is what the pipeline runs with, so a default
+    config built in code or a test (``TrainConfig()``) must be the very same settings,
+    and every knob must be in params.yaml for DVC to track it."""
+    raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    configured = load_params(PROJECT_ROOT / "params.yaml").model_dump(mode="json")
+    assert _differences(Params().model_dump(mode="json"), configured) == []
+    assert _unlisted(Params, raw) == []
+
+
+def test_a_changed_default_is_caught(tmp_path: Path) -> None:
+    """The comparison above fails on any one key, however deep (train.refit_full was false
+    in code and true in params.yaml)."""
+    text = (PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8")
+    changed = tmp_path / "params.yaml"
+    changed.write_text(text.replace("refit_full: true", "refit_full: false"), encoding="utf-8")
+    configured = load_params(changed).model_dump(mode="json")
+    assert _differences(Params().model_dump(mode="json"), configured) == [
+        "train.refit_full: code True, params.yaml False"
+    ]
+    raw = yaml.safe_load(text)
+    del raw["ingest"]["csv"]["skip_rows"]
+    assert _unlisted(Params, raw) == ["ingest.csv.skip_rows"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from churn.data.ingest import CANONICAL_COLUMNS
+from churn.model.training_run import find_local_training_run
 from churn.scoring.export import EXPORT_COLUMNS
 from churn.scoring.score import SCORE_COLUMNS
 from churn.scoring.targeting import TARGET_COLUMNS
@@ -260,20 +261,21 @@ def test_mlflow_holds_the_run_and_registered_model(project: Project, first_repro
     repo, env = project
     uri = f"sqlite:///{repo / 'mlflow.db'}"  # params' default, relative to the repository
     client = MlflowClient(tracking_uri=uri)
-    run_info = json.loads((repo / "models/train_run.json").read_text())
-    run = client.get_run(run_info["run_id"])
+    run_id = find_local_training_run(client, "churn", repo / "models/train_run.json")
+    assert run_id is not None
+    run = client.get_run(run_id)
     assert "test_roc_auc" in run.data.metrics and "valid_auc" in run.data.metrics
     assert "test_baselines.recency.roc_auc" in run.data.metrics
     assert run.data.tags["git_commit"] != "unknown"
     assert len(run.data.tags["data_fingerprint"]) == 16
     version = client.get_model_version_by_alias("churn-classifier", "challenger")
-    assert version.run_id == run_info["run_id"]
+    assert version.run_id == run_id
     mlflow.set_tracking_uri(uri)
     try:
         loaded = mlflow.pyfunc.load_model("models:/churn-classifier@challenger")
     finally:
         mlflow.set_tracking_uri(None)
-    assert loaded.metadata.run_id == run_info["run_id"]
+    assert loaded.metadata.run_id == run_id
     # What a person browsing MLflow sees: what ran, from which clean commit, and pictures.
     as_of = json.loads((repo / "data/features/calendar.json").read_text())["as_of"]
     head = _sh("git rev-parse HEAD", repo, env).strip()
@@ -281,6 +283,52 @@ def test_mlflow_holds_the_run_and_registered_model(project: Project, first_repro
     assert run.data.tags["git_dirty"] == "false"  # dvc.lock and outputs DVC wrote don't count
     plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"roc.png", "pr.png", "calibration.png", "gains.png", "roc.csv"} <= plots
+
+
+def test_train_elsewhere_with_other_threads_changes_nothing(
+    project: Project, first_repro: str
+) -> None:
+    """A fresh clone on another machine must reproduce the committed dvc.lock. Here
+    `churn train` runs again with another thread count (a param, so DVC reruns it), under
+    another BLAS kernel, other OpenMP threads and without NumPy's SIMD loops, and writes
+    the same bytes: model folder (MLmodel included), train_run.json, metrics. So no later
+    stage reruns, and every output hash in dvc.lock stays as it was."""
+    repo, env = project
+    outs_before = _locked_outputs(repo)
+    models_before = _tree_bytes(repo / "models")
+    params_path = repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["train"]["num_threads"] = 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    simd = np.show_config(mode="dicts")["SIMD Extensions"]["found"]  # type: ignore[index]
+    elsewhere = {
+        **env,
+        "OPENBLAS_CORETYPE": "Prescott",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "3",
+        "NPY_DISABLE_CPU_FEATURES": " ".join(simd),
+    }
+    output = _sh(".venv/bin/dvc repro", repo, elsewhere)
+    assert _stages_run(output) == ["train"]
+    assert _tree_bytes(repo / "models") == models_before
+    assert _locked_outputs(repo) == outs_before
+    assert "run_id" not in json.loads((repo / "models/train_run.json").read_text())
+
+
+def _locked_outputs(repo: Path) -> dict[str, str]:
+    """Every output's hash in dvc.lock, by stage and path."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        f"{stage}:{out['path']}": out["md5"]
+        for stage, entry in lock["stages"].items()
+        for out in entry.get("outs", [])
+    }
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_train_depends_on_every_project_file_its_model_folder_copies(
@@ -299,7 +347,8 @@ def test_train_depends_on_every_project_file_its_model_folder_copies(
         if path.is_file()
         for name in by_content.get(hashlib.md5(path.read_bytes()).hexdigest(), [])
     }
-    assert {"uv.lock", "src/churn/model/pyfunc.py", "src/churn/model/served_model.py"} <= copied
+    assert {"src/churn/model/pyfunc.py", "src/churn/model/served_model.py"} <= copied
+    assert "uv.lock" not in copied and "pyproject.toml" not in copied  # no uv project
     assert "src/churn/cli.py" not in copied  # only what the served model imports
     deps = load_stages(repo / "dvc.yaml", root=repo)["train"].deps
     empty_inits = {n for n in copied if n.endswith("__init__.py") and not (repo / n).read_text()}

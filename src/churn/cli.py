@@ -238,12 +238,11 @@ def train() -> None:
                 item.rename(tmp / item.name)
             (tmp / "model").rmdir()
         write_json(metrics, params.paths.train_metrics)
+        # Only what a rerun reproduces (a DVC output): the run id and the registry version
+        # live in MLflow, whose run is found by the model's fingerprint (model.training_run).
         write_json(
             {
-                "run_id": run.info.run_id,
-                "tracking_uri": tracking.tracking_uri(params.tracking),
                 "registered_model": params.tracking.registered_model,
-                "version": version,
                 # The loader refuses paths.model_dir unless its files still match these.
                 TRAIN_RUN_KEY: checksums,
             },
@@ -264,12 +263,12 @@ def train() -> None:
 @app.command()
 def evaluate() -> None:
     """Metrics and plots on the test cutoff (the latest complete label window)."""
-    import mlflow
-
     from churn.atomic import write_json
     from churn.model import tracking
     from churn.model.assessment import assess
     from churn.model.loader import load_churn_model
+    from churn.model.model_record import ModelRecord
+    from churn.model.training_run import resume_training_run
 
     params = _state.params()
     snapshots = _read_parquet(params.paths.train_features, "features")
@@ -279,9 +278,9 @@ def evaluate() -> None:
         metrics = result.metrics
         write_json(metrics, params.paths.eval_metrics)
         write_json(result.baselines, params.paths.baseline_metrics)
-        run_info = json.loads(params.paths.train_run.read_text())
+        record = ModelRecord.of_train_run(params.paths.train_run)
         tracking.configure(params.tracking)
-        with mlflow.start_run(run_id=run_info["run_id"]):
+        with resume_training_run(params.tracking.experiment, record):
             tracking.log_assessment(result.with_baselines(), result.curves, params.paths.plots_dir)
         log.info(
             "evaluate: %s test rows at %s, base rate %.3f: ROC-AUC %.4f, Brier %.4f; %s",

@@ -4,7 +4,9 @@ Every knob of the pipeline lives in params.yaml so DVC can track it by key and
 `dvc exp run -S key=value` can change it. The CLI loads the file once and hands
 these objects to the steps; nothing below the CLI reads YAML or argv.
 Validation errors name the offending key, because "field required" without a
-path is useless in a 200-line params file.
+path is useless in a 200-line params file. The defaults below equal params.yaml
+key for key (tests/test_config.py), so code and tests that build a default
+config run what the pipeline runs.
 """
 
 from __future__ import annotations
@@ -250,6 +252,7 @@ class TrainConfig(_Section):
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     bagging_freq: int = Field(1, ge=0, le=100_000)
     lambda_l2: float = Field(1.0, ge=0)
+    # Speed only: the model is the same for any count (churn.model.train).
     num_threads: int = Field(2, ge=1, le=1_024)
     calibration: Literal["isotonic", "platt", "none"] = "platt"
     # Weight on churners; LightGBM's docs warn weighting ruins probabilities, and the
@@ -258,7 +261,7 @@ class TrainConfig(_Section):
     min_customers: int = Field(500, ge=1, le=MAX_ROWS)
     min_train_cutoffs: int = Field(3, ge=1, le=MAX_CUTOFFS)
     # Refit the served booster on train + valid cutoffs with the early-stopped tree count.
-    refit_full: bool = False
+    refit_full: bool = True
 
 
 class TrackingConfig(_Section):

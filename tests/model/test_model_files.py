@@ -47,7 +47,8 @@ def test_files_are_deterministic(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
 def test_calibrator_matches_scikit_learn(method: Any) -> None:
-    """The stored numbers reproduce the scikit-learn fit they came from."""
+    """The stored numbers reproduce scikit-learn's fit (Platt: solved to its optimum by
+    churn.model.logistic; scikit-learn's lbfgs gets within ~1e-9 of it at a tight tol)."""
     frame = tiny_frame()
     score = np.clip(frame["recency_days"].to_numpy() / 400, 0, 1)
     y = frame[LABEL].to_numpy()
@@ -57,9 +58,11 @@ def test_calibrator_matches_scikit_learn(method: Any) -> None:
         sk = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, y)
         expected = sk.predict(grid)
     else:
-        sk = LogisticRegression(C=1e6).fit(_logit(score).reshape(-1, 1), y)
+        sk = LogisticRegression(C=1e6, tol=1e-12, max_iter=10_000)
+        sk.fit(_logit(score).reshape(-1, 1), y)
         expected = sk.predict_proba(_logit(grid).reshape(-1, 1))[:, 1]
-    assert np.allclose(ours.predict(grid), expected, rtol=0, atol=1e-12)
+    atol = 1e-12 if method == "isotonic" else 1e-8
+    assert np.allclose(ours.predict(grid), expected, rtol=0, atol=atol)
     again = ScoreCalibrator.from_dict(json.loads(json.dumps(ours.to_dict())))
     assert np.array_equal(again.predict(grid), ours.predict(grid))
 

@@ -31,7 +31,7 @@ def snapshots() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def held_out(snapshots: pd.DataFrame) -> TrainingResult:
-    return train_model(snapshots, CONFIG)
+    return train_model(snapshots, CONFIG.model_copy(update={"refit_full": False}))
 
 
 @pytest.fixture(scope="module")

@@ -77,14 +77,14 @@ def test_fitted_state_describes_the_fit(
     model_and_matrix: tuple[lgb.Booster, pd.DataFrame],
 ) -> None:
     booster, matrix = model_and_matrix
-    explainer = LeafAttribution(n_sample=300, target_agreement=0.97, max_exact_share=0.1)
+    explainer = LeafAttribution(n_sample=100, target_agreement=0.97, max_exact_share=0.1)
     assert explainer.fit(booster, matrix) is explainer
-    assert explainer.n_sample_ == 300
+    assert explainer.n_sample_ == 100
     assert explainer.table_.shape == (
         booster.num_trees() * explainer.max_leaves_,
         booster.num_feature() + 2,
     )
-    assert 0 < explainer.unseen_leaf_share_ < 1  # 300 rows cannot reach every leaf
+    assert 0 < explainer.unseen_leaf_share_ < 1  # 100 rows cannot reach every leaf
     assert explainer.sample_exact_share_ <= 0.1
     assert explainer.expected_agreement_ >= explainer.approx_agreement_
 

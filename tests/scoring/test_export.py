@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from churn.scoring.export import (
     NO_CONSENT,
     NOT_IN_CUSTOMERS,
     UNKNOWN_CONSENT,
+    XLSX_TIME,
     ExportFilters,
     build_export,
     consent_status,
@@ -253,3 +255,22 @@ def test_excel_cells_are_text_never_formulas(tmp_path: Path) -> None:
     assert [r[3] for r in values[1:]] == [1, -2, 3, 4, 5]
     assert all(rows[1][i].data_type == "s" for i in (0, 1))
     assert rows[1][2].data_type == "n"
+
+
+def test_excel_is_the_same_bytes_whenever_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The XLSX is a DVC output: a rerun must not change it. zipfile dates each entry
+    with the clock, openpyxl stamps the workbook's created/modified properties."""
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], CUSTOMERS)
+    exported, _ = build_export(targets, consent, CUSTOMERS, ExportFilters())
+    written = []
+    for clock in (1_700_000_000.0, 1_800_000_000.0):
+        monkeypatch.setattr(time, "time", lambda clock=clock: clock)
+        path = tmp_path / f"{clock:.0f}.xlsx"
+        write_xlsx(exported, path)
+        written.append(path.read_bytes())
+    assert written[0] == written[1]
+    book = load_workbook(tmp_path / "1700000000.xlsx")
+    assert book.properties.created == book.properties.modified == XLSX_TIME

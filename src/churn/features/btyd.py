@@ -17,6 +17,13 @@ Why the fit looks the way it does:
   counts (day-level histories repeat a lot), and every gamma-family function
   is evaluated once per distinct x, not per customer: a million customers fit
   in seconds.
+- The same inputs give the same bits on every machine (the features are DVC
+  outputs that a fresh clone must reproduce): the optimiser (TNC) and the
+  likelihood's sums use no BLAS, whose kernel and thread count vary by host
+  (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS), and exp/log come from
+  churn.portable_math, not NumPy's per-CPU SIMD versions. The fit's path
+  depends on every bit of the likelihood, so a last-bit difference there moved
+  the parameters by ~1e-7.
 
 References: Fader, Hardie & Lee (2005a) "Counting your customers the easy way",
 Marketing Science 24(2); (2005b) "RFM and CLV: using iso-value curves for
@@ -28,7 +35,7 @@ customer base analysis", JMR 42(4); Hardie's note 025 on the Gamma-Gamma model.
 
 from __future__ import annotations
 
-import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -37,11 +44,19 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
+from churn.portable_math import exp, expm1, log, log1p, logaddexp
+
 FloatArray = NDArray[np.float64]
 Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 _LOG_BOUND = 20.0  # parameters stay in [e^-20, e^20] on the rescaled time / spend axis
 MIN_REPEATERS = 10
-_LBFGS = {"method": "L-BFGS-B", "options": {"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9}}
+# TNC (truncated Newton, scipy's C code) rather than L-BFGS-B, whose C code calls BLAS
+# (ddot, dpotrf, ...): a different OpenBLAS kernel gave different fits. The tolerances
+# stop it where L-BFGS-B stopped (parameters within ~1e-7 of its).
+_OPTIMISER = {
+    "method": "TNC",
+    "options": {"maxfun": 2000, "ftol": 1e-13, "xtol": 1e-12, "gtol": 1e-9},
+}
 
 
 def _array(name: str, values: ArrayLike) -> FloatArray:
@@ -105,27 +120,17 @@ def _weights(weights: ArrayLike | None, n: int) -> FloatArray:
     return w
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
-    """L-BFGS-B's Fortran core calls BLAS on 4-vectors; a threaded BLAS on a busy machine
-    stalled ~5 ms per call there (half the feature stage's fitting time). One thread."""
-    try:
-        from threadpoolctl import threadpool_limits  # installed with scikit-learn
-    except ImportError:  # pragma: no cover - only speed depends on it
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def _maximise(objective: Objective, starts: Sequence[Sequence[float]], model: str) -> FloatArray:
-    """L-BFGS-B on log-parameters from each start until one converges."""
+    """TNC on log-parameters from each start until one converges."""
     message = ""
     for start in starts:
-        theta0 = np.log(np.asarray(start, dtype=np.float64))
+        theta0 = log(np.asarray(start, dtype=np.float64))
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
-        with np.errstate(all="ignore"), _one_blas_thread():
-            result = minimize(objective, theta0, jac=True, bounds=bounds, **_LBFGS)
+        with np.errstate(all="ignore"):
+            result = minimize(objective, theta0, jac=True, bounds=bounds, **_OPTIMISER)
         message = str(result.message)
-        # L-BFGS-B sometimes stops in the line search exactly at the optimum; accept a
-        # small projected gradient as convergence too.
+        # The optimiser may stop in a line search exactly at the optimum; accept a small
+        # projected gradient as convergence too.
         theta = np.asarray(result.x, dtype=np.float64)
         grad = np.asarray(result.jac, dtype=np.float64)
         at_bound = np.abs(theta) >= _LOG_BOUND - 1e-9
@@ -139,8 +144,9 @@ def _maximise(objective: Objective, starts: Sequence[Sequence[float]], model: st
 
 
 def _weighted_sums(rows: list[FloatArray], weights: FloatArray) -> FloatArray:
-    """sum_i w_i f_k(i) for each k. einsum, not BLAS: a threaded ddot can stall for
-    milliseconds per call on a busy machine, and the fit makes thousands of them."""
+    """sum_i w_i f_k(i) for each k. einsum, not BLAS: its loops add in one fixed order on
+    every CPU (a BLAS ddot's order depends on the kernel and the thread count), and a
+    threaded ddot can stall for milliseconds per call on a busy machine."""
     return np.einsum("kn,n->k", np.stack(rows), weights)
 
 
@@ -152,8 +158,8 @@ def _bgnbd_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     # Terms in x alone: Gamma(r + x) alpha^r / Gamma(r) and B(a, b + x) / B(a, b).
     d_ab = digamma(a + b) - digamma(a + b + u)
     per_x = [
-        gammaln(r + u) - gammaln(r) + r * np.log(alpha) + betaln(a, b + u) - betaln(a, b),
-        digamma(r + u) - digamma(r) + np.log(alpha),
+        gammaln(r + u) - gammaln(r) + r * log(alpha) + betaln(a, b + u) - betaln(a, b),
+        digamma(r + u) - digamma(r) + log(alpha),
         np.full_like(u, r / alpha),
         d_ab,
         d_ab + digamma(b + u) - digamma(b),
@@ -161,10 +167,10 @@ def _bgnbd_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     # Per row: alive at T, or dropped out right after the purchase at t_x (needs x > 0).
     repeat, s = x > 0, r + x
     bx1 = np.where(repeat, b + x - 1, 1.0)  # b + x - 1 >= b > 0 wherever it is used
-    log_age_T, log_age_tx = np.log(alpha + T), np.log(alpha + t_x)
-    log_drop = np.where(repeat, np.log(a) - np.log(bx1) - s * log_age_tx, -np.inf)
-    mix = np.logaddexp(-s * log_age_T, log_drop)
-    share = np.exp(log_drop - mix)  # posterior probability of "dropped out after t_x"
+    log_age_T, log_age_tx = log(alpha + T), log(alpha + t_x)
+    log_drop = np.where(repeat, log(a) - log(bx1) - s * log_age_tx, -np.inf)
+    mix = logaddexp(-s * log_age_T, log_drop)
+    share = exp(log_drop - mix)  # posterior probability of "dropped out after t_x"
     stay = 1 - share
     per_row = [
         mix,
@@ -184,15 +190,15 @@ def _gg_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     (m,) = h.rest
     pu, px = p * u, p * x
     per_x = [
-        gammaln(pu + q) - gammaln(pu) - gammaln(q) + q * np.log(v),
+        gammaln(pu + q) - gammaln(pu) - gammaln(q) + q * log(v),
         u * (digamma(pu + q) - digamma(pu)),
-        digamma(pu + q) - digamma(q) + np.log(v),
+        digamma(pu + q) - digamma(q) + log(v),
         np.full_like(u, q / v),
     ]
-    log_total = np.log(v + x * m)
+    log_total = log(v + x * m)
     per_row = [
-        (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_total,
-        x * (np.log(x * m) - log_total),
+        (px - 1) * log(m) + px * log(x) - (px + q) * log_total,
+        x * (log(x * m) - log_total),
         -log_total,
         -(px + q) / (v + x * m),
     ]
@@ -210,8 +216,10 @@ def _objective(
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
         with np.errstate(all="ignore"):
-            ll, grad = loglik(np.exp(theta), h)
-        return -ll / total + penalizer * float(theta @ theta), -grad / total + 2 * penalizer * theta
+            ll, grad = loglik(exp(theta), h)
+        # A Python sum, not theta @ theta: numpy's @ is a BLAS call.
+        penalty = penalizer * sum(float(t) * float(t) for t in theta)
+        return -ll / total + penalty, -grad / total + 2 * penalizer * theta
 
     return objective
 
@@ -220,10 +228,12 @@ def _objective(
 # exponentially, so Beta densities with a or b + x far below 1 are still integrated well.
 _Y = np.linspace(-6.0, 6.0, 769)[:, None]
 _STEP = float(_Y[1, 0] - _Y[0, 0])
-_LOG_P = -np.logaddexp(0.0, -np.pi * np.sinh(_Y))  # log p and log(1 - p), without cancellation
-_LOG_Q = -np.logaddexp(0.0, np.pi * np.sinh(_Y))
-_LOG_JACOBIAN = np.log(np.pi * np.cosh(_Y))  # dp/dy = p (1 - p) pi cosh y
-_P = np.exp(_LOG_P)
+_SINH = np.array([[math.sinh(y)] for y in _Y[:, 0]])  # the C library's, like portable_math
+_COSH = np.array([[math.cosh(y)] for y in _Y[:, 0]])
+_LOG_P = -logaddexp(0.0, -np.pi * _SINH)  # log p and log(1 - p), without cancellation
+_LOG_Q = -logaddexp(0.0, np.pi * _SINH)
+_LOG_JACOBIAN = log(np.pi * _COSH)  # dp/dy = p (1 - p) pi cosh y
+_P = exp(_LOG_P)
 _P_SAFE = np.maximum(_P, 1e-300)
 
 
@@ -241,13 +251,13 @@ def _expected_if_alive_quadrature(
         part = slice(lo, lo + 4096)
         s, ratio, bx = r + x[part], t[part] / k[part], b + x[part]
         log_w = a * _LOG_P + bx * _LOG_Q + _LOG_JACOBIAN - betaln(a, bx)
-        gain = np.where(_P > 0, -np.expm1(-s * np.log1p(_P * ratio)) / _P_SAFE, s * ratio)
-        inside = np.sum(np.exp(log_w) * gain, axis=0) * _STEP
+        gain = np.where(_P > 0, -expm1(-s * log1p(_P * ratio)) / _P_SAFE, s * ratio)
+        inside = np.sum(exp(log_w) * gain, axis=0) * _STEP
         # Beta mass beyond the outermost nodes (only for a or b + x near 0), where the
         # integrand is at its limits: s * ratio as p -> 0, 1 - (1 + ratio)^-s as p -> 1.
-        below = betainc(a, bx, np.exp(_LOG_P[0, 0]))
-        above = betainc(bx, a, np.exp(_LOG_Q[-1, 0]))
-        out[part] = inside + below * s * ratio - above * np.expm1(-s * np.log1p(ratio))
+        below = betainc(a, bx, exp(_LOG_P[0, 0]))
+        above = betainc(bx, a, exp(_LOG_Q[-1, 0]))
+        out[part] = inside + below * s * ratio - above * expm1(-s * log1p(ratio))
     return out
 
 
@@ -288,7 +298,7 @@ class BetaGeoModel:
             r0, a0, aa0, b0 = start
             starts.insert(0, (r0, a0 / scale, aa0, b0))
         objective = _objective(_bgnbd_loglik, scaled, self.penalizer)
-        r, alpha, a, b = np.exp(_maximise(objective, starts, "BG/NBD"))
+        r, alpha, a, b = exp(_maximise(objective, starts, "BG/NBD"))
         self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
         with np.errstate(all="ignore"):
             self.log_likelihood_ = _bgnbd_loglik(self._params(), h)[0]
@@ -312,7 +322,7 @@ class BetaGeoModel:
             raise ValueError("t must be non-negative")
         repeat = xs > 0
         bx1 = np.where(repeat, b + xs - 1, 1.0)
-        odds = np.log(a) - np.log(bx1) + (r + xs) * (np.log(alpha + Ts) - np.log(alpha + txs))
+        odds = log(a) - log(bx1) + (r + xs) * (log(alpha + Ts) - log(alpha + txs))
         return ts, xs, Ts, np.where(repeat, odds, -np.inf)
 
     def p_alive(self, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -333,7 +343,7 @@ class BetaGeoModel:
         """
         with np.errstate(all="ignore"):
             ts, xs, Ts, odds = self._history(t, x, t_x, T)
-            buys_if_alive = -np.expm1(-(self.r_ + xs) * np.log1p(ts / (self.alpha_ + Ts)))
+            buys_if_alive = -expm1(-(self.r_ + xs) * log1p(ts / (self.alpha_ + Ts)))
             return np.asarray(1 - expit(-odds) * buys_if_alive, dtype=np.float64)
 
     def expected_purchases(
@@ -350,15 +360,13 @@ class BetaGeoModel:
             ts, xs, Ts, odds = self._history(t, x, t_x, T)
             r, alpha, a, b = self._params()
             k, c = alpha + Ts, a + b + xs - 1
-            tail = np.exp(-(a - 1) * np.log1p(ts / k)) * hyp2f1(
-                a + b - 1 - r, a - 1, c, ts / (k + ts)
-            )
+            tail = exp(-(a - 1) * log1p(ts / k)) * hyp2f1(a + b - 1 - r, a - 1, c, ts / (k + ts))
             if_alive = c / (a - 1) * (1 - tail)
             # E[Y | alive] = E_p[(1 - (1 + p t / k)^-(r+x)) / p], and the integrand falls
             # from (r+x) t / k at p = 0 to 1 - (1 + t / k)^-(r+x) at p = 1: a value outside
             # those bounds means hyp2f1 lost accuracy (huge or near-singular parameters).
             upper = (r + xs) * ts / k
-            lower = -np.expm1(-(r + xs) * np.log1p(ts / k))
+            lower = -expm1(-(r + xs) * log1p(ts / k))
             slack = 1e-9 * upper + 1e-300
             redo = ~((if_alive >= lower - slack) & (if_alive <= upper + slack))
             redo |= abs(a - 1) < 1e-6
@@ -405,7 +413,7 @@ class GammaGammaModel:
         if start is not None:
             p0, q0, v0 = start
             starts.insert(0, (p0, q0, v0 / scale))
-        p, q, v = np.exp(_maximise(objective, starts, "Gamma-Gamma"))
+        p, q, v = exp(_maximise(objective, starts, "Gamma-Gamma"))
         self.p_, self.q_, self.v_ = float(p), float(q), float(v * scale)
         with np.errstate(all="ignore"):
             self.log_likelihood_ = _gg_loglik(np.array([self.p_, self.q_, self.v_]), h)[0]

@@ -4,7 +4,8 @@ A churn model earns its keep only if it beats these on ranking (AUC) and on
 probability quality (Brier) at once. Rule-based scores are turned into
 probabilities by the same validation-fitted calibration as the model, so the
 Brier comparison is fair; BG/NBD already speaks in probabilities and is taken
-as it is.
+as it is. The logistic baseline is fitted by churn.model.logistic (no BLAS), so
+its metrics in metrics/eval.json are the same on every machine.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
+from churn.model.logistic import fit_logistic
 
 Baseline = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], np.ndarray]
 
@@ -39,11 +40,10 @@ def _bgnbd(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> np.n
 def _logistic(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     # A learned categorical (country) has no meaningful order for a linear model: left out.
     features = [c for c in feature_columns(train) if c not in LEARNED_CATEGORICALS]
-    model = make_pipeline(
-        SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000)
-    )
-    model.fit(model_matrix(train, features), train[LABEL])
-    return np.asarray(model.predict_proba(model_matrix(test, features))[:, 1])
+    prepare = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    x_train = prepare.fit_transform(model_matrix(train, features))
+    fit = fit_logistic(x_train, train[LABEL].to_numpy(), c=1.0)
+    return fit.probability(prepare.transform(model_matrix(test, features)))
 
 
 BASELINES: dict[str, Baseline] = {

@@ -9,7 +9,9 @@ A fitted calibrator is a handful of numbers (Platt's slope and intercept, or
 the isotonic step thresholds), kept as plain floats and applied with numpy, so
 it is stored as JSON in the model folder and the loaded calibrator runs the
 very same code as the one just fitted: nothing is pickled, and scikit-learn is
-needed to fit but not to serve.
+needed to fit but not to serve. Platt is fitted by churn.model.logistic and its
+logit and sigmoid use the C library's log and exp, so the same scores give the
+same parameters and probabilities on every machine (no BLAS, no per-CPU SIMD).
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
+from scipy.special import expit
+
+from churn.portable_math import log
 
 CalibrationMethod = Literal["isotonic", "platt", "none"]
 METHODS: tuple[str, ...] = get_args(CalibrationMethod)
 _EPS = 1e-6
+_PLATT_C = 1e6  # next to no penalty: only keeps the slope finite on separable scores
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
-    return np.log(q / (1 - q))
+    return log(q / (1 - q))
 
 
 @dataclass
@@ -48,9 +54,10 @@ class ScoreCalibrator:
     y_thresholds: list[float] = field(default_factory=list)
 
     def fit(self, score: np.ndarray, y: np.ndarray) -> ScoreCalibrator:
-        # scikit-learn only fits; serving a model never imports it.
+        # scikit-learn only fits; serving a model never imports it (nor the Newton solver).
         from sklearn.isotonic import IsotonicRegression
-        from sklearn.linear_model import LogisticRegression
+
+        from churn.model.logistic import fit_logistic
 
         score = np.asarray(score, dtype=float)
         y = np.asarray(y, dtype=int)
@@ -61,9 +68,9 @@ class ScoreCalibrator:
             self.x_thresholds = [float(v) for v in iso.X_thresholds_]
             self.y_thresholds = [float(v) for v in iso.y_thresholds_]
         elif self.method == "platt":
-            platt = LogisticRegression(C=1e6).fit(_logit(score).reshape(-1, 1), y)
-            self.slope = float(platt.coef_[0][0])
-            self.intercept = float(platt.intercept_[0])
+            platt = fit_logistic(_logit(score).reshape(-1, 1), y, c=_PLATT_C)
+            self.slope = float(platt.coef[0])
+            self.intercept = platt.intercept
         return self
 
     @property
@@ -84,7 +91,7 @@ class ScoreCalibrator:
         if self.method == "platt":
             assert self.slope is not None and self.intercept is not None
             z = self.slope * _logit(score) + self.intercept
-            return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=float)
+            return np.asarray(expit(z), dtype=float)
         return score
 
     def to_dict(self) -> dict[str, Any]:

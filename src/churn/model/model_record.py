@@ -61,6 +61,22 @@ class ModelRecord:
     def to_json(self) -> str:
         return json.dumps(dict(self.files), sort_keys=True)
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the record: one value naming exactly these files (the training run's tag)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def of_train_run(cls, path: Path) -> ModelRecord:
+        """The record ``churn train`` wrote for the local model folder (``paths.train_run``)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise RecordError(f"{path} is not readable JSON (rerun `churn train`)") from None
+        if not isinstance(data, dict) or TRAIN_RUN_KEY not in data:
+            raise RecordError(f"{path} holds no checksum record (rerun `churn train`)")
+        return cls.parse(data[TRAIN_RUN_KEY], str(path))
+
     @classmethod
     def parse(cls, value: Any, source: str) -> ModelRecord:
         """A record from its JSON text or mapping; anything unexpected is a RecordError."""

@@ -26,19 +26,6 @@ BOOSTER_ARTIFACT = "booster"
 SPEC_ARTIFACT = "spec"
 # The "models from code" file MLflow copies into every model folder and runs.
 MODEL_CODE = Path(__file__).with_name(CODE_PATH)
-# The package modules that file imports, directly or not (their packages' __init__.py
-# files come along). Only these travel in a model folder's code/, so the folder, and the
-# DVC train stage that writes it, change only when they do: a copy of the whole package
-# made every model folder differ from its dvc.lock entry after any edit anywhere.
-# tests/model/test_served_modules.py derives the list from the imports.
-SERVED_MODULES = (
-    "churn.features.segments",
-    "churn.model.calibrate",
-    "churn.model.churn_model",
-    "churn.model.model_files",
-    "churn.model.model_record",
-    "churn.model.pyfunc",
-)
 
 
 class ChurnPyfunc(PythonModel):

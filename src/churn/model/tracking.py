@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,14 +26,15 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
-import churn
 from churn.config import TrackingConfig
 from churn.model.churn_model import ChurnModel
 from churn.model.mlflow_noise import known_noise_silenced, quiet_mlflow_logger
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
+from churn.model.model_folder import normalise, served_code
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
-from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SERVED_MODULES, SPEC_ARTIFACT
+from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
 from churn.model.registration import MODEL_ARTIFACT, REGISTRATION_TAG, set_challenger
+from churn.model.training_run import FINGERPRINT_TAG
 
 _SQLITE = "sqlite:///"
 PLOTS_ARTIFACT = "plots"
@@ -104,23 +104,6 @@ def params_hash(params: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _served_code(folder: Path) -> Path:
-    """A copy of the package in ``folder`` with only what a served model imports.
-
-    MLflow puts it in the model folder's code/ and on sys.path when it loads the model:
-    pyfunc.SERVED_MODULES and the ``__init__.py`` of each package around them.
-    """
-    package = Path(churn.__file__).parent
-    target = folder / package.name
-    for module in SERVED_MODULES:
-        inside = module.split(".")[1:]
-        files = [Path(*inside[:depth], "__init__.py") for depth in range(len(inside))]
-        for relative in [*files, Path(*inside).with_suffix(".py")]:
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(package / relative, target / relative)
-    return target
-
-
 # What the served model imports at load time (the wrapper, the model files and
 # LightGBM; scikit-learn only fits calibrators). Pinned to the versions running
 # now, and listed explicitly because MLflow's own inference costs ~10 s per model.
@@ -149,33 +132,39 @@ def serving_example(rows: pd.DataFrame) -> pd.DataFrame:
 def _pyfunc_arguments(model: ChurnModel, rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """MLflow's save/log arguments for ``model`` as code plus data files: no pickle.
 
-    The booster and spec, and the package modules the served model imports, are
-    written to a scratch folder that MLflow copies from; ``python_model`` is the
-    path of the "models from code" file.
+    The booster and spec are written to a scratch folder that MLflow copies
+    from; ``python_model`` is the path of the "models from code" file; the code
+    is the part of the package the served model imports (churn.model.model_folder),
+    and the scratch folder stands in as the uv project, so none is copied.
     """
     example = serving_example(rows)
     with known_noise_silenced():
         signature = infer_signature(example, model.predict(example))
     with tempfile.TemporaryDirectory(prefix="churn-model-") as scratch:
         files = write_model_files(model, Path(scratch))
+        code = served_code(Path(scratch) / "code")
         yield {
             "python_model": str(MODEL_CODE),
             "artifacts": {BOOSTER_ARTIFACT: str(files.booster), SPEC_ARTIFACT: str(files.spec)},
             "signature": signature,
             "input_example": example,
-            "code_paths": [str(_served_code(Path(scratch) / "code"))],
+            "code_paths": [str(code)],
             "pip_requirements": serving_requirements(),
+            "uv_project_path": scratch,
         }
 
 
 def save_model(model: ChurnModel, example: pd.DataFrame, target: Path) -> dict[str, str]:
     """Write an MLflow model directory (the format the registry serves) to ``target``.
 
-    Returns the sha256 of its files (``models/train_run.json`` keeps them, and
-    the loader refuses the folder when they no longer match).
+    The same model gives the same bytes on any machine (churn.model.model_folder),
+    as the folder is a DVC output. Returns the sha256 of its files
+    (``models/train_run.json`` keeps them, and the loader refuses the folder
+    when they no longer match).
     """
     with _pyfunc_arguments(model, example) as arguments, known_noise_silenced():
         mlflow.pyfunc.save_model(path=str(target), **arguments)
+    normalise(target)
     return dict(ModelRecord.of_folder(target, MODEL_PATHS, str(target)).files)
 
 
@@ -186,7 +175,8 @@ def log_model(
     the challenger when ``register`` and ``tracking.register_model`` both say so.
 
     The checksums go to the run as tag ``churn.model_sha256.<model id>`` before
-    the model is registered, so no registered version lacks its record.
+    the model is registered, so no registered version lacks its record; their
+    fingerprint as tag ``churn.model_fingerprint`` (churn.model.training_run).
     Returns the registered version (None when not registered).
     """
     with _pyfunc_arguments(model, example) as arguments, known_noise_silenced():
@@ -203,6 +193,7 @@ def log_model(
         raise RuntimeError("log_model needs an active MLflow run to record the checksums in")
     client = MlflowClient()
     client.set_tag(info.run_id, tag_key(info.model_id), record.to_json())
+    client.set_tag(info.run_id, FINGERPRINT_TAG, record.fingerprint)
     if not (register and config.register_model):
         return None
     version = set_challenger(client, config.registered_model, info.model_uri, info.run_id)

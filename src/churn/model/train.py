@@ -3,15 +3,25 @@
 The split is by cutoff, never random: a random split lets the model see a
 customer's future snapshot while predicting their past, which inflates AUC and
 ships a model that fails out of time.
+
+The booster is the same on every machine and for any thread count, so a fresh
+clone's `dvc repro` reproduces the committed model: ``deterministic`` with
+column-wise histograms (each feature's histogram is summed by one thread, in
+row order; row-wise sums per-thread partial histograms), no BLAS anywhere, and
+``train.num_threads`` applied as an OpenMP limit around training instead of a
+LightGBM parameter, which the model file would record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from churn.config import TrainConfig
 from churn.errors import UserError
@@ -40,6 +50,7 @@ class TrainingResult:
 
 
 def lightgbm_params(config: TrainConfig) -> dict[str, object]:
+    """LightGBM's parameters, as the model file records them (no thread count)."""
     return {
         "objective": "binary",
         "metric": "binary_logloss",
@@ -51,12 +62,18 @@ def lightgbm_params(config: TrainConfig) -> dict[str, object]:
         "bagging_freq": config.bagging_freq,
         "lambda_l2": config.lambda_l2,
         "scale_pos_weight": config.scale_pos_weight,
-        "num_threads": config.num_threads,
         "seed": config.seed,
         "deterministic": True,
-        "force_row_wise": True,
+        "force_col_wise": True,
         "verbosity": -1,
     }
+
+
+@contextmanager
+def _threads(config: TrainConfig) -> Iterator[None]:
+    """At most ``train.num_threads`` OpenMP threads for LightGBM (and anything else) inside."""
+    with threadpool_limits(config.num_threads, user_api="openmp"):
+        yield
 
 
 def _check_split(frame: pd.DataFrame, name: str) -> None:
@@ -83,7 +100,7 @@ def _refit(
         label=rows[LABEL],
         categorical_feature=categorical,
     )
-    with progress("train", n_trees, "refit rounds") as shown:
+    with _threads(config), progress("train", n_trees, "refit rounds") as shown:
         return lgb.train(
             lightgbm_params(config),
             full_set,
@@ -122,7 +139,7 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
         reference=train_set,
         categorical_feature=categorical,
     )
-    with progress("train", config.n_estimators, "boosting rounds") as shown:
+    with _threads(config), progress("train", config.n_estimators, "boosting rounds") as shown:
         booster = lgb.train(
             lightgbm_params(config),
             train_set,

@@ -8,11 +8,13 @@ a short list never looks like a silent bug.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.writer.excel import ExcelWriter
 
 from churn.cells import neutralise
 from churn.errors import UserError
@@ -32,6 +35,10 @@ CONSENT_OK = "ok"
 NO_CONSENT = "no_consent"
 UNKNOWN_CONSENT = "unknown_consent"
 NOT_IN_CUSTOMERS = "not_in_customers_table"
+# The XLSX's created/modified properties and the time of every file inside it: fixed
+# (the earliest a zip entry can hold), so the same list gives the same bytes. openpyxl
+# stamps both with the clock, and the XLSX is a DVC output a fresh clone must reproduce.
+XLSX_TIME = dt.datetime(1980, 1, 1)
 
 EXPORT_COLUMNS = {
     "priority": "Priority",
@@ -301,11 +308,42 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list")
     for i, column in enumerate(frame.columns, start=1):
         longest = max([len(str(column)), *(len(str(v)) for v in frame[column].head(200))])
         ws.column_dimensions[get_column_letter(i)].width = min(60, longest + 2)
+    book.properties.created = book.properties.modified = XLSX_TIME
     # Zipped in memory, written in one call: on a full disk zipfile fails inside its own
     # close and again in __del__, which prints a second traceback past the one-line error.
+    # ExcelWriter, not book.save: that sets `modified` to now.
     buffer = io.BytesIO()
-    book.save(buffer)
+    ExcelWriter(book, _FixedTimeZip(buffer, "w", ZIP_DEFLATED, allowZip64=True)).save()
     target.write_bytes(buffer.getvalue())
+
+
+class _FixedTimeZip(ZipFile):
+    """A zip whose entries are dated :data:`XLSX_TIME` (ZipFile dates them now, or by the
+    mtime of the temporary file openpyxl writes a worksheet to)."""
+
+    def write(  # type: ignore[override]
+        self,
+        filename: str | Path,
+        arcname: str | None = None,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        data = Path(filename).read_bytes()
+        self.writestr(arcname or Path(filename).name, data, compress_type, compresslevel)
+
+    def writestr(  # type: ignore[override]
+        self,
+        zinfo_or_arcname: str | ZipInfo,
+        data: bytes | str,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        if not isinstance(zinfo_or_arcname, ZipInfo):
+            entry = ZipInfo(zinfo_or_arcname, date_time=XLSX_TIME.timetuple()[:6])
+            entry.compress_type = self.compression
+            entry.external_attr = 0o600 << 16  # what ZipFile gives a file entry
+            zinfo_or_arcname = entry
+        super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
 
 
 def _cell(value: Any) -> Any:

@@ -243,10 +243,10 @@ def top_reasons(
     out = pd.DataFrame("", index=rows.index, columns=REASON_COLUMNS)
     if rows.empty or not groups:
         return out
-    indicator = np.zeros((len(features), len(groups)))
-    for j, (_, positions) in enumerate(groups):
-        indicator[positions, j] = 1.0
-    pushes = np.asarray(contributions, dtype="float64")[:, : len(features)] @ indicator
+    # Summed group by group, not as a product with a 0/1 matrix: BLAS adds in an order
+    # that depends on the host's kernel, and a last-bit difference could swap two reasons.
+    values = np.asarray(contributions, dtype="float64")
+    pushes = np.column_stack([values[:, positions].sum(axis=1) for _, positions in groups])
     order = np.argsort(-pushes, axis=1, kind="stable")
     records = rows.to_dict("records")
     texts = []
