@@ -530,6 +530,7 @@ def export(
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
+    from churn.outcomes.save_rates import rates_in_effect
     from churn.scoring.export import write_xlsx
     from churn.scoring.retention import retention_list
     from churn.scoring.score import explain as explain_customers
@@ -551,7 +552,11 @@ def export(
             snapshot = _scoring_snapshot(params, as_of)
             return explain_customers(snapshot, churn_model, wanted, params.attribution)
 
-        chosen = retention_list(scores, customers, params.targeting, filters, reasons_for)
+        targeting, rates = rates_in_effect(
+            params.targeting, params.paths.save_rates, params.outcomes.min_control
+        )
+        chosen = retention_list(scores, customers, targeting, filters, reasons_for)
+        chosen.summary["save_rates"] = rates
         if targets.table is not None:
             write_parquet(chosen.targets, targets.table)
         contact_list, summary = chosen.contact_list, chosen.summary
@@ -838,6 +843,88 @@ def nightly(
         f"{rows['targets']:,}",
         model_info["uri"],
         result.partition,
+    )
+
+
+@app.command("simulate-campaign")
+def simulate_campaign(
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="The date of the published list, YYYY-MM-DD.")
+    ],
+) -> None:
+    """Sample data only: simulate the campaign of the list published at --as-of.
+
+    Appends the purchases of the horizon after it (with the true, type-dependent
+    effect of each action on the contacted customers) to the raw sample and writes
+    the true save rates to paths.campaign_truth (README: "Outcomes").
+    """
+    import datetime as dt
+
+    from churn.atomic import write_json
+    from churn.data.campaign import published_list, run_campaign
+
+    params = _state.params()
+    try:
+        date = check_date(dt.date.fromisoformat(as_of), "--as-of")
+    except ValueError as exc:
+        raise UserError(f"--as-of {as_of!r} is not a date like 2026-10-01") from exc
+    paths = params.paths
+    with _step("simulate-campaign"):
+        listed = published_list(date, paths.targets_table, params.nightly.output_root)
+        result = run_campaign(
+            date, paths.raw_transactions, paths.truth, listed, params.snapshots.horizon_days,
+            params.generate, params.simulate,
+        )  # fmt: skip
+        write_json(result.truth, paths.campaign_truth)
+    log.info(
+        "simulate-campaign: %s listed, %s saved, %s rows appended to %s; true save rates %s -> %s",
+        f"{len(listed):,}",
+        f"{result.truth['saved_customers']:,}",
+        f"{len(result.transactions):,}",
+        paths.raw_transactions,
+        result.truth["save_rate"],
+        paths.campaign_truth,
+    )
+
+
+@app.command()
+def outcomes() -> None:
+    """Contacted versus control for every published list, and the measured save rates.
+
+    Ingests the raw source up to the latest list's date plus the horizon into
+    paths.outcomes_dir, then writes metrics/outcomes.json, paths.save_rates and
+    plots/outcomes_*.csv, and logs the run to MLflow (README: "Outcomes").
+    """
+    from churn.outcomes.publish import OutcomePaths, describe, run_outcomes
+    from churn.outcomes.tracking import log_readout
+
+    params = _state.params()
+    paths = params.paths
+    where = OutcomePaths(
+        raw_transactions=paths.raw_transactions,
+        targets_table=paths.targets_table,
+        nightly_root=params.nightly.output_root,
+        outcomes_dir=paths.outcomes_dir,
+        metrics=paths.outcomes_metrics,
+        save_rates=paths.save_rates,
+        plots_dir=paths.plots_dir,
+    )
+    with _step("outcomes"):
+        result = run_outcomes(
+            where, params.ingest, params.snapshots.horizon_days, params.outcomes, params.targeting
+        )
+        run_id = log_readout(
+            result.metrics, result.save_rates, params.tracking, params.outcomes.experiment
+        )
+    itt = result.outcomes.intent_to_treat
+    log.info("outcomes: %s", describe(itt))
+    log.info(
+        "outcomes: %s campaign(s), pooled over %s -> %s, %s (MLflow run %s)",
+        len(result.outcomes.campaigns),
+        result.metrics["pooled_over"],
+        paths.outcomes_metrics,
+        paths.save_rates,
+        run_id,
     )
 
 

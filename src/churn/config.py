@@ -72,6 +72,12 @@ class PathsConfig(_Section):
     targets_xlsx: Path = Path("data/exports/retention_targets.xlsx")
     export_summary: Path = Path("data/exports/retention_targets.summary.json")
     report: Path = Path("reports/retention_report.html")
+    # Measure and adjust (issue 16): `churn simulate-campaign` writes the campaign truth,
+    # `churn outcomes` its own ingest, the read-out and the measured save rates.
+    campaign_truth: Path = Path("data/raw/campaign_truth.json")
+    outcomes_dir: Path = Path("data/outcomes")
+    outcomes_metrics: Path = Path("metrics/outcomes.json")
+    save_rates: Path = Path("data/outcomes/save_rates.json")
 
 
 class GenerateConfig(_Section):
@@ -152,6 +158,23 @@ class CustomersConfig(_Section):
     columns: CustomerColumnMap = CustomerColumnMap()
 
 
+class ContactColumnMap(_Section):
+    """Columns of the optional contact log (None = recognise common names)."""
+
+    customer_id: str | None = None
+    date: str | None = None
+    action: str | None = None
+    channel: str | None = None
+    reached: str | None = None
+
+
+class ContactsConfig(_Section):
+    """An optional CRM contact log: who was actually contacted (churn.data.contacts)."""
+
+    source: Path | None = None
+    columns: ContactColumnMap = ContactColumnMap()
+
+
 class IngestConfig(_Section):
     columns: ColumnMap = ColumnMap()
     csv: CsvOptions = CsvOptions()
@@ -189,6 +212,7 @@ class IngestConfig(_Section):
     # DuckDB spills to disk beyond this, which keeps a multi-GB export under ~2 GB of RAM.
     memory_limit: str = "1GB"
     customers: CustomersConfig = CustomersConfig()
+    contacts: ContactsConfig = ContactsConfig()
 
     @model_validator(mode="after")
     def _check_null_values(self) -> IngestConfig:
@@ -341,6 +365,9 @@ class TargetingConfig(_Section):
             "Win-back email": ActionConfig(cost=0.5, save_rate=0.05),
         }
     )
+    # assumed: the save rates above; measured: paths.save_rates from `churn outcomes`
+    # (shrunk toward the assumed ones; churn.outcomes.rates_in_effect).
+    save_rates: Literal["assumed", "measured"] = "assumed"
     rules: tuple[ActionRule, ...] = (
         ActionRule(action="Personal call", bands=("high", "medium"), min_value=150.0),
         ActionRule(
@@ -441,6 +468,40 @@ class NightlyConfig(_Section):
     mlflow_retries: int = Field(2, ge=0, le=10)
 
 
+class OutcomesConfig(_Section):
+    """`churn outcomes`: how campaigns are delimited and how far measured rates are trusted."""
+
+    # Lists published within this many days of a campaign's first list belong to it;
+    # a customer listed on several of its days counts once (their first listing).
+    campaign_days: int = Field(30, ge=1, le=MAX_DAYS)
+    # Beta prior on each action's save rate: the assumed rate, worth this many would-be
+    # churners (0 = the measured rate alone).
+    prior_strength: float = Field(50.0, ge=0, le=1_000_000)
+    # A measured rate from fewer control customers than this is never used.
+    min_control: int = Field(100, ge=1, le=MAX_ROWS)
+    experiment: str = "churn-outcomes"
+
+
+class CustomerTypeEffects(_Section):
+    """True share of would-be churners an action saves, by the customer's hidden type."""
+
+    persuadable: float = Field(ge=0, le=1)  # still active, would not have bought
+    lost_cause: float = Field(ge=0, le=1)  # already gone at the list's date
+
+
+class SimulateConfig(_Section):
+    """`churn simulate-campaign` (sample data only): the true effects of each action."""
+
+    seed: int = 16
+    effects: dict[str, CustomerTypeEffects] = Field(
+        default_factory=lambda: {
+            "Personal call": CustomerTypeEffects(persuadable=0.25, lost_cause=0.02),
+            "Loyalty offer": CustomerTypeEffects(persuadable=0.45, lost_cause=0.02),
+            "Win-back email": CustomerTypeEffects(persuadable=0.15, lost_cause=0.01),
+        }
+    )
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -460,6 +521,8 @@ class Params(_Section):
     report: ReportConfig = ReportConfig()
     attribution: AttributionConfig = AttributionConfig()
     nightly: NightlyConfig = NightlyConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
+    simulate: SimulateConfig = SimulateConfig()
 
 
 def _describe(error: ValidationError) -> str:

@@ -193,13 +193,20 @@ def export_step(
         actions=settings.actions,
         top_n=settings.top_n,
     )
-    return retention_list(
+    from churn.outcomes.save_rates import rates_in_effect  # issue 16: measured save rates
+
+    targeting, rates = rates_in_effect(
+        params.targeting, params.paths.save_rates, params.outcomes.min_control
+    )
+    chosen = retention_list(
         scores,
         customers,
-        params.targeting,
+        targeting,
         filters,
         lambda wanted: explain(snapshot, model, wanted, params.attribution),
     )
+    chosen.summary["save_rates"] = rates
+    return chosen
 
 
 def report_step(
@@ -516,6 +523,7 @@ def _run_steps(
             "score_enforced": same_model,
         },
         "new_orders": new_orders.as_manifest(),
+        "save_rates": exported.summary.get("save_rates"),
         "thresholds": config.model_dump(
             mode="json",
             include={

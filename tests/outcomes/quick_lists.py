@@ -1,0 +1,79 @@
+"""Quickly simulated published lists with a known true save rate per action.
+
+Each listed customer has a chance ``q`` of churning untreated (no purchase within
+the horizon). A contacted would-be churner is saved (buys after all) with the
+action's true effect. The true save rate is defined as the measured one is, as an
+expectation over the listed customers: sum(q x effect) / sum(q) per action.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ACTIONS = {"Personal call": 15.0, "Loyalty offer": 5.0, "Win-back email": 0.5}
+
+
+def simulate_list(
+    rng: np.random.Generator,
+    folder: Path,
+    effects: dict[str, float],
+    n: int = 2000,
+    control_fraction: float = 0.3,
+    as_of: dt.date = dt.date(2026, 6, 1),
+    horizon_days: int = 90,
+    name: str = "targets.parquet",
+) -> tuple[Path, Path, dict[str, float]]:
+    """A targets table, its later transactions and the true save rate per action."""
+    names = np.array(list(effects))
+    action = names[rng.integers(0, len(names), n)]
+    q = rng.beta(3, 2, n)
+    effect = np.array([effects[a] for a in action])
+    control = rng.random(n) < control_fraction
+    retained_untreated = rng.random(n) >= q
+    saved = ~control & ~retained_untreated & (rng.random(n) < effect)
+    retained = retained_untreated | saved
+    ids = np.array([f"c{i}" for i in range(n)])
+    targets = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "as_of": pd.Timestamp(as_of),
+            "churn_probability": q,
+            "expected_value_12m": 100.0,
+            "risk_band": np.where(q > 0.66, "high", np.where(q > 0.33, "medium", "low")),
+            "segment": "At risk",
+            "action": action,
+            "contact_cost": [ACTIONS.get(a, 1.0) for a in action],
+            "targeted": True,
+            "control_group": control,
+        }
+    )
+    buy_day = rng.integers(1, horizon_days, n)
+    tx = pd.DataFrame(
+        {
+            "customer_id": ids[retained],
+            "ts": pd.Timestamp(as_of) + pd.to_timedelta(buy_day[retained], unit="D"),
+            "amount": rng.lognormal(3.5, 0.5, int(retained.sum())),
+        }
+    )
+    tx = pd.concat(  # the data runs to the horizon's end, so it is closed
+        [
+            tx,
+            pd.DataFrame(
+                {
+                    "customer_id": ["other"],
+                    "ts": [pd.Timestamp(as_of) + pd.Timedelta(days=horizon_days + 1)],
+                    "amount": [1.0],
+                }
+            ),
+        ]
+    )
+    truth = {a: float((q * effect)[action == a].sum() / q[action == a].sum()) for a in effects}
+    folder.mkdir(parents=True, exist_ok=True)
+    targets_path, tx_path = folder / name, folder / f"tx_{name}"
+    targets.to_parquet(targets_path)
+    tx.to_parquet(tx_path)
+    return targets_path, tx_path, truth
