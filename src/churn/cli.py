@@ -530,7 +530,7 @@ def export(
     import pandas as pd
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-    from churn.outcomes.save_rates import rates_in_effect
+    from churn.outcomes.in_effect import rates_in_effect
     from churn.scoring.export import write_xlsx
     from churn.scoring.retention import retention_list
     from churn.scoring.score import explain as explain_customers

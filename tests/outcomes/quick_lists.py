@@ -17,16 +17,14 @@ import pandas as pd
 ACTIONS = {"Personal call": 15.0, "Loyalty offer": 5.0, "Win-back email": 0.5}
 
 
-def simulate_list(
+def draw_list(
     rng: np.random.Generator,
-    folder: Path,
     effects: dict[str, float],
     n: int = 2000,
     control_fraction: float = 0.3,
     as_of: dt.date = dt.date(2026, 6, 1),
     horizon_days: int = 90,
-    name: str = "targets.parquet",
-) -> tuple[Path, Path, dict[str, float]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """A targets table, its later transactions and the true save rate per action."""
     names = np.array(list(effects))
     action = names[rng.integers(0, len(names), n)]
@@ -36,7 +34,7 @@ def simulate_list(
     retained_untreated = rng.random(n) >= q
     saved = ~control & ~retained_untreated & (rng.random(n) < effect)
     retained = retained_untreated | saved
-    ids = np.array([f"c{i}" for i in range(n)])
+    ids = np.char.add("c", np.arange(n).astype(str))
     targets = pd.DataFrame(
         {
             "customer_id": ids,
@@ -72,8 +70,50 @@ def simulate_list(
         ]
     )
     truth = {a: float((q * effect)[action == a].sum() / q[action == a].sum()) for a in effects}
+    # the retention difference's truth: saved would-be churners per listed customer
+    truth |= {f"lift:{a}": float((q * effect)[action == a].mean()) for a in effects}
+    return targets, tx, truth
+
+
+def simulate_list(
+    rng: np.random.Generator,
+    folder: Path,
+    effects: dict[str, float],
+    n: int = 2000,
+    control_fraction: float = 0.3,
+    as_of: dt.date = dt.date(2026, 6, 1),
+    horizon_days: int = 90,
+    name: str = "targets.parquet",
+) -> tuple[Path, Path, dict[str, float]]:
+    """:func:`draw_list` written to Parquet in ``folder``."""
+    targets, tx, truth = draw_list(rng, effects, n, control_fraction, as_of, horizon_days)
     folder.mkdir(parents=True, exist_ok=True)
     targets_path, tx_path = folder / name, folder / f"tx_{name}"
     targets.to_parquet(targets_path)
     tx.to_parquet(tx_path)
+    return targets_path, tx_path, truth
+
+
+def simulate_replications(
+    rng: np.random.Generator,
+    folder: Path,
+    effects: dict[str, float],
+    replications: int,
+    n: int = 1500,
+    control_fraction: float = 0.3,
+) -> tuple[Path, Path, dict[str, float]]:
+    """Many independent lists in one table: replication r's actions are named ``<a>#r``,
+    so one read-out measures every replication and action at once."""
+    lists, txs, truth = [], [], {}
+    for r in range(replications):
+        part, moves, true = draw_list(rng, effects, n, control_fraction)
+        part["action"] = part["action"] + f"#{r}"
+        part["customer_id"] = part["customer_id"] + f"-{r}"
+        moves["customer_id"] = moves["customer_id"] + f"-{r}"
+        lists.append(part)
+        txs.append(moves)
+        truth.update({f"{a}#{r}": v for a, v in true.items()})
+    targets_path, tx_path = folder / "targets.parquet", folder / "tx.parquet"
+    pd.concat(lists).to_parquet(targets_path)
+    pd.concat(txs).to_parquet(tx_path)
     return targets_path, tx_path, truth

@@ -14,25 +14,17 @@ its mean is the rate used, its 2.5 / 97.5 % quantiles the interval. The Beta liv
 on [0, 1], so a measured rate below 0 (contact hurt) enters as 0. Strong evidence
 overrides the prior; a weak measurement leaves the assumed rate nearly as it was.
 
-**In effect.** :func:`rates_in_effect` is the one place `churn export` and
-`churn nightly` get their save rates: the assumed ones, or with
-``targeting.save_rates: measured`` the shrunk ones from ``paths.save_rates``, except
-for an action measured on fewer than ``outcomes.min_control`` control customers
-(or not measured at all), which keeps its assumed rate. Each list records which
-rate it used for each action and why.
+The rates a list then uses are chosen by churn.outcomes.in_effect.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from churn.config import ActionConfig, TargetingConfig
-from churn.errors import UserError
+from churn.config import TargetingConfig
 from churn.outcomes import intervals
 from churn.outcomes.readout import Measurement
 
@@ -93,57 +85,3 @@ def measured_save_rates(
             **shrink(assumed, measured, prior_strength),
         }
     return {"prior_strength": prior_strength, "campaigns": campaigns, "actions": actions}
-
-
-def rates_in_effect(
-    targeting: TargetingConfig, save_rates: Path, min_control: int
-) -> tuple[TargetingConfig, dict[str, Any]]:
-    """The targeting config with the save rates this list uses, and the record of them."""
-    if targeting.save_rates == "assumed":
-        record = {
-            name: {"save_rate": a.save_rate, "from": "assumed"}
-            for name, a in targeting.actions.items()
-        }
-        return targeting, {"mode": "assumed", "source": None, "actions": record}
-    measured = _read(save_rates)
-    actions: dict[str, ActionConfig] = {}
-    record = {}
-    for name, action in targeting.actions.items():
-        entry = measured.get(name)
-        why = None
-        if entry is None:
-            why = "not measured yet"
-        elif int(entry.get("n_control", 0)) < min_control:
-            why = f"control group {entry.get('n_control', 0)} < outcomes.min_control {min_control}"
-        if why is None and entry is not None:
-            rate = float(entry["save_rate"])
-            actions[name] = action.model_copy(update={"save_rate": rate})
-            record[name] = {
-                "save_rate": rate,
-                "from": "measured",
-                "ci_low": entry.get("ci_low"),
-                "ci_high": entry.get("ci_high"),
-                "n_control": entry.get("n_control"),
-            }
-        else:
-            actions[name] = action
-            record[name] = {"save_rate": action.save_rate, "from": "assumed", "why": why}
-    chosen = targeting.model_copy(update={"actions": actions})
-    return chosen, {"mode": "measured", "source": str(save_rates), "actions": record}
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(
-            f"targeting.save_rates is 'measured' but {path} does not exist: run `churn outcomes`"
-            " after a campaign, or set targeting.save_rates: assumed"
-        )
-    try:
-        actions = json.loads(path.read_text(encoding="utf-8"))["actions"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"{path} is not a save-rates file from `churn outcomes` ({exc}); rerun `churn outcomes`"
-        ) from exc
-    if not isinstance(actions, dict):
-        raise UserError(f"{path} has no 'actions' mapping; rerun `churn outcomes`")
-    return actions

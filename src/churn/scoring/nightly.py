@@ -193,7 +193,7 @@ def export_step(
         actions=settings.actions,
         top_n=settings.top_n,
     )
-    from churn.outcomes.save_rates import rates_in_effect  # issue 16: measured save rates
+    from churn.outcomes.in_effect import rates_in_effect  # issue 16: measured save rates
 
     targeting, rates = rates_in_effect(
         params.targeting, params.paths.save_rates, params.outcomes.min_control
