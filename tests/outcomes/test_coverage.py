@@ -8,13 +8,11 @@ binomial tolerance (3 standard deviations) of 95 %.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from quick_lists import simulate_replications
 
 from churn.outcomes.campaigns import read_out
-from quick_lists import simulate_replications
 
 EFFECTS = {"Personal call": 0.30, "Loyalty offer": 0.15, "Win-back email": 0.05}
 
