@@ -79,15 +79,12 @@ def load_lists(
             "no published list found: run `churn export` (paths.targets_table) or"
             " `churn nightly` first"
         )
-    paths = ", ".join(quote_literal(str(f)) for f in files)
-    columns = ", ".join(LIST_COLUMNS)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE all_listed AS
-        SELECT DISTINCT ON (as_of, customer_id) CAST(as_of AS DATE) AS as_of, {columns}
-        FROM read_parquet([{paths}], union_by_name = true)
-        WHERE targeted"""
+    source = (
+        f"read_parquet([{', '.join(quote_literal(str(f)) for f in files)}], union_by_name = true)"
     )
-    rows = con.execute("SELECT DISTINCT as_of FROM all_listed ORDER BY as_of").fetchall()
+    rows = con.execute(
+        f"SELECT DISTINCT CAST(as_of AS DATE) AS d FROM {source} WHERE targeted ORDER BY d"
+    ).fetchall()
     dates = tuple(row[0] for row in rows)
     if not dates:
         raise UserError(
@@ -96,13 +93,21 @@ def load_lists(
     starts = campaign_starts(dates, campaign_days)
     con.execute("CREATE OR REPLACE TEMP TABLE campaign_of (as_of DATE, campaign DATE)")
     con.executemany("INSERT INTO campaign_of VALUES (?, ?)", list(starts.items()))
+    # One aggregate, not a window: each (campaign, customer) keeps its earliest listing
+    # (the same date published twice, by export and nightly, collapses here too).
+    fields = ", ".join(f"'{c}': l.{c}" for c in LIST_COLUMNS if c != "customer_id")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE listed AS
-        SELECT c.campaign, l.as_of, {", ".join(f"l.{c}" for c in LIST_COLUMNS)}
-        FROM all_listed l JOIN campaign_of c USING (as_of)
-        QUALIFY row_number() OVER (PARTITION BY c.campaign, l.customer_id ORDER BY l.as_of) = 1"""
+        SELECT campaign, customer_id, as_of, first.*
+        FROM (
+            SELECT c.campaign, l.customer_id, min(l.as_of) AS as_of,
+                   arg_min({{{fields}}}, l.as_of) AS first
+            FROM (SELECT CAST(as_of AS DATE) AS as_of, * EXCLUDE (as_of) FROM {source}
+                  WHERE targeted) l
+            JOIN campaign_of c USING (as_of)
+            GROUP BY ALL
+        )"""
     )
-    con.execute("DROP TABLE all_listed")
     return PublishedLists(tuple(files), dates, starts)
 
 

@@ -108,16 +108,19 @@ def group_sums(con: duckdb.DuckDBPyConnection, contacted_only: bool = False) -> 
     Pooled, action, band and segment rows use the closed campaigns (every campaign
     while none has closed); campaign rows include the open ones.
     """
-    scope = "WHERE (closed OR NOT (SELECT bool_or(closed) FROM outcomes))"
+    scope = "WHERE closed OR NOT (SELECT bool_or(closed) FROM outcomes)"
     rows = "outcomes"
     if contacted_only:
         rows = "(SELECT * FROM outcomes WHERE NOT treated OR reached)"
-    keyed = " UNION ALL ".join(
-        f"SELECT '{dim}' AS level, CAST({dim} AS VARCHAR) AS key, {_SUMS}"
-        f" FROM {rows} o {scope if dim != 'campaign' else ''} GROUP BY {dim}"
-        for dim in DIMENSIONS
-    )
-    query = (
-        f"SELECT 'pooled' AS level, NULL AS key, {_SUMS} FROM {rows} o {scope} UNION ALL {keyed}"
-    )
+    dims = DIMENSIONS[1:]
+    level = " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in dims)
+    key = ", ".join(f"CAST({d} AS VARCHAR)" for d in dims)
+    sets = ", ".join(["()", *(f"({d})" for d in dims)])
+    query = f"""
+        SELECT CASE {level} ELSE 'pooled' END AS level, coalesce({key}) AS key, {_SUMS}
+        FROM {rows} o {scope} GROUP BY GROUPING SETS ({sets})
+        UNION ALL
+        SELECT 'campaign' AS level, CAST(campaign AS VARCHAR) AS key, {_SUMS}
+        FROM {rows} o GROUP BY campaign
+        ORDER BY level, key"""
     return con.execute(query).df()
