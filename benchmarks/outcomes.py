@@ -48,8 +48,8 @@ def make_shop(folder: Path, customers: int, campaigns: int, purchases: float) ->
                        random() AS churn_probability, 100 * random() AS expected_value_12m,
                        ['low', 'medium', 'high'][1 + (r % 3)] AS risk_band,
                        ['At risk', 'Loyal', 'Lost', 'New'][1 + (r % 4)] AS segment,
-                       ['Personal call', 'Loyalty offer', 'Win-back email'][1 + (hash(r) % 3)::BIGINT]
-                           AS action,
+                       ['Personal call', 'Loyalty offer', 'Win-back email']
+                           [1 + (hash(r) % 3)::BIGINT] AS action,
                        5.0 AS contact_cost, true AS targeted, random() < 0.3 AS control_group
                 FROM range({per_list}) t(r)
             ) TO '{part / "targets.parquet"}' (FORMAT parquet)"""

@@ -55,6 +55,7 @@ PROJECT_FILES = (
     ".gitignore",
     "pyproject.toml",
     "uv.lock",
+    "data/outcomes/save_rates.json",  # export's dep (targeting.save_rates: measured)
 )
 MAIN_STAGES = ["generate", "ingest", "features", "train", "evaluate", "score", "export", "report"]
 BACKTEST_STEPS = 1  # one retrain: the stage's wiring; tests/model/test_backtest.py steps
@@ -453,3 +454,70 @@ def test_the_readme_experiment_walkthrough_runs_as_printed(
             assert (repo / "dvc_plots/index.html").exists()
             assert "dvc_plots" not in _sh("git status --porcelain", repo, env)
     assert seen == {"exp run", "exp show", "metrics diff", "plots diff"}
+
+
+def _readme_outcome_commands() -> list[list[str]]:
+    """The command lines of each ```bash block under "## Outcomes" in README.md."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Outcomes") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) >= 2, "README.md's Outcomes section lost its ```bash blocks"
+    return [
+        [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+        for block in blocks[:2]
+    ]
+
+
+def test_the_readme_outcomes_walkthrough_measures_and_adjusts(
+    project: Project, committed: Path
+) -> None:
+    """`make run` (here: the committed repro), simulate-campaign, outcomes, as printed;
+    then the next list by the nightly job with `targeting.save_rates: measured`.
+    Last in the file: the campaign appends to the raw sample."""
+    repo, env = project
+    walkthrough, next_list = _readme_outcome_commands()
+    assert walkthrough[0] == "make run"
+    for line in walkthrough[1:]:
+        _sh(line, repo, env)
+    truth = json.loads((repo / "data/raw/campaign_truth.json").read_text())
+    metrics = json.loads((repo / "metrics/outcomes.json").read_text())
+    keys = {"n_contacted", "n_control", "retention_contacted", "retention_control", "lift",
+            "lift_ci_low", "lift_ci_high", "save_rate", "save_rate_ci_low",
+            "save_rate_ci_high", "incremental_revenue", "cost", "roi"}  # fmt: skip
+    assert keys <= set(metrics) and metrics["horizon_closed"] is True
+    assert list(metrics["by_campaign"]) == ["2026-10-01"]
+    assert set(metrics["by_action"]) == set(truth["save_rate"])
+    assert keys <= set(metrics["by_band"][next(iter(metrics["by_band"]))])
+    table = pd.read_parquet(repo / "data/scores/targets.parquet")
+    listed = table[table["targeted"]]
+    assert metrics["n_contacted"] + metrics["n_control"] == len(listed)
+    assert metrics["n_control"] == int(listed["control_group"].sum())
+    for name in ("outcomes_by_action.csv", "outcomes_by_campaign.csv"):
+        assert (repo / "plots" / name).exists()
+    rates = json.loads((repo / "data/outcomes/save_rates.json").read_text())
+    assert set(rates["actions"]) == set(truth["save_rate"])
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("churn-outcomes")
+    assert experiment is not None
+    run = client.search_runs([experiment.experiment_id])[0]
+    assert run.data.metrics["n_control"] == metrics["n_control"]
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["targeting"]["save_rates"] = "measured"
+    params["outcomes"]["min_control"] = 5  # the shrunk sample's control groups are small
+    params["nightly"]["max_score_psi"] = 5.0  # as the README says for this first run
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (command,) = next_list
+    _sh(command, repo, env)
+    manifest = json.loads((repo / "data/nightly/as_of=2026-12-30/manifest.json").read_text())
+    used = manifest["save_rates"]
+    assert used["mode"] == "measured" and used["source"] == "data/outcomes/save_rates.json"
+    for action, entry in rates["actions"].items():
+        assert used["actions"][action] == {
+            "save_rate": entry["save_rate"],
+            "from": "measured",
+            "ci_low": entry["ci_low"],
+            "ci_high": entry["ci_high"],
+            "n_control": entry["n_control"],
+        }
