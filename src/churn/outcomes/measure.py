@@ -29,17 +29,6 @@ import pandas as pd
 
 from churn.data.sources import quote_literal
 
-# What each listed customer's row keeps from their listing.
-_KEPT = (
-    "as_of",
-    "action",
-    "contact_cost",
-    "risk_band",
-    "segment",
-    "churn_probability",
-    "expected_value_12m",
-    "control_group",
-)
 # Group dimensions of the read-out, in the order their sums come back.
 DIMENSIONS = ("campaign", "action", "risk_band", "segment")
 _SUMS = """
@@ -85,25 +74,29 @@ def customer_outcomes(
             quote_literal(str(contacts))
         }) k WHERE k.customer_id = l.customer_id AND k.date >= l.as_of
             AND k.date < l.as_of + INTERVAL {campaign_days} DAY), false)"""
-    kept = ", ".join(f"any_value(l.{c}) AS {c}" for c in _KEPT)
-    last = f"DATE '{end.isoformat()}'"
-    # One range join and one GROUP BY per listed customer, as a plain group-by would do.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE outcomes AS
-        WITH bought AS (
-            SELECT l.campaign, l.customer_id, {kept},
-                   count(t.ts) AS n, coalesce(sum(t.amount), 0)::DOUBLE AS revenue
+        WITH windows AS (
+            SELECT l.*, NOT l.control_group AS treated,
+                   l.as_of + INTERVAL {horizon_days} DAY AS window_end
             FROM listed l
-            LEFT JOIN read_parquet({tx}) t
-              ON t.customer_id = l.customer_id AND t.ts > l.as_of
-             AND t.ts <= l.as_of + INTERVAL {horizon_days} DAY
-            GROUP BY l.campaign, l.customer_id
+        ),
+        bought AS (
+            SELECT w.campaign, w.customer_id, count(*) AS n, sum(t.amount) AS revenue
+            FROM windows w
+            JOIN read_parquet({tx}) t
+              ON t.customer_id = w.customer_id AND t.ts > w.as_of AND t.ts <= w.window_end
+            GROUP BY ALL
         )
-        SELECT l.* EXCLUDE (n, control_group), NOT l.control_group AS treated,
-               {reached} AS reached, l.n > 0 AS retained,
-               l.as_of + INTERVAL {horizon_days} DAY <= {last} AS closed,
-               least(date_diff('day', l.as_of, {last}), {horizon_days}) AS observed_days
-        FROM bought l"""
+        SELECT l.campaign, l.as_of, l.customer_id, l.action, l.contact_cost, l.risk_band,
+               l.segment, l.churn_probability, l.expected_value_12m, l.treated,
+               {reached} AS reached,
+               coalesce(b.n, 0) > 0 AS retained,
+               coalesce(b.revenue, 0)::DOUBLE AS revenue,
+               l.window_end <= DATE '{end.isoformat()}' AS closed,
+               least(date_diff('day', l.as_of, DATE '{end.isoformat()}'), {horizon_days})
+                   AS observed_days
+        FROM windows l LEFT JOIN bought b USING (campaign, customer_id)"""
     )
 
 
