@@ -92,46 +92,81 @@ def feature_pieces(
     edges = plan.edge_table([(labelled, True), (scoring, False)])
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, as_of)) as running:
-        ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
-        fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
-        chunks = _code_ranges(len(ids), features.chunk_customers)
-        del ids
-
-        def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
-            expr = history_expr(source, mine, snapshots, features, with_label=True)
-            return expr.order_by("customer_id")
-
-        backend = ibis.get_backend(running)
-        cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
+        fitter, chunks = _fitter_and_chunks(running, snapshots, features)
         with contextlib.ExitStack() as stack:
-            # One compiled query per customer range, rerun for every cutoff.
             history_of = [
-                stack.enter_context(
-                    repeated_query(backend, partial(rows, source=_within(running, *c)), edges)
-                )
-                for c in chunks
+                stack.enter_context(query)
+                for query in _history_queries(running, edges, chunks, snapshots, features)
             ]
-            one_query = len(chunks) == 1
-            histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
-            steps = zip(cutoffs, histories, strict=False)
-            for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
-                if mine["split"].iloc[0] == SCORE_SPLIT:
-                    # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
-                    # found depends on the start by up to ~1e-2 in P(alive) on small data,
-                    # and the scoring snapshot must be the same whether built with the
-                    # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
-                    # nightly).
-                    fitter.reset()
-                if history is None:
-                    queries = [partial(run, mine) for run in history_of]
-                    yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
-                    continue
-                piece = _population(history)
-                if piece is None:
-                    continue
-                _add_btyd(piece, fitter.fit(history).predict(piece))
-                del history
-                yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+            yield from _cutoff_pieces(history_of, edges, fitter, scorer, features)
+
+
+_Query = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _fitter_and_chunks(
+    running: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> tuple[CutoffFitter, list[tuple[int | None, int | None]]]:
+    """The BTYD fitter (on a sample of ``features.btyd_fit_customers`` of the customers)
+    and the customer code ranges each cutoff's query is split into. The customer ids
+    are read once, for both, and dropped before any cutoff runs."""
+    ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
+    fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
+    return fitter, _code_ranges(len(ids), features.chunk_customers)
+
+
+def _history_queries(
+    running: ir.Table,
+    edges: pd.DataFrame,
+    chunks: list[tuple[int | None, int | None]],
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+) -> list[contextlib.AbstractContextManager[_Query]]:
+    """One compiled query per customer range, rerun for every cutoff (``edges`` holds the
+    cutoffs' window edges): every feature, and the label, of that range's customers."""
+
+    def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
+        expr = history_expr(source, mine, snapshots, features, with_label=True)
+        return expr.order_by("customer_id")
+
+    backend = ibis.get_backend(running)
+    return [
+        repeated_query(backend, partial(rows, source=_within(running, *c)), edges) for c in chunks
+    ]
+
+
+def _cutoff_pieces(
+    history_of: list[_Query],
+    edges: pd.DataFrame,
+    fitter: CutoffFitter,
+    scorer: RFMScorer,
+    features: FeaturesConfig,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """Each cutoff in turn: its rows, BTYD fit and RFM segments. With one customer range
+    the next cutoff's query runs while this one is fitted; with several, each cutoff is
+    handed on in chunks (``_in_chunks``)."""
+    cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
+    one_query = len(history_of) == 1
+    histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
+    steps = zip(cutoffs, histories, strict=False)
+    for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
+        if mine["split"].iloc[0] == SCORE_SPLIT:
+            # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
+            # found depends on the start by up to ~1e-2 in P(alive) on small data,
+            # and the scoring snapshot must be the same whether built with the
+            # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
+            # nightly).
+            fitter.reset()
+        if history is None:
+            queries = [partial(run, mine) for run in history_of]
+            yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
+            continue
+        piece = _population(history)
+        if piece is None:
+            continue
+        _add_btyd(piece, fitter.fit(history).predict(piece))
+        del history
+        yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
 def _prefetched(
