@@ -334,22 +334,14 @@ def _scoring_snapshot(params: Params, as_of: Any) -> Any:
 
 def _load_model(params: Params, uri: str) -> Any:
     """(ChurnModel, ModelIdentity) for a directory or registry URI."""
-    import contextlib
-
     import mlflow
 
     from churn.model import tracking
-    from churn.model.loader import load_churn_model
-    from churn.scoring.score import identify_model
+    from churn.model.loader import load_model
 
     mlflow.set_tracking_uri(tracking.tracking_uri(params.tracking))
-    train_run = None
-    if params.paths.train_run.exists():
-        # Only names the local model here; the loader says so when it is unreadable.
-        with contextlib.suppress(OSError, ValueError):
-            train_run = json.loads(params.paths.train_run.read_text())
-    identity = identify_model(uri, train_run if isinstance(train_run, dict) else None)
-    return load_churn_model(identity.pinned_uri, params.paths.train_run), identity
+    loaded = load_model(uri, params.paths.train_run)
+    return loaded.model, loaded.identity
 
 
 _MODEL_HELP = (
@@ -585,12 +577,9 @@ def export(
 
 def _scored_model_uri(scores: Any) -> str:
     """The exact model that produced the scores (an alias may have moved since)."""
-    from churn.scoring.score import ModelIdentity
+    from churn.scoring.score import scored_by
 
-    first = scores.iloc[0]
-    return ModelIdentity(
-        str(first["model_uri"]), str(first["model_name"]), str(first["model_version"])
-    ).pinned_uri
+    return scored_by(scores).pinned_uri
 
 
 def _read_optional_parquet(path: Path, columns: list[str], what: str, produced_by: str) -> Any:

@@ -42,18 +42,14 @@ from churn.data.ingest import IngestOutputs, ingest
 from churn.data.session import connect as duckdb_connect
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
-from churn.model.loader import ModelLoadError, load_churn_model
+from churn.model.identity import ModelIdentity
+from churn.model.loader import ModelLoadError, load_model
 from churn.scoring import guards, partitions, reachability, run_log
 from churn.scoring import new_orders as order_values
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
 from churn.scoring.lock import RunLockedError, exclusive_lock
 from churn.scoring.retention import RetentionList, retention_list
-from churn.scoring.score import (
-    ModelIdentity,
-    explain,
-    identify_model,
-    score_customers,
-)
+from churn.scoring.score import explain, score_customers
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +66,6 @@ class ModelUnavailableError(UserError):
     """The model to score with cannot be resolved or loaded (registry down, no alias, bad URI)."""
 
     exit_code = 14
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model scored the run; ``uri`` is pinned to a version when it came from the
-    registry, so an alias moved mid-run cannot mix two models in one list."""
-
-    uri: str
-    name: str = ""
-    version: str = ""
-    requested: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,27 +115,23 @@ def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
-def load_model_step(uri: str, train_run: Path | None = None) -> tuple[ChurnModel, ModelRef]:
+def load_model_step(uri: str, train_run: Path | None = None) -> tuple[ChurnModel, ModelIdentity]:
     """The model behind ``uri``, pinned to its registry version for the whole run.
 
     Loaded by churn.model.loader (checksums first, no unpickling); ``train_run``
     holds the local model directory's checksums.
     """
     try:
-        identity = identify_model(uri)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = load_churn_model(identity.pinned_uri, train_run)
+            loaded = load_model(uri, train_run)
     except ModelLoadError as exc:  # its line already says what to do
         raise ModelUnavailableError(str(exc)) from exc
     except UserError as exc:
         raise ModelUnavailableError(
             f"{exc} (set the alias with `churn promote` or pass --model)"
         ) from exc
-    ref = ModelRef(
-        uri=identity.pinned_uri, name=identity.name, version=identity.version, requested=uri
-    )
-    return model, ref
+    return loaded.model, loaded.identity.pinned()
 
 
 def snapshot_step(
@@ -171,10 +152,9 @@ def snapshot_step(
 
 
 def score_step(
-    snapshot: pd.DataFrame, model: ChurnModel, ref: ModelRef, params: Params
+    snapshot: pd.DataFrame, model: ChurnModel, ref: ModelIdentity, params: Params
 ) -> pd.DataFrame:
-    identity = ModelIdentity(uri=ref.uri, name=ref.name, version=ref.version)
-    return score_customers(snapshot, model, identity, params.scoring)
+    return score_customers(snapshot, model, ref, params.scoring)
 
 
 def export_step(
@@ -225,9 +205,9 @@ class NightlySteps:
     """The swappable steps; the flow and the guards around them stay the same."""
 
     ingest: Callable[..., Ingested] = ingest_step
-    load_model: Callable[[str, Path], tuple[ChurnModel, ModelRef]] = load_model_step
+    load_model: Callable[[str, Path], tuple[ChurnModel, ModelIdentity]] = load_model_step
     snapshot: Callable[..., pd.DataFrame] = snapshot_step
-    score: Callable[[pd.DataFrame, ChurnModel, ModelRef, Params], pd.DataFrame] = score_step
+    score: Callable[[pd.DataFrame, ChurnModel, ModelIdentity, Params], pd.DataFrame] = score_step
     export: Callable[..., RetentionList] = export_step
     report: Callable[..., list[str]] = report_step
 
@@ -548,7 +528,7 @@ def _psi_reference(
     previous: dt.date | None,
     params: Params,
     model: ChurnModel,
-    ref: ModelRef,
+    ref: ModelIdentity,
     steps: NightlySteps,
 ) -> tuple[pd.DataFrame | None, str]:
     """The previous published scores, else the pipeline's own scoring snapshot scored now.
@@ -570,7 +550,6 @@ def _psi_reference(
 
 
 __all__ = [
-    "ModelRef",
     "ModelUnavailableError",
     "NightlyResult",
     "NightlySteps",
