@@ -7,7 +7,6 @@ and returns frames, so the same steps can be driven from a notebook or a test.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time

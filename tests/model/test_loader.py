@@ -245,7 +245,9 @@ def test_load_model_names_the_model_and_pins_an_alias_to_its_version(
     assert loaded.identity.pinned_uri == f"models:/{name}/{version}"
     folder = tmp_path / "model"
     train_run = _save(model, folder)
-    train_run.write_text(json.dumps({**json.loads(train_run.read_text()), "registered_model": name}))
+    train_run.write_text(
+        json.dumps({**json.loads(train_run.read_text()), "registered_model": name})
+    )
     local = load_model(str(folder), train_run)
     assert (local.identity.uri, local.identity.name, local.identity.version) == (
         str(folder),

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import ibis
-import mlflow
 import numpy as np
 import pandas as pd
-import pytest
 from trained_model import Trained
 
-from churn.config import ScoringConfig, TrackingConfig
-from churn.errors import UserError
+from churn.config import ScoringConfig
 from churn.features.tables import build_scoring_snapshot
-from churn.model import tracking
 from churn.model.identity import ModelIdentity
 from churn.scoring.score import (
     SCORE_COLUMNS,

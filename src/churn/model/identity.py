@@ -79,7 +79,9 @@ def identify_model(uri: str, local_name: str = "") -> ModelIdentity:
         from mlflow.tracking import MlflowClient
 
         try:
-            version = str(MlflowClient().get_model_version_by_alias(found.name, found.alias).version)
+            version = str(
+                MlflowClient().get_model_version_by_alias(found.name, found.alias).version
+            )
         except Exception as exc:  # MLflow raises several types for an unknown alias
             raise UserError(
                 f"cannot resolve {uri!r} in the registry: {str(exc).splitlines()[0]}"

@@ -1,12 +1,13 @@
 """The one way churn loads a model: check the training run's checksums, then parse data.
 
 Score, explain, export, evaluate, promote and the nightly job all load through
-``load_churn_model`` (``load_model`` adds which model it is, churn.model.identity). It never unpickles and never runs code from the model
-folder: not ``mlflow.pyfunc.load_model`` either, which would run the folder's
-``served_model.py``. It finds the checksum record the training run left
-outside the folder (churn.model.model_record), verifies every recorded file,
-and only then parses the booster text and the JSON spec. Models pickled by
-older versions (``python_model.pkl``) are refused with a line saying to retrain.
+``load_churn_model`` (``load_model`` also says which model it is, churn.model.identity).
+It never unpickles and never runs code from the model folder: not
+``mlflow.pyfunc.load_model`` either, which would run the folder's ``served_model.py``.
+It finds the checksum record the training run left outside the folder
+(churn.model.model_record), verifies every recorded file, and only then parses the
+booster text and the JSON spec. Models pickled by older versions
+(``python_model.pkl``) are refused with a line saying to retrain.
 """
 
 from __future__ import annotations
