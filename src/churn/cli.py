@@ -808,8 +808,8 @@ def nightly(
     """
     import datetime as dt
 
-    from churn.scoring import run_log
-    from churn.scoring.nightly import run_nightly
+    from churn.nightly import run_log
+    from churn.nightly.job import run_nightly
 
     params = _state.params()
     try:

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from churn import cli
-from churn.scoring import nightly as nightly_module
-from churn.scoring.partitions import LATEST, STAGING
+from churn.nightly import job as nightly_module
+from churn.nightly.partitions import LATEST, STAGING
 from nightly_shop import (
     FIRST,
     NAME,
@@ -220,7 +220,7 @@ def test_crash_mid_write_leaves_previous_outputs(
 
 _KILLED_MID_WRITE = """
 import os, signal, sys
-from churn.scoring import nightly
+from churn.nightly import job as nightly
 
 def killed(frame, target):
     target.write_text(frame.head(3).to_csv(index=False))

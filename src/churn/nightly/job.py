@@ -2,7 +2,7 @@
 
 One command for cron or Airflow. The run holds a lock on the output tree,
 works in a private staging folder and publishes by renaming that folder into
-``as_of=YYYY-MM-DD/`` (churn.scoring.partitions), so a refused or crashed run
+``as_of=YYYY-MM-DD/`` (churn.nightly.partitions), so a refused or crashed run
 leaves the previously published lists exactly as they were. The same as-of
 date replayed on the same raw data and model gives byte-identical Parquet and
 CSV files and a manifest that differs only under ``timings``.
@@ -44,10 +44,10 @@ from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.model.identity import ModelIdentity
 from churn.model.loader import ModelLoadError, load_model
-from churn.scoring import guards, partitions, reachability, run_log
-from churn.scoring import new_orders as order_values
+from churn.nightly import guards, partitions, reachability, run_log
+from churn.nightly import new_orders as order_values
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
-from churn.scoring.lock import RunLockedError, exclusive_lock
+from churn.nightly.lock import RunLockedError, exclusive_lock
 from churn.scoring.retention import RetentionList, retention_list
 from churn.scoring.score import explain, score_customers
 

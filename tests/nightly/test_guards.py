@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.scoring.guards import (
+from churn.nightly.guards import (
     DistributionShiftError,
     NoNewDataError,
     PsiResult,
