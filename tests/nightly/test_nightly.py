@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from churn import cli
-from churn.nightly import job as nightly_module
 from churn.nightly.partitions import LATEST, STAGING
+from churn.stages import export as export_stage
 from nightly_shop import (
     FIRST,
     NAME,
@@ -203,7 +203,7 @@ def test_crash_mid_write_leaves_previous_outputs(
         target.write_text(frame.head(3).to_csv(index=False))
         raise OSError("disk full")
 
-    monkeypatch.setattr(nightly_module, "write_csv", half_written)
+    monkeypatch.setattr(export_stage, "write_csv", half_written)  # the list
     params = _params(shop, workspace, _raw(shop))
     root = workspace / "nightly"
     before = _tree(root)
@@ -220,13 +220,13 @@ def test_crash_mid_write_leaves_previous_outputs(
 
 _KILLED_MID_WRITE = """
 import os, signal, sys
-from churn.nightly import job as nightly
+from churn.stages import export as export_stage
 
 def killed(frame, target):
     target.write_text(frame.head(3).to_csv(index=False))
     os.kill(os.getpid(), signal.SIGKILL)
 
-nightly.write_csv = killed
+export_stage.write_csv = killed  # the list, written by the export stage
 from churn.cli import main
 main(sys.argv[1:])
 """

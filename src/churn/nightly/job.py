@@ -7,242 +7,71 @@ leaves the previously published lists exactly as they were. The same as-of
 date replayed on the same raw data and model gives byte-identical Parquet and
 CSV files and a manifest that differs only under ``timings``.
 
-Each step is a plain function (config and frames in, frames out) collected in
-``NightlySteps``, so a better scorer, exporter or report can be swapped in
-without touching the flow or the guards.
+The steps (churn.nightly.steps) call the same stage functions as the CLI
+(churn.stages); this module runs them in order and records the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from churn.atomic import atomic_path, write_csv, write_json, write_parquet
-from churn.config import (
-    CsvOptions,
-    CustomersConfig,
-    FeaturesConfig,
-    IngestConfig,
-    Params,
-    SnapshotConfig,
-)
-from churn.data.customers import ingest_customers
-from churn.data.ingest import IngestOutputs, ingest
-from churn.data.session import connect as duckdb_connect
-from churn.errors import UserError
-from churn.model.churn_model import ChurnModel
-from churn.model.identity import ModelIdentity
-from churn.model.loader import ModelLoadError, load_model
-from churn.nightly import guards, partitions, reachability, run_log
-from churn.nightly import new_orders as order_values
-from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status
+from churn.atomic import record_json, write_record
+from churn.config import Params
+from churn.model.tracking import file_fingerprint, git_commit
+from churn.nightly import guards, partitions, reachability, run_log, steps
 from churn.nightly.lock import RunLockedError, exclusive_lock
-from churn.scoring.retention import RetentionList, retention_list
-from churn.scoring.score import explain, score_customers
+from churn.nightly.manifest import (
+    EXPORT_SUMMARY_FILE,
+    INGEST_REPORT_FILE,
+    SCORES_FILE,
+    TARGETS_FILE,
+    TARGETS_TABLE_FILE,
+    CodeVersion,
+    DataRead,
+    ModelUsed,
+    NightlyManifest,
+    PreviousRun,
+    PsiRecord,
+    QuarantineShare,
+    RowCounts,
+    previous_run,
+)
+from churn.nightly.model import ModelUnavailableError, default_model_uri, load_pinned
+from churn.scoring.export import CONSENT_OK, consent_status
+from churn.scoring.retention import RetentionList
+from churn.stages.score import score_snapshot
+from churn.stages.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMN = "churn_probability"
-SCORES_FILE = "scores.parquet"
-TARGETS_FILE = "retention_targets.csv"
-TARGETS_TABLE_FILE = "targets.parquet"
-EXPORT_SUMMARY_FILE = "retention_targets.summary.json"
-REPORT_FILE = "retention_report.html"
-INGEST_REPORT_FILE = "ingest_report.json"
-
-
-class ModelUnavailableError(UserError):
-    """The model to score with cannot be resolved or loaded (registry down, no alias, bad URI)."""
-
-    exit_code = 14
-
-
-@dataclass(frozen=True)
-class Ingested:
-    report: dict[str, Any]
-    transactions: Path
-    customers: pd.DataFrame
-
-
-# --- steps ---------------------------------------------------------------------------
-
-
-def ingest_step(
-    source: Path,
-    config: IngestConfig,
-    customers: CustomersConfig,
-    csv: CsvOptions,
-    as_of: dt.date,
-    folder: Path,
-) -> Ingested:
-    """Ingest the whole raw source up to ``as_of`` into the run's private folder.
-
-    ingest's own malformed-share check is switched off here: the nightly
-    quarantine guard applies its own threshold and exit code instead.
-    """
-    unchecked = config.model_copy(update={"max_bad_fraction": 1.0})
-    outputs = IngestOutputs(folder / "transactions.parquet", folder / "quarantine.parquet")
-    report = dict(ingest(source, unchecked, as_of, outputs).report)
-    report["customers_table"] = ingest_customers(
-        customers, csv, folder / "customers.parquet", null_values=config.null_values
-    )
-    return Ingested(report, outputs.transactions, pd.read_parquet(folder / "customers.parquet"))
-
-
-def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]:
-    """(all transactions, those later than ``since``), counted by DuckDB on the file."""
-    con = duckdb_connect()
-    try:
-        row = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE ? IS NULL OR ts > CAST(? AS TIMESTAMP))"
-            " FROM read_parquet(?)",
-            [since, since, str(transactions)],
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
-def load_model_step(uri: str, train_run: Path | None = None) -> tuple[ChurnModel, ModelIdentity]:
-    """The model behind ``uri``, pinned to its registry version for the whole run.
-
-    Loaded by churn.model.loader (checksums first, no unpickling); ``train_run``
-    holds the local model directory's checksums.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loaded = load_model(uri, train_run)
-    except ModelLoadError as exc:  # its line already says what to do
-        raise ModelUnavailableError(str(exc)) from exc
-    except UserError as exc:
-        raise ModelUnavailableError(
-            f"{exc} (set the alias with `churn promote` or pass --model)"
-        ) from exc
-    return loaded.model, loaded.identity.pinned()
-
-
-def snapshot_step(
-    transactions: Path,
-    engine: str,
-    spark_master: str,
-    snapshots: SnapshotConfig,
-    features: FeaturesConfig,
-    as_of: dt.date,
-) -> pd.DataFrame:
-    """The scoring snapshot at ``as_of``, through the same feature code as training."""
-    from churn.features import backend
-    from churn.features.tables import build_scoring_snapshot
-
-    con = backend.connect(engine, spark_master=spark_master)
-    table = backend.read_transactions(con, transactions)
-    return build_scoring_snapshot(table, as_of, snapshots, features)
-
-
-def score_step(
-    snapshot: pd.DataFrame, model: ChurnModel, ref: ModelIdentity, params: Params
-) -> pd.DataFrame:
-    return score_customers(snapshot, model, ref, params.scoring)
-
-
-def export_step(
-    scores: pd.DataFrame,
-    snapshot: pd.DataFrame,
-    model: ChurnModel,
-    customers: pd.DataFrame,
-    params: Params,
-) -> RetentionList:
-    """The same retention list as `churn export`, with its default filters from params."""
-    settings = params.export
-    filters = ExportFilters(
-        segments=settings.segments,
-        bands=settings.bands,
-        min_value=settings.min_value,
-        actions=settings.actions,
-        top_n=settings.top_n,
-    )
-    return retention_list(
-        scores,
-        customers,
-        params.targeting,
-        filters,
-        lambda wanted: explain(snapshot, model, wanted, params.attribution),
-    )
-
-
-def report_step(
-    scores: pd.DataFrame,
-    targets: pd.DataFrame,
-    transactions: Path,
-    previous_scores: pd.DataFrame | None,
-    params: Params,
-    folder: Path,
-) -> list[str]:
-    """The marketing HTML report beside the list; returns the file names written."""
-    from churn.scoring.report import render_pipeline_report
-
-    history = pd.read_parquet(transactions, columns=["customer_id", "order_id", "ts", "amount"])
-    html = render_pipeline_report(scores, targets, history, None, previous_scores, params)
-    with atomic_path(folder / REPORT_FILE) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-    return [REPORT_FILE]
-
-
-@dataclass(frozen=True)
-class NightlySteps:
-    """The swappable steps; the flow and the guards around them stay the same."""
-
-    ingest: Callable[..., Ingested] = ingest_step
-    load_model: Callable[[str, Path], tuple[ChurnModel, ModelIdentity]] = load_model_step
-    snapshot: Callable[..., pd.DataFrame] = snapshot_step
-    score: Callable[[pd.DataFrame, ChurnModel, ModelIdentity, Params], pd.DataFrame] = score_step
-    export: Callable[..., RetentionList] = export_step
-    report: Callable[..., list[str]] = report_step
-
-
-# --- the flow --------------------------------------------------------------------------
-
-
-@dataclass
-class _Timings:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - started, 3)
-        log.info("nightly: %s done in %.1fs", name, self.seconds[name])
+# The limits the manifest records beside what was measured against them.
+THRESHOLDS = {
+    "max_malformed_fraction",
+    "max_feature_psi",
+    "max_score_psi",
+    "psi_bins",
+    "min_new_orders",
+    "max_new_order_median_ratio",
+    "max_new_order_psi",
+    "new_order_history_days",
+}
 
 
 @dataclass(frozen=True)
 class NightlyResult:
     partition: Path
-    manifest: dict[str, Any]
-
-
-def default_model_uri(params: Params) -> str:
-    return f"models:/{params.tracking.registered_model}@{params.nightly.model_alias}"
+    manifest: NightlyManifest
 
 
 def run_nightly(
-    as_of: dt.date,
-    params: Params,
-    model_uri: str | None = None,
-    steps: NightlySteps | None = None,
-    log_run: bool = True,
+    as_of: dt.date, params: Params, model_uri: str | None = None, log_run: bool = True
 ) -> NightlyResult:
     """Run every step for ``as_of`` and publish, or raise the guard that refused.
 
@@ -257,7 +86,6 @@ def run_nightly(
     released: it is slow when the server is, and the published list does not
     depend on it.
     """
-    steps = steps or NightlySteps()
     config = params.nightly
     uri = model_uri or default_model_uri(params)
     started = time.perf_counter()
@@ -265,7 +93,7 @@ def run_nightly(
         unrecordable = reachability.tracking_problem() if log_run else None
         try:
             _require_registry(uri, unrecordable)
-            result = _publish(as_of, params, uri, steps)
+            result = _publish(as_of, params, uri)
         except RunLockedError:
             raise  # the run holding the lock records itself
         except Exception as exc:
@@ -298,7 +126,7 @@ def _require_registry(model_uri: str, tracking_problem: str | None) -> None:
         )
 
 
-def _publish(as_of: dt.date, params: Params, model_uri: str, steps: NightlySteps) -> NightlyResult:
+def _publish(as_of: dt.date, params: Params, model_uri: str) -> NightlyResult:
     """The steps and the publication, under the lock (released on return)."""
     root = params.nightly.output_root
     with exclusive_lock(root):
@@ -310,7 +138,7 @@ def _publish(as_of: dt.date, params: Params, model_uri: str, steps: NightlySteps
             work, out = staging / "work", staging / "out"
             work.mkdir()
             out.mkdir()
-            manifest = _run_steps(as_of, params, model_uri, steps, work, out)
+            manifest = _run_steps(as_of, params, model_uri, work, out)
             target = partitions.publish(root, as_of, out)
     log.info("nightly: published %s", target)
     return NightlyResult(partition=target, manifest=manifest)
@@ -322,7 +150,7 @@ def _record(result: NightlyResult, problem: str | None, experiment: str) -> None
     where = result.partition / partitions.MANIFEST
     if problem is None:
         try:
-            run_id = run_log.log_manifest(result.manifest, "published", experiment)
+            run_id = run_log.log_manifest(record_json(result.manifest), "published", experiment)
         except Exception as exc:
             problem = f"MLflow failed ({reachability.describe(exc)})"
         else:
@@ -337,221 +165,109 @@ def _record(result: NightlyResult, problem: str | None, experiment: str) -> None
 
 
 def _run_steps(
-    as_of: dt.date,
-    params: Params,
-    model_uri: str,
-    steps: NightlySteps,
-    work: Path,
-    out: Path,
-) -> dict[str, Any]:
-    config = params.nightly
-    root = config.output_root
-    timings = _Timings()
-    started = dt.datetime.now(dt.UTC)
-
+    as_of: dt.date, params: Params, model_uri: str, work: Path, out: Path
+) -> NightlyManifest:
+    """Every step in order, each guard right after what it checks; the manifest last."""
+    timings = steps.Timings()
     with timings.step("ingest"):
-        ingested = steps.ingest(
-            params.paths.raw_transactions,
-            params.ingest,
-            params.ingest.customers,
-            params.ingest.csv,
-            as_of,
-            work,
-        )
-    report = ingested.report
-    malformed_fraction = guards.check_quarantine(report, config.max_malformed_fraction)
-
-    previous = partitions.previous_date(root, as_of)
-    previous_manifest = partitions.read_manifest(root, previous) if previous else None
-    previous_last_ts = previous_manifest["data"]["last_ts"] if previous_manifest else None
-    n_transactions, n_new = transactions_since(ingested.transactions, previous_last_ts)
-    guards.check_new_data(
-        n_transactions,
-        n_new,
-        previous.isoformat() if previous else None,
-        previous_last_ts,
-    )
-    new_orders = order_values.check(
-        order_values.measure(
-            ingested.transactions,
-            previous_last_ts,
-            config.new_order_history_days,
-            config.psi_bins,
-        ),
-        config.min_new_orders,
-        config.max_new_order_median_ratio,
-        config.max_new_order_psi,
-    )
-    log.info(
-        "nightly: %s new orders, median value %sx the history's, PSI %s%s",
-        new_orders.orders,
-        new_orders.median_ratio,
-        new_orders.psi,
-        "" if new_orders.judged else f"; not judged: {new_orders.skipped}",
-    )
-
+        ingested = steps.ingest(as_of, params, work, out)
+    guards.check_quarantine(ingested.report, params.nightly.max_malformed_fraction)
+    previous = previous_run(params.nightly.output_root, as_of)
+    news = steps.check_new_data(ingested, previous, params.nightly)
     with timings.step("load_model"):
-        model, ref = steps.load_model(model_uri, params.paths.train_run)
+        loaded = load_pinned(model_uri, params)
     with timings.step("features"):
-        snapshot = steps.snapshot(
-            ingested.transactions,
-            params.engine,
-            params.spark_master,
-            params.snapshots,
-            params.features,
-            as_of,
-        )
+        snapshot = build_snapshot(ingested.transactions, as_of, params)
     with timings.step("score"):
-        scores = steps.score(snapshot, model, ref, params)
+        scores = score_snapshot(snapshot, loaded, params)
     with timings.step("psi"):
-        reference, reference_name = _psi_reference(root, previous, params, model, ref, steps)
-        if reference is None:
-            psi = guards.PsiResult(values={}, reference=reference_name, skipped=[])
-        else:
-            psi = guards.distribution_psi(
-                reference,
-                scores,
-                config.psi_features,
-                SCORE_COLUMN,
-                config.psi_bins,
-                reference_name,
-            )
-        log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
-        if psi.skipped:
-            log.warning("nightly: no PSI for %s (not in both frames)", ", ".join(psi.skipped))
-        previous_model = previous_manifest["model"]["uri"] if previous_manifest else ref.uri
-        same_model = previous_model == ref.uri
-        if not same_model:
-            log.warning(
-                "nightly: model changed since the previous run (%s -> %s): score PSI recorded,"
-                " not enforced",
-                previous_model,
-                ref.uri,
-            )
-        guards.check_psi(
-            psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
-        )
+        drift = steps.check_drift(scores, previous, loaded, params)
     with timings.step("export"):
-        exported = steps.export(scores, snapshot, model, ingested.customers, params)
+        chosen = steps.retention_list(scores, snapshot, loaded, ingested.customers, params)
     with timings.step("write"):
-        write_parquet(scores, out / SCORES_FILE)
-        write_parquet(exported.targets, out / TARGETS_TABLE_FILE)
-        write_csv(exported.contact_list, out / TARGETS_FILE)
-        write_json(exported.summary, out / EXPORT_SUMMARY_FILE)
-        write_json(_portable_report(report), out / INGEST_REPORT_FILE)
+        steps.write_outputs(scores, chosen, out)
     with timings.step("report"):
-        previous_scores = reference if previous is not None else None
-        report_files = steps.report(
-            scores, exported.targets, ingested.transactions, previous_scores, params, out
+        reports = steps.report(
+            scores, chosen.targets, ingested.transactions, drift.reference, params, out
         )
+    run = _Run(as_of, params, ingested, previous, news, scores, chosen, drift)
+    manifest = _manifest(run, ModelUsed.of(loaded.identity), out, reports, timings)
+    write_record(manifest, out / partitions.MANIFEST)  # last: its presence marks a whole run
+    return manifest
 
-    from churn.model.tracking import file_fingerprint, git_commit
 
+@dataclass(frozen=True)
+class _Run:
+    """What the steps produced, for the manifest."""
+
+    as_of: dt.date
+    params: Params
+    ingested: steps.Ingested
+    previous: PreviousRun | None
+    news: steps.NewData
+    scores: pd.DataFrame
+    chosen: RetentionList
+    drift: steps.Drift
+
+
+def _manifest(
+    run: _Run, model: ModelUsed, out: Path, reports: list[str], timings: steps.Timings
+) -> NightlyManifest:
+    report, drift = run.ingested.report, run.drift
     outputs = [
         SCORES_FILE,
         TARGETS_TABLE_FILE,
         TARGETS_FILE,
         EXPORT_SUMMARY_FILE,
         INGEST_REPORT_FILE,
-        *report_files,
+        *reports,
     ]
-    manifest: dict[str, Any] = {
-        "as_of": as_of.isoformat(),
-        "status": "published",
-        "model": {
-            "requested": ref.requested,
-            "uri": ref.uri,
-            "name": ref.name,
-            "version": ref.version,
-        },
-        "data": {
-            "source": str(params.paths.raw_transactions),
-            "fingerprint": file_fingerprint(ingested.transactions),
-            "first_ts": report["first_ts"],
-            "last_ts": report["last_ts"],
-            "new_transactions": n_new,
-            "previous_as_of": previous.isoformat() if previous else None,
-        },
-        "rows": {
-            "raw": report["rows_in"],
-            "transactions": n_transactions,
-            "quarantined": report["rows_quarantined"],
-            "malformed": report["malformed_rows"],
-            "customers_in_master": len(ingested.customers),
-            "scored": len(scores),
-            "contactable": int(
-                (consent_status(scores["customer_id"], ingested.customers) == CONSENT_OK).sum()
-            ),
-            "selected": int(exported.targets["selected"].sum()),
-            "targets": len(exported.contact_list),
-        },
-        "quarantine": {
-            "malformed_fraction": round(malformed_fraction, 6),
-            "reasons": report["reasons"],
-        },
-        "psi": {
-            "reference": psi.reference,
-            "values": psi.values,
-            "skipped": psi.skipped,
-            "score_enforced": same_model,
-        },
-        "new_orders": new_orders.as_manifest(),
-        "thresholds": config.model_dump(
-            mode="json",
-            include={
-                "max_malformed_fraction",
-                "max_feature_psi",
-                "max_score_psi",
-                "psi_bins",
-                "min_new_orders",
-                "max_new_order_median_ratio",
-                "max_new_order_psi",
-                "new_order_history_days",
-            },
-        ),
-        "outputs": {name: file_fingerprint(out / name) for name in outputs},
-        "code": {"churn_version": metadata.version("churn"), "git_commit": git_commit()},
-    }
-    timings.seconds["total"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
-    manifest["timings"] = {"started_at": started.isoformat(), **timings.seconds}
-    write_json(manifest, out / partitions.MANIFEST)  # last: its presence marks a whole run
-    return manifest
+    return NightlyManifest(
+        as_of=run.as_of.isoformat(),
+        status="published",
+        model=model,
+        data=_data_read(run),
+        rows=_row_counts(run),
+        quarantine=QuarantineShare(report.malformed_fraction, report.reasons),
+        psi=PsiRecord(drift.psi.reference, drift.psi.values, drift.psi.skipped, drift.same_model),
+        new_orders=run.news.orders,
+        thresholds=run.params.nightly.model_dump(mode="json", include=THRESHOLDS),
+        outputs={name: file_fingerprint(out / name) for name in outputs},
+        code=CodeVersion(metadata.version("churn"), git_commit()),
+        timings=timings.record(),
+    )
 
 
-def _portable_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The ingest report as written beside the scores (JSON-safe, deterministic)."""
-    return json.loads(json.dumps(report, sort_keys=True, default=str))
+def _data_read(run: _Run) -> DataRead:
+    report = run.ingested.report
+    return DataRead(
+        source=str(run.params.paths.raw_transactions),
+        fingerprint=file_fingerprint(run.ingested.transactions),
+        first_ts=report.first_ts,
+        last_ts=report.last_ts,
+        new_transactions=run.news.new,
+        previous_as_of=run.previous.as_of.isoformat() if run.previous else None,
+    )
 
 
-def _psi_reference(
-    root: Path,
-    previous: dt.date | None,
-    params: Params,
-    model: ChurnModel,
-    ref: ModelIdentity,
-    steps: NightlySteps,
-) -> tuple[pd.DataFrame | None, str]:
-    """The previous published scores, else the pipeline's own scoring snapshot scored now.
-
-    Never the training table's test cutoff: it lies a horizon earlier, often in
-    another season, and would make a healthy first run look like drift.
-    """
-    if previous is not None:
-        path = partitions.partition_dir(root, previous) / SCORES_FILE
-        return pd.read_parquet(path), f"the run of {previous.isoformat()}"
-    snapshot_path = params.paths.score_features
-    if snapshot_path.exists():
-        snapshot = pd.read_parquet(snapshot_path)
-        if not snapshot.empty:
-            cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-            scored = steps.score(snapshot, model, ref, params)
-            return scored, f"{snapshot_path} (cutoff {cutoff})"
-    return None, "none (first run, no pipeline snapshot)"
+def _row_counts(run: _Run) -> RowCounts:
+    report, customers, chosen = run.ingested.report, run.ingested.customers, run.chosen
+    consent = consent_status(run.scores["customer_id"], customers)
+    return RowCounts(
+        raw=report.rows_in,
+        transactions=run.news.transactions,
+        quarantined=report.rows_quarantined,
+        malformed=report.malformed_rows,
+        customers_in_master=len(customers),
+        scored=len(run.scores),
+        contactable=int((consent == CONSENT_OK).sum()),
+        selected=int(chosen.targets["selected"].sum()),
+        targets=len(chosen.contact_list),
+    )
 
 
 __all__ = [
     "ModelUnavailableError",
     "NightlyResult",
-    "NightlySteps",
     "run_nightly",
 ]
