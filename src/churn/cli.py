@@ -139,10 +139,12 @@ def features() -> None:
 def train() -> None:
     """Train LightGBM out of time, log the run to MLflow, register and save the model."""
     from churn.stages import train as train_stage
+    from churn.stages.inputs import labelled_snapshots
 
     params = _state.params()
+    snapshots = labelled_snapshots(params)
     with _step("train"):
-        trained = train_stage.train(params)
+        trained = train_stage.train(params, snapshots)
     result = trained.result
     log.info(
         "train: %s training rows, %s validation rows, %d trees, valid AUC %.4f, run %s,"
@@ -160,10 +162,12 @@ def train() -> None:
 def evaluate() -> None:
     """Metrics and plots on the test cutoff (the latest complete label window)."""
     from churn.stages import evaluate as evaluate_stage
+    from churn.stages.inputs import labelled_snapshots
 
     params = _state.params()
+    snapshots = labelled_snapshots(params)
     with _step("evaluate"):
-        result = evaluate_stage.evaluate(params)
+        result = evaluate_stage.evaluate(params, snapshots)
     metrics = result.metrics
     log.info(
         "evaluate: %s test rows at %s, base rate %.3f: ROC-AUC %.4f, Brier %.4f; %s",
@@ -226,8 +230,9 @@ def score(
     params = _state.params()
     day = _as_of_option(as_of)
     target = score_file(params, day, model, output)
+    inputs = score_stage.score_inputs(params, model, day)
     with _step("score"):
-        done = score_stage.score(params, model, day, target)
+        done = score_stage.score(params, inputs, target)
     scores, identity = done.scores, done.identity
     log.info(
         "score: %s customers in, %s scored at %s with %s (%s v%s); bands %s -> %s",
@@ -331,10 +336,10 @@ def export(
         "actions": action,
         "top_n": top,
     }
+    request = export_stage.ExportRequest(options, fmt, scores_path, output)
+    planned = export_stage.plan(params, request)
     with _step("export"):
-        done = export_stage.export(
-            params, export_stage.ExportRequest(options, fmt, scores_path, output)
-        )
+        done = export_stage.export(params, planned)
     _log_export(done)
 
 
@@ -385,8 +390,9 @@ def report(
     from churn.stages import report as report_stage
 
     params = _state.params()
+    inputs = report_stage.report_inputs(params, previous, output)
     with _step("report"):
-        done = report_stage.report(params, previous, output)
+        done = report_stage.report(params, inputs)
     log.info(
         "report: %s scored customers, %s targets -> %s (%s KB)",
         f"{done.scored:,}",
@@ -412,8 +418,9 @@ def backtest(
     from churn.stages import backtest as backtest_stage
 
     params = _state.params()
+    inputs = backtest_stage.backtest_inputs(params, steps)
     with _step("backtest"):
-        table = backtest_stage.backtest(params, steps)
+        table = backtest_stage.backtest(params, inputs)
     log.info(
         "backtest: %d as-of dates -> %s\n%s",
         len(table),

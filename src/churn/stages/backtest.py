@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
+import ibis.expr.types as ir
 import pandas as pd
 
 from churn.atomic import write_csv, write_json
@@ -16,9 +18,18 @@ from churn.model.backtest import summarize
 from churn.stages.inputs import input_file
 
 
-def backtest(params: Params, steps: int | None) -> pd.DataFrame:
-    """``steps`` as-of dates (default ``backtest.steps``) one cutoff step apart; writes the
-    stability table (a DVC plot) and its summary (DVC metrics); returns the table."""
+@dataclass(frozen=True)
+class BacktestInputs:
+    """The transactions, the latest as-of date to replay from and how many steps back."""
+
+    transactions: ir.Table
+    as_of: dt.date
+    steps: int
+
+
+def backtest_inputs(params: Params, steps: int | None) -> BacktestInputs:
+    """``steps`` (default ``backtest.steps``) checked, then the ingested transactions and
+    the as-of date (``snapshots.as_of``, else the default for the latest transaction)."""
     steps = params.backtest.steps if steps is None else steps
     if steps < 1:
         raise UserError("--steps must be at least 1")
@@ -26,8 +37,19 @@ def backtest(params: Params, steps: int | None) -> pd.DataFrame:
     transactions = backend.read_transactions(con, input_file(params.paths.transactions, "ingest"))
     last = transactions.ts.max().to_pandas()
     as_of = params.snapshots.as_of or default_as_of(dt.datetime.fromisoformat(str(last)))
+    return BacktestInputs(transactions, as_of, steps)
+
+
+def backtest(params: Params, inputs: BacktestInputs) -> pd.DataFrame:
+    """Retrain and evaluate at each as-of date one cutoff step apart; write the stability
+    table (a DVC plot) and its summary (DVC metrics); return the table."""
     table = run_backtest(
-        transactions, as_of, steps, params.snapshots, params.features, params.train
+        inputs.transactions,
+        inputs.as_of,
+        inputs.steps,
+        params.snapshots,
+        params.features,
+        params.train,
     )
     write_csv(table.round(6), params.paths.backtest)
     write_json(summarize(table), params.paths.backtest_metrics)

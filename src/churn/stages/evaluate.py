@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from churn.atomic import write_json
 from churn.config import Params
 from churn.model import tracking
@@ -9,13 +11,11 @@ from churn.model.assessment import Assessment, assess
 from churn.model.loader import load_churn_model
 from churn.model.model_record import ModelRecord
 from churn.model.training_run import resume_training_run
-from churn.stages.inputs import read_parquet
 
 
-def evaluate(params: Params) -> Assessment:
-    """Assess ``paths.model_dir`` on the labelled snapshots; write the DVC metrics and log
-    them, with the curves, to the MLflow run that trained the model."""
-    snapshots = read_parquet(params.paths.train_features, "features")
+def evaluate(params: Params, snapshots: pd.DataFrame) -> Assessment:
+    """Assess ``paths.model_dir`` on the labelled ``snapshots``; write the DVC metrics and
+    log them, with the curves, to the MLflow run that trained the model."""
     model = load_churn_model(str(params.paths.model_dir), params.paths.train_run)
     result = assess(model, snapshots, params.evaluate, params.export.top_n)
     write_json(result.metrics, params.paths.eval_metrics)

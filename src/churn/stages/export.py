@@ -105,8 +105,19 @@ def write_list(chosen: RetentionList, files: ExportFiles, name_files: bool = Tru
     return [*written, str(files.summary)]
 
 
-def export(params: Params, request: ExportRequest) -> Exported:
-    """The DVC stage (no options) or a one-off list (any option), from a score table."""
+@dataclass(frozen=True)
+class ExportPlan:
+    """An export checked and its inputs read: nothing left that a typo can break."""
+
+    filters: ExportFilters
+    scores: pd.DataFrame
+    customers: pd.DataFrame | None
+    files: ExportFiles
+
+
+def plan(params: Params, request: ExportRequest) -> ExportPlan:
+    """Check the request (filters, formats, --output) before reading anything, then read
+    the score table and the customers table and settle where the list goes."""
     filters = param_filters(params.export, request.options)
     filters.check(list(params.targeting.actions))
     # --output sets the one format by its suffix; a --format given with it must agree
@@ -127,8 +138,15 @@ def export(params: Params, request: ExportRequest) -> Exported:
     customers = None
     if params.paths.customers.exists():
         customers = read_parquet(params.paths.customers, "ingest")
-    chosen = retention(scores, customers, params, filters, _reasons_of_scorer(scores, params))
-    return Exported(chosen, files, write_list(chosen, files))
+    return ExportPlan(filters, scores, customers, files)
+
+
+def export(params: Params, planned: ExportPlan) -> Exported:
+    """The DVC stage (no options) or a one-off list (any option): pick, explain, write."""
+    scores = planned.scores
+    reasons = _reasons_of_scorer(scores, params)
+    chosen = retention(scores, planned.customers, params, planned.filters, reasons)
+    return Exported(chosen, planned.files, write_list(chosen, planned.files))
 
 
 def _reasons_of_scorer(scores: pd.DataFrame, params: Params) -> ReasonsFor:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn.config import Params
 from churn.errors import PathError, UserError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ def input_file(path: Path, produced_by: str) -> Path:
 def read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
     """The Parquet file another stage wrote (see :func:`input_file`)."""
     return pd.read_parquet(input_file(path, produced_by))
+
+
+def labelled_snapshots(params: Params) -> pd.DataFrame:
+    """The features stage's labelled snapshots (train, evaluate and promote read them)."""
+    return read_parquet(params.paths.train_features, "features")
 
 
 def read_optional_parquet(

@@ -14,7 +14,7 @@ from churn.model.churn_model import LABEL
 from churn.model.loader import load_churn_model
 from churn.model.registry import PromotionDecision
 from churn.model.registry import promote as run_gate
-from churn.stages.inputs import read_parquet
+from churn.stages.inputs import labelled_snapshots
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def register(params: Params, run: str) -> Registered:
 
 def promote(params: Params) -> PromotionDecision:
     """Judge the challenger against the champion on the test cutoff; move the alias if due."""
-    snapshots = read_parquet(params.paths.train_features, "features")
+    snapshots = labelled_snapshots(params)
     test = snapshots[snapshots["split"] == "test"]
     if test.empty or test[LABEL].nunique() < 2:
         raise UserError("the test cutoff needs both churners and retained customers to compare")

@@ -45,10 +45,23 @@ def write_report(
     return Reported(target, len(scores), int(targets["selected"].sum()), len(html.encode()))
 
 
-def report(params: Params, previous: Path | None, output: Path | None) -> Reported:
-    """The DVC stage (``paths.report``), or a one-off comparing with ``previous`` scores."""
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report shows (None: that part is left out) and where it goes."""
+
+    scores: pd.DataFrame
+    targets: pd.DataFrame
+    transactions: pd.DataFrame | None
+    labelled: pd.DataFrame | None
+    previous_scores: pd.DataFrame | None
+    target: Path
+
+
+def report_inputs(params: Params, previous: Path | None, output: Path | None) -> ReportInputs:
+    """The DVC stage's inputs (``paths.report``), or a one-off's comparing with ``previous``
+    scores; ``output`` is checked first, so a wrong suffix fails before any reading."""
     paths = params.paths
-    if output is not None:  # checked first: a wrong suffix fails before any reading
+    if output is not None:
         report_file(params, None, output)
     scores = read_parquet(paths.scores, "score")
     targets = read_parquet(paths.targets_table, "export")
@@ -69,4 +82,17 @@ def report(params: Params, previous: Path | None, output: Path | None) -> Report
         "features",
         "report",
     )
-    return write_report(scores, targets, transactions, labelled, previous_scores, params, target)
+    return ReportInputs(scores, targets, transactions, labelled, previous_scores, target)
+
+
+def report(params: Params, inputs: ReportInputs) -> Reported:
+    """Render and write the report."""
+    return write_report(
+        inputs.scores,
+        inputs.targets,
+        inputs.transactions,
+        inputs.labelled,
+        inputs.previous_scores,
+        params,
+        inputs.target,
+    )

@@ -18,6 +18,14 @@ from churn.stages.snapshot import scoring_snapshot
 
 
 @dataclass(frozen=True)
+class ScoreInputs:
+    """The snapshot to score and the model to score it with."""
+
+    snapshot: pd.DataFrame
+    loaded: LoadedModel
+
+
+@dataclass(frozen=True)
 class Scored:
     """The score table written, how many customers were in the snapshot, and the model."""
 
@@ -27,13 +35,17 @@ class Scored:
     target: Path
 
 
-def score(params: Params, model_uri: str | None, as_of: dt.date | None, target: Path) -> Scored:
-    """Score the snapshot at ``as_of`` with the model at ``model_uri``; write ``target``."""
-    snapshot = scoring_snapshot(params, as_of)
-    loaded = scoring_model(params, model_uri)
-    scores = score_snapshot(snapshot, loaded, params)
+def score_inputs(params: Params, model_uri: str | None, as_of: dt.date | None) -> ScoreInputs:
+    """The snapshot at ``as_of`` (see churn.stages.snapshot) and the model at ``model_uri``
+    (default ``paths.model_dir``)."""
+    return ScoreInputs(scoring_snapshot(params, as_of), scoring_model(params, model_uri))
+
+
+def score(params: Params, inputs: ScoreInputs, target: Path) -> Scored:
+    """Score the snapshot and write the score table to ``target``."""
+    scores = score_snapshot(inputs.snapshot, inputs.loaded, params)
     write_parquet(scores, target)
-    return Scored(scores, len(snapshot), loaded.identity, target)
+    return Scored(scores, len(inputs.snapshot), inputs.loaded.identity, target)
 
 
 def score_snapshot(snapshot: pd.DataFrame, loaded: LoadedModel, params: Params) -> pd.DataFrame:

@@ -20,7 +20,6 @@ from churn.model import registration, tracking
 from churn.model.model_record import TRAIN_RUN_KEY
 from churn.model.run_context import RunContext, run_context, snapshot_as_of
 from churn.model.train import TrainingResult, lightgbm_params, train_model
-from churn.stages.inputs import read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +34,8 @@ class Trained:
     version: str | None
 
 
-def train(params: Params) -> Trained:
-    """Train on ``paths.train_features``; log to MLflow; save ``paths.model_dir``."""
-    snapshots = read_parquet(params.paths.train_features, "features")
+def train(params: Params, snapshots: pd.DataFrame) -> Trained:
+    """Train on the labelled ``snapshots``; log to MLflow; save ``paths.model_dir``."""
     result = train_model(snapshots, params.train)
     example = snapshots[result.model.features].head(5)
     metrics = {
