@@ -1,8 +1,9 @@
 """The `churn` command: one subcommand per DVC stage.
 
-This is the only module that reads params.yaml, touches the file system by
-path and talks to the user. Everything it calls takes typed config and frames
-and returns frames, so the same steps can be driven from a notebook or a test.
+This is the only module that reads params.yaml and talks to the user: each command
+parses its options, loads the typed params once, calls its stage in churn.stages
+(inputs first, so a typo fails before any work) and logs the stage's typed result.
+Stage logic lives in churn.stages, which the nightly job (churn.nightly) calls too.
 """
 
 from __future__ import annotations
