@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -24,6 +24,9 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from churn.config import Params, check_date, load_params
 from churn.errors import UserError, describe_os_error, is_disk_full
 from churn.progress import quiet_library_bars
+
+if TYPE_CHECKING:
+    from churn.stages.export import Exported
 
 log = logging.getLogger("churn")
 
@@ -344,7 +347,7 @@ def export(
     _log_export(done)
 
 
-def _log_export(done: Any) -> None:
+def _log_export(done: Exported) -> None:
     """The export's one log line (and a warning when the list came out empty)."""
     summary = done.chosen.summary
     if done.chosen.empty_reason is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from churn.atomic import atomic_dir, write_json
+from churn.atomic import atomic_dir, record_json, write_json, write_record
 from churn.config import Params
 from churn.model import registration, tracking
 from churn.model.model_record import TRAIN_RUN_KEY
@@ -25,11 +25,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class TrainMetrics:
+    """``paths.train_metrics``: the validation AUC and the rows and trees behind it."""
+
+    valid_auc: float
+    best_iteration: int
+    n_train: int
+    n_valid: int
+    n_fit: int
+
+
+@dataclass(frozen=True)
 class Trained:
-    """The fitted model, its metrics (``paths.train_metrics``), MLflow run and version."""
+    """The fitted model, its metrics, MLflow run and registry version (None: unregistered)."""
 
     result: TrainingResult
-    metrics: dict[str, float]
+    metrics: TrainMetrics
     run_id: str
     version: str | None
 
@@ -38,17 +49,17 @@ def train(params: Params, snapshots: pd.DataFrame) -> Trained:
     """Train on the labelled ``snapshots``; log to MLflow; save ``paths.model_dir``."""
     result = train_model(snapshots, params.train)
     example = snapshots[result.model.features].head(5)
-    metrics = {
-        "valid_auc": result.valid_auc,
-        "best_iteration": result.best_iteration,
-        "n_train": result.n_train,
-        "n_valid": result.n_valid,
-        "n_fit": result.n_fit,
-    }
+    metrics = TrainMetrics(
+        valid_auc=result.valid_auc,
+        best_iteration=result.best_iteration,
+        n_train=result.n_train,
+        n_valid=result.n_valid,
+        n_fit=result.n_fit,
+    )
     context = run_context("train", snapshot_as_of(snapshots, params.snapshots.horizon_days))
     run_id, version = _log_run(result, example, metrics, context, params)
     checksums = _save_model(result, example, params.paths.model_dir)
-    write_json(metrics, params.paths.train_metrics)
+    write_record(metrics, params.paths.train_metrics)
     # Only what a rerun reproduces (a DVC output): the run id and the registry version
     # live in MLflow, whose run is found by the model's fingerprint (model.training_run).
     write_json(
@@ -65,7 +76,7 @@ def train(params: Params, snapshots: pd.DataFrame) -> Trained:
 def _log_run(
     result: TrainingResult,
     example: pd.DataFrame,
-    metrics: dict[str, float],
+    metrics: TrainMetrics,
     context: RunContext,
     params: Params,
 ) -> tuple[str, str | None]:
@@ -85,7 +96,7 @@ def _log_run(
             }
         )
         mlflow.log_params({**lightgbm_params(params.train), **params.snapshots.model_dump()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k: float(v) for k, v in record_json(metrics).items()})
         version = tracking.log_model(
             result.model, example, params.tracking, register=refusal is None
         )
