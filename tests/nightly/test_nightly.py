@@ -92,6 +92,39 @@ def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
     }
     assert max(manifest["psi"]["values"].values()) < 0.5
     assert set(manifest["timings"]) >= {"ingest", "features", "score", "total"}
+    # The manifest's shape, as the job has always written it (schedulers parse it).
+    assert set(manifest) == {
+        "as_of",
+        "status",
+        "model",
+        "data",
+        "rows",
+        "quarantine",
+        "psi",
+        "new_orders",
+        "thresholds",
+        "outputs",
+        "code",
+        "timings",
+    }
+    assert set(manifest["model"]) == {"requested", "uri", "name", "version"}
+    assert set(manifest["rows"]) == {
+        "raw",
+        "transactions",
+        "quarantined",
+        "malformed",
+        "customers_in_master",
+        "scored",
+        "contactable",
+        "selected",
+        "targets",
+    }
+    assert set(manifest["quarantine"]) == {"malformed_fraction", "reasons"}
+    assert set(manifest["psi"]) == {"reference", "values", "skipped", "score_enforced"}
+    assert set(manifest["code"]) == {"churn_version", "git_commit"}
+    # The job's list summary names no files: its paths are the run's staging folder.
+    summary = json.loads((partition / "retention_targets.summary.json").read_text())
+    assert "files" not in summary and summary["exported"] == len(targets)
 
     runs = mlflow.search_runs(experiment_names=["churn-nightly"], output_format="list")
     published = [r for r in runs if r.data.tags.get("status") == "published"]
