@@ -18,16 +18,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = PROJECT_ROOT / "src" / "churn"
 MAX_LINES = 59
 
-# TEMPORARY, issue 15: these files are being split on other branches at the same time
-# (cli.py and the nightly job on `stages`, data/ingest.py by its owner). The merge that
-# brings their splits in removes the entry; test_the_allowance_is_still_needed fails
-# once an entry has nothing left to excuse, so none outlives its reason.
-ALLOWED_WHILE_SPLIT_ELSEWHERE = {
-    "src/churn/cli.py": "issue 15 item 1: commands become parse -> call -> write",
-    "src/churn/scoring/nightly.py": "issue 15 item 2: the nightly job in short steps",
-    "src/churn/data/ingest.py": "issue 15: ingest split by its owner",
-}
-
 
 @dataclass(frozen=True)
 class LongFunction:
@@ -56,21 +46,9 @@ def long_functions(root: Path, base: Path, limit: int = MAX_LINES) -> list[LongF
 
 
 def test_no_function_is_60_lines_or_more() -> None:
-    offenders = [
-        str(f)
-        for f in long_functions(PACKAGE, PROJECT_ROOT)
-        if f.path not in ALLOWED_WHILE_SPLIT_ELSEWHERE
-    ]
+    offenders = [str(f) for f in long_functions(PACKAGE, PROJECT_ROOT)]
     assert offenders == [], (
         f"functions over {MAX_LINES} lines (split each into named steps): {offenders}"
-    )
-
-
-def test_the_allowance_is_still_needed() -> None:
-    excused = {f.path for f in long_functions(PACKAGE, PROJECT_ROOT)}
-    stale = sorted(set(ALLOWED_WHILE_SPLIT_ELSEWHERE) - excused)
-    assert stale == [], (
-        f"no function over {MAX_LINES} lines left: remove {stale} from the allowance"
     )
 
 
