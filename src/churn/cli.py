@@ -416,6 +416,7 @@ def explain(
     as_of: Annotated[str | None, typer.Option("--as-of", help=_AS_OF_HELP)] = None,
 ) -> None:
     """Why one customer scores as they do: churn risk, value and the top three reasons."""
+    from churn.schema import REASON_COLUMNS
     from churn.scoring.score import explain as explain_customers
     from churn.scoring.score import score_customers
 
@@ -436,7 +437,7 @@ def explain(
         f" segment {scored['segment']}, expected 12-month value"
         f" {scored['expected_value_12m']:,.2f}, value at risk {scored['value_at_risk']:,.2f}"
     )
-    named = [str(reasons[c]) for c in ("reason_1", "reason_2", "reason_3") if reasons[c]]
+    named = [str(reasons[c]) for c in REASON_COLUMNS if reasons[c]]
     for i, text in enumerate(named or ["nothing in this customer's history points to churn"], 1):
         print(f"  {i}. {text}")
 
@@ -636,6 +637,7 @@ def report(
     """
     from churn.adhoc import destination, report_file
     from churn.atomic import atomic_path
+    from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KPI_TRANSACTION_COLUMNS
 
     params = _state.params()
     paths = params.paths
@@ -652,13 +654,13 @@ def report(
     target = report_file(params, previous_run, output)
     transactions = _read_optional_parquet(
         paths.transactions,
-        ["customer_id", "order_id", "ts", "amount"],
+        list(KPI_TRANSACTION_COLUMNS),
         "the monthly KPIs",
         "ingest",
     )
     labelled = _read_optional_parquet(
         paths.train_features,
-        ["cutoff", "split", "churned"],
+        list(KPI_LABELLED_COLUMNS),
         "the churn rate per cutoff",
         "features",
     )
@@ -768,13 +770,13 @@ def promote() -> None:
     from mlflow.tracking import MlflowClient
 
     from churn.model import tracking
-    from churn.model.churn_model import LABEL
     from churn.model.loader import load_churn_model
     from churn.model.registry import promote as run_gate
+    from churn.schema import LABEL, SPLIT, TEST_SPLIT
 
     params = _state.params()
     snapshots = _read_parquet(params.paths.train_features, "features")
-    test = snapshots[snapshots["split"] == "test"]
+    test = snapshots[snapshots[SPLIT] == TEST_SPLIT]
     if test.empty or test[LABEL].nunique() < 2:
         raise UserError("the test cutoff needs both churners and retained customers to compare")
     tracking.configure(params.tracking)

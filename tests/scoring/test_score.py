@@ -16,8 +16,8 @@ from churn.config import ScoringConfig, TrackingConfig
 from churn.errors import UserError
 from churn.features.tables import build_scoring_snapshot
 from churn.model import tracking
+from churn.schema import REASON_COLUMNS, SCORE_COLUMNS
 from churn.scoring.score import (
-    SCORE_COLUMNS,
     ModelIdentity,
     identify_model,
     risk_bands,
@@ -51,7 +51,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
     snapshot = trained.scoring
     identity = ModelIdentity("models:/churn-classifier@champion", "churn-classifier", "3")
     scores = score_customers(snapshot, trained.model, identity, ScoringConfig())
-    assert list(scores.columns) == SCORE_COLUMNS
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     assert len(scores) == len(snapshot) and scores["customer_id"].is_unique
     assert scores["churn_probability"].is_monotonic_decreasing
     assert scores["risk_rank"].tolist() == list(range(1, len(scores) + 1))
@@ -65,7 +65,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         scores["p_alive"], by_id.loc[scores["customer_id"], "btyd_p_alive"].to_numpy()
     )
     assert (scores["segment"] == by_id.loc[scores["customer_id"], "segment"].to_numpy()).all()
-    assert (scores[["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    assert (scores[list(REASON_COLUMNS)] == "").all().all()
     assert set(scores["model_version"]) == {"3"} and set(scores["model_name"]) == {
         "churn-classifier"
     }
@@ -82,7 +82,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         ),
     )
     assert filled["reason_1"].tolist()[:3] == ["", "x", ""]
-    assert list(filled.columns) == SCORE_COLUMNS
+    assert list(filled.columns) == list(SCORE_COLUMNS)
 
 
 def test_local_model_identity_comes_from_the_train_run() -> None:

@@ -211,9 +211,10 @@ def report_step(
     folder: Path,
 ) -> list[str]:
     """The marketing HTML report beside the list; returns the file names written."""
+    from churn.scoring.kpis import KPI_TRANSACTION_COLUMNS
     from churn.scoring.report import render_pipeline_report
 
-    history = pd.read_parquet(transactions, columns=["customer_id", "order_id", "ts", "amount"])
+    history = pd.read_parquet(transactions, columns=list(KPI_TRANSACTION_COLUMNS))
     html = render_pipeline_report(scores, targets, history, None, previous_scores, params)
     with atomic_path(folder / REPORT_FILE) as tmp:
         tmp.write_text(html, encoding="utf-8")
