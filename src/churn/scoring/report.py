@@ -6,7 +6,7 @@ e-mail attachment, a shared drive or a locked-down laptop. Customer ids, segment
 names and reasons come from the data and may hold any text, so the template
 autoescapes everything except the charts, which matplotlib has already escaped.
 
-The numbers come from the score and targets tables (CONTRACT.md) and the KPI
+The numbers come from the score and targets tables (src/churn/schema.py) and the KPI
 definitions in ``churn.scoring.kpis``; this module only selects and formats them,
 so the report never disagrees with the exploration notebook.
 """
