@@ -33,7 +33,7 @@ QUARANTINE_COLUMNS: Final = (
     "source_file",
     "source_row",
     "reason",
-    "customer_id",
+    CUSTOMER_ID,
     "order_id",
     "raw_timestamp",
     "raw_amount",
