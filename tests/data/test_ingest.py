@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from churn.config import ColumnMap, CsvOptions, CustomersConfig, IngestConfig
-from churn.data.customers import CUSTOMER_COLUMNS, ingest_customers
-from churn.data.ingest import CANONICAL_COLUMNS, QUARANTINE_COLUMNS, IngestOutputs, ingest
+from churn.data.customers import ingest_customers
+from churn.data.ingest import IngestOutputs, ingest
 from churn.errors import UserError
+from churn.schema import CUSTOMER_COLUMNS, QUARANTINE_COLUMNS, TRANSACTION_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RETAIL = FIXTURES / "online_retail_messy.csv"
@@ -74,8 +75,8 @@ def test_every_row_is_accounted_for_with_a_reason(tmp_path: Path) -> None:
         "zero_amount": 1,
         "after_as_of": 1,
     }
-    assert list(result.transactions.columns) == CANONICAL_COLUMNS
-    assert list(result.quarantine.columns) == QUARANTINE_COLUMNS
+    assert list(result.transactions.columns) == list(TRANSACTION_COLUMNS)
+    assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
     kept = result.transactions.set_index("order_id")["amount"].to_dict()
     assert kept == {"500001": 20.5, "C500006": -20.5}  # cancellation netted as negative revenue
     rows = result.quarantine.set_index("reason")["source_row"].to_dict()
@@ -108,7 +109,7 @@ def test_messy_retail_export(tmp_path: Path) -> None:
     }
     assert (report.dayfirst, report.dayfirst_from) == (True, "data")
     tx = result.transactions
-    assert list(tx.columns) == [*CANONICAL_COLUMNS, "quantity", "unit_price", "product_id"]
+    assert list(tx.columns) == [*TRANSACTION_COLUMNS, "quantity", "unit_price", "product_id"]
     assert tx["amount"].round(2).tolist() == [
         15.3,
         20.34,
@@ -395,7 +396,7 @@ def test_customers_table_is_canonical(tmp_path: Path) -> None:
     )
     assert counts["rows_in"] == 4 and counts["missing_id"] == 1 and counts["duplicate_id"] == 1
     table = pd.read_parquet(target)
-    assert list(table.columns) == CUSTOMER_COLUMNS
+    assert list(table.columns) == list(CUSTOMER_COLUMNS)
     assert table.to_dict("records") == [
         {
             "customer_id": "13047",
@@ -419,4 +420,4 @@ def test_customers_table_without_a_source_is_empty_but_exists(tmp_path: Path) ->
     counts = ingest_customers(CustomersConfig(), CsvOptions(), target, null_values=NULLS)
     assert counts["rows_out"] == 0
     table = pd.read_parquet(target)
-    assert list(table.columns) == CUSTOMER_COLUMNS and table.empty
+    assert list(table.columns) == list(CUSTOMER_COLUMNS) and table.empty

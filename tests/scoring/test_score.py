@@ -12,8 +12,8 @@ from trained_model import Trained
 from churn.config import ScoringConfig
 from churn.features.tables import build_scoring_snapshot
 from churn.model.identity import ModelIdentity
+from churn.schema import REASON_COLUMNS, SCORE_COLUMNS
 from churn.scoring.score import (
-    SCORE_COLUMNS,
     risk_bands,
     score_customers,
     scored_by,
@@ -46,7 +46,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
     snapshot = trained.scoring
     identity = ModelIdentity("models:/churn-classifier@champion", "churn-classifier", "3")
     scores = score_customers(snapshot, trained.model, identity, ScoringConfig())
-    assert list(scores.columns) == SCORE_COLUMNS
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     assert len(scores) == len(snapshot) and scores["customer_id"].is_unique
     assert scores["churn_probability"].is_monotonic_decreasing
     assert scores["risk_rank"].tolist() == list(range(1, len(scores) + 1))
@@ -60,7 +60,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         scores["p_alive"], by_id.loc[scores["customer_id"], "btyd_p_alive"].to_numpy()
     )
     assert (scores["segment"] == by_id.loc[scores["customer_id"], "segment"].to_numpy()).all()
-    assert (scores[["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    assert (scores[list(REASON_COLUMNS)] == "").all().all()
     assert set(scores["model_version"]) == {"3"} and set(scores["model_name"]) == {
         "churn-classifier"
     }
@@ -79,7 +79,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         ),
     )
     assert filled["reason_1"].tolist()[:3] == ["", "x", ""]
-    assert list(filled.columns) == SCORE_COLUMNS
+    assert list(filled.columns) == list(SCORE_COLUMNS)
 
 
 def test_scoring_snapshot_for_any_date_uses_the_feature_code(trained: Trained) -> None:

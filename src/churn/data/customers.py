@@ -27,11 +27,14 @@ from churn.data.sources import (
     resolve_sources,
 )
 from churn.errors import UserError
+from churn.schema import CUSTOMER_COLUMNS, MARKETING_CONSENT
 
-CUSTOMER_COLUMNS = ["customer_id", "email", "name", "country", "marketing_consent"]
-_EMPTY = (
-    "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS email, NULL::VARCHAR AS name,"
-    " NULL::VARCHAR AS country, NULL::BOOLEAN AS marketing_consent WHERE false"
+# The customers table with no rows, for a project without a customer master.
+_EMPTY = "SELECT {} WHERE false".format(
+    ", ".join(
+        f"NULL::{'BOOLEAN' if c == MARKETING_CONSENT else 'VARCHAR'} AS {c}"
+        for c in CUSTOMER_COLUMNS
+    )
 )
 _KEY = "ingest.customers"
 # One row per id, the first in file order; rows without an id are dropped (and counted

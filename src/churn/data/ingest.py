@@ -61,27 +61,13 @@ from churn.data.sources import (
     resolve_sources,
 )
 from churn.errors import UserError
+from churn.schema import OPTIONAL_TRANSACTION_COLUMNS, QUARANTINE_COLUMNS, TRANSACTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-CANONICAL_COLUMNS = ["customer_id", "order_id", "ts", "amount", "country"]
-# Appended after the canonical columns when the source has them.
-OPTIONAL_COLUMNS = ["quantity", "unit_price", "product_id", "channel"]
-QUARANTINE_COLUMNS = [
-    "source_file",
-    "source_row",
-    "reason",
-    "customer_id",
-    "order_id",
-    "raw_timestamp",
-    "raw_amount",
-    "raw_line",  # the text of a line the CSV reader could not split (malformed_line)
-]
 __all__ = [
-    "CANONICAL_COLUMNS",
     "MALFORMED_REASONS",
     "POLICY_REASONS",
-    "QUARANTINE_COLUMNS",
     "IngestOutputs",
     "IngestResult",
     "ingest",
@@ -227,7 +213,7 @@ def _split(
         raise UserError(_no_rows(files))
     n_duplicates = duplicates.find_duplicates(con, staging.STAGED)
     log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
-    output_columns = CANONICAL_COLUMNS + [c for c in OPTIONAL_COLUMNS if columns.get(c)]
+    output_columns = [*TRANSACTION_COLUMNS, *filter(columns.get, OPTIONAL_TRANSACTION_COLUMNS)]
     writer = _written_directly if outputs.staged else atomic_path
     with (
         writer(outputs.transactions) as tx_tmp,
@@ -391,11 +377,11 @@ def _quarantine_sql(with_rejected_lines: bool) -> str:
         LEFT JOIN duplicate_rows d ON d.position = s.position
         WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
     """
-    columns = "source_file, source_row, reason, customer_id, order_id, raw_timestamp, raw_amount"
+    columns = ", ".join(QUARANTINE_COLUMNS)
     if not with_rejected_lines:
-        return f"SELECT {columns}, raw_line FROM ({staged}) ORDER BY position"
+        return f"SELECT {columns} FROM ({staged}) ORDER BY position"
     return f"""
-        SELECT {columns}, raw_line FROM (
+        SELECT {columns} FROM (
             SELECT * EXCLUDE (position) FROM ({staged})
             UNION ALL
             SELECT r.source_file, f.file_index, r.source_row, 'malformed_line', NULL, NULL,

@@ -24,6 +24,7 @@ import ibis.expr.types as ir
 
 from churn.config import SnapshotConfig
 from churn.features.buckets import DAY, TREND_DAYS, YEAR_DAYS
+from churn.schema import LABEL, SNAPSHOT_ID_COLUMNS
 
 # Money is summed in integer millionths (a line's amount rounded to six decimals).
 MICROS = 1_000_000
@@ -272,8 +273,8 @@ def _select_features(
         "christmas_in_horizon",
         "country",
     ]
-    keys = ["customer_id", "cutoff", "split", "n_orders", "revenue", "max_order_value"]
-    label = ["churned"] if with_label else []
+    keys = [*SNAPSHOT_ID_COLUMNS, "n_orders", "revenue", "max_order_value"]
+    label = [LABEL] if with_label else []
     active_s = snapshots.active_window_days * DAY
     in_population = t.last_purchase_s > t.cutoff_s - active_s
     return t.select(*keys, *counts, *windowed, *derived, *label, in_population=in_population)

@@ -43,8 +43,7 @@ from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, history_expr
 from churn.progress import tracked
-
-SCORE_SPLIT = "score"
+from churn.schema import CUSTOMER_ID, CUTOFF, LABEL, SCORE_SPLIT, SPLIT
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ def feature_pieces(
     cutoff's rows are ever in pandas. Each piece gets its BTYD columns and RFM
     segments, and comes with the RFM edges fitted on it.
     """
-    scoring = pd.DataFrame({"cutoff": [as_of], "split": [SCORE_SPLIT]})
-    plan = BucketPlan.for_cutoffs([*labelled["cutoff"], as_of], snapshots, features)
+    scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
     edges = plan.edge_table([(labelled, True), (scoring, False)])
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, as_of)) as running:
@@ -150,7 +149,7 @@ def _cutoff_pieces(
     histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
     steps = zip(cutoffs, histories, strict=False)
     for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
-        if mine["split"].iloc[0] == SCORE_SPLIT:
+        if mine[SPLIT].iloc[0] == SCORE_SPLIT:
             # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
             # found depends on the start by up to ~1e-2 in P(alive) on small data,
             # and the scoring snapshot must be the same whether built with the
@@ -192,8 +191,8 @@ def _prefetched(
 
 # What a cutoff's BTYD fit and RFM edges read, for every customer with history.
 _FIT_COLUMNS = (
-    "customer_id",
-    "cutoff",
+    CUSTOMER_ID,
+    CUTOFF,
     "n_orders",
     "revenue",
     "tenure_days",
@@ -318,8 +317,8 @@ def _split_pieces(
         )
         for piece, piece_edges in cutoffs:
             edges.update(piece_edges)
-            if (piece["split"] == SCORE_SPLIT).all():
-                yield True, piece.drop(columns="churned")
+            if (piece[SPLIT] == SCORE_SPLIT).all():
+                yield True, piece.drop(columns=LABEL)
             else:
                 yield False, piece
 
@@ -383,9 +382,9 @@ def build_scoring_snapshot(
     later) date without the labelled cutoffs, which cost far more than one.
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
-    no_labels = pd.DataFrame({"cutoff": pd.Series(dtype="object"), "split": pd.Series(dtype="str")})
+    no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
     pieces = [
-        piece.drop(columns="churned")
+        piece.drop(columns=LABEL)
         for piece, _ in feature_pieces(transactions, no_labels, as_of, snapshots, features)
     ]
     return _stack(pieces)

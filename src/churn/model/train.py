@@ -28,7 +28,6 @@ from churn.errors import UserError
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.churn_model import (
     CATEGORICAL_FEATURES,
-    LABEL,
     ChurnModel,
     feature_columns,
     learn_categories,
@@ -36,6 +35,7 @@ from churn.model.churn_model import (
 )
 from churn.model.sufficiency import check_training_data
 from churn.progress import lightgbm_callback, progress
+from churn.schema import LABEL, SPLIT, TRAIN_SPLIT, VALID_SPLIT
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     the test ECE shows whether it transfers.
     """
     check_training_data(snapshots, config)
-    train = snapshots[snapshots["split"] == "train"]
-    valid = snapshots[snapshots["split"] == "valid"]
+    train = snapshots[snapshots[SPLIT] == TRAIN_SPLIT]
+    valid = snapshots[snapshots[SPLIT] == VALID_SPLIT]
     _check_split(train, "training")
     _check_split(valid, "validation")
     features = feature_columns(snapshots)

@@ -36,10 +36,11 @@ from churn.nightly.manifest import (
     TARGETS_TABLE_FILE,
     PreviousRun,
 )
+from churn.scoring.kpis import KPI_TRANSACTION_COLUMNS
 from churn.scoring.retention import RetentionList
 from churn.stages.export import param_filters, reasons_from, retention, write_list
 from churn.stages.ingest import ingest_to
-from churn.stages.report import KPI_COLUMNS, write_report
+from churn.stages.report import write_report
 from churn.stages.score import score_snapshot
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,6 @@ def report(
     out: Path,
 ) -> list[str]:
     """The marketing HTML report beside the list; returns the file names written."""
-    history = pd.read_parquet(transactions, columns=list(KPI_COLUMNS))
+    history = pd.read_parquet(transactions, columns=list(KPI_TRANSACTION_COLUMNS))
     write_report(scores, targets, history, None, previous_scores, params, out / REPORT_FILE)
     return [REPORT_FILE]

@@ -6,7 +6,7 @@ e-mail attachment, a shared drive or a locked-down laptop. Customer ids, segment
 names and reasons come from the data and may hold any text, so the template
 autoescapes everything except the charts, which matplotlib has already escaped.
 
-The numbers come from the score and targets tables (CONTRACT.md) and the KPI
+The numbers come from the score and targets tables (src/churn/schema.py) and the KPI
 definitions in ``churn.scoring.kpis``; this module only selects and formats them,
 so the report never disagrees with the exploration notebook.
 """
@@ -24,10 +24,13 @@ from markupsafe import Markup
 
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
+from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
 from churn.scoring import kpis
 from churn.scoring import report_charts as charts
 
-SCORE_COLUMNS = (
+# The parts of the score and targets tables the report reads (and requires).
+REPORT_SCORE_COLUMNS = subset(
+    SCORE_COLUMNS,
     "customer_id",
     "as_of",
     "churn_probability",
@@ -37,8 +40,10 @@ SCORE_COLUMNS = (
     "value_at_risk",
     "segment",
 )
-TARGET_COLUMNS = (*SCORE_COLUMNS, "expected_gain", "action", "contact_cost", "selected")
-REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+REPORT_TARGET_COLUMNS = (
+    *REPORT_SCORE_COLUMNS,
+    *subset(TARGET_COLUMNS, "expected_gain", "action", "contact_cost", "selected"),
+)
 HIGH_RISK = "high"
 
 
@@ -286,8 +291,8 @@ def _check_tables(
     """Tables from an older pipeline version, or an empty score table, fail with one clear
     line before anything is drawn."""
     fix = "re-run `churn score` and the targeting step with this version"
-    require_columns(scores, SCORE_COLUMNS, "the score table", fix)
-    require_columns(targets, TARGET_COLUMNS, "the targets table", fix)
+    require_columns(scores, REPORT_SCORE_COLUMNS, "the score table", fix)
+    require_columns(targets, REPORT_TARGET_COLUMNS, "the targets table", fix)
     if scores.empty:
         raise UserError("the score table is empty: no active customers to report on")
     if previous_scores is not None:

@@ -16,27 +16,14 @@ from churn.config import AttributionConfig, ScoringConfig
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.model.identity import ModelIdentity
+from churn.schema import CUTOFF, REASON_COLUMNS, SCORE_COLUMNS, subset
 from churn.scoring.attribution import contributions
-from churn.scoring.reasons import REASON_COLUMNS, top_reasons
+from churn.scoring.reasons import top_reasons
 
-SCORE_COLUMNS = [
-    "customer_id",
-    "as_of",
-    "churn_probability",
-    "risk_band",
-    "risk_rank",
-    "p_alive",
-    "expected_value_12m",
-    "value_at_risk",
-    "segment",
-    "recency_days",
-    "n_orders",
-    "revenue",
-    *REASON_COLUMNS,
-    "model_name",
-    "model_version",
-    "model_uri",
-]
+# The score columns copied as they are from the snapshot (whose cutoff becomes as_of).
+FROM_SNAPSHOT = subset(
+    SCORE_COLUMNS, "customer_id", "recency_days", "n_orders", "revenue", "segment"
+)
 
 
 def risk_bands(probability: np.ndarray | pd.Series, config: ScoringConfig) -> np.ndarray:
@@ -63,8 +50,7 @@ def score_customers(
         raise UserError("no active customers to score at the as-of date")
     config = config or ScoringConfig()
     identity = model_uri if isinstance(model_uri, ModelIdentity) else ModelIdentity(model_uri)
-    columns = ["customer_id", "cutoff", "recency_days", "n_orders", "revenue", "segment"]
-    scores = snapshot[columns].rename(columns={"cutoff": "as_of"})
+    scores = snapshot[[CUTOFF, *FROM_SNAPSHOT]].rename(columns={CUTOFF: "as_of"})
     scores["as_of"] = pd.to_datetime(scores["as_of"])
     scores["segment"] = scores["segment"].astype(str)
     scores["churn_probability"] = model.churn_probability(snapshot)
@@ -81,7 +67,7 @@ def score_customers(
     scores["model_name"] = identity.name
     scores["model_version"] = identity.version
     scores["model_uri"] = identity.uri
-    return scores[SCORE_COLUMNS].reset_index(drop=True)
+    return scores[list(SCORE_COLUMNS)].reset_index(drop=True)
 
 
 def scored_by(scores: pd.DataFrame) -> ModelIdentity:

@@ -9,12 +9,11 @@ import pandas as pd
 
 from churn.config import Params
 from churn.errors import UserError
+from churn.schema import REASON_COLUMNS
 from churn.scoring.score import explain as explain_customers
 from churn.scoring.score import score_customers
 from churn.stages.model import scoring_model
 from churn.stages.snapshot import scoring_snapshot
-
-_REASONS = ("reason_1", "reason_2", "reason_3")
 
 
 @dataclass(frozen=True)
@@ -39,4 +38,4 @@ def explain(
     loaded = scoring_model(params, model_uri)
     scored = score_customers(row, loaded.model, loaded.identity, params.scoring).iloc[0]
     reasons = explain_customers(row, loaded.model, [customer_id], params.attribution).iloc[0]
-    return Explanation(scored, [str(reasons[c]) for c in _REASONS if reasons[c]])
+    return Explanation(scored, [str(reasons[c]) for c in REASON_COLUMNS if reasons[c]])

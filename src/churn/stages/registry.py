@@ -10,10 +10,10 @@ from mlflow.tracking import MlflowClient
 from churn.config import Params
 from churn.errors import UserError
 from churn.model import registration, tracking
-from churn.model.churn_model import LABEL
 from churn.model.loader import load_churn_model
 from churn.model.registry import PromotionDecision
 from churn.model.registry import promote as run_gate
+from churn.schema import LABEL, SPLIT, TEST_SPLIT
 from churn.stages.inputs import labelled_snapshots
 
 
@@ -37,7 +37,7 @@ def register(params: Params, run: str) -> Registered:
 def promote(params: Params) -> PromotionDecision:
     """Judge the challenger against the champion on the test cutoff; move the alias if due."""
     snapshots = labelled_snapshots(params)
-    test = snapshots[snapshots["split"] == "test"]
+    test = snapshots[snapshots[SPLIT] == TEST_SPLIT]
     if test.empty or test[LABEL].nunique() < 2:
         raise UserError("the test cutoff needs both churners and retained customers to compare")
     tracking.configure(params.tracking)

@@ -11,10 +11,8 @@ from churn.adhoc import report_file
 from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
+from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KPI_TRANSACTION_COLUMNS
 from churn.stages.inputs import read_optional_parquet, read_parquet, run_name
-
-# What the monthly KPIs read of the transactions.
-KPI_COLUMNS = ("customer_id", "order_id", "ts", "amount")
 
 
 @dataclass(frozen=True)
@@ -73,11 +71,11 @@ def report_inputs(params: Params, previous: Path | None, output: Path | None) ->
         previous_run = run_name(previous_scores, previous)
     target = report_file(params, previous_run, output)
     transactions = read_optional_parquet(
-        paths.transactions, KPI_COLUMNS, "the monthly KPIs", "ingest", "report"
+        paths.transactions, KPI_TRANSACTION_COLUMNS, "the monthly KPIs", "ingest", "report"
     )
     labelled = read_optional_parquet(
         paths.train_features,
-        ("cutoff", "split", "churned"),
+        KPI_LABELLED_COLUMNS,
         "the churn rate per cutoff",
         "features",
         "report",
