@@ -83,7 +83,11 @@ def child(kind: str, csv: Path, out: Path) -> None:
             None,
             IngestOutputs(out / "transactions.parquet", out / "quarantine.parquet"),
         ).report
-        rows = {k: report[k] for k in ("rows_in", "rows_out", "rows_quarantined")}
+        rows = {
+            "rows_in": report.rows_in,
+            "rows_out": report.rows_out,
+            "rows_quarantined": report.rows_quarantined,
+        }
     else:
         duckdb.connect().execute(
             f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out / 'copy.parquet'}' (FORMAT parquet)"

@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/new_orders_guard.py [--customers 20000] [--ever
 On the generated sample (the same generator and defaults as `churn generate`),
 for every as-of date over the last two years, the orders new since a previous
 run a day, a week or a month earlier are measured against the 365 days before
-(``churn.scoring.new_orders.measure``, the nightly job's own code); then the
+(``churn.nightly.new_orders.measure``, the nightly job's own code); then the
 same with the newest day's amounts x100 (a unit change in the newest daily
 file) and with 30 % of the newest day's orders x100 (one shop's file of
 several). Printed: the largest healthy median ratio and PSI per gap and per
@@ -26,7 +26,7 @@ import pandas as pd
 
 from churn.config import GenerateConfig, NightlyConfig
 from churn.data.generate import generate_shop
-from churn.scoring.new_orders import NewOrders, NewOrderValueError, check, measure
+from churn.nightly.new_orders import NewOrders, NewOrderValueError, check, measure
 
 GAPS_DAYS = (1, 7, 30)
 

@@ -33,11 +33,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from churn.data.ingest import CANONICAL_COLUMNS
 from churn.model.training_run import find_local_training_run
-from churn.scoring.export import EXPORT_COLUMNS
-from churn.scoring.score import SCORE_COLUMNS
-from churn.scoring.targeting import TARGET_COLUMNS
+from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS, TARGET_COLUMNS, TRANSACTION_COLUMNS
 from stage_inputs import load_stages
 
 pytestmark = pytest.mark.e2e
@@ -173,7 +170,7 @@ def test_the_repro_log_is_plain_with_a_few_progress_lines_per_loop(first_repro: 
 def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     repo, _ = project
     transactions = pd.read_parquet(repo / "data/interim/transactions.parquet")
-    assert list(transactions.columns) == CANONICAL_COLUMNS
+    assert list(transactions.columns) == list(TRANSACTION_COLUMNS)
     report = json.loads((repo / "data/interim/ingest_report.json").read_text())
     assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"] > 0
     assert (
@@ -209,15 +206,15 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
         assert len(pd.read_csv(repo / "plots" / plot)) > 2
 
     scores = pd.read_parquet(repo / "data/scores/scores.parquet")
-    assert list(scores.columns) == SCORE_COLUMNS
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["customer_id"].is_unique
     assert set(scores["risk_band"]) <= {"low", "medium", "high"}
     table = pd.read_parquet(repo / "data/scores/targets.parquet")
-    assert list(table.columns) == [*SCORE_COLUMNS, *TARGET_COLUMNS]
+    assert list(table.columns) == list(TARGET_COLUMNS)
     assert not (table["selected"] & table["control_group"]).any()
     targets = pd.read_csv(repo / "data/exports/retention_targets.csv")
-    assert list(targets.columns) == list(EXPORT_COLUMNS.values())
+    assert list(targets.columns) == list(EXPORT_HEADERS.values())
     assert 0 < len(targets) <= 500
     assert targets["Expected gain"].is_monotonic_decreasing
     assert (targets["Why (1)"].notna()).mean() > 0.5

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -157,6 +158,20 @@ def write_csv(frame: pd.DataFrame, target: Path) -> None:
 def write_json(payload: Any, target: Path) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """A typed result (a dataclass, nested ones included) as the dict its JSON file holds.
+
+    The one place results such as the ingest report and the nightly manifest become
+    string-keyed JSON; code that reads them uses their fields.
+    """
+    return dataclasses.asdict(record)
+
+
+def write_record(record: Any, target: Path) -> None:
+    """Write a typed result as JSON (see :func:`record_json` and :func:`write_json`)."""
+    write_json(record_json(record), target)
 
 
 def retired_dir(target: Path) -> Path:

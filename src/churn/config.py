@@ -452,7 +452,7 @@ class NightlyConfig(_Section):
     max_score_psi: float = Field(0.5, gt=0)
     psi_bins: int = Field(10, ge=2, le=1_000)
     # Orders new since the previous published run (ts after its last_ts) against the orders
-    # of the new_order_history_days before it (churn.scoring.new_orders). On the sample,
+    # of the new_order_history_days before it (churn.nightly.new_orders). On the sample,
     # runs a day, a week or a month apart (Christmas included) give a median ratio of at
     # most 1.77x and a PSI of at most 0.43; the newest daily file in cents gives 56x+ and
     # PSI 7.5+ (benchmarks/new_orders_guard.py). Below min_new_orders new orders the

@@ -80,7 +80,7 @@ def test_rows_around_rejected_lines_keep_their_numbers(tmp_path: Path) -> None:
     lines.insert(6, "only,three,fields")  # row 6: rejected
     lines[10] = lines[10].replace(",2024", ",garbage")  # row 10
     result = _run(_write(tmp_path / "a.csv", lines))
-    assert result.report["rows_in"] == 14
+    assert result.report.rows_in == 14
     q = result.quarantine
     assert q[["source_row", "reason"]].values.tolist() == [
         [3, "unparseable_timestamp"],
@@ -98,7 +98,7 @@ def test_a_run_on_quote_is_one_row_per_line(tmp_path: Path) -> None:
     result = _run(_write(tmp_path / "a.csv", lines))
     assert _malformed(result) == [("a.csv", 2, lines[2]), ("a.csv", 3, lines[3])]
     assert result.quarantine["source_row"].tolist() == [2, 3, 5]
-    assert result.report["rows_in"] == 6
+    assert result.report.rows_in == 6
 
 
 def test_rejected_lines_in_files_with_different_headers(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_rejected_lines_in_files_with_different_headers(tmp_path: Path) -> None:
         ("2.csv", 2, "7,1"),
         ("3.csv", 1, "a,b"),
     ]
-    assert result.report["rows_in"] == 4 + 2 + 3
+    assert result.report.rows_in == 4 + 2 + 3
 
 
 def test_invalid_encoding_past_the_head_stops_the_stage(
@@ -140,7 +140,7 @@ def test_staging_in_parquet_gives_the_same_outputs(
     assert on_disk.report == in_memory.report
     pd.testing.assert_frame_equal(on_disk.transactions, in_memory.transactions)
     pd.testing.assert_frame_equal(on_disk.quarantine, in_memory.quarantine)
-    assert set(in_memory.report["reasons"]) == {
+    assert set(in_memory.report.reasons) == {
         "duplicate_line",
         "malformed_line",
         "unparseable_timestamp",

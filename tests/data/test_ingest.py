@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from churn.config import ColumnMap, CsvOptions, CustomersConfig, IngestConfig
-from churn.data.customers import CUSTOMER_COLUMNS, ingest_customers
-from churn.data.ingest import CANONICAL_COLUMNS, QUARANTINE_COLUMNS, IngestOutputs, ingest
+from churn.data.customers import ingest_customers
+from churn.data.ingest import IngestOutputs, ingest
 from churn.errors import UserError
+from churn.schema import CUSTOMER_COLUMNS, QUARANTINE_COLUMNS, TRANSACTION_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RETAIL = FIXTURES / "online_retail_messy.csv"
@@ -55,17 +56,17 @@ def _write(folder: Path, text: str, name: str = "export.csv") -> Path:
 
 def _accounted(result: Run) -> None:
     report = result.report
-    assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
-    assert len(result.transactions) == report["rows_out"]
-    assert len(result.quarantine) == report["rows_quarantined"]
-    assert sum(report["reasons"].values()) == report["rows_quarantined"]
+    assert report.rows_in == report.rows_out + report.rows_quarantined
+    assert len(result.transactions) == report.rows_out
+    assert len(result.quarantine) == report.rows_quarantined
+    assert sum(report.reasons.values()) == report.rows_quarantined
 
 
 def test_every_row_is_accounted_for_with_a_reason(tmp_path: Path) -> None:
     result = run(_write(tmp_path, MESSY_CSV), as_of=dt.date(2025, 1, 1))
     _accounted(result)
-    assert result.report["rows_in"] == 9
-    assert result.report["reasons"] == {
+    assert result.report.rows_in == 9
+    assert result.report.reasons == {
         "guest_order": 1,
         "unparseable_timestamp": 1,
         "non_numeric_amount": 1,
@@ -74,8 +75,8 @@ def test_every_row_is_accounted_for_with_a_reason(tmp_path: Path) -> None:
         "zero_amount": 1,
         "after_as_of": 1,
     }
-    assert list(result.transactions.columns) == CANONICAL_COLUMNS
-    assert list(result.quarantine.columns) == QUARANTINE_COLUMNS
+    assert list(result.transactions.columns) == list(TRANSACTION_COLUMNS)
+    assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
     kept = result.transactions.set_index("order_id")["amount"].to_dict()
     assert kept == {"500001": 20.5, "C500006": -20.5}  # cancellation netted as negative revenue
     rows = result.quarantine.set_index("reason")["source_row"].to_dict()
@@ -89,15 +90,15 @@ def test_messy_retail_export(tmp_path: Path) -> None:
     result = run(RETAIL)
     _accounted(result)
     report = result.report
-    assert report["rows_in"] == 15
-    assert report["reasons"] == {
+    assert report.rows_in == 15
+    assert report.reasons == {
         "duplicate_line": 1,
         "guest_order": 2,
         "unparseable_timestamp": 1,
         "non_numeric_amount": 1,
         "zero_amount": 1,
     }
-    assert report["columns"] == {
+    assert report.columns == {
         "customer_id": "Customer ID",
         "timestamp": "InvoiceDate",
         "order_id": "Invoice",
@@ -106,9 +107,9 @@ def test_messy_retail_export(tmp_path: Path) -> None:
         "product_id": "StockCode",
         "country": "Country",
     }
-    assert (report["dayfirst"], report["dayfirst_from"]) == (True, "data")
+    assert (report.dayfirst, report.dayfirst_from) == (True, "data")
     tx = result.transactions
-    assert list(tx.columns) == [*CANONICAL_COLUMNS, "quantity", "unit_price", "product_id"]
+    assert list(tx.columns) == [*TRANSACTION_COLUMNS, "quantity", "unit_price", "product_id"]
     assert tx["amount"].round(2).tolist() == [
         15.3,
         20.34,
@@ -148,14 +149,14 @@ def test_policy_rows_do_not_count_towards_the_threshold(tmp_path: Path) -> None:
     lines = ["Invoice,InvoiceDate,CustomerID,Amount"]
     lines += [f"{i},2024-01-{i % 28 + 1:02d} 10:00,{'' if i % 2 else i},5" for i in range(40)]
     result = run(_write(tmp_path, "\n".join(lines) + "\n"), IngestConfig(cancellations="drop"))
-    assert result.report["reasons"] == {"guest_order": 20}
-    assert result.report["malformed_rows"] == 0
+    assert result.report.reasons == {"guest_order": 20}
+    assert result.report.malformed_rows == 0
 
 
 def test_drop_policy_quarantines_cancellations(tmp_path: Path) -> None:
     result = run(RETAIL, IngestConfig(max_bad_fraction=1.0, cancellations="drop"))
     _accounted(result)
-    assert result.report["reasons"]["cancellation"] == 2  # C536379 and the -2 quantity
+    assert result.report.reasons["cancellation"] == 2  # C536379 and the -2 quantity
     assert (result.transactions["amount"] > 0).all()
 
 
@@ -169,7 +170,7 @@ def test_gzip_csv_reads_like_the_plain_file(tmp_path: Path) -> None:
     with RETAIL.open("rb") as src, gzip.open(packed, "wb") as dst:
         shutil.copyfileobj(src, dst)
     plain, zipped = run(RETAIL), run(packed)
-    assert zipped.report["reasons"] == plain.report["reasons"]
+    assert zipped.report.reasons == plain.report.reasons
     pd.testing.assert_frame_equal(zipped.transactions, plain.transactions)
 
 
@@ -189,8 +190,8 @@ def test_excel_export(tmp_path: Path) -> None:
     book.save(path)
     result = run(path)
     _accounted(result)
-    assert result.report["rows_in"] == 4
-    assert result.report["reasons"] == {"guest_order": 1, "unparseable_timestamp": 1}
+    assert result.report.rows_in == 4
+    assert result.report.reasons == {"guest_order": 1, "unparseable_timestamp": 1}
     tx = result.transactions
     assert tx["customer_id"].tolist() == ["101", "102"]
     assert tx["amount"].tolist() == [12.5, 7.25]
@@ -214,7 +215,7 @@ def test_parquet_source(tmp_path: Path) -> None:
     )
     result = run(path, config)
     _accounted(result)
-    assert result.report["reasons"] == {"non_numeric_amount": 1, "guest_order": 1}
+    assert result.report.reasons == {"non_numeric_amount": 1, "guest_order": 1}
     assert result.transactions["ts"].tolist() == [pd.Timestamp("2024-01-01 10:00")]
 
 
@@ -227,8 +228,8 @@ def test_folder_of_daily_files(tmp_path: Path) -> None:
         _write(folder, f"{header}\n{row}\n", f"2024-01-0{day + 1}.csv")
     result = run(folder)
     _accounted(result)
-    assert result.report["rows_in"] == 3
-    assert len(result.report["files"]) == 3
+    assert result.report.rows_in == 3
+    assert len(result.report.files) == 3
     assert set(result.quarantine["source_file"].map(lambda p: Path(p).name)) == {
         "2024-01-02.csv",
         "2024-01-03.csv",
@@ -253,7 +254,7 @@ def test_daily_files_with_drifting_columns_and_duplicates_across_files(tmp_path:
     _write(folder, "CustomerID,InvoiceDate,Amount\n2,2024-01-01 10:00,6\n", "d3.csv")
     result = run(folder)
     _accounted(result)
-    assert result.report["reasons"] == {"duplicate_line": 1}
+    assert result.report.reasons == {"duplicate_line": 1}
     assert result.quarantine[["source_file", "source_row"]].to_numpy().tolist() == [
         [str(folder / "d3.csv"), 1]
     ]
@@ -276,7 +277,7 @@ def test_row_numbers_are_exact_across_chunks_and_files(tmp_path: Path) -> None:
                 out.write(f"{i % 5000},{ts},{i % 97 + 1}.5,row {i} of {name}\n")
     result = run(folder)
     _accounted(result)
-    assert result.report["rows_in"] == 470_001
+    assert result.report.rows_in == 470_001
     quarantined = result.quarantine.assign(name=result.quarantine["source_file"].map(_name))
     found = quarantined.groupby("name")["source_row"].apply(list).to_dict()
     assert found == planted
@@ -322,7 +323,7 @@ def test_month_first_dates_are_detected(tmp_path: Path) -> None:
         pd.Timestamp("2024-12-25 10:00"),
         pd.Timestamp("2025-01-02"),
     ]
-    assert result.report["dayfirst_from"] == "data"
+    assert result.report.dayfirst_from == "data"
 
 
 def test_mixed_date_orders_need_an_explicit_format(tmp_path: Path) -> None:
@@ -330,9 +331,9 @@ def test_mixed_date_orders_need_an_explicit_format(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"ingest\.timestamp_format"):
         run(source)
     explicit = IngestConfig(timestamp_format="%m/%d/%Y", max_bad_fraction=1.0)
-    assert run(source, explicit).report["reasons"] == {"unparseable_timestamp": 1}
+    assert run(source, explicit).report.reasons == {"unparseable_timestamp": 1}
     month_first = IngestConfig(dayfirst=False, max_bad_fraction=1.0)
-    assert run(source, month_first).report["rows_out"] == 1
+    assert run(source, month_first).report.rows_out == 1
 
 
 def test_decimal_separator_can_be_forced(tmp_path: Path) -> None:
@@ -370,8 +371,8 @@ def test_outputs_land_where_asked(tmp_path: Path) -> None:
     outputs = IngestOutputs(tmp_path / "a" / "t.parquet", tmp_path / "b" / "q.parquet")
     result = ingest(_write(tmp_path, MESSY_CSV), LENIENT, None, outputs)
     assert result.outputs == outputs
-    assert len(pd.read_parquet(outputs.transactions)) == result.report["rows_out"]
-    assert len(pd.read_parquet(outputs.quarantine)) == result.report["rows_quarantined"]
+    assert len(pd.read_parquet(outputs.transactions)) == result.report.rows_out
+    assert len(pd.read_parquet(outputs.quarantine)) == result.report.rows_quarantined
 
 
 def test_missing_source_is_a_user_error(tmp_path: Path) -> None:
@@ -395,7 +396,7 @@ def test_customers_table_is_canonical(tmp_path: Path) -> None:
     )
     assert counts["rows_in"] == 4 and counts["missing_id"] == 1 and counts["duplicate_id"] == 1
     table = pd.read_parquet(target)
-    assert list(table.columns) == CUSTOMER_COLUMNS
+    assert list(table.columns) == list(CUSTOMER_COLUMNS)
     assert table.to_dict("records") == [
         {
             "customer_id": "13047",
@@ -419,4 +420,4 @@ def test_customers_table_without_a_source_is_empty_but_exists(tmp_path: Path) ->
     counts = ingest_customers(CustomersConfig(), CsvOptions(), target, null_values=NULLS)
     assert counts["rows_out"] == 0
     table = pd.read_parquet(target)
-    assert list(table.columns) == CUSTOMER_COLUMNS and table.empty
+    assert list(table.columns) == list(CUSTOMER_COLUMNS) and table.empty

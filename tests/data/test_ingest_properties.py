@@ -81,9 +81,9 @@ def test_well_formed_csv_loses_no_row(body: list[list[str]], max_bad_fraction: f
         assert "max_bad_fraction" in result or "dates in column" in result
         return
     report, n_tx, n_q = result
-    assert report["rows_in"] == len(body)
-    assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
-    assert (n_tx, n_q) == (report["rows_out"], report["rows_quarantined"])
+    assert report.rows_in == len(body)
+    assert report.rows_in == report.rows_out + report.rows_quarantined
+    assert (n_tx, n_q) == (report.rows_out, report.rows_quarantined)
 
 
 @SETTINGS
@@ -101,8 +101,8 @@ def test_garbage_never_escapes_as_a_traceback(text: str) -> None:
         assert "\n" not in result and result
         return
     report, n_tx, n_q = result
-    assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
-    assert (n_tx, n_q) == (report["rows_out"], report["rows_quarantined"])
+    assert report.rows_in == report.rows_out + report.rows_quarantined
+    assert (n_tx, n_q) == (report.rows_out, report.rows_quarantined)
 
 
 def test_cli_on_a_malformed_file_is_one_line(tmp_path: Path) -> None:

@@ -121,8 +121,8 @@ def test_rows_beyond_the_window_are_malformed_and_ranked_before_after_as_of(
     )
     result = ingest(source, LENIENT, dt.date(2024, 1, 1), today=dt.date(2024, 6, 1))
     report = result.report
-    assert report["reasons"] == {"implausible_timestamp": 2, "after_as_of": 2}
-    assert report["malformed_rows"] == 2
+    assert report.reasons == {"implausible_timestamp": 2, "after_as_of": 2}
+    assert report.malformed_rows == 2
     rows = result.quarantine.groupby("reason")["source_row"].apply(list).to_dict()
     assert rows == {"implausible_timestamp": [2, 5], "after_as_of": [3, 4]}
 

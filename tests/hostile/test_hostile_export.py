@@ -19,7 +19,7 @@ import yaml
 from openpyxl import load_workbook
 
 from churn.cells import FORMULA_STARTS, restore
-from churn.scoring.export import EXPORT_COLUMNS
+from churn.schema import EXPORT_HEADERS
 from nightly_shop import FIRST, NAME, Shop, run_cli, run_nightly, tree, write_params
 
 # OWASP's examples and the issue's, plus a carriage return and a quote that must round-trip.
@@ -31,8 +31,12 @@ HOSTILE = (
     "\r=1+1",
     "'=already quoted",
 )
-TEXT_COLUMNS = ("Customer ID", "Name", "Email", "Country")
-NUMBER_COLUMNS = ("Priority", "Churn risk (%)", "Value at risk", "Expected gain", "Revenue to date")
+# Headers of exported columns that carry text from the data, and some that carry numbers.
+TEXT_COLUMNS = tuple(EXPORT_HEADERS[c] for c in ("customer_id", "name", "email", "country"))
+NUMBER_COLUMNS = tuple(
+    EXPORT_HEADERS[c]
+    for c in ("priority", "churn_probability", "value_at_risk", "expected_gain", "revenue")
+)
 
 
 def _hostile_ids(raw: pd.DataFrame) -> dict[str, str]:
@@ -75,7 +79,7 @@ def _assert_safe_csv(path: Path, known_ids: set[str], n_rows: int) -> list[str]:
     """No text cell starts a formula, no row was split, ids restore; returns the ids."""
     rows = _csv_rows(path)
     assert len(rows) == n_rows  # a carriage return inside a cell did not start a new row
-    assert rows and list(rows[0]) == list(EXPORT_COLUMNS.values())
+    assert rows and list(rows[0]) == list(EXPORT_HEADERS.values())
     for row in rows:
         for cell in row.values():
             assert not cell.startswith(FORMULA_STARTS), row
@@ -140,7 +144,7 @@ def test_export_csv_and_xlsx_are_inert_and_ids_join_back(shop: Shop, tmp_path: P
     book = load_workbook(f"{stem}.xlsx")
     sheet = book.active
     cells = list(sheet.iter_rows())
-    assert [c.value for c in cells[0]] == list(EXPORT_COLUMNS.values())
+    assert [c.value for c in cells[0]] == list(EXPORT_HEADERS.values())
     assert len(cells) == 1 + len(written)
     header = [c.value for c in cells[0]]
     for cell_row, (_, csv_row) in zip(cells[1:], written.iterrows(), strict=True):

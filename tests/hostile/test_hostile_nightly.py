@@ -38,9 +38,9 @@ from mlflow.tracking import MlflowClient
 
 from churn.model import tracking
 from churn.model.loader import load_churn_model
-from churn.scoring import run_log
-from churn.scoring.lock import exclusive_lock
-from churn.scoring.partitions import LATEST, STAGING
+from churn.nightly import run_log
+from churn.nightly.lock import exclusive_lock
+from churn.nightly.partitions import LATEST, STAGING
 from nightly_shop import (
     FIRST,
     NAME,
@@ -290,7 +290,7 @@ def test_tracking_server_down(
 _KILLED = """
 import contextlib, os, signal, sys
 from churn.data import ingest
-from churn.scoring import partitions
+from churn.nightly import partitions
 
 moment = sys.argv.pop(1)
 real_connect, real_atomic_path = ingest.connect, partitions.atomic_path

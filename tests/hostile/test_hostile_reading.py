@@ -373,8 +373,8 @@ def test_nightly_publishes_with_the_broken_line_quarantined(shop: Shop, workspac
     assert report["rows_in"] == lines == report["rows_out"] + report["rows_quarantined"]
     # Exactly the broken line is lost: every other row of its month is read as before.
     baseline = ingest(clean, IngestConfig(max_bad_fraction=1.0), as_of).report
-    assert report["rows_out"] == baseline["rows_out"]
-    assert report["reasons"] == {**baseline["reasons"], "malformed_line": 1}
+    assert report["rows_out"] == baseline.rows_out
+    assert report["reasons"] == {**baseline.reasons, "malformed_line": 1}
 
 
 def test_nightly_refuses_when_broken_lines_pass_the_guard(

@@ -24,9 +24,10 @@ from mlflow.tracking import MlflowClient
 from tiny_model import scoring_rows, tiny_model
 
 from churn.config import TrackingConfig
+from churn.errors import UserError
 from churn.model import tracking
 from churn.model.churn_model import ChurnModel
-from churn.model.loader import ModelLoadError, load_churn_model
+from churn.model.loader import ModelLoadError, load_churn_model, load_model
 from churn.model.model_record import TAG_PREFIX
 from pickled_models import log_pickled_model, pickle_bytes, save_pickled_model, unpickle_marker
 
@@ -230,6 +231,31 @@ def test_registered_model_loads_by_alias_version_and_download(
     )
     other = _save(tiny_model("none", seed=1), tmp_path / "other")
     _same(load_churn_model(str(downloaded), other), model)
+
+
+def test_load_model_names_the_model_and_pins_an_alias_to_its_version(
+    registry: TrackingConfig, tmp_path: Path
+) -> None:
+    """Score, export and the nightly job learn which model scored from ``load_model``."""
+    model, name = tiny_model("platt"), registry.registered_model
+    version = _log(model, registry)
+    loaded = load_model(f"models:/{name}@challenger", None)
+    _same(loaded.model, model)
+    assert (loaded.identity.name, loaded.identity.version) == (name, version)
+    assert loaded.identity.pinned_uri == f"models:/{name}/{version}"
+    folder = tmp_path / "model"
+    train_run = _save(model, folder)
+    train_run.write_text(
+        json.dumps({**json.loads(train_run.read_text()), "registered_model": name})
+    )
+    local = load_model(str(folder), train_run)
+    assert (local.identity.uri, local.identity.name, local.identity.version) == (
+        str(folder),
+        name,
+        "",
+    )
+    with pytest.raises(UserError, match=f"cannot resolve 'models:/{name}@nope'"):
+        load_model(f"models:/{name}@nope", None)
 
 
 def test_registered_model_without_its_record_or_with_edited_files_is_refused(

@@ -18,8 +18,7 @@ from trained_model import Trained
 
 from churn.cli import main
 from churn.model import tracking
-from churn.scoring.export import EXPORT_COLUMNS
-from churn.scoring.score import SCORE_COLUMNS
+from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS
 
 CHURN = [sys.executable, "-m", "churn"]
 
@@ -171,7 +170,7 @@ def tracked(project: Path) -> Iterator[dict[str, str]]:
 
 def test_the_stage_commands_write_the_tracked_outputs(project: Path, tracked: dict) -> None:
     scores = pd.read_parquet(project / "data/scores/scores.parquet")
-    assert list(scores.columns) == SCORE_COLUMNS
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     assert set(scores["model_name"]) == {"churn-test"} and set(scores["model_version"]) == {""}
     targets = pd.read_parquet(project / "data/scores/targets.parquet")
     chosen = targets[targets["targeted"]]
@@ -181,7 +180,7 @@ def test_the_stage_commands_write_the_tracked_outputs(project: Path, tracked: di
     assert (targets.loc[~targets["selected"], "reason_1"] == "").all()  # ... and only there
     summary = json.loads((project / "data/exports/retention_targets.summary.json").read_text())
     listed = pd.read_csv(project / "data/exports/retention_targets.csv", dtype={"Customer ID": str})
-    assert list(listed.columns) == list(EXPORT_COLUMNS.values())
+    assert list(listed.columns) == list(EXPORT_HEADERS.values())
     assert len(listed) == summary["exported"] == len(selected)
     assert set(listed["Customer ID"]) == set(selected["customer_id"])
     assert summary["left_out"]["not_in_customers_table"] > 0
@@ -206,7 +205,7 @@ def test_ad_hoc_runs_write_beside_the_tracked_outputs_and_never_over_them(
     assert _main("score", "--as-of", as_of.isoformat()) == 0
     replayed = f"data/scores/scores.as_of={as_of}.parquet"
     scores = pd.read_parquet(project / replayed)
-    assert list(scores.columns) == SCORE_COLUMNS and set(scores["as_of"].dt.date) == {as_of}
+    assert list(scores.columns) == list(SCORE_COLUMNS) and set(scores["as_of"].dt.date) == {as_of}
     assert (
         f"-> {replayed} (ad hoc; the tracked data/scores/scores.parquet" in capsys.readouterr().err
     )
@@ -298,7 +297,7 @@ def test_an_empty_list_says_which_filter_emptied_it(
         f" {summary['selected']} selected customers (after --band 'high': {high})"
     )
     empty = pd.read_csv(project / "data/exports/retention_targets.band-high.min-value-100000.csv")
-    assert empty.empty and list(empty.columns) == list(EXPORT_COLUMNS.values())
+    assert empty.empty and list(empty.columns) == list(EXPORT_HEADERS.values())
 
 
 def test_explain_names_the_reasons_the_list_gives(

@@ -11,9 +11,9 @@ import pytest
 from openpyxl import load_workbook
 
 from churn.errors import UserError
+from churn.schema import EXPORT_HEADERS
 from churn.scoring.export import (
     CONSENT_OK,
-    EXPORT_COLUMNS,
     NO_CONSENT,
     NOT_IN_CUSTOMERS,
     UNKNOWN_CONSENT,
@@ -97,7 +97,7 @@ def test_export_drops_and_counts_non_consenting_and_control() -> None:
     assert summary["exported_cost"] == 20.5
     assert exported["Email"].tolist() == ["b@x.com", "a@x.com", "g@x.com"]
     assert exported["Priority"].tolist() == [1, 2, 3]
-    assert list(exported.columns) == list(EXPORT_COLUMNS.values())
+    assert list(exported.columns) == list(EXPORT_HEADERS.values())
     for name in ("Customer ID", "Churn risk (%)", "Risk band", "Value at risk"):
         assert name in exported.columns
     assert {"Recommended action", "Why (1)", "Why (2)", "Why (3)"} <= set(exported.columns)
@@ -215,7 +215,7 @@ def test_excel_reads_back_with_the_same_cells(tmp_path: Path) -> None:
     write_xlsx(exported, path)
     sheet = load_workbook(path, read_only=True).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert list(rows[0]) == list(EXPORT_COLUMNS.values())
+    assert list(rows[0]) == list(EXPORT_HEADERS.values())
     assert len(rows) == 1 + len(exported)
     header = list(rows[0])
     first = dict(zip(header, rows[1], strict=True))

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from trained_model import Trained
 
-from churn.scoring.reasons import DATE_FEATURES, NO_WARNING_SIGN, REASON_COLUMNS, top_reasons
+from churn.schema import REASON_COLUMNS
+from churn.scoring.reasons import DATE_FEATURES, NO_WARNING_SIGN, top_reasons
 from churn.scoring.score import explain
 
 FEATURES = [
@@ -73,7 +74,7 @@ def test_real_model_reasons_are_words_and_skip_date_features(trained: Trained) -
     reasons = explain(snapshot, trained.model, ids)
     assert reasons["customer_id"].tolist() == ids
     assert list(reasons.columns) == ["customer_id", *REASON_COLUMNS]
-    text = " ".join(reasons[REASON_COLUMNS].to_numpy().ravel())
+    text = " ".join(reasons[list(REASON_COLUMNS)].to_numpy().ravel())
     assert (reasons["reason_1"] != "").all()
     assert (reasons["reason_1"] != NO_WARNING_SIGN).mean() > 0.5
     for name in DATE_FEATURES:
@@ -81,7 +82,7 @@ def test_real_model_reasons_are_words_and_skip_date_features(trained: Trained) -
     assert "christmas" not in text.lower()
     assert "_" not in text  # plain words, no column names
     # Each row names a reason group at most once.
-    for row in reasons[REASON_COLUMNS].itertuples(index=False):
+    for row in reasons[list(REASON_COLUMNS)].itertuples(index=False):
         named = [r for r in row if r]
         assert len(set(named)) == len(named)
 

@@ -2,7 +2,7 @@
 
 Two inputs: a five-customer table whose headline numbers are counted by hand,
 and a small synthetic shop shaped like the real score and targets tables
-(CONTRACT.md) for the browser check. The screenshot lands in test-artifacts/.
+(src/churn/schema.py) for the browser check. The screenshot lands in test-artifacts/.
 """
 
 from __future__ import annotations

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import ibis
-import mlflow
 import numpy as np
 import pandas as pd
-import pytest
 from trained_model import Trained
 
-from churn.config import ScoringConfig, TrackingConfig
-from churn.errors import UserError
+from churn.config import ScoringConfig
 from churn.features.tables import build_scoring_snapshot
-from churn.model import tracking
+from churn.model.identity import ModelIdentity
+from churn.schema import REASON_COLUMNS, SCORE_COLUMNS
 from churn.scoring.score import (
-    SCORE_COLUMNS,
-    ModelIdentity,
-    identify_model,
     risk_bands,
     score_customers,
+    scored_by,
     with_reasons,
 )
 
@@ -51,7 +46,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
     snapshot = trained.scoring
     identity = ModelIdentity("models:/churn-classifier@champion", "churn-classifier", "3")
     scores = score_customers(snapshot, trained.model, identity, ScoringConfig())
-    assert list(scores.columns) == SCORE_COLUMNS
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     assert len(scores) == len(snapshot) and scores["customer_id"].is_unique
     assert scores["churn_probability"].is_monotonic_decreasing
     assert scores["risk_rank"].tolist() == list(range(1, len(scores) + 1))
@@ -65,11 +60,13 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         scores["p_alive"], by_id.loc[scores["customer_id"], "btyd_p_alive"].to_numpy()
     )
     assert (scores["segment"] == by_id.loc[scores["customer_id"], "segment"].to_numpy()).all()
-    assert (scores[["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    assert (scores[list(REASON_COLUMNS)] == "").all().all()
     assert set(scores["model_version"]) == {"3"} and set(scores["model_name"]) == {
         "churn-classifier"
     }
     assert pd.api.types.is_datetime64_any_dtype(scores["as_of"])
+    assert scored_by(scores) == identity
+    assert scored_by(scores).pinned_uri == "models:/churn-classifier/3"
     filled = with_reasons(
         scores,
         pd.DataFrame(
@@ -82,38 +79,7 @@ def test_score_table_has_the_contract_columns_and_values(trained: Trained) -> No
         ),
     )
     assert filled["reason_1"].tolist()[:3] == ["", "x", ""]
-    assert list(filled.columns) == SCORE_COLUMNS
-
-
-def test_local_model_identity_comes_from_the_train_run() -> None:
-    identity = identify_model("models/churn_model", {"registered_model": "churn-classifier"})
-    assert (identity.name, identity.version) == ("churn-classifier", "")
-    assert identify_model("models/churn_model").name == ""
-    assert identify_model("models:/churn-classifier/7").version == "7"
-
-
-def test_registry_alias_resolves_to_its_version(trained: Trained, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    config = TrackingConfig(uri=uri, experiment="scoring-test")
-    mlflow.set_tracking_uri(uri)
-    try:
-        mlflow.set_experiment(config.experiment)
-        example = trained.scoring[trained.model.features].head(3)
-        example = example.astype({c: "string" for c in example.select_dtypes("object")})
-        with mlflow.start_run():
-            first = tracking.log_model(trained.model, example, config)
-        with mlflow.start_run():
-            second = tracking.log_model(trained.model, example, config)
-        client = mlflow.tracking.MlflowClient()
-        client.set_registered_model_alias("churn-classifier", "champion", str(first))
-        identity = identify_model("models:/churn-classifier@champion")
-        assert (identity.name, identity.version) == ("churn-classifier", first)
-        assert identity.pinned_uri == f"models:/churn-classifier/{first}"
-        assert identify_model("models:/churn-classifier@challenger").version == second
-        with pytest.raises(UserError, match="cannot resolve 'models:/churn-classifier@nope'"):
-            identify_model("models:/churn-classifier@nope")
-    finally:
-        mlflow.set_tracking_uri(None)
+    assert list(filled.columns) == list(SCORE_COLUMNS)
 
 
 def test_scoring_snapshot_for_any_date_uses_the_feature_code(trained: Trained) -> None:

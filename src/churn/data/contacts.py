@@ -29,8 +29,8 @@ from churn.data.sources import (
     resolve_sources,
 )
 from churn.errors import UserError
+from churn.schema import CONTACT_LOG_COLUMNS
 
-CONTACT_COLUMNS = ["customer_id", "date", "action", "channel", "reached"]
 CONTACT_ALIASES: dict[str, tuple[str, ...]] = {
     "customer_id": TRANSACTION_ALIASES["customer_id"] + ("id",),
     "date": (
@@ -76,7 +76,7 @@ def ingest_contacts(
             )
             _copy(
                 con,
-                f"SELECT {', '.join(CONTACT_COLUMNS)} FROM contacts_in WHERE reason IS NULL",
+                f"SELECT {', '.join(CONTACT_LOG_COLUMNS)} FROM contacts_in WHERE reason IS NULL",
                 target,
             )
             _copy(con, "SELECT * FROM contacts_in WHERE reason IS NOT NULL", quarantine)

@@ -27,13 +27,23 @@ from churn.data.sources import (
     resolve_sources,
 )
 from churn.errors import UserError
+from churn.schema import CUSTOMER_COLUMNS, MARKETING_CONSENT
 
-CUSTOMER_COLUMNS = ["customer_id", "email", "name", "country", "marketing_consent"]
-_EMPTY = (
-    "SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS email, NULL::VARCHAR AS name,"
-    " NULL::VARCHAR AS country, NULL::BOOLEAN AS marketing_consent WHERE false"
+# The customers table with no rows, for a project without a customer master.
+_EMPTY = "SELECT {} WHERE false".format(
+    ", ".join(
+        f"NULL::{'BOOLEAN' if c == MARKETING_CONSENT else 'VARCHAR'} AS {c}"
+        for c in CUSTOMER_COLUMNS
+    )
 )
 _KEY = "ingest.customers"
+# One row per id, the first in file order; rows without an id are dropped (and counted
+# as missing_id).
+_FIRST_ROW_PER_ID = (
+    "SELECT * EXCLUDE (position) FROM customers_in WHERE customer_id IS NOT NULL"
+    " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY position) = 1"
+    " ORDER BY customer_id"
+)
 
 
 def ingest_customers(
@@ -51,55 +61,72 @@ def ingest_customers(
             return {"source": None, "rows_in": 0, "rows_out": 0}
         files = resolve_sources(config.source, f"{_KEY}.source")
         src = open_source(con, files, csv, name="customers", key=f"{_KEY}.source")
-        columns = resolve_columns(
-            src.columns, config.columns.model_dump(), CUSTOMER_ALIASES, f"{_KEY}.columns"
-        )
-        if columns["customer_id"] is None:
-            raise UserError(
-                f"no customer id column recognised in {config.source}; columns are:"
-                f" {shown(src.columns)} (set {_KEY}.columns.customer_id)"
-            )
-
-        def field(name: str, parse: Any = parsing.text) -> str:
-            column = columns.get(name)
-            return parse(column, null_values) if column else "NULL::VARCHAR"
-
-        consent = columns.get("marketing_consent")
-        query = f"""
-            SELECT {field("customer_id", parsing.identifier)} AS customer_id,
-                   lower({field("email")}) AS email, {field("name")} AS name,
-                   {field("country")} AS country,
-                   {parsing.boolean(consent) if consent else "NULL::BOOLEAN"}
-                       AS marketing_consent,
-                   {ORD_COLUMN} AS position
-            FROM {src.relation}
-        """
+        columns = _source_columns(src.columns, config)
+        query = _canonical_rows(columns, src.relation, null_values)
         with reading(files):
             con.execute(f"CREATE TEMP TABLE customers_in AS {query}")
-            _copy(
-                con,
-                "SELECT * EXCLUDE (position) FROM customers_in WHERE customer_id IS NOT NULL"
-                " QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY position) = 1"
-                " ORDER BY customer_id",
-                target,
-            )
+            _copy(con, _FIRST_ROW_PER_ID, target)
             malformed = count_rejected_lines(con, src)  # lines the CSV reader could not split
-            counts = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE customer_id IS NULL),"
-                " count(DISTINCT customer_id) FROM customers_in"
-            ).fetchone()
+            counts = _counts(con)
     finally:
         con.close()
-    assert counts is not None
-    rows_in, missing_id, distinct = (int(v) for v in counts)
     return {
         "source": str(config.source),
         "columns": {k: v for k, v in columns.items() if v is not None},
+        **counts,
+        "malformed_lines": malformed,
+    }
+
+
+def _source_columns(found: list[str], config: CustomersConfig) -> dict[str, str | None]:
+    """Each canonical field's column in the source (None when absent). Only the id is
+    required: without it no row can be joined to a target, so the source is refused."""
+    columns = resolve_columns(
+        found, config.columns.model_dump(), CUSTOMER_ALIASES, f"{_KEY}.columns"
+    )
+    if columns["customer_id"] is None:
+        raise UserError(
+            f"no customer id column recognised in {config.source}; columns are:"
+            f" {shown(found)} (set {_KEY}.columns.customer_id)"
+        )
+    return columns
+
+
+def _canonical_rows(
+    columns: dict[str, str | None], relation: str, null_values: Sequence[str]
+) -> str:
+    """SELECT of every source row in the canonical columns, with its position in the
+    files: an absent field reads as NULL, so every source gives the same table."""
+
+    def field(name: str, parse: Any = parsing.text) -> str:
+        column = columns.get(name)
+        return parse(column, null_values) if column else "NULL::VARCHAR"
+
+    consent = columns.get("marketing_consent")
+    return f"""
+        SELECT {field("customer_id", parsing.identifier)} AS customer_id,
+               lower({field("email")}) AS email, {field("name")} AS name,
+               {field("country")} AS country,
+               {parsing.boolean(consent) if consent else "NULL::BOOLEAN"}
+                   AS marketing_consent,
+               {ORD_COLUMN} AS position
+        FROM {relation}
+    """
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows read, kept, and dropped (by reason) from the staged ``customers_in``."""
+    found = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE customer_id IS NULL),"
+        " count(DISTINCT customer_id) FROM customers_in"
+    ).fetchone()
+    assert found is not None
+    rows_in, missing_id, distinct = (int(v) for v in found)
+    return {
         "rows_in": rows_in,
         "rows_out": distinct,
         "missing_id": missing_id,
         "duplicate_id": rows_in - missing_id - distinct,
-        "malformed_lines": malformed,
     }
 
 

@@ -184,10 +184,51 @@ def _spend(
     return np.round(np.exp(log_amount), 2)
 
 
+@dataclass(frozen=True)
+class _Customers:
+    """Each customer's hidden traits, drawn before any purchase is simulated."""
+
+    kind: np.ndarray  # "poisson", "regular" or "seasonal"
+    join_day: np.ndarray  # fractional days since the start
+    rate_per_year: np.ndarray
+    dropout_p: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Purchases:
+    """Every simulated purchase (owner index, fractional day) and each customer's dropout day."""
+
+    owners: np.ndarray
+    days: np.ndarray
+    dropout_day: np.ndarray  # NaN while still alive at the end
+
+
 def generate_shop(config: GenerateConfig) -> SyntheticShop:
-    """Draw the whole shop from ``config.seed``; the same config always gives the same rows."""
+    """Draw the whole shop from ``config.seed``; the same config always gives the same rows.
+
+    Every step draws from the one generator in turn, so the steps run in this order
+    and no other: reordering them changes the sample (and data/raw's hashes in dvc.lock).
+    """
     rng = np.random.default_rng(config.seed)
     clock = _SeasonalClock(config.start, config.end)
+    customers = _draw_customers(rng, clock, config)
+    purchases = _simulate_purchases(rng, clock, customers)
+    customer_ids = _customer_ids(rng, config.n_customers)
+    orders = _known_orders(rng, clock, config, purchases, customer_ids)
+    orders = pd.concat([orders, _guest_orders(rng, clock, config, len(orders))], ignore_index=True)
+    orders = pd.concat([orders, _cancellations(rng, clock, config, orders)], ignore_index=True)
+    orders["day"] = _shop_hours(rng, orders["day"].to_numpy())
+    return SyntheticShop(
+        transactions=_export_rows(clock, orders),
+        truth=_truth(clock, config, customers, customer_ids, purchases.dropout_day),
+    )
+
+
+def _draw_customers(
+    rng: np.random.Generator, clock: _SeasonalClock, config: GenerateConfig
+) -> _Customers:
+    """Kind, joining day, purchase rate and dropout chance per customer (heterogeneous, as
+    real shops are: gamma-distributed rates, beta-distributed dropout)."""
     n = config.n_customers
     kind = rng.choice(
         np.array(["poisson", "regular", "seasonal"]),
@@ -202,36 +243,66 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
     rate_per_year = rng.gamma(config.rate_shape, config.rate_mean_per_year / config.rate_shape, n)
     rate_per_year = np.clip(rate_per_year, 0.05, 60.0)
     dropout_p = rng.beta(config.dropout_a, config.dropout_b, n)
+    return _Customers(kind, join_day, rate_per_year, dropout_p)
 
+
+def _simulate_purchases(
+    rng: np.random.Generator, clock: _SeasonalClock, customers: _Customers
+) -> _Purchases:
+    """Renewal-process customers first, then the Christmas shoppers; purchases after the
+    end of the data are dropped (their customers' dropout times stay in the truth)."""
+    kind = customers.kind
     owners_parts: list[np.ndarray] = []
     days_parts: list[np.ndarray] = []
-    dropout_day = np.full(n, np.nan)
+    dropout_day = np.full(len(kind), np.nan)
     renewal = np.flatnonzero(kind != "seasonal")
     if renewal.size:
         shape = np.where(kind[renewal] == "regular", _REGULAR_GAP_SHAPE, 1.0)
         o, d, drop = _simulate_renewal(
-            rng, clock, join_day[renewal], rate_per_year[renewal] / 365.0, shape, dropout_p[renewal]
+            rng,
+            clock,
+            customers.join_day[renewal],
+            customers.rate_per_year[renewal] / 365.0,
+            shape,
+            customers.dropout_p[renewal],
         )
         owners_parts.append(renewal[o])
         days_parts.append(d)
         dropout_day[renewal] = drop
     seasonal = np.flatnonzero(kind == "seasonal")
     if seasonal.size:
-        o, d, drop = _simulate_seasonal(rng, clock, join_day[seasonal], dropout_p[seasonal] * 0.6)
+        o, d, drop = _simulate_seasonal(
+            rng, clock, customers.join_day[seasonal], customers.dropout_p[seasonal] * 0.6
+        )
         owners_parts.append(seasonal[o])
         days_parts.append(d)
         dropout_day[seasonal] = drop
     owners = np.concatenate(owners_parts)
     days = np.concatenate(days_parts)
     keep = days < clock.n_days
-    owners, days = owners[keep], days[keep]
+    return _Purchases(owners[keep], days[keep], dropout_day)
 
-    customer_ids = (10_000 + rng.permutation(n * 3)[:n]).astype(str)
-    country = rng.choice(_COUNTRIES, size=n, p=_COUNTRY_WEIGHTS)
-    amounts = _spend(rng, config, owners, n)
+
+def _customer_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Distinct five-digit-or-more ids with gaps between them, as a real shop's ids have."""
+    return (10_000 + rng.permutation(n * 3)[:n]).astype(str)
+
+
+def _known_orders(
+    rng: np.random.Generator,
+    clock: _SeasonalClock,
+    config: GenerateConfig,
+    purchases: _Purchases,
+    customer_ids: np.ndarray,
+) -> pd.DataFrame:
+    """One order per purchase of a known customer: their id and country, and a spend that
+    is higher in the Christmas season (November and December), as in real shops."""
+    owners, days = purchases.owners, purchases.days
+    country = rng.choice(_COUNTRIES, size=config.n_customers, p=_COUNTRY_WEIGHTS)
+    amounts = _spend(rng, config, owners, config.n_customers)
     in_christmas = np.isin((clock.start + pd.to_timedelta(days, unit="D")).month, [11, 12])
     amounts = np.where(in_christmas, np.round(amounts * 1.3, 2), amounts)
-    orders = pd.DataFrame(
+    return pd.DataFrame(
         {
             "day": days,
             "CustomerID": customer_ids[owners],
@@ -239,16 +310,18 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
             "Country": country[owners],
         }
     )
-    orders = pd.concat([orders, _guest_orders(rng, clock, config, len(orders))], ignore_index=True)
-    orders = pd.concat([orders, _cancellations(rng, clock, config, orders)], ignore_index=True)
-    orders["day"] = _shop_hours(rng, orders["day"].to_numpy())
+
+
+def _export_rows(clock: _SeasonalClock, orders: pd.DataFrame) -> pd.DataFrame:
+    """The orders as a shop's export lists them: in time order, minute timestamps, and
+    invoice numbers counting up, a cancellation's prefixed with 'C'."""
     orders = orders.sort_values("day", kind="stable").reset_index(drop=True)
     timestamps = clock.start + pd.to_timedelta(orders["day"].to_numpy(), unit="D")
     invoice_numbers = (500_000 + np.arange(len(orders))).astype(str)
     invoices = np.where(
         orders["Amount"].to_numpy() < 0, np.char.add("C", invoice_numbers), invoice_numbers
     )
-    transactions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "Invoice": invoices,
             "InvoiceDate": timestamps.floor("min"),
@@ -257,19 +330,28 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
             "Country": orders["Country"].to_numpy(),
         }
     )
+
+
+def _truth(
+    clock: _SeasonalClock,
+    config: GenerateConfig,
+    customers: _Customers,
+    customer_ids: np.ndarray,
+    dropout_day: np.ndarray,
+) -> pd.DataFrame:
+    """The hidden truth per customer, kept aside so tests can check the model finds it."""
     truth = pd.DataFrame(
         {
             "customer_id": customer_ids,
-            "customer_type": kind,
-            "joined_at": clock.start + pd.to_timedelta(join_day, unit="D"),
+            "customer_type": customers.kind,
+            "joined_at": clock.start + pd.to_timedelta(customers.join_day, unit="D"),
             "dropout_at": clock.start + pd.to_timedelta(dropout_day, unit="D"),
-            "purchase_rate_per_year": rate_per_year,
-            "dropout_probability": dropout_p,
+            "purchase_rate_per_year": customers.rate_per_year,
+            "dropout_probability": customers.dropout_p,
         }
     )
     # Customers whose first purchase would fall after the end never appear in the data.
-    truth = truth[truth["joined_at"] < pd.Timestamp(config.end)].reset_index(drop=True)
-    return SyntheticShop(transactions=transactions, truth=truth)
+    return truth[truth["joined_at"] < pd.Timestamp(config.end)].reset_index(drop=True)
 
 
 def _shop_hours(rng: np.random.Generator, day: np.ndarray) -> np.ndarray:

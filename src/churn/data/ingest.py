@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from churn.config import IngestConfig
 from churn.data import duplicates, parsing, rownumbers, session, staging
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
 from churn.data.csvscan import NO_REJECTED_LINES, forget_rejects, rejected_lines
+from churn.data.ingest_report import IngestReport
 from churn.data.quarantine import (
     MALFORMED_REASONS,
     POLICY_REASONS,
@@ -60,27 +61,13 @@ from churn.data.sources import (
     resolve_sources,
 )
 from churn.errors import UserError
+from churn.schema import OPTIONAL_TRANSACTION_COLUMNS, QUARANTINE_COLUMNS, TRANSACTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-CANONICAL_COLUMNS = ["customer_id", "order_id", "ts", "amount", "country"]
-# Appended after the canonical columns when the source has them.
-OPTIONAL_COLUMNS = ["quantity", "unit_price", "product_id", "channel"]
-QUARANTINE_COLUMNS = [
-    "source_file",
-    "source_row",
-    "reason",
-    "customer_id",
-    "order_id",
-    "raw_timestamp",
-    "raw_amount",
-    "raw_line",  # the text of a line the CSV reader could not split (malformed_line)
-]
 __all__ = [
-    "CANONICAL_COLUMNS",
     "MALFORMED_REASONS",
     "POLICY_REASONS",
-    "QUARANTINE_COLUMNS",
     "IngestOutputs",
     "IngestResult",
     "ingest",
@@ -103,7 +90,7 @@ class IngestOutputs:
 class IngestResult:
     """The report and where the rows went; frames load on demand (files may be large)."""
 
-    report: dict[str, Any]
+    report: IngestReport
     outputs: IngestOutputs
 
     @property
@@ -153,15 +140,7 @@ def ingest(
     places the upper edge of the plausible timestamps.
     """
     if outputs is None:
-        scratch = Path(tempfile.mkdtemp(prefix="churn-ingest-out-"))
-        outputs = IngestOutputs(scratch / "transactions.parquet", scratch / "quarantine.parquet")
-        try:
-            result = ingest(source, config, as_of, outputs, today=today)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        weakref.finalize(result, shutil.rmtree, scratch, ignore_errors=True)
-        return result
+        return _ingest_to_scratch(source, config, as_of, today)
     files = resolve_sources(source)
     plausible = PlausibleWindow.around(
         config.plausible_from,
@@ -176,34 +155,17 @@ def ingest(
             src.columns, config.columns.model_dump(), TRANSACTION_ALIASES, "ingest.columns"
         )
         require(columns, src.columns, "ingest.columns")
-        timestamp_column = columns["timestamp"]
-        assert timestamp_column is not None
         with reading(files):
-            dayfirst, dayfirst_from = _dayfirst(con, src, timestamp_column, config)
+            dayfirst, dayfirst_from = _dayfirst(con, src, _timestamp(columns), config)
             log.info("ingest: staging %d file(s)", len(files))
             if src.csv is not None:
                 forget_rejects(con, src.csv)  # the sample above may have rejected lines too
             in_memory = staging.fits_in_memory(con, src.rows_estimate)
             stage = _stage_sql(src, columns, config, as_of, dayfirst, plausible)
             staging.stage(con, stage, scratch, in_memory)
-        rejected = rejected_lines(con, src.csv) if src.csv is not None else NO_REJECTED_LINES
-        counts = rownumbers.number_rows(con, staging.STAGED, files, rejected)
-        rows_in = counts.rows_in
-        if not rows_in:
-            raise UserError(_no_rows(files))
-        n_duplicates = duplicates.find_duplicates(con, staging.STAGED)
-        log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
-        output_columns = CANONICAL_COLUMNS + [c for c in OPTIONAL_COLUMNS if columns.get(c)]
-        writer = _written_directly if outputs.staged else atomic_path
-        with (
-            writer(outputs.transactions) as tx_tmp,
-            writer(outputs.quarantine) as q_tmp,
-        ):
-            _copy(con, _transactions_sql(output_columns), tx_tmp)
-            _copy(con, _quarantine_sql(counts.rejected > 0), q_tmp)
-            report = _report(con, rows_in, tx_tmp, q_tmp)
-            check_bad_fraction(report["reasons"], rows_in, config.max_bad_fraction)
-    report.update(
+        report = _split(con, src, files, columns, config, outputs)
+    report = replace(
+        report,
         files=[str(p) for p in files],
         columns={k: v for k, v in columns.items() if v is not None},
         dayfirst=dayfirst,
@@ -211,6 +173,57 @@ def ingest(
         cancellations=config.cancellations,
     )
     return IngestResult(report=report, outputs=outputs)
+
+
+def _ingest_to_scratch(
+    source: Path, config: IngestConfig, as_of: dt.date | None, today: dt.date | None
+) -> IngestResult:
+    """Ingest into a temporary folder that lives as long as the result does."""
+    scratch = Path(tempfile.mkdtemp(prefix="churn-ingest-out-"))
+    outputs = IngestOutputs(scratch / "transactions.parquet", scratch / "quarantine.parquet")
+    try:
+        result = ingest(source, config, as_of, outputs, today=today)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(result, shutil.rmtree, scratch, ignore_errors=True)
+    return result
+
+
+def _timestamp(columns: dict[str, str | None]) -> str:
+    column = columns["timestamp"]
+    assert column is not None  # require() has refused a source without one
+    return column
+
+
+def _split(
+    con: duckdb.DuckDBPyConnection,
+    src: SourceTable,
+    files: list[Path],
+    columns: dict[str, str | None],
+    config: IngestConfig,
+    outputs: IngestOutputs,
+) -> IngestReport:
+    """Number the staged rows, find duplicates, then write clean rows and quarantined ones
+    (both or, when the malformed share is too high, neither); the counts of what was written."""
+    rejected = rejected_lines(con, src.csv) if src.csv is not None else NO_REJECTED_LINES
+    counts = rownumbers.number_rows(con, staging.STAGED, files, rejected)
+    rows_in = counts.rows_in
+    if not rows_in:
+        raise UserError(_no_rows(files))
+    n_duplicates = duplicates.find_duplicates(con, staging.STAGED)
+    log.info("ingest: %s rows read, %s duplicate lines", f"{rows_in:,}", f"{n_duplicates:,}")
+    output_columns = [*TRANSACTION_COLUMNS, *filter(columns.get, OPTIONAL_TRANSACTION_COLUMNS)]
+    writer = _written_directly if outputs.staged else atomic_path
+    with (
+        writer(outputs.transactions) as tx_tmp,
+        writer(outputs.quarantine) as q_tmp,
+    ):
+        _copy(con, _transactions_sql(output_columns), tx_tmp)
+        _copy(con, _quarantine_sql(counts.rejected > 0), q_tmp)
+        report = _report(con, rows_in, tx_tmp, q_tmp)
+        check_bad_fraction(report.reasons, rows_in, config.max_bad_fraction)
+    return report
 
 
 @contextlib.contextmanager
@@ -248,47 +261,10 @@ def _stage_sql(
     plausible: PlausibleWindow,
 ) -> str:
     """One row out per row in, with its parsed values, its reason (or NULL) and hashes."""
-
-    def opt_text(field: str, parse: Any = parsing.text) -> str:
-        column = columns.get(field)
-        return parse(column) if column else "NULL::VARCHAR"
-
-    def opt_value(field: str, parse: Any = parsing.text) -> str:
-        """A text field with null-like cells (``NULL``, ``nan``) read as missing."""
-        return opt_text(field, lambda column: parse(column, config.null_values))
-
-    def opt_number(field: str) -> str | None:
-        column = columns.get(field)
-        return parsing.number(column, config.decimal_separator) if column else None
-
-    ts_column, amount_column = columns["timestamp"], columns["amount"]
-    assert ts_column is not None
-    quantity, unit_price = opt_number("quantity"), opt_number("unit_price")
-    if amount_column:
-        amount = parsing.number(amount_column, config.decimal_separator)
-        raw_amount = parsing.raw(amount_column)
-    else:
-        assert quantity is not None and unit_price is not None
-        amount = f"round(({quantity}) * ({unit_price}), 6)"
-        raw_amount = f"concat_ws(' x ', {opt_text('quantity', parsing.raw)},"
-        raw_amount += f" {opt_text('unit_price', parsing.raw)})"
-    parsed = {
-        "customer_id": opt_value("customer_id", parsing.identifier),
-        "order_id": opt_value("order_id"),
-        "ts": parsing.timestamp(ts_column, config.timestamp_format, dayfirst),
-        "amount": amount,
-        "quantity": quantity or "NULL::DOUBLE",
-        "unit_price": unit_price or "NULL::DOUBLE",
-        "product_id": opt_value("product_id", parsing.identifier),
-        "country": opt_value("country"),
-        "channel": opt_value("channel"),
-        "raw_timestamp": parsing.raw(ts_column),
-        "raw_amount": raw_amount,
-    }
-    inner = {f"__{k}": v for k, v in parsed.items()}
+    parsed = _parsed_sql(columns, config, dayfirst)
     cancelled = cancellation_sql(
         "__order_id" if columns.get("order_id") else None,
-        "__quantity" if quantity else None,
+        "__quantity" if columns.get("quantity") else None,
         "__amount",
         config.cancellation_prefix,
     )
@@ -303,7 +279,7 @@ def _stage_sql(
     def signed(name: str) -> str:
         return f"CASE WHEN __cancelled THEN -abs({name}) ELSE {name} END" if net else name
 
-    parsed_select = ", ".join(f"{sql} AS {name}" for name, sql in inner.items())
+    parsed_select = ", ".join(f"{sql} AS __{name}" for name, sql in parsed.items())
     source_columns = ", ".join(quote_ident(c) for c in src.columns)
     reason = reason_sql(
         src.columns,
@@ -334,6 +310,49 @@ def _stage_sql(
     """
 
 
+def _parsed_sql(
+    columns: dict[str, str | None], config: IngestConfig, dayfirst: bool
+) -> dict[str, str]:
+    """Each canonical field parsed from its source column (typed NULL when there is none),
+    and the raw timestamp and amount text the quarantine keeps."""
+
+    def opt_text(field: str, parse: Any = parsing.text) -> str:
+        column = columns.get(field)
+        return parse(column) if column else "NULL::VARCHAR"
+
+    def opt_value(field: str, parse: Any = parsing.text) -> str:
+        """A text field with null-like cells (``NULL``, ``nan``) read as missing."""
+        return opt_text(field, lambda column: parse(column, config.null_values))
+
+    def opt_number(field: str) -> str | None:
+        column = columns.get(field)
+        return parsing.number(column, config.decimal_separator) if column else None
+
+    ts_column, amount_column = _timestamp(columns), columns["amount"]
+    quantity, unit_price = opt_number("quantity"), opt_number("unit_price")
+    if amount_column:
+        amount = parsing.number(amount_column, config.decimal_separator)
+        raw_amount = parsing.raw(amount_column)
+    else:
+        assert quantity is not None and unit_price is not None
+        amount = f"round(({quantity}) * ({unit_price}), 6)"
+        raw_amount = f"concat_ws(' x ', {opt_text('quantity', parsing.raw)},"
+        raw_amount += f" {opt_text('unit_price', parsing.raw)})"
+    return {
+        "customer_id": opt_value("customer_id", parsing.identifier),
+        "order_id": opt_value("order_id"),
+        "ts": parsing.timestamp(ts_column, config.timestamp_format, dayfirst),
+        "amount": amount,
+        "quantity": quantity or "NULL::DOUBLE",
+        "unit_price": unit_price or "NULL::DOUBLE",
+        "product_id": opt_value("product_id", parsing.identifier),
+        "country": opt_value("country"),
+        "channel": opt_value("channel"),
+        "raw_timestamp": parsing.raw(ts_column),
+        "raw_amount": raw_amount,
+    }
+
+
 def _transactions_sql(output_columns: list[str]) -> str:
     return (
         f"SELECT {', '.join(output_columns)} FROM {staging.STAGED}"
@@ -358,11 +377,11 @@ def _quarantine_sql(with_rejected_lines: bool) -> str:
         LEFT JOIN duplicate_rows d ON d.position = s.position
         WHERE s.reason IS NOT NULL OR d.position IS NOT NULL
     """
-    columns = "source_file, source_row, reason, customer_id, order_id, raw_timestamp, raw_amount"
+    columns = ", ".join(QUARANTINE_COLUMNS)
     if not with_rejected_lines:
-        return f"SELECT {columns}, raw_line FROM ({staged}) ORDER BY position"
+        return f"SELECT {columns} FROM ({staged}) ORDER BY position"
     return f"""
-        SELECT {columns}, raw_line FROM (
+        SELECT {columns} FROM (
             SELECT * EXCLUDE (position) FROM ({staged})
             UNION ALL
             SELECT r.source_file, f.file_index, r.source_row, 'malformed_line', NULL, NULL,
@@ -375,7 +394,7 @@ def _quarantine_sql(with_rejected_lines: bool) -> str:
 
 def _report(
     con: duckdb.DuckDBPyConnection, rows_in: int, transactions: Path, quarantine: Path
-) -> dict[str, Any]:
+) -> IngestReport:
     """Counts from what was actually written, so the report cannot disagree with the files."""
     tx = con.execute(
         "SELECT count(*), count(DISTINCT customer_id), min(ts), max(ts) FROM read_parquet(?)",
@@ -397,14 +416,14 @@ def _report(
             f" + {rows_quarantined} quarantined"
         )
     malformed = sum(reasons.get(r, 0) for r in MALFORMED_REASONS)
-    return {
-        "rows_in": rows_in,
-        "rows_out": int(rows_out),
-        "rows_quarantined": rows_quarantined,
-        "reasons": reasons,
-        "malformed_rows": malformed,
-        "malformed_fraction": round(malformed / rows_in, 6) if rows_in else 0.0,
-        "customers": int(customers),
-        "first_ts": None if first_ts is None else str(first_ts),
-        "last_ts": None if last_ts is None else str(last_ts),
-    }
+    return IngestReport(
+        rows_in=rows_in,
+        rows_out=int(rows_out),
+        rows_quarantined=rows_quarantined,
+        reasons=reasons,
+        malformed_rows=malformed,
+        malformed_fraction=round(malformed / rows_in, 6) if rows_in else 0.0,
+        customers=int(customers),
+        first_ts=None if first_ts is None else str(first_ts),
+        last_ts=None if last_ts is None else str(last_ts),
+    )

@@ -15,12 +15,12 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from churn.atomic import atomic_path, write_json
+from churn.atomic import atomic_path, write_record
 from churn.config import IngestConfig
 from churn.data.customers import ingest_customers
 from churn.data.ingest import IngestOutputs, ingest
+from churn.data.ingest_report import IngestReport
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class IngestTargets:
 
 def run_ingest_stage(
     source: Path, config: IngestConfig, as_of: dt.date | None, targets: IngestTargets
-) -> dict[str, Any]:
+) -> IngestReport:
     """Ingest ``source`` and its optional customers table; publish all four outputs or none.
 
     Each temporary file lives in its target's folder, so publishing is a rename on
@@ -49,9 +49,10 @@ def run_ingest_stage(
         quarantine_tmp = publish.enter_context(atomic_path(targets.quarantine))
         transactions_tmp = publish.enter_context(atomic_path(targets.transactions))
         outputs = IngestOutputs(transactions_tmp, quarantine_tmp, staged=True)
-        report = dict(ingest(source, config, as_of, outputs).report)
-        report["customers_table"] = ingest_customers(
-            config.customers, config.csv, customers_tmp, null_values=config.null_values
+        report = ingest(source, config, as_of, outputs).report.with_customers(
+            ingest_customers(
+                config.customers, config.csv, customers_tmp, null_values=config.null_values
+            )
         )
-        write_json(report, report_tmp)
+        write_record(report, report_tmp)
     return report

@@ -40,6 +40,19 @@ def number_rows(
     ``rejected`` is SQL with ``source_file, record, part, line_text``
     (churn.data.csvscan.rejected_lines).
     """
+    yielded = _file_starts(con, staged, files)
+    _place_rejected_records(con, rejected)
+    _rejected_rows(con, rejected)
+    _row_shifts(con)
+    found = con.execute("SELECT count(*) FROM rejected_rows").fetchone()
+    rejected_count = int(found[0]) if found else 0
+    return RowCounts(yielded + rejected_count, rejected_count)
+
+
+def _file_starts(con: duckdb.DuckDBPyConnection, staged: str, files: list[Path]) -> int:
+    """Fill ``file_starts``, the files in the order they were staged; return the rows
+    yielded in all. A file that yielded no row still gets its line (with 0), so its
+    rejected lines have a file to be placed in."""
     counts = dict(
         con.execute(f"SELECT source_file, count(*) FROM {staged} GROUP BY source_file").fetchall()
     )
@@ -53,6 +66,13 @@ def number_rows(
         rows.append((str(path), index, position, n))
         position += n
     con.executemany("INSERT INTO file_starts VALUES (?, ?, ?, ?)", rows)
+    return position
+
+
+def _place_rejected_records(con: duckdb.DuckDBPyConnection, rejected: str) -> None:
+    """Fill ``rejected_records``: per rejected record (which may span lines), the yielded
+    rows of its file before it (``after``, the ``r - j`` of this module's docstring,
+    clamped to the file) and the rejected lines before it (``lines_before``)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE rejected_records AS
@@ -72,6 +92,11 @@ def number_rows(
         SELECT * FROM placed
         """
     )
+
+
+def _rejected_rows(con: duckdb.DuckDBPyConnection, rejected: str) -> None:
+    """Fill ``rejected_rows``: each rejected line numbered after the yielded rows and the
+    rejected lines before it, so the quarantine shows where it was in the file."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE rejected_rows AS
@@ -80,6 +105,11 @@ def number_rows(
         FROM ({rejected}) l JOIN rejected_records r USING (source_file, record)
         """
     )
+
+
+def _row_shifts(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill ``row_shifts``: past each placing point, yielded rows move down by every
+    rejected line up to and including the records placed there."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE row_shifts AS
@@ -87,9 +117,6 @@ def number_rows(
         FROM rejected_records GROUP BY ALL
         """
     )
-    found = con.execute("SELECT count(*) FROM rejected_rows").fetchone()
-    rejected_count = int(found[0]) if found else 0
-    return RowCounts(position + rejected_count, rejected_count)
 
 
 def yielded_row_sql(staged_alias: str, shifted: bool) -> tuple[str, str]:

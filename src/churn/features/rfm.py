@@ -24,6 +24,7 @@ import ibis.expr.types as ir
 
 from churn.config import SnapshotConfig
 from churn.features.buckets import DAY, TREND_DAYS, YEAR_DAYS
+from churn.schema import LABEL, SNAPSHOT_ID_COLUMNS
 
 # Money is summed in integer millionths (a line's amount rounded to six decimals).
 MICROS = 1_000_000
@@ -198,6 +199,28 @@ def point_in_time_features(
     windows = sorted(
         int(c.removeprefix("lo_").removesuffix("d")) for c in edges.columns if c.startswith("lo_")
     )
+    t = _totals_at_edges(running, edges, windows, windows_days, with_label=with_label)
+    t = _window_counts(t, windows, windows_days, snapshots.horizon_days)
+    money = ["revenue", "max_order_value"]
+    t = t.mutate(**{c: t[c].cast("float64") / MICROS for c in money})
+    t = _derive(t, snapshots)
+    if with_label:
+        t = t.mutate(churned=(t.n_by_end == t.n_orders).cast("int8"))
+    return _select_features(t, windows_days, snapshots, with_label=with_label)
+
+
+def _totals_at_edges(
+    running: ir.Table,
+    edges: ir.Table,
+    windows: Sequence[int],
+    windows_days: Sequence[int],
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """Per (customer, cutoff): the running totals at the cutoff, the counts (and, for the
+    feature windows, revenue) before each window's start, the count at the label window's
+    end if asked, and the cutoff's own columns. Customers with no purchase by the cutoff
+    have no row."""
     t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in _RUNNING})
     t = t.filter(t.last_purchase_s.notnull())
     for w in windows:
@@ -207,11 +230,17 @@ def point_in_time_features(
         t = _join_at_edge(t, running, edges, f"lo_{w}d", **before)
     if with_label:
         t = _join_at_edge(t, running, edges, "end", n_by_end="n_orders")
-    t = t.join(edges.select("cutoff_i", "cutoff", "cutoff_s", "split"), "cutoff_i")
+    return t.join(edges.select("cutoff_i", "cutoff", "cutoff_s", "split"), "cutoff_i")
+
+
+def _window_counts(
+    t: ir.Table, windows: Sequence[int], windows_days: Sequence[int], horizon_days: int
+) -> ir.Table:
+    """Orders (and revenue) inside each window ``(c - w, c]``: the total at the cutoff minus
+    the total before the window, plus the trend and same-season-last-year counts."""
     n_in = {w: t.n_orders - t[f"n_before_{w}d"] for w in windows}
-    h = snapshots.horizon_days
-    year_minus_horizon = n_in[YEAR_DAYS - h] if YEAR_DAYS - h > 0 else 0
-    t = t.mutate(
+    year_minus_horizon = n_in[YEAR_DAYS - horizon_days] if YEAR_DAYS - horizon_days > 0 else 0
+    return t.mutate(
         recent_90d_orders=n_in[TREND_DAYS],
         n_orders_prev_90d=n_in[2 * TREND_DAYS] - n_in[TREND_DAYS],
         n_orders_last_year_horizon=n_in[YEAR_DAYS] - year_minus_horizon,
@@ -221,11 +250,13 @@ def point_in_time_features(
             for w in windows_days
         },
     )
-    money = ["revenue", "max_order_value"]
-    t = t.mutate(**{c: t[c].cast("float64") / MICROS for c in money})
-    t = _derive(t, snapshots)
-    if with_label:
-        t = t.mutate(churned=(t.n_by_end == t.n_orders).cast("int8"))
+
+
+def _select_features(
+    t: ir.Table, windows_days: Sequence[int], snapshots: SnapshotConfig, *, with_label: bool
+) -> ir.Table:
+    """The snapshot's columns in their fixed order (helpers dropped), and ``in_population``:
+    a purchase inside the active window before the cutoff."""
     counts = ["n_orders_prev_90d", "n_orders_last_year_horizon", "n_holiday_orders", "n_returns"]
     windowed = [c for w in windows_days for c in (f"n_orders_{w}d", f"revenue_{w}d")]
     derived = [
@@ -242,8 +273,8 @@ def point_in_time_features(
         "christmas_in_horizon",
         "country",
     ]
-    keys = ["customer_id", "cutoff", "split", "n_orders", "revenue", "max_order_value"]
-    label = ["churned"] if with_label else []
+    keys = [*SNAPSHOT_ID_COLUMNS, "n_orders", "revenue", "max_order_value"]
+    label = [LABEL] if with_label else []
     active_s = snapshots.active_window_days * DAY
     in_population = t.last_purchase_s > t.cutoff_s - active_s
     return t.select(*keys, *counts, *windowed, *derived, *label, in_population=in_population)

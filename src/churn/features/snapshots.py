@@ -25,6 +25,7 @@ from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
 from churn.features import buckets, rfm
 from churn.features.buckets import BucketPlan
+from churn.schema import CUTOFF, SPLIT, TEST_SPLIT, TRAIN_SPLIT, VALID_SPLIT
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ class Calendar:
 
     def labelled(self) -> pd.DataFrame:
         """Cutoffs with a closed label window, oldest first, with their split name."""
-        rows = [(c, "train") for c in sorted(self.train_cutoffs)]
-        rows += [(self.valid_cutoff, "valid"), (self.test_cutoff, "test")]
-        return pd.DataFrame(rows, columns=["cutoff", "split"])
+        rows = [(c, TRAIN_SPLIT) for c in sorted(self.train_cutoffs)]
+        rows += [(self.valid_cutoff, VALID_SPLIT), (self.test_cutoff, TEST_SPLIT)]
+        return pd.DataFrame(rows, columns=[CUTOFF, SPLIT])
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -139,4 +140,4 @@ def snapshot_expr(
 
 
 def _dates(cutoffs: pd.DataFrame) -> list[dt.date]:
-    return [pd.Timestamp(c).date() for c in cutoffs["cutoff"]]
+    return [pd.Timestamp(c).date() for c in cutoffs[CUTOFF]]

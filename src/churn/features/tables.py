@@ -43,8 +43,7 @@ from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import Calendar, bucket_table, build_calendar, history_expr
 from churn.progress import tracked
-
-SCORE_SPLIT = "score"
+from churn.schema import CUSTOMER_ID, CUTOFF, LABEL, SCORE_SPLIT, SPLIT
 
 
 @dataclass(frozen=True)
@@ -87,51 +86,86 @@ def feature_pieces(
     cutoff's rows are ever in pandas. Each piece gets its BTYD columns and RFM
     segments, and comes with the RFM edges fitted on it.
     """
-    scoring = pd.DataFrame({"cutoff": [as_of], "split": [SCORE_SPLIT]})
-    plan = BucketPlan.for_cutoffs([*labelled["cutoff"], as_of], snapshots, features)
+    scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
     edges = plan.edge_table([(labelled, True), (scoring, False)])
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, as_of)) as running:
-        ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
-        fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
-        chunks = _code_ranges(len(ids), features.chunk_customers)
-        del ids
-
-        def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
-            expr = history_expr(source, mine, snapshots, features, with_label=True)
-            return expr.order_by("customer_id")
-
-        backend = ibis.get_backend(running)
-        cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
+        fitter, chunks = _fitter_and_chunks(running, snapshots, features)
         with contextlib.ExitStack() as stack:
-            # One compiled query per customer range, rerun for every cutoff.
             history_of = [
-                stack.enter_context(
-                    repeated_query(backend, partial(rows, source=_within(running, *c)), edges)
-                )
-                for c in chunks
+                stack.enter_context(query)
+                for query in _history_queries(running, edges, chunks, snapshots, features)
             ]
-            one_query = len(chunks) == 1
-            histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
-            steps = zip(cutoffs, histories, strict=False)
-            for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
-                if mine["split"].iloc[0] == SCORE_SPLIT:
-                    # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
-                    # found depends on the start by up to ~1e-2 in P(alive) on small data,
-                    # and the scoring snapshot must be the same whether built with the
-                    # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
-                    # nightly).
-                    fitter.reset()
-                if history is None:
-                    queries = [partial(run, mine) for run in history_of]
-                    yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
-                    continue
-                piece = _population(history)
-                if piece is None:
-                    continue
-                _add_btyd(piece, fitter.fit(history).predict(piece))
-                del history
-                yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+            yield from _cutoff_pieces(history_of, edges, fitter, scorer, features)
+
+
+_Query = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _fitter_and_chunks(
+    running: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> tuple[CutoffFitter, list[tuple[int | None, int | None]]]:
+    """The BTYD fitter (on a sample of ``features.btyd_fit_customers`` of the customers)
+    and the customer code ranges each cutoff's query is split into. The customer ids
+    are read once, for both, and dropped before any cutoff runs."""
+    ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
+    fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
+    return fitter, _code_ranges(len(ids), features.chunk_customers)
+
+
+def _history_queries(
+    running: ir.Table,
+    edges: pd.DataFrame,
+    chunks: list[tuple[int | None, int | None]],
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+) -> list[contextlib.AbstractContextManager[_Query]]:
+    """One compiled query per customer range, rerun for every cutoff (``edges`` holds the
+    cutoffs' window edges): every feature, and the label, of that range's customers."""
+
+    def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
+        expr = history_expr(source, mine, snapshots, features, with_label=True)
+        return expr.order_by("customer_id")
+
+    backend = ibis.get_backend(running)
+    return [
+        repeated_query(backend, partial(rows, source=_within(running, *c)), edges) for c in chunks
+    ]
+
+
+def _cutoff_pieces(
+    history_of: list[_Query],
+    edges: pd.DataFrame,
+    fitter: CutoffFitter,
+    scorer: RFMScorer,
+    features: FeaturesConfig,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """Each cutoff in turn: its rows, BTYD fit and RFM segments. With one customer range
+    the next cutoff's query runs while this one is fitted; with several, each cutoff is
+    handed on in chunks (``_in_chunks``)."""
+    cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
+    one_query = len(history_of) == 1
+    histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
+    steps = zip(cutoffs, histories, strict=False)
+    for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
+        if mine[SPLIT].iloc[0] == SCORE_SPLIT:
+            # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
+            # found depends on the start by up to ~1e-2 in P(alive) on small data,
+            # and the scoring snapshot must be the same whether built with the
+            # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
+            # nightly).
+            fitter.reset()
+        if history is None:
+            queries = [partial(run, mine) for run in history_of]
+            yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
+            continue
+        piece = _population(history)
+        if piece is None:
+            continue
+        _add_btyd(piece, fitter.fit(history).predict(piece))
+        del history
+        yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
 
 
 def _prefetched(
@@ -157,8 +191,8 @@ def _prefetched(
 
 # What a cutoff's BTYD fit and RFM edges read, for every customer with history.
 _FIT_COLUMNS = (
-    "customer_id",
-    "cutoff",
+    CUSTOMER_ID,
+    CUTOFF,
     "n_orders",
     "revenue",
     "tenure_days",
@@ -283,8 +317,8 @@ def _split_pieces(
         )
         for piece, piece_edges in cutoffs:
             edges.update(piece_edges)
-            if (piece["split"] == SCORE_SPLIT).all():
-                yield True, piece.drop(columns="churned")
+            if (piece[SPLIT] == SCORE_SPLIT).all():
+                yield True, piece.drop(columns=LABEL)
             else:
                 yield False, piece
 
@@ -348,9 +382,9 @@ def build_scoring_snapshot(
     later) date without the labelled cutoffs, which cost far more than one.
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
-    no_labels = pd.DataFrame({"cutoff": pd.Series(dtype="object"), "split": pd.Series(dtype="str")})
+    no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
     pieces = [
-        piece.drop(columns="churned")
+        piece.drop(columns=LABEL)
         for piece, _ in feature_pieces(transactions, no_labels, as_of, snapshots, features)
     ]
     return _stack(pieces)

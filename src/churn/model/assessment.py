@@ -15,8 +15,9 @@ from churn.config import EvaluateConfig
 from churn.errors import UserError
 from churn.model import evaluate as ev
 from churn.model.baselines import baseline_probabilities
-from churn.model.churn_model import LABEL, ChurnModel
+from churn.model.churn_model import ChurnModel
 from churn.progress import progress
+from churn.schema import CUTOFF, LABEL, SPLIT, TEST_SPLIT
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def assess(
     model: ChurnModel, snapshots: pd.DataFrame, config: EvaluateConfig, budget_contacts: int
 ) -> Assessment:
     """Score the test cutoff, compare with every baseline, build ROC/PR/calibration/gains/SHAP."""
-    test = snapshots[snapshots["split"] == "test"]
+    test = snapshots[snapshots[SPLIT] == TEST_SPLIT]
     if test.empty or test[LABEL].nunique() < 2:
         raise UserError("the test cutoff needs both churners and retained customers to evaluate")
     y = test[LABEL].to_numpy()
@@ -56,7 +57,7 @@ def assess(
             metrics.update(
                 ev.bootstrap_intervals(y, probability, config.n_bootstrap, config.seed, shown)
             )
-        metrics["cutoff"] = str(pd.Timestamp(test["cutoff"].iloc[0]).date())
+        metrics["cutoff"] = str(pd.Timestamp(test[CUTOFF].iloc[0]).date())
         baselines = {
             name: {
                 **ev.classification_metrics(y, p),

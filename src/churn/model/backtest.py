@@ -18,10 +18,10 @@ import pandas as pd
 from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
 from churn.features.tables import build_feature_tables
 from churn.model.baselines import baseline_probabilities
-from churn.model.churn_model import LABEL
 from churn.model.evaluate import classification_metrics
 from churn.model.train import train_model
 from churn.progress import tracked
+from churn.schema import LABEL, SPLIT, TEST_SPLIT
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def backtest(
         config = snapshots.model_copy(update={"as_of": replay})
         tables = build_feature_tables(transactions, config, features)
         result = train_model(tables.labelled, train)
-        test = tables.labelled[tables.labelled["split"] == "test"]
+        test = tables.labelled[tables.labelled[SPLIT] == TEST_SPLIT]
         y = test[LABEL].to_numpy()
         row: dict[str, object] = {
             "step": -step,

@@ -19,8 +19,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
+from churn.model.churn_model import LEARNED_CATEGORICALS, feature_columns, model_matrix
 from churn.model.logistic import fit_logistic
+from churn.schema import LABEL, LABELLED_SPLITS, SPLIT, TEST_SPLIT, TRAIN_SPLIT, VALID_SPLIT
 
 Baseline = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], np.ndarray]
 
@@ -56,8 +57,8 @@ BASELINES: dict[str, Baseline] = {
 
 def baseline_probabilities(snapshots: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each baseline's P(churn) for the test rows, fitted on the train/valid rows only."""
-    split = {name: snapshots[snapshots["split"] == name] for name in ("train", "valid", "test")}
+    split = {name: snapshots[snapshots[SPLIT] == name] for name in LABELLED_SPLITS}
     return {
-        name: baseline(split["train"], split["valid"], split["test"])
+        name: baseline(split[TRAIN_SPLIT], split[VALID_SPLIT], split[TEST_SPLIT])
         for name, baseline in BASELINES.items()
     }

@@ -1,12 +1,13 @@
 """The one way churn loads a model: check the training run's checksums, then parse data.
 
 Score, explain, export, evaluate, promote and the nightly job all load through
-``load_churn_model``. It never unpickles and never runs code from the model
-folder: not ``mlflow.pyfunc.load_model`` either, which would run the folder's
-``served_model.py``. It finds the checksum record the training run left
-outside the folder (churn.model.model_record), verifies every recorded file,
-and only then parses the booster text and the JSON spec. Models pickled by
-older versions (``python_model.pkl``) are refused with a line saying to retrain.
+``load_churn_model`` (``load_model`` also says which model it is, churn.model.identity).
+It never unpickles and never runs code from the model folder: not
+``mlflow.pyfunc.load_model`` either, which would run the folder's ``served_model.py``.
+It finds the checksum record the training run left outside the folder
+(churn.model.model_record), verifies every recorded file, and only then parses the
+booster text and the JSON spec. Models pickled by older versions
+(``python_model.pkl``) are refused with a line saying to retrain.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -25,10 +27,10 @@ import yaml
 
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
+from churn.model.identity import ModelIdentity, identify_model, registry_uri
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, ModelFormatError, model_from_bytes
 from churn.model.model_record import TRAIN_RUN_KEY, ModelRecord, RecordError, tag_key
 
-_REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?")
 _LOGGED_MODEL = re.compile(r"models:/(?P<id>m-[0-9a-f]+)/?")
 _REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 PICKLE_FILE = "python_model.pkl"
@@ -41,6 +43,36 @@ class ModelLoadError(UserError):
     """The model cannot be loaded safely: not found, pickled, unrecorded or changed."""
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and which one it is (``identity.pinned_uri`` is what was loaded)."""
+
+    model: ChurnModel
+    identity: ModelIdentity
+
+
+def load_model(uri: str, train_run: Path | None) -> LoadedModel:
+    """The model behind ``uri`` and its identity: an alias is resolved once, and the
+    version it pointed to is what loads, so a move mid-run cannot mix two models.
+
+    A model folder is named by the registered name in ``train_run`` (``paths.train_run``).
+    """
+    identity = identify_model(uri, _registered_name(train_run))
+    return LoadedModel(load_churn_model(identity.pinned_uri, train_run), identity)
+
+
+def _registered_name(train_run: Path | None) -> str:
+    """The registered name `churn train` recorded; "" when there is none. Only names the
+    model: ``load_churn_model`` says so in one line when the record is unreadable."""
+    if train_run is None or not train_run.exists():
+        return ""
+    try:
+        data = json.loads(train_run.read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(data.get("registered_model") or "") if isinstance(data, dict) else ""
+
+
 def load_churn_model(uri: str, train_run: Path | None = None) -> ChurnModel:
     """The churn model behind ``uri``: a model folder, or any MLflow model URI.
 
@@ -51,11 +83,9 @@ def load_churn_model(uri: str, train_run: Path | None = None) -> ChurnModel:
     downloaded model folders against the run their MLmodel file names.
     """
     try:
-        registered = _REGISTERED.fullmatch(uri)
-        if registered is not None:
-            return _load_registered(
-                registered.group("name"), registered.group("alias"), registered.group("version")
-            )
+        registered = registry_uri(uri)
+        if registered is not None and registered.names_a_version:
+            return _load_registered(registered.name, registered.alias, registered.version)
         if uri.startswith("file:"):
             return _load_folder(Path(unquote(urlparse(uri).path)), train_run)
         if _REMOTE.match(uri):

@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from churn.errors import UserError
-from churn.model.churn_model import LABEL, ChurnModel
+from churn.model.churn_model import ChurnModel
+from churn.schema import LABEL
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from churn.schema import CUTOFF, SPLIT, TEST_SPLIT
+
 DVC_EXP_NAME = "DVC_EXP_NAME"
 DVC_EXP_BASELINE_REV = "DVC_EXP_BASELINE_REV"
 DVC_LOCK = "dvc.lock"
@@ -180,7 +182,7 @@ def snapshot_as_of(snapshots: pd.DataFrame, horizon_days: int) -> dt.date | None
     Read from the data rather than params, because ``snapshots.as_of: null``
     means "the day after the latest transaction", which only the data knows.
     """
-    test = snapshots.loc[snapshots["split"] == "test", "cutoff"]
+    test = snapshots.loc[snapshots[SPLIT] == TEST_SPLIT, CUTOFF]
     if test.empty:
         return None
     cutoff = pd.Timestamp(test.iloc[0]).date()

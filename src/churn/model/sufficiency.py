@@ -11,7 +11,15 @@ import pandas as pd
 
 from churn.config import TrainConfig
 from churn.errors import UserError
-from churn.model.churn_model import LABEL
+from churn.schema import (
+    CUTOFF,
+    LABEL,
+    SNAPSHOT_ID_COLUMNS,
+    SPLIT,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    VALID_SPLIT,
+)
 
 
 def check_training_data(snapshots: pd.DataFrame, config: TrainConfig) -> None:
@@ -22,7 +30,7 @@ def check_training_data(snapshots: pd.DataFrame, config: TrainConfig) -> None:
             " cutoff (check the ingested transactions and snapshots.as_of, then rerun"
             " `churn features`)"
         )
-    missing = sorted({"customer_id", "cutoff", "split", LABEL} - set(snapshots.columns))
+    missing = sorted({*SNAPSHOT_ID_COLUMNS, LABEL} - set(snapshots.columns))
     if missing:
         raise UserError(
             f"the labelled snapshots lack the column(s) {', '.join(missing)}"
@@ -34,17 +42,17 @@ def check_training_data(snapshots: pd.DataFrame, config: TrainConfig) -> None:
             f"only {customers} customers have a purchase in the labelled snapshots; at least"
             f" {config.min_customers} are needed (train.min_customers)"
         )
-    train_cutoffs = snapshots.loc[snapshots["split"] == "train", "cutoff"].nunique()
+    train_cutoffs = snapshots.loc[snapshots[SPLIT] == TRAIN_SPLIT, CUTOFF].nunique()
     if train_cutoffs < config.min_train_cutoffs:
         raise UserError(
             f"only {train_cutoffs} training cutoffs fit before the validation cutoff; at least"
             f" {config.min_train_cutoffs} are needed (train.min_train_cutoffs): provide more"
             " history, or lower snapshots.cutoff_every_days or snapshots.min_history_days"
         )
-    for split in ("valid", "test"):
-        if not (snapshots["split"] == split).any():
+    for split in (VALID_SPLIT, TEST_SPLIT):
+        if not (snapshots[SPLIT] == split).any():
             raise UserError(f"no {split} cutoff in the snapshots (check snapshots.* in params)")
-    rates = snapshots.groupby("cutoff")[LABEL].agg(["mean", "size"])
+    rates = snapshots.groupby(CUTOFF)[LABEL].agg(["mean", "size"])
     for cutoff, row in rates.iterrows():
         day = pd.Timestamp(str(cutoff)).date()
         if row["mean"] in (0.0, 1.0):

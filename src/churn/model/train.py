@@ -28,7 +28,6 @@ from churn.errors import UserError
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.churn_model import (
     CATEGORICAL_FEATURES,
-    LABEL,
     ChurnModel,
     feature_columns,
     learn_categories,
@@ -36,6 +35,7 @@ from churn.model.churn_model import (
 )
 from churn.model.sufficiency import check_training_data
 from churn.progress import lightgbm_callback, progress
+from churn.schema import LABEL, SPLIT, TRAIN_SPLIT, VALID_SPLIT
 
 
 @dataclass(frozen=True)
@@ -121,12 +121,40 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     the test ECE shows whether it transfers.
     """
     check_training_data(snapshots, config)
-    train = snapshots[snapshots["split"] == "train"]
-    valid = snapshots[snapshots["split"] == "valid"]
+    train = snapshots[snapshots[SPLIT] == TRAIN_SPLIT]
+    valid = snapshots[snapshots[SPLIT] == VALID_SPLIT]
     _check_split(train, "training")
     _check_split(valid, "validation")
     features = feature_columns(snapshots)
     categories = learn_categories(train, features)
+    booster, best = _fit_early_stopped(train, valid, features, categories, config)
+    raw_valid = ChurnModel(booster, features, categories=categories).raw_probability(valid)
+    calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
+    n_fit = len(train)
+    if config.refit_full:
+        booster = _refit(pd.concat([train, valid]), features, categories, config, best)
+        n_fit += len(valid)
+    model = ChurnModel(booster, features, calibrator, categories)
+    valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
+    return TrainingResult(
+        model=model,
+        best_iteration=best,
+        valid_auc=valid_auc,
+        n_train=len(train),
+        n_valid=len(valid),
+        n_fit=n_fit,
+    )
+
+
+def _fit_early_stopped(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, tuple[str, ...]],
+    config: TrainConfig,
+) -> tuple[lgb.Booster, int]:
+    """(booster, best tree count): boosting on ``train`` until ``valid``'s loss stops
+    improving for ``early_stopping_rounds``; the booster is cut to the best tree count."""
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     train_set = lgb.Dataset(
         model_matrix(train, features, categories),
@@ -153,20 +181,4 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
         )
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    raw_valid = ChurnModel(booster, features, categories=categories).raw_probability(valid)
-    calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
-    n_fit = len(train)
-    if config.refit_full:
-        booster = _refit(pd.concat([train, valid]), features, categories, config, best)
-        n_fit += len(valid)
-    model = ChurnModel(booster, features, calibrator, categories)
-    valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
-    return TrainingResult(
-        model=model,
-        best_iteration=best,
-        valid_auc=valid_auc,
-        n_train=len(train),
-        n_valid=len(valid),
-        n_fit=n_fit,
-    )
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best

@@ -26,9 +26,12 @@ import duckdb
 
 from churn.data.sources import quote_literal
 from churn.errors import UserError
+from churn.schema import TARGET_COLUMNS, subset
 
-TARGETS_TABLE_FILE = "targets.parquet"  # churn.scoring.nightly.TARGETS_TABLE_FILE
-LIST_COLUMNS = (
+TARGETS_TABLE_FILE = "targets.parquet"  # churn.nightly.partitions writes it by this name
+# What the read-out needs of each published list's targets table.
+LIST_COLUMNS = subset(
+    TARGET_COLUMNS,
     "customer_id",
     "action",
     "contact_cost",

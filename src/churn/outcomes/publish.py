@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from churn.atomic import write_csv, write_json
+from churn.atomic import record_json, write_csv, write_json
 from churn.config import IngestConfig, OutcomesConfig, TargetingConfig
 from churn.data.contacts import ingest_contacts
 from churn.data.ingest_stage import IngestTargets, run_ingest_stage
@@ -72,7 +72,8 @@ def ingest_after_lists(
         customers=folder / "customers.parquet",
         report=folder / "ingest_report.json",
     )
-    report = run_ingest_stage(paths.raw_transactions, ingest, until, targets)
+    # a plain dict: the outcomes report adds the contact log's counts beside ingest's
+    report = record_json(run_ingest_stage(paths.raw_transactions, ingest, until, targets))
     contacts = None
     if ingest.contacts.source is not None:
         contacts = folder / "contacts.parquet"

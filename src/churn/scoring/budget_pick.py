@@ -398,46 +398,9 @@ def _solve_windows(
     as one cut per segment of the concave F_l (exact at integer d_l).
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_array
 
     n_levels = len(levels)
-    base = _value(levels, [lo for lo, _ in windows])
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    upper_rhs: list[np.ndarray] = []
-    row = 0
-    for i, (level, (lo, hi)) in enumerate(zip(levels, windows, strict=True)):
-        width = hi - lo
-        if width == 0:
-            continue
-        slopes = level.gains[lo:hi]
-        steps = np.arange(width)
-        # t_i - slope_k * d_i <= F(lo + k) - F(lo) - slope_k * k
-        at = np.arange(row, row + width)
-        rows += [at, at]
-        cols += [np.full(width, n_levels + i), np.full(width, i)]
-        vals += [np.ones(width), -slopes]
-        upper_rhs.append(level.prefix[lo : lo + width] - level.prefix[lo] - slopes * steps)
-        row += width
-    lower_used = sum(lo for lo, _ in windows)
-    if contacts is not None:
-        rows.append(np.full(n_levels, row))
-        cols.append(np.arange(n_levels))
-        vals.append(np.ones(n_levels))
-        upper_rhs.append(np.array([float(contacts - lower_used)]))
-        row += 1
-    units, limit = _money_units([level.cost for level in levels], budget)
-    rows.append(np.full(n_levels, row))
-    cols.append(np.arange(n_levels))
-    vals.append(np.array(units))
-    spent = sum(u * lo for u, (lo, _) in zip(units, windows, strict=True))
-    upper_rhs.append(np.array([float(limit - spent)]))
-    row += 1
-    matrix = coo_array(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(row, 2 * n_levels),
-    ).tocsr()
+    constraints = _window_constraints(levels, windows, contacts, budget)
     widths = np.array([hi - lo for lo, hi in windows], dtype="float64")
     reach = np.array(
         [
@@ -449,13 +412,14 @@ def _solve_windows(
         np.concatenate([np.zeros(n_levels), -np.ones(n_levels)]),
         integrality=np.concatenate([np.ones(n_levels), np.zeros(n_levels)]),
         bounds=Bounds(np.zeros(2 * n_levels), np.concatenate([widths, reach])),
-        constraints=LinearConstraint(matrix, -np.inf, np.concatenate(upper_rhs)),
+        constraints=LinearConstraint(constraints.matrix(), -np.inf, constraints.upper()),
         # HiGHS notices its time limit between steps, up to a few tenths of a second late
         # on big windows: it gets most, not all, of what is left (see benchmarks/targeting.py).
         options={"time_limit": max(_SOLVER_SHARE * seconds, 0.01), "mip_rel_gap": 0.0},
     )
     window_bound = math.inf
     if result.mip_dual_bound is not None and np.isfinite(result.mip_dual_bound):
+        base = _value(levels, [lo for lo, _ in windows])
         window_bound = base - float(result.mip_dual_bound)
     counts = None
     if result.x is not None:
@@ -463,3 +427,75 @@ def _solve_windows(
             lo + round(float(d)) for d, (lo, _) in zip(result.x[:n_levels], windows, strict=True)
         ]
     return counts, window_bound, int(result.status)
+
+
+class _Constraints:
+    """The window program's rows ``A x <= upper``, added a block at a time, kept sparse.
+
+    Columns are d_0..d_{L-1} (counts above each window's start), then t_0..t_{L-1}
+    (each level's gain above its window's start).
+    """
+
+    def __init__(self, n_levels: int) -> None:
+        self.n_levels = n_levels
+        self.n_rows = 0
+        self._rows: list[np.ndarray] = []
+        self._cols: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        self._upper: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, upper: np.ndarray) -> None:
+        """``len(upper)`` new rows; ``rows`` numbers each entry's row among them from 0."""
+        self._rows.append(self.n_rows + rows)
+        self._cols.append(cols)
+        self._vals.append(vals)
+        self._upper.append(upper)
+        self.n_rows += len(upper)
+
+    def matrix(self) -> Any:
+        """A as a CSR matrix (scipy is imported here: its first import is slow)."""
+        from scipy.sparse import coo_array
+
+        return coo_array(
+            (np.concatenate(self._vals), (np.concatenate(self._rows), np.concatenate(self._cols))),
+            shape=(self.n_rows, 2 * self.n_levels),
+        ).tocsr()
+
+    def upper(self) -> np.ndarray:
+        return np.concatenate(self._upper)
+
+
+def _window_constraints(
+    levels: list[_Level], windows: list[tuple[int, int]], contacts: int | None, budget: float
+) -> _Constraints:
+    """Each level's epigraph cuts, then the contact cap (if any), then the money cap, both
+    net of what the windows' lower ends already take."""
+    n_levels = len(levels)
+    constraints = _Constraints(n_levels)
+    for i, (level, (lo, hi)) in enumerate(zip(levels, windows, strict=True)):
+        if hi > lo:
+            _add_cuts(constraints, i, level, lo, hi)
+    lower_used = sum(lo for lo, _ in windows)
+    every_level = np.arange(n_levels)
+    one_row = np.zeros(n_levels, dtype=every_level.dtype)
+    if contacts is not None:
+        upper = np.array([float(contacts - lower_used)])
+        constraints.add(one_row, every_level, np.ones(n_levels), upper)
+    units, limit = _money_units([level.cost for level in levels], budget)
+    spent = sum(u * lo for u, (lo, _) in zip(units, windows, strict=True))
+    constraints.add(one_row, every_level, np.array(units), np.array([float(limit - spent)]))
+    return constraints
+
+
+def _add_cuts(constraints: _Constraints, i: int, level: _Level, lo: int, hi: int) -> None:
+    """One cut per step k of level ``i``'s window (F is concave, so the cuts are exact at
+    whole counts): t_i - slope_k * d_i <= F(lo + k) - F(lo) - slope_k * k."""
+    width = hi - lo
+    slopes = level.gains[lo:hi]
+    steps = np.arange(width)
+    constraints.add(
+        np.concatenate([steps, steps]),
+        np.concatenate([np.full(width, constraints.n_levels + i), np.full(width, i)]),
+        np.concatenate([np.ones(width), -slopes]),
+        level.prefix[lo : lo + width] - level.prefix[lo] - slopes * steps,
+    )

@@ -27,6 +27,7 @@ from openpyxl.writer.excel import ExcelWriter
 from churn.cells import neutralise
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
+from churn.schema import CONTACT_COLUMNS, EXPORT_HEADERS, MARKETING_CONSENT, subset
 from churn.scoring.budget_pick import Selection
 from churn.scoring.targeting import NO_ACTION
 
@@ -40,30 +41,15 @@ NOT_IN_CUSTOMERS = "not_in_customers_table"
 # stamps both with the clock, and the XLSX is a DVC output a fresh clone must reproduce.
 XLSX_TIME = dt.datetime(1980, 1, 1)
 
-EXPORT_COLUMNS = {
-    "priority": "Priority",
-    "customer_id": "Customer ID",
-    "name": "Name",
-    "email": "Email",
-    "country": "Country",
-    "churn_probability": "Churn risk (%)",
-    "risk_band": "Risk band",
-    "segment": "Segment",
-    "expected_value_12m": "Expected value, next 12 months",
-    "value_at_risk": "Value at risk",
-    "action": "Recommended action",
-    "contact_cost": "Contact cost",
-    "expected_gain": "Expected gain",
-    "reason_1": "Why (1)",
-    "reason_2": "Why (2)",
-    "reason_3": "Why (3)",
-    "p_alive": "Chance still active (%)",
-    "recency_days": "Days since last order",
-    "n_orders": "Orders to date",
-    "revenue": "Revenue to date",
-    "risk_rank": "Risk rank",
-}
-_MONEY = ("expected_value_12m", "value_at_risk", "contact_cost", "expected_gain", "revenue")
+# The exported columns rounded to cents.
+_MONEY = subset(
+    EXPORT_HEADERS,
+    "expected_value_12m",
+    "value_at_risk",
+    "contact_cost",
+    "expected_gain",
+    "revenue",
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +92,7 @@ def consent_status(customer_ids: pd.Series, customers: pd.DataFrame | None) -> p
     """
     if customers is None or customers.empty:
         return pd.Series(CONSENT_OK, index=customer_ids.index, dtype="object")
-    consent = customers.drop_duplicates("customer_id").set_index("customer_id")["marketing_consent"]
+    consent = customers.drop_duplicates("customer_id").set_index("customer_id")[MARKETING_CONSENT]
     known = customer_ids.isin(consent.index)
     flag = customer_ids.map(consent)
     granted = flag.astype("boolean").fillna(False).to_numpy(dtype=bool)
@@ -220,12 +206,12 @@ def why_empty(
 
 def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
     out = frame.copy()
-    contact = ["email", "name", "country"]
     if customers is not None and not customers.empty:
-        info = customers.drop_duplicates("customer_id").set_index("customer_id")[contact]
-        for column in contact:
+        info = customers.drop_duplicates("customer_id").set_index("customer_id")
+        info = info[list(CONTACT_COLUMNS)]
+        for column in CONTACT_COLUMNS:
             out[column] = out["customer_id"].map(info[column])
-    for column in contact:
+    for column in CONTACT_COLUMNS:
         out[column] = out[column].fillna("") if column in out else ""
     out["priority"] = np.arange(1, len(out) + 1)
     out["churn_probability"] = (100 * out["churn_probability"]).round(1)
@@ -233,7 +219,7 @@ def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.D
     out["recency_days"] = out["recency_days"].round().astype("int64")
     for column in _MONEY:
         out[column] = out[column].round(2)
-    return out[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS).reset_index(drop=True)
+    return out[list(EXPORT_HEADERS)].rename(columns=EXPORT_HEADERS).reset_index(drop=True)
 
 
 def build_export(

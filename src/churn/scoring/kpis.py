@@ -17,8 +17,12 @@ from __future__ import annotations
 import pandas as pd
 
 from churn.features.segments import SEGMENTS
+from churn.schema import CUTOFF, LABEL, SPLIT, TRANSACTION_COLUMNS, subset
 
 _DAY = pd.Timedelta(days=1)
+# What the KPIs read of the transactions and of the labelled snapshots.
+KPI_TRANSACTION_COLUMNS = subset(TRANSACTION_COLUMNS, "customer_id", "order_id", "ts", "amount")
+KPI_LABELLED_COLUMNS = (CUTOFF, SPLIT, LABEL)
 
 
 def purchases(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -187,10 +191,10 @@ def churn_rate_by_cutoff(labelled: pd.DataFrame) -> pd.DataFrame:
     A rate that jumps between cutoffs (e.g. around Christmas) means the label's base
     rate moves with the season, which the model must see across training cutoffs.
     """
-    out = labelled.groupby("cutoff").agg(customers=("churned", "size"), churned=("churned", "sum"))
+    out = labelled.groupby(CUTOFF).agg(customers=(LABEL, "size"), churned=(LABEL, "sum"))
     out["churn_rate"] = out["churned"] / out["customers"]
-    if "split" in labelled.columns:
-        out.insert(0, "split", labelled.groupby("cutoff")["split"].first())
+    if SPLIT in labelled.columns:
+        out.insert(0, SPLIT, labelled.groupby(CUTOFF)[SPLIT].first())
     return out
 
 

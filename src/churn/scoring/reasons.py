@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-N_REASONS = 3
-REASON_COLUMNS = [f"reason_{i}" for i in range(1, N_REASONS + 1)]
+from churn.schema import REASON_COLUMNS
+
+N_REASONS = len(REASON_COLUMNS)
 # Features about the calendar, identical for every customer at a cutoff: never a reason.
 DATE_FEATURES = frozenset({"days_to_christmas", "christmas_in_horizon"})
 # Pushes below this (log-odds) are noise, not a reason worth printing.
@@ -240,7 +241,7 @@ def top_reasons(
     gives ``NO_WARNING_SIGN`` as the first.
     """
     groups = reason_groups(features)
-    out = pd.DataFrame("", index=rows.index, columns=REASON_COLUMNS)
+    out = pd.DataFrame("", index=rows.index, columns=list(REASON_COLUMNS))
     if rows.empty or not groups:
         return out
     # Summed group by group, not as a product with a 0/1 matrix: BLAS adds in an order
@@ -260,4 +261,4 @@ def top_reasons(
                 named.append(text)
         named = named or [NO_WARNING_SIGN]
         texts.append(named + [""] * (N_REASONS - len(named)))
-    return pd.DataFrame(texts, index=rows.index, columns=REASON_COLUMNS)
+    return pd.DataFrame(texts, index=rows.index, columns=list(REASON_COLUMNS))

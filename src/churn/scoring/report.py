@@ -6,7 +6,7 @@ e-mail attachment, a shared drive or a locked-down laptop. Customer ids, segment
 names and reasons come from the data and may hold any text, so the template
 autoescapes everything except the charts, which matplotlib has already escaped.
 
-The numbers come from the score and targets tables (CONTRACT.md) and the KPI
+The numbers come from the score and targets tables (src/churn/schema.py) and the KPI
 definitions in ``churn.scoring.kpis``; this module only selects and formats them,
 so the report never disagrees with the exploration notebook.
 """
@@ -24,10 +24,13 @@ from markupsafe import Markup
 
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
+from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
 from churn.scoring import kpis
 from churn.scoring import report_charts as charts
 
-SCORE_COLUMNS = (
+# The parts of the score and targets tables the report reads (and requires).
+REPORT_SCORE_COLUMNS = subset(
+    SCORE_COLUMNS,
     "customer_id",
     "as_of",
     "churn_probability",
@@ -37,8 +40,10 @@ SCORE_COLUMNS = (
     "value_at_risk",
     "segment",
 )
-TARGET_COLUMNS = (*SCORE_COLUMNS, "expected_gain", "action", "contact_cost", "selected")
-REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+REPORT_TARGET_COLUMNS = (
+    *REPORT_SCORE_COLUMNS,
+    *subset(TARGET_COLUMNS, "expected_gain", "action", "contact_cost", "selected"),
+)
 HIGH_RISK = "high"
 
 
@@ -247,26 +252,11 @@ def render_report(
     the targeting limits (None = none), shown beside what was used. ``horizon_days`` and
     ``lookback_days`` make the monthly churn rate use the model's own label.
     """
-    fix = "re-run `churn score` and the targeting step with this version"
-    require_columns(scores, SCORE_COLUMNS, "the score table", fix)
-    require_columns(targets, TARGET_COLUMNS, "the targets table", fix)
-    if scores.empty:
-        raise UserError("the score table is empty: no active customers to report on")
-    if previous_scores is not None:
-        require_columns(previous_scores, ("as_of", "segment"), "the previous score table", fix)
+    _check_tables(scores, targets, previous_scores)
     as_of = pd.Timestamp(scores["as_of"].max())
     money = config.currency
     numbers = headline(scores, targets, budget, max_contacts)
-    previous_numbers = None
-    previous_segments = None
-    if previous_scores is not None and not previous_scores.empty:
-        previous_segments = current_segments(previous_scores)
-        has_risk = {"risk_band", "value_at_risk"} <= set(previous_scores.columns)
-        previous_numbers = {
-            "as_of": pd.Timestamp(previous_scores["as_of"].max()).date(),
-            "at_risk": int((previous_scores["risk_band"] == HIGH_RISK).sum()) if has_risk else None,
-            "value_at_risk": float(previous_scores["value_at_risk"].sum()) if has_risk else None,
-        }
+    previous_numbers, previous_segments = _previous_run(previous_scores)
     segments = current_segments(scores)
     summary = segment_summary(scores, targets)
     kpi = (
@@ -275,7 +265,6 @@ def render_report(
         else None
     )
     top = top_targets(targets, config.top_targets)
-    model = scores.iloc[0]
     context = {
         "title": config.title,
         "as_of": as_of.date(),
@@ -286,18 +275,71 @@ def render_report(
         "kpi": kpi,
         "horizon_days": horizon_days,
         "lookback_days": lookback_days,
-        "risk_chart": Markup(charts.risk_distribution(scores)),
-        "value_chart": Markup(charts.value_at_risk_by_segment(summary["value_at_risk"], money)),
-        "segment_chart": Markup(charts.segment_sizes(segments, previous_segments)),
+        **_score_charts(scores, summary, segments, previous_segments, money),
         "segments": summary.reset_index().to_dict("records"),
         "targets": top.to_dict("records"),
         "n_selected": numbers.contacted,
-        "model_name": str(model.get("model_name", "")),
-        "model_version": str(model.get("model_version", "")),
-        "model_uri": str(model.get("model_uri", "")),
+        **_model_fields(scores),
         "generated_for": dt.date.isoformat(as_of.date()),
     }
     return _environment().get_template("report.html.j2").render(**context)
+
+
+def _check_tables(
+    scores: pd.DataFrame, targets: pd.DataFrame, previous_scores: pd.DataFrame | None
+) -> None:
+    """Tables from an older pipeline version, or an empty score table, fail with one clear
+    line before anything is drawn."""
+    fix = "re-run `churn score` and the targeting step with this version"
+    require_columns(scores, REPORT_SCORE_COLUMNS, "the score table", fix)
+    require_columns(targets, REPORT_TARGET_COLUMNS, "the targets table", fix)
+    if scores.empty:
+        raise UserError("the score table is empty: no active customers to report on")
+    if previous_scores is not None:
+        require_columns(previous_scores, ("as_of", "segment"), "the previous score table", fix)
+
+
+def _previous_run(
+    previous_scores: pd.DataFrame | None,
+) -> tuple[dict[str, object] | None, pd.Series | None]:
+    """(headline numbers, customers per segment) of an earlier run, for the comparison;
+    (None, None) without one. An older score table without risk columns still gives its
+    segments, and None for the risk numbers it cannot back."""
+    if previous_scores is None or previous_scores.empty:
+        return None, None
+    segments = current_segments(previous_scores)
+    has_risk = {"risk_band", "value_at_risk"} <= set(previous_scores.columns)
+    numbers: dict[str, object] = {
+        "as_of": pd.Timestamp(previous_scores["as_of"].max()).date(),
+        "at_risk": int((previous_scores["risk_band"] == HIGH_RISK).sum()) if has_risk else None,
+        "value_at_risk": float(previous_scores["value_at_risk"].sum()) if has_risk else None,
+    }
+    return numbers, segments
+
+
+def _score_charts(
+    scores: pd.DataFrame,
+    summary: pd.DataFrame,
+    segments: pd.Series,
+    previous_segments: pd.Series | None,
+    money: str,
+) -> dict[str, Markup]:
+    """The charts drawn from this run's scores, as inline SVG (matplotlib has escaped them)."""
+    return {
+        "risk_chart": Markup(charts.risk_distribution(scores)),
+        "value_chart": Markup(charts.value_at_risk_by_segment(summary["value_at_risk"], money)),
+        "segment_chart": Markup(charts.segment_sizes(segments, previous_segments)),
+    }
+
+
+def _model_fields(scores: pd.DataFrame) -> dict[str, str]:
+    """Which model scored the table (from its first row: one model scores a whole run)."""
+    model = scores.iloc[0]
+    return {
+        "model_name": str(model.get("model_name", "")),
+        "model_version": str(model.get("model_version", "")),
+        "model_uri": str(model.get("model_uri", "")),
+    }
 
 
 def render_pipeline_report(

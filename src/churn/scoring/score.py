@@ -7,77 +7,23 @@ and a data scientist's notebook run the very same object.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from churn.config import AttributionConfig, ScoringConfig
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
+from churn.model.identity import ModelIdentity
+from churn.schema import CUTOFF, REASON_COLUMNS, SCORE_COLUMNS, subset
 from churn.scoring.attribution import contributions
-from churn.scoring.reasons import REASON_COLUMNS, top_reasons
+from churn.scoring.reasons import top_reasons
 
-SCORE_COLUMNS = [
-    "customer_id",
-    "as_of",
-    "churn_probability",
-    "risk_band",
-    "risk_rank",
-    "p_alive",
-    "expected_value_12m",
-    "value_at_risk",
-    "segment",
-    "recency_days",
-    "n_orders",
-    "revenue",
-    *REASON_COLUMNS,
-    "model_name",
-    "model_version",
-    "model_uri",
-]
-_REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))?/?")
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which model produced a score: the URI asked for and the registered name and version."""
-
-    uri: str
-    name: str = ""
-    version: str = ""
-
-    @property
-    def pinned_uri(self) -> str:
-        """A URI that keeps meaning this exact model after an alias moves."""
-        if self.uri.startswith("models:/") and self.name and self.version:
-            return f"models:/{self.name}/{self.version}"
-        return self.uri
-
-
-def identify_model(uri: str, train_run: Mapping[str, Any] | None = None) -> ModelIdentity:
-    """Name and version behind a model URI; an alias is resolved through the registry.
-
-    A local model directory has no registry version; its name comes from the
-    training run record (models/train_run.json) when there is one.
-    """
-    found = _REGISTRY_URI.fullmatch(uri)
-    if found is None:
-        name = str((train_run or {}).get("registered_model") or "")
-        return ModelIdentity(uri=uri, name=name)
-    name, alias, version = found.group("name"), found.group("alias"), found.group("version")
-    if alias:
-        try:
-            version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        except Exception as exc:  # MLflow raises several types for an unknown alias
-            raise UserError(
-                f"cannot resolve {uri!r} in the registry: {str(exc).splitlines()[0]}"
-            ) from exc
-    return ModelIdentity(uri=uri, name=name, version=version or "")
+# The score columns copied as they are from the snapshot (whose cutoff becomes as_of).
+FROM_SNAPSHOT = subset(
+    SCORE_COLUMNS, "customer_id", "recency_days", "n_orders", "revenue", "segment"
+)
 
 
 def risk_bands(probability: np.ndarray | pd.Series, config: ScoringConfig) -> np.ndarray:
@@ -104,8 +50,7 @@ def score_customers(
         raise UserError("no active customers to score at the as-of date")
     config = config or ScoringConfig()
     identity = model_uri if isinstance(model_uri, ModelIdentity) else ModelIdentity(model_uri)
-    columns = ["customer_id", "cutoff", "recency_days", "n_orders", "revenue", "segment"]
-    scores = snapshot[columns].rename(columns={"cutoff": "as_of"})
+    scores = snapshot[[CUTOFF, *FROM_SNAPSHOT]].rename(columns={CUTOFF: "as_of"})
     scores["as_of"] = pd.to_datetime(scores["as_of"])
     scores["segment"] = scores["segment"].astype(str)
     scores["churn_probability"] = model.churn_probability(snapshot)
@@ -122,7 +67,15 @@ def score_customers(
     scores["model_name"] = identity.name
     scores["model_version"] = identity.version
     scores["model_uri"] = identity.uri
-    return scores[SCORE_COLUMNS].reset_index(drop=True)
+    return scores[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def scored_by(scores: pd.DataFrame) -> ModelIdentity:
+    """The model that produced ``scores``, as its first row records it."""
+    first = scores.iloc[0]
+    return ModelIdentity(
+        str(first["model_uri"]), str(first["model_name"]), str(first["model_version"])
+    )
 
 
 def explain(

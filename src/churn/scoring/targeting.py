@@ -22,18 +22,10 @@ import pandas as pd
 from churn.config import TargetingConfig
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
+from churn.schema import TARGETING_COLUMNS
 from churn.scoring.budget_pick import Selection, optimal_selection
 
 NO_ACTION = "No action"
-TARGET_COLUMNS = [
-    "expected_gain",
-    "action",
-    "contact_cost",
-    "save_rate",
-    "targeted",
-    "selected",
-    "control_group",
-]
 
 
 def control_group(customer_ids: pd.Series, seed: int, fraction: float) -> np.ndarray:
@@ -121,4 +113,4 @@ def select_targets(
     out["targeted"] = pick.chosen
     out["control_group"] = control_group(out["customer_id"], config.seed, config.control_fraction)
     out["selected"] = out["targeted"] & ~out["control_group"]
-    return out[[*scores.columns, *TARGET_COLUMNS]], pick
+    return out[[*scores.columns, *TARGETING_COLUMNS]], pick

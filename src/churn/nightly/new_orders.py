@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from churn.scoring.guards import DistributionShiftError, psi_from_counts
+from churn.nightly.guards import DistributionShiftError, psi_from_counts
 
 # New orders expected per equal-count bin (fewer bins on a small day; see above).
 ORDERS_PER_BIN = 20
@@ -120,7 +120,7 @@ def measure(transactions: Path, since: str | None, history_days: int, bins: int)
 
 def _psi(con: duckdb.DuckDBPyConnection, bins: int, n_new: int) -> float:
     """PSI of the new orders' values over the history's quantile bins, counted in SQL
-    (ties merged and the outer bins open, as in ``churn.scoring.guards.psi``)."""
+    (ties merged and the outer bins open, as in ``churn.nightly.guards.psi``)."""
     cuts = sorted({TAIL, *quantile_cuts(bins, n_new), 1 - TAIL})
     row = con.execute(
         "SELECT quantile_cont(value, $cuts) FROM sided WHERE NOT is_new", {"cuts": cuts}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from churn.scoring import partitions
-from churn.scoring.lock import RunLockedError, exclusive_lock
+from churn.nightly import partitions
+from churn.nightly.lock import RunLockedError, exclusive_lock
 
 DAY1, DAY2 = dt.date(2026, 9, 1), dt.date(2026, 9, 2)
 

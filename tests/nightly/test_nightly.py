@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from churn import cli
-from churn.scoring import nightly as nightly_module
-from churn.scoring.partitions import LATEST, STAGING
+from churn.nightly.partitions import LATEST, STAGING
+from churn.stages import export as export_stage
 from nightly_shop import (
     FIRST,
     NAME,
@@ -92,6 +92,39 @@ def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
     }
     assert max(manifest["psi"]["values"].values()) < 0.5
     assert set(manifest["timings"]) >= {"ingest", "features", "score", "total"}
+    # The manifest's shape, as the job has always written it (schedulers parse it).
+    assert set(manifest) == {
+        "as_of",
+        "status",
+        "model",
+        "data",
+        "rows",
+        "quarantine",
+        "psi",
+        "new_orders",
+        "thresholds",
+        "outputs",
+        "code",
+        "timings",
+    }
+    assert set(manifest["model"]) == {"requested", "uri", "name", "version"}
+    assert set(manifest["rows"]) == {
+        "raw",
+        "transactions",
+        "quarantined",
+        "malformed",
+        "customers_in_master",
+        "scored",
+        "contactable",
+        "selected",
+        "targets",
+    }
+    assert set(manifest["quarantine"]) == {"malformed_fraction", "reasons"}
+    assert set(manifest["psi"]) == {"reference", "values", "skipped", "score_enforced"}
+    assert set(manifest["code"]) == {"churn_version", "git_commit"}
+    # The job's list summary names no files: its paths are the run's staging folder.
+    summary = json.loads((partition / "retention_targets.summary.json").read_text())
+    assert "files" not in summary and summary["exported"] == len(targets)
 
     runs = mlflow.search_runs(experiment_names=["churn-nightly"], output_format="list")
     published = [r for r in runs if r.data.tags.get("status") == "published"]
@@ -203,7 +236,7 @@ def test_crash_mid_write_leaves_previous_outputs(
         target.write_text(frame.head(3).to_csv(index=False))
         raise OSError("disk full")
 
-    monkeypatch.setattr(nightly_module, "write_csv", half_written)
+    monkeypatch.setattr(export_stage, "write_csv", half_written)  # the list
     params = _params(shop, workspace, _raw(shop))
     root = workspace / "nightly"
     before = _tree(root)
@@ -220,13 +253,13 @@ def test_crash_mid_write_leaves_previous_outputs(
 
 _KILLED_MID_WRITE = """
 import os, signal, sys
-from churn.scoring import nightly
+from churn.stages import export as export_stage
 
 def killed(frame, target):
     target.write_text(frame.head(3).to_csv(index=False))
     os.kill(os.getpid(), signal.SIGKILL)
 
-nightly.write_csv = killed
+export_stage.write_csv = killed  # the list, written by the export stage
 from churn.cli import main
 main(sys.argv[1:])
 """

@@ -7,7 +7,7 @@ Layout under ``nightly.output_root``::
     latest.json         the newest published as-of date and its files
     .staging/           runs in progress, their temp files included (private, removed
                         when a run ends, and by the next run after a kill)
-    .lock               see churn.scoring.lock
+    .lock               see churn.nightly.lock
 
 A run writes everything into its own staging folder and publishes with
 ``rename``, which is atomic within one file system, so a reader (or a crash)

@@ -9,12 +9,13 @@ what was measured against which threshold.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from churn.data.ingest_report import IngestReport
 from churn.data.quarantine import MALFORMED_REASONS
 from churn.errors import UserError
 
@@ -40,24 +41,23 @@ class DistributionShiftError(UserError):
     exit_code = 13
 
 
-def check_quarantine(report: Mapping[str, object], max_fraction: float) -> float:
-    """The malformed share of the ingest report; raise above ``max_fraction``.
+def check_quarantine(report: IngestReport, max_fraction: float) -> None:
+    """Raise when the ingest report's malformed share is above ``max_fraction``.
 
     Policy rows (guest orders, rows after as_of, zero amounts) are expected and
-    do not count: only rows that mean the export itself is damaged do.
+    do not count: only rows that mean the export itself is damaged do, as ingest
+    counted them (``malformed_rows``). The share is compared unrounded, so with a
+    threshold of 0 one malformed row in millions still refuses.
     """
-    rows_in = int(report["rows_in"])  # type: ignore[call-overload]
-    reasons = report.get("reasons") or {}
-    assert isinstance(reasons, Mapping)
-    bad = sum(int(reasons.get(r, 0)) for r in MALFORMED_REASONS)
+    bad, rows_in = report.malformed_rows, report.rows_in
     fraction = bad / rows_in if rows_in else 0.0
     if fraction > max_fraction:
+        reasons = report.reasons
         detail = ", ".join(f"{r} {reasons[r]:,}" for r in MALFORMED_REASONS if reasons.get(r))
         raise QuarantineError(
             f"{bad:,} of {rows_in:,} raw rows ({fraction:.1%}) are malformed ({detail}), above"
             f" nightly.max_malformed_fraction={max_fraction}; previous list left in place"
         )
-    return fraction
 
 
 def check_new_data(

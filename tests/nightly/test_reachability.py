@@ -8,7 +8,7 @@ import socket
 import mlflow
 import pytest
 
-from churn.scoring import reachability
+from churn.nightly import reachability
 
 BOUNDS = (
     "MLFLOW_HTTP_REQUEST_TIMEOUT",

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.scoring.guards import (
+from churn.data.ingest_report import IngestReport
+from churn.nightly.guards import (
     DistributionShiftError,
     NoNewDataError,
     PsiResult,
@@ -73,15 +74,38 @@ def test_distribution_psi_uses_columns_both_sides_have() -> None:
     assert result.values["a"] == 0 and result.values["s"] > 1
 
 
-def test_quarantine_guard_counts_malformed_rows_only() -> None:
-    report = {
-        "rows_in": 1_000,
-        "reasons": {"guest_order": 300, "after_as_of": 200, "non_numeric_amount": 40},
-    }
-    assert check_quarantine(report, 0.05) == pytest.approx(0.04)
+def _ingested(rows_in: int, reasons: dict[str, int], malformed: int) -> IngestReport:
+    quarantined = sum(reasons.values())
+    return IngestReport(
+        rows_in=rows_in,
+        rows_out=rows_in - quarantined,
+        rows_quarantined=quarantined,
+        reasons=reasons,
+        malformed_rows=malformed,
+        malformed_fraction=round(malformed / rows_in, 6),
+        customers=1,
+        first_ts=None,
+        last_ts=None,
+    )
+
+
+def test_quarantine_guard_reads_the_malformed_rows_ingest_counted() -> None:
+    """Policy rows (guest orders, after as_of) are in the report but not malformed."""
+    report = _ingested(
+        1_000, {"guest_order": 300, "after_as_of": 200, "non_numeric_amount": 40}, malformed=40
+    )
+    check_quarantine(report, 0.05)
     with pytest.raises(QuarantineError, match=r"40 of 1,000 raw rows \(4.0%\)") as info:
         check_quarantine(report, 0.03)
     assert info.value.exit_code == 12 and "non_numeric_amount 40" in str(info.value)
+
+
+def test_quarantine_guard_at_zero_refuses_one_row_the_rounded_fraction_hides() -> None:
+    """The report rounds the fraction to 6 places (0.0 here); the guard must not."""
+    report = _ingested(3_000_000, {"unparseable_timestamp": 1}, malformed=1)
+    assert report.malformed_fraction == 0.0
+    with pytest.raises(QuarantineError, match="1 of 3,000,000 raw rows"):
+        check_quarantine(report, 0.0)
 
 
 def test_new_data_guard() -> None:

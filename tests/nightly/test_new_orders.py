@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn.scoring.guards import PSI_FLOOR
-from churn.scoring.new_orders import (
+from churn.nightly.guards import PSI_FLOOR
+from churn.nightly.new_orders import (
     NewOrders,
     NewOrderValueError,
     check,

@@ -13,7 +13,7 @@ from typing import Any
 
 from churn.config import Params
 from churn.errors import UserError
-from churn.scoring.reachability import describe
+from churn.nightly.reachability import describe
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def configure(params: Params) -> None:
 
     ``churn.model.tracking.configure`` also sets the experiment, a round trip to
     the server that, were it down, would retry for minutes before the job's own
-    bounds (churn.scoring.reachability) apply; the job names its experiment
+    bounds (churn.nightly.reachability) apply; the job names its experiment
     when it logs instead.
     """
     import mlflow

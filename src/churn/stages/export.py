@@ -1,0 +1,170 @@
+"""The `export` stage: the retention list under the budget, its summary and targets table.
+
+`churn export` and the nightly job both build the list with :func:`retention` and
+write it with :func:`write_list`, so the list a marketer exports by hand and the one
+the job publishes cannot differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.adhoc import ExportFiles, export_files, export_output, export_parts
+from churn.atomic import atomic_path, write_csv, write_json, write_parquet
+from churn.config import ExportConfig, Params
+from churn.errors import UserError
+from churn.model.churn_model import ChurnModel
+from churn.outcomes.in_effect import rates_in_effect
+from churn.scoring.export import ExportFilters, write_xlsx
+from churn.scoring.retention import ReasonsFor, RetentionList, retention_list
+from churn.scoring.score import explain, scored_by
+from churn.stages.inputs import read_parquet, run_name
+from churn.stages.model import scoring_model
+from churn.stages.snapshot import scoring_snapshot
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "xlsx")
+FILTER_FIELDS = ("segments", "bands", "min_value", "actions", "top_n")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What `churn export` was asked for: the filters given as options (by ExportFilters
+    field name), the formats, another score table and an output file; all optional."""
+
+    options: Mapping[str, Any]
+    formats: list[str] | None = None
+    scores: Path | None = None
+    output: Path | None = None
+
+    @property
+    def given(self) -> set[str]:
+        return {f for f, value in self.options.items() if value not in (None, [])}
+
+    @property
+    def ad_hoc(self) -> bool:
+        """Any option makes a one-off list, written beside the tracked files."""
+        return bool(self.given or self.formats or self.scores or self.output)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The list built and where it went (``written``: the list files, summary last)."""
+
+    chosen: RetentionList
+    files: ExportFiles
+    written: list[str]
+
+
+def param_filters(
+    settings: ExportConfig, options: Mapping[str, Any] | None = None
+) -> ExportFilters:
+    """The export filters: each option given, else its ``export.*`` default from params."""
+    given = {f: v for f, v in (options or {}).items() if v not in (None, [])}
+    values = {f: given.get(f, getattr(settings, f)) for f in FILTER_FIELDS}
+    return ExportFilters(**values, from_params=frozenset(set(FILTER_FIELDS) - set(given)))
+
+
+def retention(
+    scores: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    params: Params,
+    filters: ExportFilters,
+    reasons_for: ReasonsFor,
+) -> RetentionList:
+    """Consent, the budgeted pick, reasons for the picked and the filtered contact list,
+    under the save rates in effect (assumed, or measured from campaign outcomes), which
+    the summary records."""
+    targeting, rates = rates_in_effect(
+        params.targeting, params.paths.save_rates, params.outcomes.min_control
+    )
+    chosen = retention_list(scores, customers, targeting, filters, reasons_for)
+    chosen.summary["save_rates"] = rates
+    return chosen
+
+
+def reasons_from(snapshot: pd.DataFrame, model: ChurnModel, params: Params) -> ReasonsFor:
+    """Reasons for the picked customers from the model and snapshot that scored them."""
+    return lambda wanted: explain(snapshot, model, wanted, params.attribution)
+
+
+def write_list(chosen: RetentionList, files: ExportFiles, name_files: bool = True) -> list[str]:
+    """Write the targets table, the list in each format and, last, the summary (naming the
+    list files it describes when ``name_files``); returns the paths written."""
+    if files.table is not None:
+        write_parquet(chosen.targets, files.table)
+    written = []
+    if "csv" in files.lists:
+        write_csv(chosen.contact_list, files.lists["csv"])
+        written.append(str(files.lists["csv"]))
+    if "xlsx" in files.lists:
+        with atomic_path(files.lists["xlsx"]) as tmp:
+            write_xlsx(chosen.contact_list, tmp)
+        written.append(str(files.lists["xlsx"]))
+    summary = {**chosen.summary, "files": written} if name_files else chosen.summary
+    write_json(summary, files.summary)
+    return [*written, str(files.summary)]
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """An export checked and its inputs read: nothing left that a typo can break."""
+
+    filters: ExportFilters
+    scores: pd.DataFrame
+    customers: pd.DataFrame | None
+    files: ExportFiles
+
+
+def plan(params: Params, request: ExportRequest) -> ExportPlan:
+    """Check the request (filters, formats, --output) before reading anything, then read
+    the score table and the customers table and settle where the list goes."""
+    filters = param_filters(params.export, request.options)
+    filters.check(list(params.targeting.actions))
+    # --output sets the one format by its suffix; a --format given with it must agree
+    formats = request.formats or ([] if request.output else list(params.export.formats))
+    for name in formats:
+        if name not in FORMATS:
+            raise UserError(f"--format {name!r} is not one of: 'csv', 'xlsx'")
+    if request.output is not None:  # before any reading, so a wrong --output fails at once
+        export_output(params, formats, request.output)
+    if request.scores is not None and not request.scores.exists():
+        raise UserError(f"score table not found: {request.scores} (check --scores)")
+    scores = read_parquet(request.scores or params.paths.scores, "score")
+    parts = None
+    if request.ad_hoc:
+        as_of = run_name(scores, request.scores) if request.scores is not None else None
+        parts = export_parts({f: request.options[f] for f in request.given}, as_of)
+    files = export_files(params, formats, request.output, parts)
+    customers = None
+    if params.paths.customers.exists():
+        customers = read_parquet(params.paths.customers, "ingest")
+    return ExportPlan(filters, scores, customers, files)
+
+
+def export(params: Params, planned: ExportPlan) -> Exported:
+    """The DVC stage (no options) or a one-off list (any option): pick, explain, write."""
+    scores = planned.scores
+    reasons = _reasons_of_scorer(scores, params)
+    chosen = retention(scores, planned.customers, params, planned.filters, reasons)
+    return Exported(chosen, planned.files, write_list(chosen, planned.files))
+
+
+def _reasons_of_scorer(scores: pd.DataFrame, params: Params) -> ReasonsFor:
+    """Reasons from the very model that scored (an alias may have moved since), at the
+    scores' as-of date; loaded only when someone was picked."""
+
+    def reasons_for(wanted: pd.Series) -> pd.DataFrame:
+        as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
+        loaded = scoring_model(params, scored_by(scores).pinned_uri)
+        snapshot = scoring_snapshot(params, as_of)
+        return reasons_from(snapshot, loaded.model, params)(wanted)
+
+    return reasons_for
