@@ -106,7 +106,9 @@ def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
         "outputs",
         "code",
         "timings",
+        "save_rates",  # issue 16: the rates the list used, and whence
     }
+    assert manifest["save_rates"]["mode"] == "assumed"
     assert set(manifest["model"]) == {"requested", "uri", "name", "version"}
     assert set(manifest["rows"]) == {
         "raw",
