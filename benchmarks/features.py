@@ -70,6 +70,7 @@ FIRST_CUTOFF = dt.date(2023, 11, 1)
 N_CUTOFFS = 12
 TARGET_RATIO = 1.5
 TARGET_PEAK_GB = 4.0
+BTYD_PHASE = "BTYD fits and predictions (BG/NBD, Pareto/NBD, Gamma-Gamma)"
 INT_COLUMNS = ["n_orders", *[f"n_orders_{w}d" for w in WINDOWS], "churned"]
 FLOAT_COLUMNS = ["revenue", *[f"revenue_{w}d" for w in WINDOWS], "recency_days", "tenure_days"]
 CORE = INT_COLUMNS + FLOAT_COLUMNS
@@ -323,11 +324,11 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
 
     class TimedFitter(tables.CutoffFitter):  # type: ignore[name-defined]
         def fit(self, group: pd.DataFrame) -> Any:
-            with timer("BG/NBD + Gamma-Gamma fits and predictions"):
+            with timer(BTYD_PHASE):
                 return super().fit(group)
 
     FittedCutoff.predict = timed(  # type: ignore[method-assign]
-        "BG/NBD + Gamma-Gamma fits and predictions", FittedCutoff.predict
+        BTYD_PHASE, FittedCutoff.predict
     )
 
     class TimedWriter(tables.PieceWriter):  # type: ignore[name-defined]

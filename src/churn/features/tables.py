@@ -160,6 +160,7 @@ _FIT_COLUMNS = (
     "customer_id",
     "cutoff",
     "n_orders",
+    "n_purchase_days",
     "revenue",
     "tenure_days",
     "recency_days",
