@@ -180,9 +180,15 @@ class CutoffFitter:
     treats NaN as missing, so training goes on.
     """
 
-    def __init__(self, horizon_days: int, sample: pa.Array | None = None) -> None:
+    def __init__(
+        self,
+        horizon_days: int,
+        sample: pa.Array | None = None,
+        pnbd_sample: pa.Array | None = None,
+    ) -> None:
         self.horizon_weeks = horizon_days / DAYS_PER_WEEK
         self.sample = sample
+        self.pnbd_sample = pnbd_sample  # Pareto/NBD's (smaller) sample; None: ``sample``
         self.reset()
 
     def reset(self) -> None:
@@ -198,8 +204,8 @@ class CutoffFitter:
         cutoff = group["cutoff"].iloc[0]
         if self.sample is not None:
             group = group[_in_sample(group["customer_id"], self.sample)]
+        pnbd = self._fit_pnbd(group, cutoff)
         x, t_x, age, m_x = _inputs(group)
-        pnbd = self._fit_pnbd(x, t_x, age, cutoff)
         try:
             bg = BetaGeoModel().fit(x, t_x, age, start=self.bg_start)
         except ValueError as exc:
@@ -216,9 +222,10 @@ class CutoffFitter:
         self.gg_start = (gg.p_, gg.q_, gg.v_)
         return FittedCutoff(self.horizon_weeks, bg, gg, pnbd)
 
-    def _fit_pnbd(
-        self, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, cutoff: object
-    ) -> ParetoNBDModel | None:
+    def _fit_pnbd(self, group: pd.DataFrame, cutoff: object) -> ParetoNBDModel | None:
+        if self.pnbd_sample is not None:
+            group = group[_in_sample(group["customer_id"], self.pnbd_sample)]
+        x, t_x, age, _ = _inputs(group)
         try:
             pnbd = ParetoNBDModel().fit(x, t_x, age, start=self.pnbd_start)
         except ValueError as exc:

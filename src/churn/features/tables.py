@@ -93,7 +93,11 @@ def feature_pieces(
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
     with materialized(bucket_table(transactions, plan, as_of)) as running:
         ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
-        fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
+        fitter = CutoffFitter(
+            snapshots.horizon_days,
+            sampled_ids(ids, features.btyd_fit_customers),
+            sampled_ids(ids, min(features.pnbd_fit_customers, features.btyd_fit_customers)),
+        )
         chunks = _code_ranges(len(ids), features.chunk_customers)
         del ids
 
