@@ -41,7 +41,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EVAL_KEYS = {"roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "base_rate", "n"}
-BASELINES = {"recency", "rfm_score", "bgnbd", "logistic"}
+BASELINES = {"recency", "rfm_score", "bgnbd", "pnbd", "logistic"}
 # What a clone holds (plus src/, bin/ and .dvc/): pyproject.toml and uv.lock too, since
 # MLflow copies them into the model folder from a uv project.
 PROJECT_FILES = (

@@ -44,6 +44,7 @@ def test_model_beats_every_baseline_on_auc_and_brier() -> None:
         "recency",
         "rfm_score",
         "bgnbd",
+        "pnbd",
         "logistic",
     }
     for name, baseline in baselines.items():

@@ -31,6 +31,9 @@ OWN_COLUMN_LISTS = {
     # maps from) and its hidden truth: written by churn.data.generate, read by no module.
     ("churn.data.generate", "RAW_COLUMNS"),
     ("churn.data.generate", "TRUTH_COLUMNS"),
+    # Features the BTYD fits read: feature names are whatever churn.features computes
+    # (the schema holds only a snapshot's ids and label), so they stay beside the fits.
+    ("churn.features.btyd_features", "INPUT_COLUMNS"),
 }
 
 

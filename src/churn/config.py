@@ -248,6 +248,10 @@ class FeaturesConfig(_Section):
     # (predictions still cover everyone): a few hundred thousand pin the four or three
     # parameters far more tightly than anything downstream can notice.
     btyd_fit_customers: int = Field(250_000, ge=100, le=MAX_ROWS)
+    # Pareto/NBD is fitted on the first this many of that hashed sample: its likelihood
+    # costs ~10x BG/NBD's per customer, and a few thousand (CDNOW: 2,357) pin its four
+    # parameters.
+    pnbd_fit_customers: int = Field(5_000, ge=100, le=MAX_ROWS)
     # With more customers than this, each cutoff runs as one query per range of this many
     # customers and reaches pandas (BTYD predictions, segments, Parquet) in chunks, so
     # neither DuckDB nor pandas holds a whole cutoff (100 M transactions: 8.6 M customers).

@@ -99,7 +99,7 @@ def _edge_cases() -> list[tuple[str, str | None, pd.Timestamp, float]]:
         ("E002", "E2-2", cutoff + us, 25.0),
         # Exactly at the end of the label window (counts as a repeat purchase).
         ("E003", "E3-1", cutoff - pd.Timedelta(days=5), 15.0),
-        ("E003", "E3-2", cutoff + horizon, 15.0),
+        ("E003", "E3-2", cutoff + horizon - us, 15.0),
         # Guest-style orders without an id, two at the same instant (one order).
         ("E004", None, cutoff - pd.Timedelta(days=60, seconds=-1) + 500_000 * us, 12.5),
         ("E004", None, cutoff - pd.Timedelta(days=60, seconds=-1) + 500_000 * us, 7.5),
@@ -224,9 +224,11 @@ def test_snapshots_match(
     assert duck["churned"].nunique() == 2
     edge = duck.set_index(["customer_id", duck["cutoff"].dt.date])
     test_cutoff = CUTOFFS["cutoff"].iloc[2]
-    assert edge.loc[("E001", test_cutoff), "recency_days"] == 0  # purchase on the cutoff
+    # A purchase at the cutoff instant is the first of the label window [c, c + horizon).
+    assert edge.loc[("E001", test_cutoff), "recency_days"] == 40
+    assert edge.loc[("E001", test_cutoff), "churned"] == 0
     assert edge.loc[("E002", test_cutoff), "churned"] == 0  # one microsecond later
-    assert edge.loc[("E003", test_cutoff), "churned"] == 0  # on the horizon edge
+    assert edge.loc[("E003", test_cutoff), "churned"] == 0  # the window's last instant
     assert ("E005", test_cutoff) not in edge.index  # only a return so far
     assert_same_table(duck, tables["pyspark"])
 

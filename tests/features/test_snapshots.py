@@ -157,9 +157,9 @@ def oracle_snapshots(
     for cutoff_date, split in zip(cutoffs["cutoff"], cutoffs["split"], strict=True):
         c = pd.Timestamp(cutoff_date)
         for customer in sorted(orders):
-            history = [o for o in orders[customer] if o.ts <= c]
+            history = [o for o in orders[customer] if o.ts < c]
             bought = sorted((o for o in history if o.is_purchase), key=lambda o: o.ts)
-            if not bought or not bought[-1].ts > c - active:
+            if not bought or not bought[-1].ts >= c - active:
                 continue  # not in the population at c
 
             def age(o: Order, c: pd.Timestamp = c) -> pd.Timedelta:
@@ -167,7 +167,7 @@ def oracle_snapshots(
 
             def n_bought(lo_days: float, hi_days: float, bought: list[Order] = bought) -> int:
                 lo, hi = pd.Timedelta(days=lo_days), pd.Timedelta(days=hi_days)
-                return sum(1 for o in bought if lo <= age(o) < hi)
+                return sum(1 for o in bought if lo < age(o) <= hi)
 
             n_orders = len(bought)
             revenue = sum(o.amount for o in history)
@@ -185,6 +185,7 @@ def oracle_snapshots(
                 "cutoff": c,
                 "split": split,
                 "n_orders": n_orders,
+                "n_purchase_days": len({o.ts.date() for o in bought}),
                 "revenue": revenue,
                 "max_order_value": max(o.amount for o in bought),
                 "n_orders_prev_90d": n_prev_90,
@@ -194,8 +195,8 @@ def oracle_snapshots(
             }
             for w in features.windows_days:
                 window = pd.Timedelta(days=w)
-                record[f"n_orders_{w}d"] = sum(1 for o in bought if age(o) < window)
-                record[f"revenue_{w}d"] = sum(o.amount for o in history if age(o) < window)
+                record[f"n_orders_{w}d"] = sum(1 for o in bought if age(o) <= window)
+                record[f"revenue_{w}d"] = sum(o.amount for o in history if age(o) <= window)
             record |= {
                 "recency_days": recency,
                 "tenure_days": (c - bought[0].ts) / ONE_DAY,
@@ -212,7 +213,7 @@ def oracle_snapshots(
                 "country": first_country(bought),
             }
             if with_label:
-                retained = any(o.is_purchase and c < o.ts <= c + horizon for o in orders[customer])
+                retained = any(o.is_purchase and c <= o.ts < c + horizon for o in orders[customer])
                 record["churned"] = 0 if retained else 1
             records.append(record)
     return pd.DataFrame.from_records(records)
@@ -313,7 +314,9 @@ def shops(draw: st.DrawFn, max_cutoffs: int = 3) -> Shop:
         st.lists(st.integers(60, 700), min_size=1, max_size=max_cutoffs, unique=True)
     )
     cutoffs = sorted(BASE + pd.Timedelta(days=d) for d in cutoff_days)
-    as_of = (cutoffs[-1] + pd.Timedelta(days=draw(st.integers(1, 120)))).date()
+    # as_of = c + horizon (the test cutoff's label window just closed) is the edge case.
+    as_of_days = draw(st.one_of(st.just(snapshots.horizon_days), st.integers(1, 120)))
+    as_of = (cutoffs[-1] + pd.Timedelta(days=as_of_days)).date()
     near = int(1.5 * snapshots.horizon_days) * 86_400
     key_instants = [t for c in cutoffs for t in (c, c + pd.Timedelta(days=snapshots.horizon_days))]
     instants = st.one_of(
@@ -333,7 +336,11 @@ def shops(draw: st.DrawFn, max_cutoffs: int = 3) -> Shop:
             # A customer active at c whose next purchase sits on a label-window edge.
             before = c - pd.Timedelta(seconds=draw(st.integers(1, active_s - 1)))
             lines.append((before, None, 5.0, "none"))
-            edge = draw(st.sampled_from([c, c + horizon, c + horizon + ONE_SECOND]))
+            edge = draw(
+                st.sampled_from(
+                    [c, c + horizon - ONE_DAY, c + horizon - ONE_SECOND, c + horizon, c - ONE_DAY]
+                )
+            )
             lines.append((edge, None, 5.0, "none"))
         for ts, order_id, amount, follower in lines:
             rows.append((f"c{i}", order_id, ts, amount))
@@ -398,13 +405,13 @@ def test_counts_come_back_as_integers(con: BaseBackend) -> None:
 
 @st.composite
 def shops_with_late_lines(draw: st.DrawFn) -> tuple[Shop, pd.DataFrame]:
-    """A shop with one cutoff, plus extra lines strictly after it and before as_of."""
+    """A shop with one cutoff, plus extra lines at or after it and before as_of."""
     shop = draw(shops(max_cutoffs=1))
     c = pd.Timestamp(shop.cutoffs["cutoff"].iloc[0])
     last_second = int((pd.Timestamp(shop.as_of) - c) / ONE_SECOND) - 1
     late_instants = st.one_of(
-        st.integers(1, last_second).map(lambda s: c + pd.Timedelta(seconds=s)),
-        st.sampled_from([c + ONE_SECOND, pd.Timestamp(shop.as_of) - ONE_SECOND]),
+        st.integers(0, last_second).map(lambda s: c + pd.Timedelta(seconds=s)),
+        st.sampled_from([c, c + ONE_SECOND, pd.Timestamp(shop.as_of) - ONE_SECOND]),
     )
     # Late lines start new orders: a line joining an order begun before the cutoff is the
     # known gap documented by test_a_late_line_of_an_earlier_order_does_not_leak.
@@ -481,23 +488,48 @@ def snapshot_of(
     return real.set_index("customer_id")
 
 
-def test_a_purchase_at_the_cutoff_instant_is_history_not_future(con: BaseBackend) -> None:
-    out = snapshot_of(con, [("a", "1", C, 10.0)])
-    assert list(out.index) == ["a"]  # active because of it
+def test_a_purchase_at_the_cutoff_instant_is_future_not_history(con: BaseBackend) -> None:
+    """A cutoff is a midnight and windows are [start, end): day c belongs to the label."""
+    out = snapshot_of(con, [("a", "1", C - ONE_DAY, 10.0), ("a", "2", C, 10.0)])
     assert out.loc["a", "n_orders"] == 1
-    assert out.loc["a", "recency_days"] == 0.0
-    assert out.loc["a", "churned"] == 1  # and it does not retain the customer
+    assert out.loc["a", "recency_days"] == 1.0
+    assert out.loc["a", "churned"] == 0  # it retains the customer
+    assert snapshot_of(con, [("b", "1", C, 10.0)]).empty  # nothing before c: not active
 
 
-def test_a_purchase_at_cutoff_plus_horizon_retains(con: BaseBackend) -> None:
-    rows = [("a", "1", C - ONE_DAY, 10.0), ("a", "2", C + pd.Timedelta(days=HORIZON), 10.0)]
+def test_a_purchase_one_second_before_cutoff_plus_horizon_retains(con: BaseBackend) -> None:
+    late = C + pd.Timedelta(days=HORIZON) - ONE_SECOND
+    rows = [("a", "1", C - ONE_DAY, 10.0), ("a", "2", late, 10.0)]
     assert snapshot_of(con, rows).loc["a", "churned"] == 0
 
 
-def test_a_purchase_one_second_after_the_horizon_does_not_retain(con: BaseBackend) -> None:
-    late = C + pd.Timedelta(days=HORIZON) + ONE_SECOND
-    rows = [("a", "1", C - ONE_DAY, 10.0), ("a", "2", late, 10.0)]
+def test_a_purchase_at_cutoff_plus_horizon_does_not_retain(con: BaseBackend) -> None:
+    rows = [("a", "1", C - ONE_DAY, 10.0), ("a", "2", C + pd.Timedelta(days=HORIZON), 10.0)]
     assert snapshot_of(con, rows).loc["a", "churned"] == 1
+
+
+@pytest.mark.parametrize("time_of_day", ["00:00:00", "00:00:01", "10:30:00", "23:59:59"])
+def test_date_only_and_timestamped_logs_agree_on_every_edge(
+    con: BaseBackend, time_of_day: str
+) -> None:
+    """With as_of = c + horizon (the test cutoff), a purchase dated on the label window's
+    last day retains the customer, whatever its time of day (midnight = a date-only log);
+    one dated as_of is ignored, and one dated c is in the label window, not the history."""
+    as_of = (C + pd.Timedelta(days=HORIZON)).date()
+    last_day = pd.Timestamp(as_of) - ONE_DAY
+    at = pd.Timedelta(time_of_day)
+    rows = [
+        ("last_day", "1", C - ONE_DAY + at, 10.0),
+        ("last_day", "2", last_day + at, 10.0),
+        ("as_of_day", "3", C - ONE_DAY + at, 10.0),
+        ("as_of_day", "4", pd.Timestamp(as_of) + at, 10.0),
+        ("cutoff_day", "5", C - 2 * ONE_DAY + at, 10.0),
+        ("cutoff_day", "6", C + at, 10.0),
+    ]
+    out = snapshot_of(con, rows, as_of=as_of)
+    assert out["churned"].to_dict() == {"as_of_day": 1, "cutoff_day": 0, "last_day": 0}
+    assert out["n_orders"].to_dict() == {"as_of_day": 1, "cutoff_day": 1, "last_day": 1}
+    assert out.loc["cutoff_day", "recency_days"] == pytest.approx((2 * ONE_DAY - at) / ONE_DAY)
 
 
 def test_a_return_in_the_label_window_does_not_retain(con: BaseBackend) -> None:
@@ -521,29 +553,44 @@ def test_transactions_at_or_after_as_of_are_ignored(con: BaseBackend) -> None:
     assert scoring.empty
 
 
-def test_the_population_edge_is_exclusive(con: BaseBackend) -> None:
+def test_the_population_edge_is_inclusive_at_its_start(con: BaseBackend) -> None:
     active = pd.Timedelta(days=SnapshotConfig().active_window_days)
-    rows = [("a", "1", C - active, 10.0), ("b", "2", C - active + ONE_SECOND, 10.0)]
+    rows = [("a", "1", C - active - ONE_SECOND, 10.0), ("b", "2", C - active, 10.0)]
     assert list(snapshot_of(con, rows).index) == ["b"]
 
 
-def test_sub_second_timestamps_after_the_cutoff_do_not_leak(con: BaseBackend) -> None:
-    """ts = c + 0.4 s is after c: not history, and it is a purchase in (c, c + horizon]."""
+def test_purchase_days_count_days_not_orders(con: BaseBackend) -> None:
+    """Three orders on one day and one on another are two purchase days (BG/NBD's x + 1)."""
+    day = C - 10 * ONE_DAY
+    rows = [
+        ("a", "1", day + pd.Timedelta(hours=9), 10.0),
+        ("a", "2", day + pd.Timedelta(hours=12), 10.0),
+        ("a", None, day + pd.Timedelta(hours=18), 10.0),
+        ("a", "3", day + ONE_DAY, 10.0),
+        ("a", "4", day + 2 * ONE_DAY, -10.0),  # a return is not a purchase day
+    ]
+    out = snapshot_of(con, rows)
+    assert (out.loc["a", "n_orders"], out.loc["a", "n_purchase_days"]) == (4, 2)
+
+
+def test_sub_second_timestamps_before_the_cutoff_are_history(con: BaseBackend) -> None:
+    """ts = c - 0.4 s is before c: history; c + 0.4 s is in [c, c + horizon)."""
     eps = pd.Timedelta(milliseconds=400)
     horizon_end = C + pd.Timedelta(days=HORIZON)
     rows = [
         ("a", "1", C - ONE_DAY, 10.0),
         ("a", "2", C + eps, 99.0),
-        ("b", "3", C - ONE_DAY, 10.0),
-        ("b", "4", horizon_end + eps, 99.0),  # just past the label window
-        ("c", "5", C + eps, 99.0),  # nothing at or before c: not in the population
+        ("b", "3", C - eps, 10.0),
+        ("b", "4", horizon_end - eps, 99.0),  # just inside the label window
+        ("c", "5", C + eps, 99.0),  # nothing before c: not in the population
     ]
     out = snapshot_of(con, rows)
     assert sorted(out.index) == ["a", "b"]
     assert out.loc["a", "n_orders"] == 1
     assert out.loc["a", "revenue"] == 10.0
     assert out.loc["a", "churned"] == 0
-    assert out.loc["b", "churned"] == 1
+    assert out.loc["b", "churned"] == 0
+    assert out.loc["b", "recency_days"] == pytest.approx(0.4 / 86_400, abs=1.5e-5)
 
 
 # --------------------------------------------------------------------------- feature edges

@@ -67,6 +67,7 @@ def test_bgnbd_feature_ranks_churners(tables: FeatureTables) -> None:
 
     test = tables.labelled[tables.labelled["split"] == "test"]
     assert roc_auc_score(test["churned"], test["btyd_p_no_purchase"]) > 0.6
+    assert roc_auc_score(test["churned"], test["pnbd_p_no_purchase"]) > 0.6
 
 
 def test_later_transactions_change_no_feature_at_earlier_cutoffs(
@@ -107,7 +108,7 @@ def test_transactions_after_as_of_are_ignored(
 def test_a_hashed_sample_fit_is_close_to_the_full_fit(tables: FeatureTables) -> None:
     """400 of 1,500 customers pin the BG/NBD parameters well enough for P(no purchase)."""
     history = tables.labelled[
-        ["customer_id", "cutoff", "n_orders", "tenure_days", "recency_days", "avg_order_value"]
+        ["customer_id", "cutoff", "n_purchase_days", "revenue", "tenure_days", "recency_days"]
     ].reset_index(drop=True)
     sample = fit_sample(history["customer_id"], 400)
     members = pd.Series(sample).groupby(history["customer_id"]).nunique()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -120,14 +121,21 @@ def _weights(weights: ArrayLike | None, n: int) -> FloatArray:
     return w
 
 
-def _maximise(objective: Objective, starts: Sequence[Sequence[float]], model: str) -> FloatArray:
+def _maximise(
+    objective: Objective,
+    starts: Sequence[Sequence[float]],
+    model: str,
+    optimiser: dict[str, Any] | None = None,
+) -> FloatArray:
     """TNC on log-parameters from each start until one converges."""
     message = ""
     for start in starts:
         theta0 = log(np.asarray(start, dtype=np.float64))
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
         with np.errstate(all="ignore"):
-            result = minimize(objective, theta0, jac=True, bounds=bounds, **_OPTIMISER)
+            result = minimize(
+                objective, theta0, jac=True, bounds=bounds, **(optimiser or _OPTIMISER)
+            )
         message = str(result.message)
         # The optimiser may stop in a line search exactly at the optimum; accept a small
         # projected gradient as convergence too.
@@ -206,9 +214,19 @@ def _gg_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     return float(total[0]), total[1:] * params
 
 
+class _Weighted(Protocol):
+    """Likelihood data: anything with one weight per (distinct) row."""
+
+    @property
+    def weight(self) -> FloatArray: ...
+
+
+_Data = TypeVar("_Data", bound=_Weighted)
+
+
 def _objective(
-    loglik: Callable[[FloatArray, _Grouped], tuple[float, FloatArray]],
-    h: _Grouped,
+    loglik: Callable[[FloatArray, _Data], tuple[float, FloatArray]],
+    h: _Data,
     penalizer: float,
 ) -> Objective:
     """Mean negative log-likelihood per customer plus an L2 penalty on the log-parameters."""

@@ -1,4 +1,4 @@
-"""BG/NBD and Gamma-Gamma quantities as features, fitted per cutoff on that cutoff's past.
+"""BG/NBD, Pareto/NBD and Gamma-Gamma quantities as features, fitted per cutoff on its past.
 
 The probabilistic models are the strongest published baselines for
 non-contractual churn; feeding their outputs to the classifier lets it start
@@ -9,6 +9,13 @@ recently active customers alone would select on the outcome and understate
 dropout), so no future transaction can influence a feature. Above a few
 hundred thousand customers the fit uses a fixed hashed sample of them: four
 parameters are pinned long before that, and the fit stays seconds per cutoff.
+
+Histories are counted the standard BTYD way (Fader, Hardie & Lee 2005a): a
+repeat purchase is a distinct purchase *day* (``n_purchase_days``), not an
+order, and t_x and T are whole days from the first purchase day, so several
+orders on one day are one transaction (counting orders made BG/NBD read a busy
+day as a loyal customer). Whole days also make histories repeat a great deal:
+predictions are computed once per distinct (x, t_x, T), m_x per row.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.features.btyd import BetaGeoModel, GammaGammaModel
+from churn.features.btyd_pnbd import ParetoNBDModel
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +40,34 @@ BTYD_FEATURES = (
     "btyd_expected_purchases",
     "btyd_expected_spend",
     "expected_value_12m",
+    "pnbd_p_alive",
+    "pnbd_p_no_purchase",
 )
+# Columns of the snapshot the fits and predictions read.
+INPUT_COLUMNS = ("n_purchase_days", "revenue", "tenure_days", "recency_days")
+
+
+def _whole_days(days: pd.Series) -> np.ndarray:
+    """Days from a purchase to the cutoff (a midnight) -> whole days from its calendar day."""
+    return np.ceil(days.to_numpy(dtype=float))
 
 
 def _inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x, t_x, T, m_x) in weeks from the snapshot's own RFM columns."""
-    x = frame["n_orders"].to_numpy(dtype=float) - 1
-    age = frame["tenure_days"].to_numpy(dtype=float) / DAYS_PER_WEEK
-    t_x = age - frame["recency_days"].to_numpy(dtype=float) / DAYS_PER_WEEK
-    m_x = frame["avg_order_value"].to_numpy(dtype=float)
-    return x, np.clip(t_x, 0.0, age), age, m_x
+    """(x, t_x, T, m_x): repeat purchase days, and weeks from the first purchase day to the
+    last one and to the cutoff; m_x is the mean spend per purchase day."""
+    days = frame["n_purchase_days"].to_numpy(dtype=float)
+    age_days = _whole_days(frame["tenure_days"])
+    t_x = (age_days - _whole_days(frame["recency_days"])) / DAYS_PER_WEEK
+    age = age_days / DAYS_PER_WEEK
+    m_x = frame["revenue"].to_numpy(dtype=float) / np.maximum(days, 1.0)
+    return days - 1, np.clip(t_x, 0.0, age), age, m_x
+
+
+def _distinct(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (x, t_x, T) rows and, per input row, the index of its distinct row."""
+    rows = np.column_stack([x, t_x, age])
+    distinct, index = np.unique(rows, axis=0, return_inverse=True)
+    return distinct, index.ravel()
 
 
 def _hashes(customer_ids: pd.Series) -> np.ndarray:
@@ -96,32 +122,57 @@ def _in_sample(customer_ids: pd.Series, sample: pa.Array) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FittedCutoff:
-    """One cutoff's fitted models; either is None when its fit failed (NaN features)."""
+    """One cutoff's fitted models; any is None when its fit failed (NaN features)."""
 
     horizon_weeks: float
     bg: BetaGeoModel | None
     gg: GammaGammaModel | None
+    pnbd: ParetoNBDModel | None = None
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """BTYD columns for ``rows`` (any subset of the cutoff's customers, in any chunks)."""
         out = {name: np.full(len(rows), np.nan) for name in BTYD_FEATURES}
-        if self.bg is None or rows.empty:
+        if rows.empty:
             return pd.DataFrame(out, index=rows.index)
-        bg, h = self.bg, self.horizon_weeks
         x, t_x, age, m_x = _inputs(rows)
-        out["btyd_p_alive"][:] = bg.p_alive(x, t_x, age)
-        out["btyd_p_no_purchase"][:] = bg.p_no_purchase(h, x, t_x, age)
-        out["btyd_expected_purchases"][:] = bg.expected_purchases(h, x, t_x, age)
+        distinct, index = _distinct(x, t_x, age)
+        dx, dt_x, dage = distinct.T
+        if self.bg is not None:
+            self._predict_bgnbd(out, (dx, dt_x, dage), index, x, m_x)
+        if self.pnbd is not None:
+            out["pnbd_p_alive"][:] = self.pnbd.p_alive(dx, dt_x, dage)[index]
+            p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage)
+            out["pnbd_p_no_purchase"][:] = p_quiet[index]
+        return pd.DataFrame(out, index=rows.index)
+
+    def _predict_bgnbd(
+        self,
+        out: dict[str, np.ndarray],
+        history: tuple[np.ndarray, np.ndarray, np.ndarray],
+        index: np.ndarray,
+        x: np.ndarray,
+        m_x: np.ndarray,
+    ) -> None:
+        """BG/NBD (and Gamma-Gamma) columns, in place; one evaluation per distinct history,
+        the horizon and 12-month expectations in one call."""
+        assert self.bg is not None
+        bg, h = self.bg, self.horizon_weeks
+        dx, dt_x, dage = history
+        out["btyd_p_alive"][:] = bg.p_alive(dx, dt_x, dage)[index]
+        out["btyd_p_no_purchase"][:] = bg.p_no_purchase(h, dx, dt_x, dage)[index]
+        n = len(dx)
+        both = np.concatenate([np.full(n, h), np.full(n, 365 / DAYS_PER_WEEK)])
+        expected = bg.expected_purchases(both, np.tile(dx, 2), np.tile(dt_x, 2), np.tile(dage, 2))
+        out["btyd_expected_purchases"][:] = expected[:n][index]
         if self.gg is not None:
             spend = self.gg.expected_spend(np.where((x > 0) & (m_x > 0), x, 0), m_x)
             out["btyd_expected_spend"][:] = spend
-            yearly = bg.expected_purchases(365 / DAYS_PER_WEEK, x, t_x, age)
-            out["expected_value_12m"][:] = yearly * spend
-        return pd.DataFrame(out, index=rows.index)
+            out["expected_value_12m"][:] = expected[n:][index] * spend
 
 
 class CutoffFitter:
-    """BG/NBD and Gamma-Gamma fitted cutoff after cutoff, each warm-started from the last.
+    """BG/NBD, Pareto/NBD and Gamma-Gamma fitted cutoff after cutoff, each warm-started from
+    the last.
 
     ``sample`` (:func:`sampled_ids`) are the customers each fit sees (None:
     all); every row asked for is predicted. A cutoff whose fit fails (too few
@@ -129,16 +180,22 @@ class CutoffFitter:
     treats NaN as missing, so training goes on.
     """
 
-    def __init__(self, horizon_days: int, sample: pa.Array | None = None) -> None:
+    def __init__(
+        self,
+        horizon_days: int,
+        sample: pa.Array | None = None,
+        pnbd_sample: pa.Array | None = None,
+    ) -> None:
         self.horizon_weeks = horizon_days / DAYS_PER_WEEK
         self.sample = sample
-        self.bg_start: tuple[float, ...] | None = None
-        self.gg_start: tuple[float, ...] | None = None
+        self.pnbd_sample = pnbd_sample  # Pareto/NBD's (smaller) sample; None: ``sample``
+        self.reset()
 
     def reset(self) -> None:
         """Forget the previous fits: the next cutoff starts from the default starts."""
-        self.bg_start = None
-        self.gg_start = None
+        self.bg_start: tuple[float, ...] | None = None
+        self.gg_start: tuple[float, ...] | None = None
+        self.pnbd_start: tuple[float, ...] | None = None
 
     def fit(self, group: pd.DataFrame) -> FittedCutoff:
         """Fit one cutoff on its sampled rows (of everyone with a purchase by it)."""
@@ -147,12 +204,13 @@ class CutoffFitter:
         cutoff = group["cutoff"].iloc[0]
         if self.sample is not None:
             group = group[_in_sample(group["customer_id"], self.sample)]
+        pnbd = self._fit_pnbd(group, cutoff)
         x, t_x, age, m_x = _inputs(group)
         try:
             bg = BetaGeoModel().fit(x, t_x, age, start=self.bg_start)
         except ValueError as exc:
             log.warning("BG/NBD fit failed at cutoff %s: %s", cutoff, exc)
-            return FittedCutoff(self.horizon_weeks, None, None)
+            return FittedCutoff(self.horizon_weeks, None, None, pnbd)
         self.bg_start = (bg.r_, bg.alpha_, bg.a_, bg.b_)
         spend = (x > 0) & (m_x > 0)
         try:
@@ -160,9 +218,21 @@ class CutoffFitter:
             gg.expected_spend(np.zeros(1), np.zeros(1))  # refuses q <= 1 here, not per chunk
         except ValueError as exc:
             log.warning("Gamma-Gamma fit failed at cutoff %s: %s", cutoff, exc)
-            return FittedCutoff(self.horizon_weeks, bg, None)
+            return FittedCutoff(self.horizon_weeks, bg, None, pnbd)
         self.gg_start = (gg.p_, gg.q_, gg.v_)
-        return FittedCutoff(self.horizon_weeks, bg, gg)
+        return FittedCutoff(self.horizon_weeks, bg, gg, pnbd)
+
+    def _fit_pnbd(self, group: pd.DataFrame, cutoff: object) -> ParetoNBDModel | None:
+        if self.pnbd_sample is not None:
+            group = group[_in_sample(group["customer_id"], self.pnbd_sample)]
+        x, t_x, age, _ = _inputs(group)
+        try:
+            pnbd = ParetoNBDModel().fit(x, t_x, age, start=self.pnbd_start)
+        except ValueError as exc:
+            log.warning("Pareto/NBD fit failed at cutoff %s: %s", cutoff, exc)
+            return None
+        self.pnbd_start = (pnbd.r_, pnbd.alpha_, pnbd.s_, pnbd.beta_)
+        return pnbd
 
     def features(self, group: pd.DataFrame, predict: np.ndarray | None = None) -> pd.DataFrame:
         """BTYD columns for one cutoff, fitted on its rows (everyone with a purchase by it).

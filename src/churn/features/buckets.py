@@ -3,7 +3,7 @@
 Every cutoff is a midnight and every window edge a whole number of days from
 one (``c - 30 d``, ``c - 365 d + horizon``, ``c + horizon``, ...). Put all those
 edges of all cutoffs into one sorted list of boundaries: bucket ``k`` holds the
-events with ``boundary[k-1] < ts <= boundary[k]``. A window ``(c - w, c]`` is
+events with ``boundary[k-1] <= ts < boundary[k]``. A window ``[c - w, c)`` is
 then exactly a run of whole buckets, so the events are aggregated once per
 (customer, bucket), and running totals along each customer's buckets turn
 every window into the difference of two of them (``rfm.running_totals``):
@@ -11,9 +11,13 @@ nothing is rescanned per cutoff. Events reach their bucket by an equi-join on
 a small day -> bucket table, which every engine runs as a hash join; a range
 join of events against cutoffs is what this replaces.
 
-Edges are whole days, so an event's bucket depends only on its "ceiling day"
-(the first midnight at or after it): ``ts <= boundary`` exactly when
-``ceil_day(ts) <= boundary_day``.
+Edges are whole days, so an event's bucket depends only on the first midnight
+after it: ``ts < boundary`` exactly when ``floor_day(ts) + 1 <= boundary_day``.
+Every window is half-open, ``[start, end)``: a calendar day is wholly inside or
+wholly outside it, so a date-only log (every purchase at midnight) and a
+timestamped one put each day's purchases on the same side of every cutoff, and
+the label window ``[c, c + horizon)`` ends exactly where ``as_of = c + horizon``
+starts ignoring transactions (its last day, ``c + horizon - 1``, is inside).
 """
 
 from __future__ import annotations
@@ -77,7 +81,8 @@ class BucketPlan:
         return cls(tuple(sorted(days)), snapshots, features)
 
     def bucket(self, day: int) -> int:
-        """Bucket of an event whose ceiling day is ``day``: the number of boundaries before it."""
+        """Bucket of an event before midnight ``day`` (and at or after the one before it):
+        the number of boundaries before ``day``."""
         return bisect.bisect_left(self.boundaries, day)
 
     def day_table(self) -> pd.DataFrame:
@@ -92,7 +97,7 @@ class BucketPlan:
         return pd.DataFrame({"day": days, "bucket": buckets}).astype({"bucket": "int32"})
 
     def windows(self) -> list[int]:
-        """Every window length ``w`` (days) some feature sums over ``(c - w, c]``, once each."""
+        """Every window length ``w`` (days) some feature sums over ``[c - w, c)``, once each."""
         h = self.snapshots.horizon_days
         lengths = {*self.features.windows_days, TREND_DAYS, 2 * TREND_DAYS, YEAR_DAYS}
         if YEAR_DAYS - h > 0:
@@ -103,8 +108,8 @@ class BucketPlan:
         """One row per cutoff of each set, with or without a label: the buckets it reads.
 
         ``at`` is the cutoff's bucket (the past is every bucket up to it),
-        ``lo_<w>d`` the last bucket before the window ``(c - w, c]``, ``end``
-        the last bucket of the label window ``(c, c + horizon]`` (``at`` for a
+        ``lo_<w>d`` the last bucket before the window ``[c - w, c)``, ``end``
+        the last bucket of the label window ``[c, c + horizon)`` (``at`` for a
         cutoff without a label). ``cutoff_i`` numbers the cutoffs; the date,
         epoch seconds and split ride along.
         """
@@ -134,8 +139,8 @@ class BucketPlan:
 def bucket_of(events: ir.Table, plan: BucketPlan) -> ir.Table:
     """``events`` (with integer ``ts_s``) plus their bucket, by an equi-join on the day."""
     first, last = plan.boundaries[0], plan.boundaries[-1] + 1
-    ceiling_day = (events.ts_s + (DAY - 1)) // DAY
-    day = ibis.greatest(ibis.least(ceiling_day, last), first).cast("int64")
+    next_midnight = events.ts_s // DAY + 1
+    day = ibis.greatest(ibis.least(next_midnight, last), first).cast("int64")
     days = ibis.memtable(plan.day_table())
     joined = events.mutate(day=day).join(days, "day")
     return joined.drop("day")

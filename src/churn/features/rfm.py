@@ -3,7 +3,7 @@
 Every timestamp becomes integer epoch seconds up front: integer comparisons
 mean the same thing on every backend, whereas interval and date-diff
 semantics differ (DuckDB's ``date_diff`` counts boundaries, not elapsed time).
-Each feature is an aggregate over events with ``ts <= cutoff``, read from
+Each feature is an aggregate over events with ``ts < cutoff``, read from
 running totals along per-(customer, bucket) totals (``buckets.py``); the
 cutoff's bucket numbers (its edge table) are the only place that touches the
 cutoff, so a feature cannot look past it by construction, and the leakage test
@@ -57,13 +57,11 @@ def order_events(transactions: ir.Table) -> ir.Table:
         .group_by(["customer_id", "order_id", "order_day", "guest_ts"])
         .aggregate(ts=t.ts.min(), amount=ibis._.micros.sum(), country=t.country.min())
     )
-    # Round sub-second times up, so `ts_s <= cutoff_s` means exactly `ts <= cutoff` for
-    # whole-second cutoffs (a plain cast rounds to nearest: c + 0.4 s became c, history).
-    whole_second = orders.ts.truncate("s")
+    # Round sub-second times down, so `ts_s < cutoff_s` means exactly `ts < cutoff` for
+    # whole-second cutoffs (a plain cast rounds to nearest: c - 0.4 s became c, the future).
     is_purchase = orders.amount > 0
     orders = orders.mutate(
-        ts_s=whole_second.epoch_seconds().cast("int64")
-        + ibis.ifelse(orders.ts > whole_second, 1, 0),
+        ts_s=orders.ts.truncate("s").epoch_seconds().cast("int64"),
         is_purchase=is_purchase,
         is_holiday=orders.ts.month().isin([11, 12]),
     )
@@ -74,13 +72,18 @@ def order_events(transactions: ir.Table) -> ir.Table:
         order_by=[orders.ts, orders.country],
     )
     first = orders.is_purchase & (ibis.row_number().over(by_time) == 0)
+    same_day = ibis.window(
+        group_by=[orders.customer_id, orders.is_purchase, orders.order_day],
+        order_by=[orders.ts, orders.country],
+    )
     events = orders.mutate(
         gap_s=ibis.ifelse(
             orders.is_purchase, orders.ts_s - orders.ts_s.lag().over(by_time), ibis.null("int64")
         ),
         first_country=ibis.ifelse(first, orders.country, ibis.null("string")),
+        new_day=orders.is_purchase & (ibis.row_number().over(same_day) == 0),
     )
-    columns = ["customer_id", "ts_s", "amount", "is_purchase", "is_holiday", "gap_s"]
+    columns = ["customer_id", "ts_s", "amount", "is_purchase", "is_holiday", "gap_s", "new_day"]
     return events.select(*columns, "first_country")
 
 
@@ -98,6 +101,7 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     gap = events.gap_s
     return events.group_by(["customer_id", "bucket"]).aggregate(
         n_orders=_count(p).cast("int64"),
+        n_purchase_days=_count(events.new_day).cast("int64"),
         revenue=events.amount.sum().cast("int64"),
         max_order_value=events.amount.max(where=p),
         first_purchase_s=events.ts_s.min(where=p),
@@ -113,6 +117,7 @@ def bucket_totals(events: ir.Table) -> ir.Table:
 # customer's first bucket up to and including each bucket.
 _RUNNING = {
     "n_orders": "sum",
+    "n_purchase_days": "sum",
     "revenue": "sum",
     "gap_sq_s": "sum",
     "n_holiday_orders": "sum",
@@ -132,7 +137,7 @@ def running_totals(totals: ir.Table) -> ir.Table:
     ``totals`` come from :func:`bucket_totals`. The row with
     ``bucket <= k < next_bucket`` is then the customer's whole past up to the
     end of bucket ``k``: a cutoff's all-time values are one such row per
-    customer, and a window ``(c - w, c]`` is the difference of two of them
+    customer, and a window ``[c - w, c)`` is the difference of two of them
     (prefix sums), so no cutoff re-adds old buckets. ``code`` numbers the
     customers densely in ``customer_id`` order: the per-cutoff joins match on
     it, which costs DuckDB half what matching strings does.
@@ -273,10 +278,10 @@ def _select_features(
         "christmas_in_horizon",
         "country",
     ]
-    keys = [*SNAPSHOT_ID_COLUMNS, "n_orders", "revenue", "max_order_value"]
+    keys = [*SNAPSHOT_ID_COLUMNS, "n_orders", "n_purchase_days", "revenue", "max_order_value"]
     label = [LABEL] if with_label else []
     active_s = snapshots.active_window_days * DAY
-    in_population = t.last_purchase_s > t.cutoff_s - active_s
+    in_population = t.last_purchase_s >= t.cutoff_s - active_s
     return t.select(*keys, *counts, *windowed, *derived, *label, in_population=in_population)
 
 

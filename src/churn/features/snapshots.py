@@ -1,11 +1,16 @@
 """The point-in-time calendar, the population at each cutoff and the churn label.
 
-Definitions (DESIGN.md): features at cutoff ``c`` use only ``ts <= c``; the
-population is everyone with a purchase in ``(c - active_window, c]``; churned
-means no purchase in ``(c, c + horizon]``. The test cutoff is the latest one
-whose label window has closed by ``as_of``, validation is one horizon earlier,
-training cutoffs come earlier still with their label windows closed before the
-validation cutoff, so no label ever peeks past the next split.
+Definitions (DESIGN.md), every window half-open so that a calendar day is wholly
+on one side of each edge: features at cutoff ``c`` (a midnight) use only
+``ts < c``; the population is everyone with a purchase in
+``[c - active_window, c)``; churned means no purchase in ``[c, c + horizon)``,
+whose last day ``c + horizon - 1`` is the last one ``as_of = c + horizon`` keeps
+(transactions at or after ``as_of`` are ignored). Date-only and timestamped logs
+agree: a purchase dated on the label window's last day is inside it. The test
+cutoff is the latest one whose label window has closed by ``as_of``, validation
+is one horizon earlier, training cutoffs come earlier still with their label
+windows closed before the validation cutoff, so no label ever peeks past the next
+split.
 
 The expressions are built from bucket totals (``buckets.py``): events are summed
 once per (customer, time bucket), running totals are taken along the buckets,

@@ -106,11 +106,16 @@ _Query = Callable[[pd.DataFrame], pd.DataFrame]
 def _fitter_and_chunks(
     running: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
 ) -> tuple[CutoffFitter, list[tuple[int | None, int | None]]]:
-    """The BTYD fitter (on a sample of ``features.btyd_fit_customers`` of the customers)
+    """The BTYD fitter (BG/NBD and Gamma-Gamma on a hashed sample of
+    ``features.btyd_fit_customers``, Pareto/NBD on the first ``pnbd_fit_customers`` of it)
     and the customer code ranges each cutoff's query is split into. The customer ids
     are read once, for both, and dropped before any cutoff runs."""
     ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
-    fitter = CutoffFitter(snapshots.horizon_days, sampled_ids(ids, features.btyd_fit_customers))
+    fitter = CutoffFitter(
+        snapshots.horizon_days,
+        sampled_ids(ids, features.btyd_fit_customers),
+        sampled_ids(ids, min(features.pnbd_fit_customers, features.btyd_fit_customers)),
+    )
     return fitter, _code_ranges(len(ids), features.chunk_customers)
 
 
@@ -194,6 +199,7 @@ _FIT_COLUMNS = (
     CUSTOMER_ID,
     CUTOFF,
     "n_orders",
+    "n_purchase_days",
     "revenue",
     "tenure_days",
     "recency_days",

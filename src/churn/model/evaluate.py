@@ -41,12 +41,16 @@ def expected_calibration_error(
 
 
 def classification_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    """The metric set of metrics/eval.json; probability must be a probability of churn."""
+    """The metric set of metrics/eval.json; probability must be a probability of churn.
+
+    Rankings (ROC-AUC, PR-AUC) come from the unclipped scores: clipping ties every
+    probability beyond 1e-15 of 0 or 1, which hid a saturated model's ranking."""
     y = np.asarray(y_true, dtype=int)
-    p = np.clip(np.asarray(probability, dtype=float), _EPS, 1 - _EPS)
+    raw = np.asarray(probability, dtype=float)
+    p = np.clip(raw, _EPS, 1 - _EPS)
     return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
+        "roc_auc": float(roc_auc_score(y, raw)),
+        "pr_auc": float(average_precision_score(y, raw)),
         "brier": float(brier_score_loss(y, p)),
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
         "top_decile_lift": top_decile_lift(y, p),

@@ -1,0 +1,52 @@
+"""BTYD features count purchase days, not orders (the standard BG/NBD and Pareto/NBD setup)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter
+
+
+def _histories(n: int, seed: int) -> pd.DataFrame:
+    """Snapshot rows of one cutoff for n customers with day-level purchase histories."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(30, 700, n)  # days from the first purchase day to the cutoff
+    lifetime = np.minimum(rng.exponential(rng.gamma(0.7, 300, n)), first)  # Pareto/NBD
+    days = 1 + rng.poisson(rng.gamma(0.6, 1 / 40, n) * lifetime)
+    bought = np.floor(lifetime * rng.beta(np.maximum(days - 1, 1), 1)).astype(int)
+    last = np.where(days > 1, first - bought, first)  # days since the last purchase day
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{seed}_{i}" for i in range(n)],
+            "cutoff": pd.Timestamp("2025-01-01"),
+            "n_purchase_days": days,
+            "n_orders": days,
+            "revenue": days * rng.lognormal(3.5, 0.5, n),
+            "tenure_days": first.astype(float),
+            "recency_days": last.astype(float),
+        }
+    )
+
+
+def test_several_orders_on_one_day_are_one_purchase() -> None:
+    """A shop whose customers place five orders on each purchase day gets the BTYD fits and
+    features of the same shop with one order a day: only purchase days count."""
+    one = _histories(800, seed=1)
+    busy = one.assign(n_orders=one["n_orders"] * 5)
+    features = [CutoffFitter(90).features(shop) for shop in (one, busy)]
+    pd.testing.assert_frame_equal(features[0], features[1])
+    fitted = CutoffFitter(90).fit(one)
+    assert fitted.bg is not None and fitted.pnbd is not None
+    assert features[0][list(BTYD_FEATURES)].notna().all().all()
+
+
+def test_timestamps_within_a_day_do_not_change_the_histories() -> None:
+    """t_x and T are whole days from the first purchase day: a purchase at 18:00 rather than
+    at midnight (tenure and recency a fraction of a day shorter) is the same history."""
+    dated = _histories(800, seed=2)
+    timed = dated.assign(
+        tenure_days=dated["tenure_days"] - 0.75, recency_days=dated["recency_days"] - 0.25
+    )
+    features = [CutoffFitter(90).features(shop) for shop in (dated, timed)]
+    pd.testing.assert_frame_equal(features[0], features[1])
