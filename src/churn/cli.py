@@ -219,8 +219,10 @@ def train() -> None:
                 "n_train": result.n_train,
                 "n_valid": result.n_valid,
                 "n_fit": result.n_fit,
+                **result.selection.metrics(),
             }
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            mlflow.set_tags(result.selection.labels())
             version = tracking.log_model(
                 result.model, example, params.tracking, register=refusal is None
             )
@@ -237,7 +239,7 @@ def train() -> None:
             for item in (tmp / "model").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "model").rmdir()
-        write_json(metrics, params.paths.train_metrics)
+        write_json({**metrics, **result.selection.labels()}, params.paths.train_metrics)
         # Only what a rerun reproduces (a DVC output): the run id and the registry version
         # live in MLflow, whose run is found by the model's fingerprint (model.training_run).
         write_json(
@@ -258,6 +260,7 @@ def train() -> None:
             run.info.run_id,
             version,
         )
+        log.info("train: %s", result.selection.summary())
 
 
 @app.command()

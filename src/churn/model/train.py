@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from churn.config import TrainConfig
 from churn.errors import UserError
-from churn.model.calibrate import ScoreCalibrator
+from churn.model.candidate_training import train_candidates
+from churn.model.candidates import Selection
 from churn.model.churn_model import (
     CATEGORICAL_FEATURES,
     LABEL,
@@ -47,6 +48,8 @@ class TrainingResult:
     n_valid: int
     # Rows the served booster was fitted on: n_train, or n_train + n_valid after a refit.
     n_fit: int
+    # Every candidate's validation numbers, the served one and its calibration.
+    selection: Selection
 
 
 def lightgbm_params(config: TrainConfig) -> dict[str, object]:
@@ -110,15 +113,16 @@ def _refit(
 
 
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
-    """Fit on split == 'train', stop early on split == 'valid', calibrate on 'valid'.
+    """Fit on split == 'train', stop early on split == 'valid', then choose what to serve.
 
-    With ``refit_full`` the served booster is refitted on the train and valid
-    cutoffs with the chosen tree count, so it has seen the most recent closed
-    label window. The test cutoff stays out on purpose: evaluate and the
-    promotion gate judge the served model there, and must not judge it on rows
-    it was fitted on. The calibrator stays the one fitted on the held-out
-    model's validation scores (the refit's own scores there are in-sample);
-    the test ECE shows whether it transfers.
+    The candidates (booster, logistic part, BTYD probabilities, a blend) and
+    their calibration are judged on out-of-time folds by
+    churn.model.candidate_training. With ``refit_full`` the served parts are
+    refitted on the train and valid cutoffs (the booster with the chosen tree
+    count), so they have seen the most recent closed label window; the
+    calibrators were fitted on predictions of models that never saw those rows.
+    The test cutoff stays out on purpose: evaluate and the promotion gate judge
+    the served model there, and must not judge it on rows it was fitted on.
     """
     check_training_data(snapshots, config)
     train = snapshots[snapshots["split"] == "train"]
@@ -154,19 +158,19 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     best = int(booster.best_iteration or booster.current_iteration())
     # Keep only the trees up to the best iteration, so every consumer predicts the same.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    raw_valid = ChurnModel(booster, features, categories=categories).raw_probability(valid)
-    calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
-    n_fit = len(train)
-    if config.refit_full:
-        booster = _refit(pd.concat([train, valid]), features, categories, config, best)
-        n_fit += len(valid)
-    model = ChurnModel(booster, features, calibrator, categories)
-    valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
+    held_out = ChurnModel(booster, features, categories=categories)
+
+    def refit(rows: pd.DataFrame) -> lgb.Booster:
+        return _refit(rows, features, categories, config, best)
+
+    served = train_candidates(train, valid, held_out, refit, config)
+    valid_auc = float(roc_auc_score(valid[LABEL], held_out.booster_probability(valid)))
     return TrainingResult(
-        model=model,
+        model=served.model,
         best_iteration=best,
         valid_auc=valid_auc,
         n_train=len(train),
         n_valid=len(valid),
-        n_fit=n_fit,
+        n_fit=served.n_fit,
+        selection=served.selection,
     )
