@@ -199,6 +199,16 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     metrics = json.loads((repo / "metrics/eval.json").read_text())
     assert set(metrics) >= EVAL_KEYS
     assert "baselines" not in metrics  # the model's own numbers only
+    # Every candidate's validation and test numbers (issue 17), the served one named.
+    candidates = metrics["candidates"]
+    assert {"lightgbm", "logistic", "btyd_p_no_purchase", "blend"} <= set(candidates)
+    assert metrics["served"] in candidates
+    for numbers in candidates.values():
+        assert {"log_loss", "brier", "roc_auc"} <= set(numbers["valid"])
+        assert {"roc_auc", "brier", "log_loss", "roc_auc_margin"} <= set(numbers["test"])
+    served = candidates[metrics["served"]]
+    assert served["test"]["brier"] == pytest.approx(metrics["brier"])
+    assert served["valid"]["log_loss"] == min(c["valid"]["log_loss"] for c in candidates.values())
     assert 0 < metrics["base_rate"] < 1 and metrics["n"] > 500
     baselines = json.loads((repo / "metrics/baselines.json").read_text())
     assert set(baselines) == BASELINES
