@@ -94,7 +94,7 @@ def run_cli(folder: Path, *args: str) -> None:
         check=False,
     )
     for line in done.stderr.splitlines():
-        if " train: serving " in line or " train: " in line and "trees" in line:
+        if " train: serving " in line or (" train: " in line and "trees" in line):
             print("   ", line.split(" INFO ", 1)[-1])
     if done.returncode != 0:
         raise SystemExit(f"churn {' '.join(args)} failed:\n{done.stderr[-3000:]}")
