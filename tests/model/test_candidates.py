@@ -24,12 +24,12 @@ from churn.model.model_files import read_model_files, write_model_files
 from churn.model.train import TrainingResult, lightgbm_params, train_model
 from synthetic import canonical_transactions
 
-CONFIG = TrainConfig(n_estimators=150, early_stopping_rounds=20, min_customers=100)
+CONFIG = TrainConfig(n_estimators=80, early_stopping_rounds=10, min_customers=100)
 
 
 @pytest.fixture(scope="module")
 def snapshots() -> pd.DataFrame:
-    transactions = canonical_transactions(seed=11, n_customers=3_000)
+    transactions = canonical_transactions(seed=11, n_customers=2_000)
     tables = build_feature_tables(
         ibis.memtable(transactions), SnapshotConfig(n_train_cutoffs=4), FeaturesConfig()
     )

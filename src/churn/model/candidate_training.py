@@ -34,17 +34,19 @@ def train_candidates(
     train: pd.DataFrame,
     valid: pd.DataFrame,
     held_out: ChurnModel,
-    fit_booster: FitBooster,
+    fit_fold: FitBooster,
+    refit: FitBooster,
     config: TrainConfig,
 ) -> ServedModel:
-    """The served model: ``held_out`` is the booster trained on ``train`` alone."""
+    """The served model: ``held_out`` is the booster trained on ``train`` alone;
+    ``fit_fold`` and ``refit`` train one like it on other rows (fold models, the refit)."""
     linear = choose_linear_part(train, valid)
-    crossfit = cross_fit(train, valid, held_out, fit_booster, linear.c, config.calibration_cutoffs)
+    crossfit = cross_fit(train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs)
     selection = select(crossfit, config.calibration)
     booster, n_fit = held_out.booster, len(train)
     if config.refit_full and crossfit.out_of_time:
         rows = pd.concat([train, valid])
-        booster = fit_booster(rows)
+        booster = refit(rows)
         linear = fit_linear_part(rows, linear.c)
         n_fit = len(rows)
     ensemble = Ensemble(selection.candidates, selection.served, linear)

@@ -95,15 +95,16 @@ def _refit(
     categories: dict[str, tuple[str, ...]],
     config: TrainConfig,
     n_trees: int,
+    unit: str = "refit rounds",
 ) -> lgb.Booster:
-    """The same model refitted on more rows, with the tree count early stopping chose."""
+    """The same model refitted on other rows, with the tree count early stopping chose."""
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     full_set = lgb.Dataset(
         model_matrix(rows, features, categories),
         label=rows[LABEL],
         categorical_feature=categorical,
     )
-    with _threads(config), progress("train", n_trees, "refit rounds") as shown:
+    with _threads(config), progress("train", n_trees, unit) as shown:
         return lgb.train(
             lightgbm_params(config),
             full_set,
@@ -163,7 +164,10 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     def refit(rows: pd.DataFrame) -> lgb.Booster:
         return _refit(rows, features, categories, config, best)
 
-    served = train_candidates(train, valid, held_out, refit, config)
+    def fold_fit(rows: pd.DataFrame) -> lgb.Booster:
+        return _refit(rows, features, categories, config, best, "out-of-time fold rounds")
+
+    served = train_candidates(train, valid, held_out, fold_fit, refit, config)
     valid_auc = float(roc_auc_score(valid[LABEL], held_out.booster_probability(valid)))
     return TrainingResult(
         model=served.model,
