@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_a_served_blend_loads_without_unpickling_and_scores_as_in_training(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = platt.model
+    model = copy.copy(platt.model)  # the fixture's model stays as trained
     assert model.ensemble is not None
     model.ensemble = dataclasses.replace(model.ensemble, served=BLEND_NAME)
     model.calibrator = model.ensemble.candidates[BLEND_NAME].calibrator
@@ -134,3 +135,23 @@ def test_a_served_blend_loads_without_unpickling_and_scores_as_in_training(
     assert np.array_equal(served, model.churn_probability(test))
     assert not np.array_equal(served, loaded.candidate_probabilities(test)[BOOSTER_PART])
     assert np.array_equal(served, loaded.candidate_probabilities(test)[BLEND_NAME])
+
+
+def test_scores_and_reasons_work_whichever_candidate_is_served(
+    snapshots: pd.DataFrame, platt: TrainingResult
+) -> None:
+    """A non-tree winner still scores, and its reasons come from the booster inside."""
+    from churn.scoring.score import explain, score_customers
+
+    assert platt.model.ensemble is not None
+    rows = snapshots[snapshots["split"] == "test"].drop(columns=[LABEL]).head(300)
+    for served in ("logistic", "btyd_p_no_purchase", BLEND_NAME):
+        model = copy.copy(platt.model)
+        model.ensemble = dataclasses.replace(platt.model.ensemble, served=served)
+        model.calibrator = model.ensemble.candidates[served].calibrator
+        scores = score_customers(rows, model, "models/churn_model")
+        expected = model.candidate_probabilities(rows)[served]
+        by_id = dict(zip(rows["customer_id"], expected, strict=True))
+        assert np.allclose(scores["churn_probability"], scores["customer_id"].map(by_id))
+        reasons = explain(rows, model, scores["customer_id"].head(20))
+        assert (reasons["reason_1"] != "").all()
