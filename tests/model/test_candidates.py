@@ -155,3 +155,19 @@ def test_scores_and_reasons_work_whichever_candidate_is_served(
         assert np.allclose(scores["churn_probability"], scores["customer_id"].map(by_id))
         reasons = explain(rows, model, scores["customer_id"].head(20))
         assert (reasons["reason_1"] != "").all()
+
+
+def test_without_two_out_of_time_folds_the_validation_halves_judge_and_nothing_is_refit(
+    snapshots: pd.DataFrame,
+) -> None:
+    """One training cutoff: no earlier cutoff predicts it, so the calibration is chosen on
+    two halves of the validation cutoff and the served booster is the one that never saw it."""
+    train = snapshots[snapshots["split"] == "train"]
+    last = snapshots["cutoff"] == train["cutoff"].max()
+    short = snapshots[(snapshots["split"] != "train") | last]
+    config = CONFIG.model_copy(update={"min_train_cutoffs": 1, "refit_full": True})
+    result = train_model(short, config)
+    assert not result.selection.out_of_time
+    assert result.n_fit == result.n_train
+    judged_on = {j.candidate.valid["n"] for j in result.selection.judged.values()}
+    assert len(judged_on) == 1 and 0 < judged_on.pop() < result.n_valid  # the second half
