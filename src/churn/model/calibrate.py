@@ -2,10 +2,8 @@
 
 Boosted trees (and any class weighting) distort probabilities; a retention
 budget multiplies them by customer value, so a 0.7 that is really 0.5 spends
-money on the wrong people. The served model's calibrator is fitted on
-out-of-time predictions of models that never saw those rows (churn.model.crossfit),
-chosen among none, Platt and isotonic on held-out cutoffs (churn.model.candidates),
-and then applied unchanged at scoring time.
+money on the wrong people. The calibrator is fitted on the validation cutoff,
+later than every training cutoff, and then applied unchanged at scoring time.
 
 A fitted calibrator is a handful of numbers (Platt's slope and intercept, or
 the isotonic step thresholds), kept as plain floats and applied with numpy, so
