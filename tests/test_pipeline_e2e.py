@@ -33,6 +33,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from churn.config import TrainConfig
 from churn.model.training_run import find_local_training_run
 from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS, TARGET_COLUMNS, TRANSACTION_COLUMNS
 from stage_inputs import load_stages
@@ -160,11 +161,14 @@ def test_every_stage_runs_in_order_without_the_venv_on_path(first_repro: str) ->
 
 def test_the_repro_log_is_plain_with_a_few_progress_lines_per_loop(first_repro: str) -> None:
     """Not a terminal (cron, CI, this pipe): no bar, no carriage return or escape code, and
-    at most one progress line per tenth of each loop (training: boosting, then the refit)."""
+    at most one progress line per tenth of each loop (training: boosting, the candidates'
+    out-of-time fold models before the validation cutoff's, then the refit)."""
     assert "\r" not in first_repro and "\x1b" not in first_repro
     loops = Counter(re.findall(r" churn\.progress INFO (\w+): [\d,]+/[\d,]+ ", first_repro))
     assert set(loops) == {"features", "train", "evaluate"}, first_repro[-4000:]
-    assert loops["features"] <= 11 and loops["evaluate"] <= 11 and loops["train"] <= 22, loops
+    train_loops = 2 + TrainConfig().calibration_cutoffs - 1
+    assert loops["features"] <= 11 and loops["evaluate"] <= 11, loops
+    assert loops["train"] <= 11 * train_loops, loops
 
 
 def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
@@ -197,6 +201,16 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     metrics = json.loads((repo / "metrics/eval.json").read_text())
     assert set(metrics) >= EVAL_KEYS
     assert "baselines" not in metrics  # the model's own numbers only
+    # Every candidate's validation and test numbers (issue 17), the served one named.
+    candidates = metrics["candidates"]
+    assert {"lightgbm", "logistic", "btyd_p_no_purchase", "blend"} <= set(candidates)
+    assert metrics["served"] in candidates
+    for numbers in candidates.values():
+        assert {"log_loss", "brier", "roc_auc"} <= set(numbers["valid"])
+        assert {"roc_auc", "brier", "log_loss", "roc_auc_margin"} <= set(numbers["test"])
+    served = candidates[metrics["served"]]
+    assert served["test"]["brier"] == pytest.approx(metrics["brier"])
+    assert served["valid"]["log_loss"] == min(c["valid"]["log_loss"] for c in candidates.values())
     assert 0 < metrics["base_rate"] < 1 and metrics["n"] > 500
     baselines = json.loads((repo / "metrics/baselines.json").read_text())
     assert set(baselines) == BASELINES
@@ -424,6 +438,15 @@ def _readme_experiment_commands() -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def _flat_keys(metrics: dict[str, object], prefix: str = "") -> set[str]:
+    """``candidates.blend.test.roc_auc``: nested keys as DVC names its columns."""
+    keys = set()
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        keys |= _flat_keys(value, f"{name}.") if isinstance(value, dict) else {name}
+    return keys
+
+
 def test_the_readme_experiment_walkthrough_runs_as_printed(
     project: Project, committed: Path
 ) -> None:
@@ -439,8 +462,9 @@ def test_the_readme_experiment_walkthrough_runs_as_printed(
             seen.add("exp show")
             header = next(row.split() for row in output.splitlines() if "Experiment" in row)
             first = header[header.index("Created") + 1 :][: len(EVAL_KEYS)]
-            eval_keys = json.loads((repo / "metrics/eval.json").read_text())
-            assert set(first) <= set(eval_keys), first  # the model's own metrics lead
+            eval_keys = _flat_keys(json.loads((repo / "metrics/eval.json").read_text()))
+            # The model's own metrics lead (its candidates' among them, as DVC sorts them).
+            assert set(first) <= eval_keys, first
             assert "workspace" in output
         elif " metrics diff" in line:
             seen.add("metrics diff")

@@ -160,6 +160,7 @@ def train() -> None:
         trained.run_id,
         trained.version,
     )
+    log.info("train: %s", result.selection.summary())
 
 
 @app.command()

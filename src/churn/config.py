@@ -282,7 +282,11 @@ class TrainConfig(_Section):
     lambda_l2: float = Field(1.0, ge=0)
     # Speed only: the model is the same for any count (churn.model.train).
     num_threads: int = Field(2, ge=1, le=1_024)
-    calibration: Literal["isotonic", "platt", "none"] = "platt"
+    # auto: none, Platt or isotonic, whichever has the lowest held-out Brier (per candidate).
+    calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
+    # The last this-many train/valid cutoffs are predicted out of time to fit and judge
+    # calibrators, blend weights and the served candidate (churn.model.crossfit).
+    calibration_cutoffs: int = Field(3, ge=2, le=MAX_CUTOFFS)
     # Weight on churners; LightGBM's docs warn weighting ruins probabilities, and the
     # calibration step above is what repairs them.
     scale_pos_weight: float = Field(1.0, gt=0)

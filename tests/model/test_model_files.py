@@ -75,7 +75,7 @@ def _spec() -> dict[str, Any]:
     ("change", "message"),
     [
         (lambda s: s.update(format="pickle"), "is not a churn-model spec"),
-        (lambda s: s.update(format_version=2), "format version 2"),
+        (lambda s: s.update(format_version=3), "format version 3"),
         (lambda s: s.update(features="recency_days"), "features must be a list"),
         (lambda s: s["features"].append(s["features"][0]), "distinct names"),
         (lambda s: s.update(categories={"country": "DE"}), "categories must map"),

@@ -110,7 +110,8 @@ def test_boosting_and_refit_report_progress_in_bounded_plain_lines(
     lines = [r.getMessage() for r in caplog.records if r.name == "churn.progress"]
     boosting = [line for line in lines if "boosting rounds" in line]
     refit = [line for line in lines if "refit rounds" in line]
-    assert len(boosting) + len(refit) == len(lines) and 1 <= len(boosting) <= 11
+    folds = [line for line in lines if "out-of-time fold rounds" in line]  # candidates' folds
+    assert len(boosting) + len(refit) + len(folds) == len(lines) and 1 <= len(boosting) <= 11
     # Early stopping ends boosting short of n_estimators; the last line says where
     stopped = result.best_iteration + config.early_stopping_rounds
     assert boosting[-1].startswith(f"train: {stopped}/{config.n_estimators} boosting rounds")

@@ -15,6 +15,7 @@ from churn.config import EvaluateConfig
 from churn.errors import UserError
 from churn.model import evaluate as ev
 from churn.model.baselines import baseline_probabilities
+from churn.model.candidate_assessment import assess_candidates, n_candidates
 from churn.model.churn_model import ChurnModel
 from churn.progress import progress
 from churn.schema import CUTOFF, LABEL, SPLIT, TEST_SPLIT
@@ -51,7 +52,7 @@ def assess(
     metrics: dict[str, Any] = ev.classification_metrics(y, probability)
     metrics.update(ev.budget_metrics(y, probability, budget_contacts))
     candidates = baseline_probabilities(snapshots)
-    n_resamples = config.n_bootstrap * (1 + len(candidates))
+    n_resamples = config.n_bootstrap * (1 + len(candidates) + n_candidates(model))
     with progress("evaluate", n_resamples, "bootstrap resamples") as shown:
         if config.n_bootstrap:
             metrics.update(
@@ -65,6 +66,10 @@ def assess(
             }
             for name, p in candidates.items()
         }
+        rivals = assess_candidates(model, test, probability, config.n_bootstrap, config.seed, shown)
+    if rivals and model.ensemble is not None:
+        metrics["served"] = model.ensemble.served
+        metrics["candidates"] = rivals
     curves = {
         "roc.csv": ev.roc_points(y, probability),
         "pr.csv": ev.pr_points(y, probability),

@@ -9,12 +9,17 @@ JSON, and churn.model.pyfunc serves it through MLflow.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from churn.features.segments import SEGMENTS
 from churn.model.calibrate import ScoreCalibrator
+
+if TYPE_CHECKING:
+    from churn.model.ensemble import Ensemble
 
 ID_COLUMNS = ("customer_id", "cutoff", "split")
 LABEL = "churned"
@@ -86,11 +91,14 @@ class ChurnModel:
         features: list[str],
         calibrator: ScoreCalibrator | None = None,
         categories: dict[str, tuple[str, ...]] | None = None,
+        ensemble: Ensemble | None = None,
     ) -> None:
         self.booster = booster
         self.features = features
         self.calibrator = calibrator
         self.categories = dict(FIXED_CATEGORIES if categories is None else categories)
+        # The trained candidates (churn.model.ensemble); None: the booster alone is served.
+        self.ensemble = ensemble
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.features if c not in frame.columns]
@@ -98,8 +106,19 @@ class ChurnModel:
             raise ValueError(f"input lacks model features: {', '.join(missing)}")
         return model_matrix(frame, self.features, self.categories)
 
-    def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
+    def booster_probability(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")
+
+    def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """The served candidate's probability before calibration."""
+        booster = self.booster_probability(frame)
+        return booster if self.ensemble is None else self.ensemble.raw(frame, booster)
+
+    def candidate_probabilities(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Every trained candidate's calibrated P(churn) by name ({} for a booster alone)."""
+        if self.ensemble is None:
+            return {}
+        return self.ensemble.probabilities(frame, self.booster_probability(frame))
 
     def churn_probability(self, frame: pd.DataFrame) -> np.ndarray:
         raw = self.raw_probability(frame)

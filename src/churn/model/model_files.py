@@ -20,6 +20,7 @@ import lightgbm as lgb
 
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.churn_model import CATEGORICAL_FEATURES, ChurnModel
+from churn.model.ensemble import Ensemble
 
 BOOSTER_FILE = "booster.txt"
 SPEC_FILE = "churn_model.json"
@@ -27,7 +28,9 @@ SPEC_FILE = "churn_model.json"
 BOOSTER_PATH = f"artifacts/{BOOSTER_FILE}"
 SPEC_PATH = f"artifacts/{SPEC_FILE}"
 FORMAT = "churn-model"
-FORMAT_VERSION = 1
+# Version 2 adds the trained candidates (churn.model.ensemble); version 1 still loads.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ModelFormatError(ValueError):
@@ -48,6 +51,7 @@ def model_spec(model: ChurnModel) -> dict[str, Any]:
         "features": list(model.features),
         "categories": {name: list(values) for name, values in model.categories.items()},
         "calibration": None if model.calibrator is None else model.calibrator.to_dict(),
+        "ensemble": None if model.ensemble is None else model.ensemble.to_dict(),
     }
 
 
@@ -68,7 +72,7 @@ def read_model_files(booster: Path, spec: Path) -> ChurnModel:
 
 def model_from_bytes(booster: bytes, spec: bytes) -> ChurnModel:
     """The model from the two files' contents (the loader passes the bytes it verified)."""
-    features, categories, calibrator = parse_spec(_text(spec, SPEC_FILE))
+    features, categories, calibrator, ensemble = parse_spec(_text(spec, SPEC_FILE))
     try:
         trees = lgb.Booster(model_str=_text(booster, BOOSTER_FILE))
     except lgb.basic.LightGBMError as exc:
@@ -78,23 +82,23 @@ def model_from_bytes(booster: bytes, spec: bytes) -> ChurnModel:
             f"{BOOSTER_FILE} and {SPEC_FILE} disagree on the features"
             f" ({trees.num_feature()} in the booster, {len(features)} in the spec)"
         )
-    return ChurnModel(trees, features, calibrator, categories)
+    return ChurnModel(trees, features, calibrator, categories, ensemble)
 
 
 def parse_spec(
     text: str,
-) -> tuple[list[str], dict[str, tuple[str, ...]], ScoreCalibrator | None]:
-    """(features, categories, calibrator) from the spec's JSON, checked field by field."""
+) -> tuple[list[str], dict[str, tuple[str, ...]], ScoreCalibrator | None, Ensemble | None]:
+    """(features, categories, calibrator, ensemble) from the spec's JSON, field by field."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{SPEC_FILE} is not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFormatError(f"{SPEC_FILE} is not a {FORMAT} spec")
-    if data.get("format_version") != FORMAT_VERSION:
+    if data.get("format_version") not in READABLE_VERSIONS:
         raise ModelFormatError(
             f"{SPEC_FILE} has format version {data.get('format_version')!r};"
-            f" this churn reads version {FORMAT_VERSION}"
+            f" this churn reads versions {READABLE_VERSIONS}"
         )
     features = data.get("features")
     if (
@@ -117,9 +121,11 @@ def parse_spec(
     calibration = data.get("calibration")
     try:
         calibrator = None if calibration is None else ScoreCalibrator.from_dict(calibration)
+        raw_ensemble = data.get("ensemble")
+        ensemble = None if raw_ensemble is None else Ensemble.from_dict(raw_ensemble)
     except ValueError as exc:
         raise ModelFormatError(f"{SPEC_FILE}: {exc}") from None
-    return features, categories, calibrator
+    return features, categories, calibrator, ensemble
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from churn.config import TrainConfig
 from churn.errors import UserError
-from churn.model.calibrate import ScoreCalibrator
+from churn.model.candidate_training import train_candidates
+from churn.model.candidates import Selection
 from churn.model.churn_model import (
     CATEGORICAL_FEATURES,
     ChurnModel,
@@ -47,6 +48,8 @@ class TrainingResult:
     n_valid: int
     # Rows the served booster was fitted on: n_train, or n_train + n_valid after a refit.
     n_fit: int
+    # Every candidate's validation numbers, the served one and its calibration.
+    selection: Selection
 
 
 def lightgbm_params(config: TrainConfig) -> dict[str, object]:
@@ -92,15 +95,16 @@ def _refit(
     categories: dict[str, tuple[str, ...]],
     config: TrainConfig,
     n_trees: int,
+    unit: str = "refit rounds",
 ) -> lgb.Booster:
-    """The same model refitted on more rows, with the tree count early stopping chose."""
+    """The same model refitted on other rows, with the tree count early stopping chose."""
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     full_set = lgb.Dataset(
         model_matrix(rows, features, categories),
         label=rows[LABEL],
         categorical_feature=categorical,
     )
-    with _threads(config), progress("train", n_trees, "refit rounds") as shown:
+    with _threads(config), progress("train", n_trees, unit) as shown:
         return lgb.train(
             lightgbm_params(config),
             full_set,
@@ -110,15 +114,16 @@ def _refit(
 
 
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
-    """Fit on split == 'train', stop early on split == 'valid', calibrate on 'valid'.
+    """Fit on split == 'train', stop early on split == 'valid', then choose what to serve.
 
-    With ``refit_full`` the served booster is refitted on the train and valid
-    cutoffs with the chosen tree count, so it has seen the most recent closed
-    label window. The test cutoff stays out on purpose: evaluate and the
-    promotion gate judge the served model there, and must not judge it on rows
-    it was fitted on. The calibrator stays the one fitted on the held-out
-    model's validation scores (the refit's own scores there are in-sample);
-    the test ECE shows whether it transfers.
+    The candidates (booster, logistic part, BTYD probabilities, a blend) and
+    their calibration are judged on out-of-time folds by
+    churn.model.candidate_training. With ``refit_full`` the served parts are
+    refitted on the train and valid cutoffs (the booster with the chosen tree
+    count), so they have seen the most recent closed label window; the
+    calibrators were fitted on predictions of models that never saw those rows.
+    The test cutoff stays out on purpose: evaluate and the promotion gate judge
+    the served model there, and must not judge it on rows it was fitted on.
     """
     check_training_data(snapshots, config)
     train = snapshots[snapshots[SPLIT] == TRAIN_SPLIT]
@@ -128,21 +133,24 @@ def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     features = feature_columns(snapshots)
     categories = learn_categories(train, features)
     booster, best = _fit_early_stopped(train, valid, features, categories, config)
-    raw_valid = ChurnModel(booster, features, categories=categories).raw_probability(valid)
-    calibrator = ScoreCalibrator(config.calibration).fit(raw_valid, valid[LABEL].to_numpy())
-    n_fit = len(train)
-    if config.refit_full:
-        booster = _refit(pd.concat([train, valid]), features, categories, config, best)
-        n_fit += len(valid)
-    model = ChurnModel(booster, features, calibrator, categories)
-    valid_auc = float(roc_auc_score(valid[LABEL], raw_valid))
+    held_out = ChurnModel(booster, features, categories=categories)
+
+    def refit(rows: pd.DataFrame) -> lgb.Booster:
+        return _refit(rows, features, categories, config, best)
+
+    def fold_fit(rows: pd.DataFrame) -> lgb.Booster:
+        return _refit(rows, features, categories, config, best, "out-of-time fold rounds")
+
+    served = train_candidates(train, valid, held_out, fold_fit, refit, config)
+    valid_auc = float(roc_auc_score(valid[LABEL], held_out.booster_probability(valid)))
     return TrainingResult(
-        model=model,
+        model=served.model,
         best_iteration=best,
         valid_auc=valid_auc,
         n_train=len(train),
         n_valid=len(valid),
-        n_fit=n_fit,
+        n_fit=served.n_fit,
+        selection=served.selection,
     )
 
 

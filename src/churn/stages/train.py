@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from churn.atomic import atomic_dir, record_json, write_json, write_record
+from churn.atomic import atomic_dir, record_json, write_json
 from churn.config import Params
 from churn.model import registration, tracking
 from churn.model.model_record import TRAIN_RUN_KEY
@@ -59,7 +59,11 @@ def train(params: Params, snapshots: pd.DataFrame) -> Trained:
     context = run_context("train", snapshot_as_of(snapshots, params.snapshots.horizon_days))
     run_id, version = _log_run(result, example, metrics, context, params)
     checksums = _save_model(result, example, params.paths.model_dir)
-    write_record(metrics, params.paths.train_metrics)
+    # The candidates' validation metrics beside the fit's, and which was served (labels).
+    write_json(
+        {**record_json(metrics), **result.selection.metrics(), **result.selection.labels()},
+        params.paths.train_metrics,
+    )
     # Only what a rerun reproduces (a DVC output): the run id and the registry version
     # live in MLflow, whose run is found by the model's fingerprint (model.training_run).
     write_json(
@@ -96,7 +100,9 @@ def _log_run(
             }
         )
         mlflow.log_params({**lightgbm_params(params.train), **params.snapshots.model_dump()})
-        mlflow.log_metrics({k: float(v) for k, v in record_json(metrics).items()})
+        logged = {**record_json(metrics), **result.selection.metrics()}
+        mlflow.log_metrics({k: float(v) for k, v in logged.items()})
+        mlflow.set_tags(result.selection.labels())
         version = tracking.log_model(
             result.model, example, params.tracking, register=refusal is None
         )

@@ -1,0 +1,160 @@
+"""Choose what to serve: every candidate and calibration judged on held-out cutoffs.
+
+Candidates are each part alone (the booster, the logistic part, every BTYD
+probability column) and a stacked blend of all of them. For each candidate and
+each calibration (none, Platt, isotonic) the blend weights and the calibrator
+are fitted on the earlier out-of-time folds (churn.model.crossfit) and judged
+on the next one, rolling forward; nothing is ever judged on rows it was fitted
+on. A candidate's calibration is the one with the lowest held-out Brier (or the
+one ``train.calibration`` names); the served candidate is the one with the
+lowest validation log loss (the validation cutoff is the last fold), ties going
+to the earlier name in CANDIDATE_ORDER. The winners are then refitted on all
+folds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from churn.model.blend import BLEND_NAME, BOOSTER_PART, LINEAR_PART, Blend, fit_blend
+from churn.model.calibrate import METHODS, CalibrationMethod, ScoreCalibrator
+from churn.model.crossfit import CrossFit, FoldPredictions
+from churn.model.ensemble import Candidate
+
+AUTO = "auto"
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One candidate with its chosen calibration and held-out numbers."""
+
+    candidate: Candidate
+    method: str
+    heldout_brier: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Every candidate fitted on all folds, the served one, and why."""
+
+    judged: dict[str, Judged]
+    served: str
+    out_of_time: bool
+
+    @property
+    def candidates(self) -> dict[str, Candidate]:
+        return {name: j.candidate for name, j in self.judged.items()}
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers for metrics/train.json and MLflow (flat keys)."""
+        served = self.judged[self.served]
+        out = {
+            "calibration_heldout_brier": served.heldout_brier,
+            "served_valid_log_loss": served.candidate.valid["log_loss"],
+        }
+        for name, judged in self.judged.items():
+            for key, value in judged.candidate.valid.items():
+                out[f"candidates.{name}.valid_{key}"] = value
+            out[f"candidates.{name}.heldout_brier"] = judged.heldout_brier
+        return out
+
+    def labels(self) -> dict[str, str]:
+        """The choice in words (train.json and MLflow tags)."""
+        return {"served": self.served, "calibration": self.judged[self.served].method}
+
+    def summary(self) -> str:
+        """One sentence for the train log: what won, and by how much."""
+        ranked = sorted(self.judged, key=lambda n: self.judged[n].candidate.valid["log_loss"])
+        served = self.judged[self.served]
+        loss = {n: j.candidate.valid["log_loss"] for n, j in self.judged.items()}
+        others = ", ".join(f"{n} {loss[n]:.4f}" for n in ranked if n != self.served)
+        return (
+            f"serving {self.served}: lowest validation log loss"
+            f" {served.candidate.valid['log_loss']:.4f} (others: {others});"
+            f" calibration {served.method} (held-out Brier {served.heldout_brier:.4f})"
+        )
+
+
+def candidate_blends(parts: list[str]) -> list[str]:
+    """Candidate names for the available parts: each part alone, then the blend."""
+    return [*parts, BLEND_NAME]
+
+
+def part_order(parts: list[str]) -> list[str]:
+    """Booster first, then the logistic part, then BTYD columns: the tie-break order."""
+    head = [p for p in (BOOSTER_PART, LINEAR_PART) if p in parts]
+    return head + sorted(p for p in parts if p not in head)
+
+
+def select(crossfit: CrossFit, calibration: str) -> Selection:
+    """Judge every candidate on the folds and fit each on all of them (module docstring)."""
+    folds = crossfit.folds
+    names = candidate_blends(part_order(list(folds[0].parts)))
+    methods = list(METHODS) if calibration == AUTO else [calibration]
+    judged = {name: _judge(name, folds, methods) for name in names}
+    served = min(names, key=lambda n: (judged[n].candidate.valid["log_loss"], names.index(n)))
+    return Selection(judged, served, crossfit.out_of_time)
+
+
+def _judge(name: str, folds: list[FoldPredictions], methods: list[str]) -> Judged:
+    rolling = {m: _rolling(name, folds, m) for m in methods}
+    method = min(methods, key=lambda m: (_brier(rolling[m][0]), methods.index(m)))
+    pooled, last = rolling[method]
+    blend, calibrator = _fit(name, folds, method)
+    candidate = Candidate(blend, calibrator, _metrics(*last))
+    return Judged(candidate, method, _brier(pooled))
+
+
+def _rolling(
+    name: str, folds: list[FoldPredictions], method: str
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Held-out (y, p) pooled over folds 2..k, and the last fold's alone."""
+    ys, ps = [], []
+    for j in range(1, len(folds)):
+        blend, calibrator = _fit(name, folds[:j], method)
+        ys.append(folds[j].y)
+        ps.append(_predict(blend, calibrator, folds[j]))
+    return (np.concatenate(ys), np.concatenate(ps)), (ys[-1], ps[-1])
+
+
+def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, ScoreCalibrator]:
+    """The candidate's blend and calibrator fitted on ``folds`` pooled."""
+    pooled = FoldPredictions.pooled(folds)
+    blend = fit_blend(pooled.parts, pooled.y) if name == BLEND_NAME else Blend.single(name)
+    calibrator = ScoreCalibrator(_method(method))
+    if method != "none":
+        try:
+            calibrator.fit(blend.combine(pooled.parts), pooled.y)
+        except ValueError:  # one class only in tiny folds: leave the scores as they are
+            calibrator = ScoreCalibrator("none")
+    return blend, calibrator
+
+
+def _predict(blend: Blend, calibrator: ScoreCalibrator, fold: FoldPredictions) -> np.ndarray:
+    return np.clip(calibrator.predict(blend.combine(fold.parts)), 0.0, 1.0)
+
+
+def _method(name: str) -> CalibrationMethod:
+    if name not in METHODS:
+        raise ValueError(f"unknown calibration {name!r}")
+    return name  # type: ignore[return-value]
+
+
+def _brier(yp: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(brier_score_loss(yp[0], yp[1]))
+
+
+def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    q = np.clip(p, _EPS, 1 - _EPS)
+    out = {
+        "log_loss": float(log_loss(y, q, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, q)),
+        "n": float(len(y)),
+    }
+    if len(np.unique(y)) == 2:  # AUC needs both classes (a tiny half-fold may lack one)
+        out["roc_auc"] = float(roc_auc_score(y, q))
+    return out

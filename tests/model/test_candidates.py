@@ -1,0 +1,173 @@
+"""Candidates: the choice by validation log loss, honest calibration, and the served blend."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from pathlib import Path
+
+import ibis
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
+from churn.features.tables import build_feature_tables
+from churn.model.blend import BLEND_NAME, BOOSTER_PART
+from churn.model.calibrate import ScoreCalibrator
+from churn.model.candidates import select
+from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, model_matrix
+from churn.model.crossfit import CrossFit, FoldPredictions
+from churn.model.ensemble import Ensemble
+from churn.model.model_files import read_model_files, write_model_files
+from churn.model.train import TrainingResult, lightgbm_params, train_model
+from synthetic import canonical_transactions
+
+CONFIG = TrainConfig(n_estimators=80, early_stopping_rounds=10, min_customers=100)
+
+
+@pytest.fixture(scope="module")
+def snapshots() -> pd.DataFrame:
+    transactions = canonical_transactions(seed=11, n_customers=2_000)
+    tables = build_feature_tables(
+        ibis.memtable(transactions), SnapshotConfig(n_train_cutoffs=4), FeaturesConfig()
+    )
+    return tables.labelled
+
+
+@pytest.fixture(scope="module")
+def platt(snapshots: pd.DataFrame) -> TrainingResult:
+    return train_model(snapshots, CONFIG.model_copy(update={"calibration": "platt"}))
+
+
+def _fold(name: str, truth: np.ndarray, rng: np.random.Generator) -> FoldPredictions:
+    y = (rng.random(len(truth)) < truth).astype(int)
+    noisy = np.clip(truth + rng.normal(0, 0.25, len(truth)), 0.01, 0.99)
+    parts = {BOOSTER_PART: noisy, "logistic": np.full(len(truth), y.mean())}
+    parts["planted_p_no_purchase"] = truth  # the true probability: the best candidate
+    return FoldPredictions(name, y, parts)
+
+
+def test_the_candidate_with_the_lowest_validation_log_loss_is_served() -> None:
+    rng = np.random.default_rng(3)
+    folds = [_fold(f"c{i}", rng.beta(2, 2, 4_000), rng) for i in range(3)]
+    selection = select(CrossFit(folds, out_of_time=True), "auto")
+    losses = {n: j.candidate.valid["log_loss"] for n, j in selection.judged.items()}
+    assert set(losses) == {BOOSTER_PART, "logistic", "planted_p_no_purchase", BLEND_NAME}
+    assert selection.served == min(losses, key=losses.__getitem__)
+    assert selection.served in {"planted_p_no_purchase", BLEND_NAME}
+    assert losses[selection.served] < losses[BOOSTER_PART] - 0.01
+    # Judged on the validation (last) fold, by blends and calibrators fitted on earlier ones.
+    assert selection.judged[selection.served].candidate.valid["n"] == len(folds[-1].y)
+
+
+def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:
+    model = result.model
+    categorical = [c for c in model.features if c in CATEGORICAL_FEATURES]
+    data = lgb.Dataset(
+        model_matrix(rows, model.features, model.categories),
+        label=rows[LABEL],
+        categorical_feature=categorical,
+    )
+    return lgb.train(lightgbm_params(CONFIG), data, num_boost_round=result.best_iteration)
+
+
+def test_the_calibrator_is_fitted_on_out_of_time_predictions_of_models_that_never_saw_them(
+    snapshots: pd.DataFrame, platt: TrainingResult
+) -> None:
+    """Rebuilt by hand: each of the last cutoffs scored by a booster trained only on cutoffs
+    whose label windows closed before it; Platt on those scores is the served calibrator.
+    The old wiring (Platt on the validation cutoff only, then a refit that saw it) fails."""
+    rows = snapshots[snapshots["split"].isin(["train", "valid"])]
+    valid_cutoff = rows.loc[rows["split"] == "valid", "cutoff"].max()
+    gap = valid_cutoff - rows.loc[rows["split"] == "train", "cutoff"].max()
+    scores, labels = [], []
+    for target in sorted(rows["cutoff"].unique())[-CONFIG.calibration_cutoffs :]:
+        seen = rows[rows["cutoff"] <= target - gap]
+        if seen[LABEL].nunique() < 2:
+            continue
+        here = rows[rows["cutoff"] == target]
+        assert not set(seen.index) & set(here.index)
+        matrix = model_matrix(here, platt.model.features, platt.model.categories)
+        scores.append(_booster(seen, platt).predict(matrix))
+        labels.append(here[LABEL].to_numpy())
+    assert len(scores) >= 2  # cross-fitted over several cutoffs, not the validation one alone
+    expected = ScoreCalibrator("platt").fit(np.concatenate(scores), np.concatenate(labels))
+    assert platt.model.ensemble is not None
+    served = platt.model.ensemble.candidates[BOOSTER_PART].calibrator
+    assert served.slope == pytest.approx(expected.slope, rel=1e-9)
+    assert served.intercept == pytest.approx(expected.intercept, rel=1e-9)
+    # And the served booster is the refit on train + valid, which saw those rows.
+    assert platt.n_fit == platt.n_train + platt.n_valid
+
+
+def test_auto_calibration_reports_its_choice_and_held_out_brier(platt: TrainingResult) -> None:
+    result = platt.selection
+    assert result.labels()["calibration"] == "platt"
+    metrics = result.metrics()
+    assert 0 < metrics["calibration_heldout_brier"] < 0.25
+    assert {f"candidates.{n}.valid_log_loss" for n in result.judged} <= set(metrics)
+
+
+def test_a_served_blend_loads_without_unpickling_and_scores_as_in_training(
+    snapshots: pd.DataFrame,
+    platt: TrainingResult,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = copy.copy(platt.model)  # the fixture's model stays as trained
+    assert model.ensemble is not None
+    model.ensemble = dataclasses.replace(model.ensemble, served=BLEND_NAME)
+    model.calibrator = model.ensemble.candidates[BLEND_NAME].calibrator
+    files = write_model_files(model, tmp_path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model must load without unpickling")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    loaded = read_model_files(files.booster, files.spec)
+    test = snapshots[snapshots["split"] == "test"]
+    assert isinstance(loaded.ensemble, Ensemble) and loaded.ensemble.served == BLEND_NAME
+    served = loaded.churn_probability(test)
+    assert np.array_equal(served, model.churn_probability(test))
+    assert not np.array_equal(served, loaded.candidate_probabilities(test)[BOOSTER_PART])
+    assert np.array_equal(served, loaded.candidate_probabilities(test)[BLEND_NAME])
+
+
+def test_scores_and_reasons_work_whichever_candidate_is_served(
+    snapshots: pd.DataFrame, platt: TrainingResult
+) -> None:
+    """A non-tree winner still scores, and its reasons come from the booster inside."""
+    from churn.scoring.score import explain, score_customers
+
+    assert platt.model.ensemble is not None
+    rows = snapshots[snapshots["split"] == "test"].drop(columns=[LABEL]).head(300)
+    for served in ("logistic", "btyd_p_no_purchase", BLEND_NAME):
+        model = copy.copy(platt.model)
+        model.ensemble = dataclasses.replace(platt.model.ensemble, served=served)
+        model.calibrator = model.ensemble.candidates[served].calibrator
+        scores = score_customers(rows, model, "models/churn_model")
+        expected = model.candidate_probabilities(rows)[served]
+        by_id = dict(zip(rows["customer_id"], expected, strict=True))
+        assert np.allclose(scores["churn_probability"], scores["customer_id"].map(by_id))
+        reasons = explain(rows, model, scores["customer_id"].head(20))
+        assert (reasons["reason_1"] != "").all()
+
+
+def test_without_two_out_of_time_folds_the_validation_halves_judge_and_nothing_is_refit(
+    snapshots: pd.DataFrame,
+) -> None:
+    """One training cutoff: no earlier cutoff predicts it, so the calibration is chosen on
+    two halves of the validation cutoff and the served booster is the one that never saw it."""
+    train = snapshots[snapshots["split"] == "train"]
+    last = snapshots["cutoff"] == train["cutoff"].max()
+    short = snapshots[(snapshots["split"] != "train") | last]
+    config = CONFIG.model_copy(update={"min_train_cutoffs": 1, "refit_full": True})
+    result = train_model(short, config)
+    assert not result.selection.out_of_time
+    assert result.n_fit == result.n_train
+    judged_on = {j.candidate.valid["n"] for j in result.selection.judged.values()}
+    assert len(judged_on) == 1 and 0 < judged_on.pop() < result.n_valid  # the second half
