@@ -531,6 +531,7 @@ def export(
 
     from churn.atomic import atomic_path, write_csv, write_json, write_parquet
     from churn.outcomes.in_effect import rates_in_effect
+    from churn.outcomes.ranking import ranking_in_effect
     from churn.scoring.export import write_xlsx
     from churn.scoring.retention import retention_list
     from churn.scoring.score import explain as explain_customers
@@ -555,8 +556,16 @@ def export(
         targeting, rates = rates_in_effect(
             params.targeting, params.paths.save_rates, params.outcomes.min_control
         )
+        scores, ranking = ranking_in_effect(  # issue 16: uplift ranking
+            params.targeting,
+            scores,
+            params.paths.outcomes_dir,
+            params.paths.outcomes_metrics,
+            lambda: _scoring_snapshot(params, pd.Timestamp(scores["as_of"].iloc[0]).date()),
+        )
         chosen = retention_list(scores, customers, targeting, filters, reasons_for)
         chosen.summary["save_rates"] = rates
+        chosen.summary["ranking"] = ranking
         if targets.table is not None:
             write_parquet(chosen.targets, targets.table)
         contact_list, summary = chosen.contact_list, chosen.summary
@@ -911,7 +920,12 @@ def outcomes() -> None:
     )
     with _step("outcomes"):
         result = run_outcomes(
-            where, params.ingest, params.snapshots.horizon_days, params.outcomes, params.targeting
+            where,
+            params.ingest,
+            params.snapshots.horizon_days,
+            params.outcomes,
+            params.targeting,
+            (params.snapshots, params.features),
         )
         run_id = log_readout(
             result.metrics, result.save_rates, params.tracking, params.outcomes.experiment

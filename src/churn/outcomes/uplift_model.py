@@ -48,6 +48,12 @@ _PARAMS = {
     "verbose": -1,
 }
 ROUNDS = 150
+UPLIFT_COLUMN = "predicted_uplift"  # in scores: churn.scoring.targeting ranks by it when present
+
+
+def model_folder(outcomes_dir: Path) -> Path:
+    """Where `churn outcomes` keeps the judged uplift model (paths.outcomes_dir/uplift_model)."""
+    return outcomes_dir / "uplift_model"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ class UpliftModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted uplift in retention probability for every row of ``frame``."""
         x = model_matrix(frame, self.features, self.categories)
-        return np.asarray(self.contacted.predict(x) - self.control.predict(x), dtype="float64")
+        treated = np.asarray(self.contacted.predict(x), dtype="float64")
+        return treated - np.asarray(self.control.predict(x), dtype="float64")
 
     def save(self, folder: Path) -> None:
         """Both boosters as LightGBM text plus the feature and category lists as JSON."""

@@ -65,7 +65,8 @@ def with_features(
     con = backend.connect("duckdb")
     table = backend.read_transactions(con, transactions)
     parts = []
-    for as_of, group in rows.groupby("as_of", sort=True):
+    for as_of in sorted(rows["as_of"].unique()):
+        group = rows[rows["as_of"] == as_of]
         day = pd.Timestamp(as_of).date()
         snapshot = build_scoring_snapshot(table, day, snapshots, features)
         snapshot = snapshot.assign(customer_id=snapshot["customer_id"].astype(str))

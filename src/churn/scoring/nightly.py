@@ -198,6 +198,12 @@ def export_step(
     targeting, rates = rates_in_effect(
         params.targeting, params.paths.save_rates, params.outcomes.min_control
     )
+    from churn.outcomes.ranking import ranking_in_effect  # issue 16: uplift ranking
+
+    paths = params.paths
+    scores, ranking = ranking_in_effect(
+        params.targeting, scores, paths.outcomes_dir, paths.outcomes_metrics, lambda: snapshot
+    )
     chosen = retention_list(
         scores,
         customers,
@@ -206,6 +212,7 @@ def export_step(
         lambda wanted: explain(snapshot, model, wanted, params.attribution),
     )
     chosen.summary["save_rates"] = rates
+    chosen.summary["ranking"] = ranking
     return chosen
 
 
