@@ -531,6 +531,7 @@ def _run_steps(
         },
         "new_orders": new_orders.as_manifest(),
         "save_rates": exported.summary.get("save_rates"),
+        "ranking": exported.summary.get("ranking"),
         "thresholds": config.model_dump(
             mode="json",
             include={
