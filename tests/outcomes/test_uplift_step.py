@@ -140,3 +140,17 @@ def test_rank_by_uplift_without_a_model_is_one_clear_error(tmp_path: Path) -> No
             tmp_path / "m.json",
             pd.DataFrame,
         )
+
+
+def test_rank_by_auto_without_a_verdict_keeps_risk_and_says_why(tmp_path: Path) -> None:
+    auto = TargetingConfig(rank_by="auto")
+    metrics = tmp_path / "outcomes.json"
+    scores = pd.DataFrame({"customer_id": ["a"]})
+    _, record = ranking_in_effect(auto, scores, tmp_path, metrics, pd.DataFrame)
+    assert record["rank_by"] == "risk" and record["why"].startswith("no read-out yet")
+    metrics.write_text(json.dumps({"n_control": 3}))  # a read-out from before uplift
+    _, record = ranking_in_effect(auto, scores, tmp_path, metrics, pd.DataFrame)
+    assert record["why"] == f"{metrics} has no uplift verdict (rerun `churn outcomes`)"
+    metrics.write_text(json.dumps({"uplift": {"winner": "uplift"}}))  # but no model saved
+    _, record = ranking_in_effect(auto, scores, tmp_path, metrics, pd.DataFrame)
+    assert record["why"] == f"no uplift model in {tmp_path / 'uplift_model'}"

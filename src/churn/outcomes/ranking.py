@@ -34,6 +34,8 @@ def uplift_verdict(outcomes_metrics: Path) -> str | None:
         block = json.loads(outcomes_metrics.read_text(encoding="utf-8")).get("uplift") or {}
     except ValueError:
         return f"{outcomes_metrics} is not JSON"
+    if not block:
+        return f"{outcomes_metrics} has no uplift verdict (rerun `churn outcomes`)"
     if block.get("winner") != "uplift":
         return str(block.get("reason") or "risk ranking won the last out-of-time comparison")
     return None
