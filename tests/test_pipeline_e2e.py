@@ -54,6 +54,7 @@ PROJECT_FILES = (
     "pyproject.toml",
     "uv.lock",
     "data/outcomes/save_rates.json",  # export's dep (targeting.save_rates: measured)
+    "metrics/outcomes.json",  # export's dep (targeting.rank_by: auto)
 )
 MAIN_STAGES = ["generate", "ingest", "features", "train", "evaluate", "score", "export", "report"]
 BACKTEST_STEPS = 1  # one retrain: the stage's wiring; tests/model/test_backtest.py steps
@@ -523,15 +524,19 @@ def test_the_readme_outcomes_walkthrough_measures_and_adjusts(
     assert experiment is not None
     run = client.search_runs([experiment.experiment_id])[0]
     assert run.data.metrics["n_control"] == metrics["n_control"]
+    uplift = metrics["uplift"]  # one campaign: no uplift model to judge
+    assert uplift["fitted"] is False and uplift["reason"].startswith("not enough outcomes")
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["targeting"]["save_rates"] = "measured"
+    params["targeting"]["rank_by"] = "auto"  # risk: the read-out fitted no uplift model
     params["outcomes"]["min_control"] = 5  # the shrunk sample's control groups are small
     params["nightly"]["max_score_psi"] = 5.0  # as the README says for this first run
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (command,) = next_list
     _sh(command, repo, env)
     manifest = json.loads((repo / "data/nightly/as_of=2026-12-30/manifest.json").read_text())
+    assert manifest["ranking"] == {"rank_by": "risk", "requested": "auto", "why": uplift["reason"]}
     used = manifest["save_rates"]
     assert used["mode"] == "measured" and used["source"] == "data/outcomes/save_rates.json"
     for action, entry in rates["actions"].items():

@@ -34,6 +34,8 @@ OWN_COLUMN_LISTS = {
     # Features the BTYD fits read: feature names are whatever churn.features computes
     # (the schema holds only a snapshot's ids and label), so they stay beside the fits.
     ("churn.features.btyd_features", "INPUT_COLUMNS"),
+    # The uplift model's training rows: a frame inside churn.outcomes, never written.
+    ("churn.outcomes.uplift_rows", "OUTCOME_COLUMNS"),
 }
 
 

@@ -376,6 +376,9 @@ class TargetingConfig(_Section):
     # assumed: the save rates above; measured: paths.save_rates from `churn outcomes`
     # (shrunk toward the assumed ones; churn.outcomes.rates_in_effect).
     save_rates: Literal["assumed", "measured"] = "assumed"
+    # risk: gain = risk x value x save rate - cost; uplift: predicted uplift x value - cost
+    # (the model `churn outcomes` saved); auto: uplift only when outcomes.json says it won.
+    rank_by: Literal["risk", "uplift", "auto"] = "risk"
     rules: tuple[ActionRule, ...] = (
         ActionRule(action="Personal call", bands=("high", "medium"), min_value=150.0),
         ActionRule(
@@ -488,6 +491,13 @@ class OutcomesConfig(_Section):
     # A measured rate from fewer control customers than this is never used.
     min_control: int = Field(100, ge=1, le=MAX_ROWS)
     experiment: str = "churn-outcomes"
+    # Uplift model (churn.outcomes.uplift): fitted on earlier closed campaigns, judged on the
+    # latest, only when both have at least this many contacted and control customers.
+    uplift_min_contacted: int = Field(1000, ge=10, le=MAX_ROWS)
+    uplift_min_control: int = Field(300, ge=10, le=MAX_ROWS)
+    # Uplift wins only when its Qini beats risk's by more than chance (paired bootstrap).
+    uplift_bootstrap: int = Field(200, ge=20, le=10_000)
+    uplift_seed: int = 0
 
 
 class CustomerTypeEffects(_Section):

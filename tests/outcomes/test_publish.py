@@ -65,6 +65,9 @@ def test_outcomes_writes_every_output_and_logs_to_mlflow(
     assert reached["n_contacted"] == n - (n + 3) // 4  # every fourth was not reached
     assert reached["n_control"] == metrics["n_control"] and "not random" in reached["arms"]
     assert metrics["contacts_log"]["rows_out"] == metrics["n_contacted"]
+    uplift = metrics["uplift"]  # one campaign: nothing to judge an uplift model on
+    assert uplift["fitted"] is False and uplift["winner"] == "risk"
+    assert uplift["reason"].startswith("not enough outcomes: fewer than two closed campaigns")
     report = json.loads(Path("data/outcomes/ingest_report.json").read_text())
     assert report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
     rates = json.loads(Path("data/outcomes/save_rates.json").read_text())

@@ -236,6 +236,7 @@ def _manifest(
         code=CodeVersion(metadata.version("churn"), git_commit()),
         timings=timings.record(),
         save_rates=run.chosen.summary.get("save_rates"),
+        ranking=run.chosen.summary.get("ranking"),
     )
 
 

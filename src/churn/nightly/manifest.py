@@ -97,6 +97,7 @@ class NightlyManifest:
     code: CodeVersion
     timings: dict[str, Any] = field(default_factory=dict)  # started_at, seconds per step
     save_rates: dict[str, Any] | None = None  # the rates the list used, and whence (#16)
+    ranking: dict[str, Any] | None = None  # risk or uplift, and why (#16)
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,8 @@ def retention_list(
     """The same list as `churn export` with its default filters, reasons from this run's
     model and snapshot."""
     reasons = reasons_from(snapshot, loaded.model, params)
-    return retention(scores, customers, params, param_filters(params.export), reasons)
+    filters = param_filters(params.export)
+    return retention(scores, customers, params, filters, reasons, lambda: snapshot)
 
 
 def write_outputs(scores: pd.DataFrame, chosen: RetentionList, out: Path) -> None:

@@ -24,13 +24,20 @@ from typing import Any
 import pandas as pd
 
 from churn.atomic import record_json, write_csv, write_json
-from churn.config import IngestConfig, OutcomesConfig, TargetingConfig
+from churn.config import (
+    FeaturesConfig,
+    IngestConfig,
+    OutcomesConfig,
+    SnapshotConfig,
+    TargetingConfig,
+)
 from churn.data.contacts import ingest_contacts
 from churn.data.ingest_stage import IngestTargets, run_ingest_stage
 from churn.outcomes.campaigns import CampaignOutcomes, read_out
 from churn.outcomes.lists import find_list_files, latest_list_date
 from churn.outcomes.readout import Measurement, Readout
 from churn.outcomes.save_rates import measured_save_rates
+from churn.outcomes.uplift_step import run_uplift
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,7 @@ def run_outcomes(
     horizon_days: int,
     config: OutcomesConfig,
     targeting: TargetingConfig,
+    uplift_features: tuple[SnapshotConfig, FeaturesConfig] | None = None,
 ) -> OutcomesResult:
     """Measure every published list and write the outputs (see the module docstring)."""
     files = find_list_files(paths.targets_table, paths.nightly_root)
@@ -106,6 +114,10 @@ def run_outcomes(
     )
     rates["min_control"] = config.min_control
     metrics = _metrics(outcomes, report)
+    if uplift_features is not None:  # issue 16 item 5: churn.outcomes.uplift
+        metrics["uplift"] = run_uplift(
+            files, transactions, paths.outcomes_dir, config, *uplift_features
+        )
     write_json(rates, paths.save_rates)
     write_json(metrics, paths.metrics)
     write_csv(_plot_rows(itt.by_action, "action"), paths.plots_dir / "outcomes_by_action.csv")

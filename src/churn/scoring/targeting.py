@@ -2,7 +2,9 @@
 
 Each customer gets one action from the rules in params (first matching rule
 wins), and with it a cost and a save rate. The expected net gain of contacting
-them is ``churn_probability x expected_value_12m x save_rate - cost``. The
+them is ``churn_probability x expected_value_12m x save_rate - cost``, or, when the
+scores carry ``predicted_uplift`` (``targeting.rank_by``, churn.outcomes.ranking),
+``predicted_uplift x expected_value_12m - cost``. The
 selection maximises the total expected gain under a cap on contacts and/or
 money (``churn.scoring.budget_pick``: exact wherever it can be proven within
 ``targeting.max_seconds``, else the best pick found and its optimality gap).
@@ -94,10 +96,10 @@ def select_targets(
     actions = assign_actions(out, config)
     for column in actions.columns:
         out[column] = actions[column]
-    out["expected_gain"] = (
-        out["churn_probability"] * out["expected_value_12m"] * out["save_rate"]
-        - out["contact_cost"]
-    )
+    saved_share = out["churn_probability"] * out["save_rate"]
+    if "predicted_uplift" in out.columns:  # issue 16: rank by uplift (churn.outcomes.ranking)
+        saved_share = out["predicted_uplift"].fillna(0.0)
+    out["expected_gain"] = saved_share * out["expected_value_12m"] - out["contact_cost"]
     out.loc[out["action"] == NO_ACTION, "expected_gain"] = 0.0
     gains = out["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
     if contactable is not None:

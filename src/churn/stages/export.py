@@ -8,7 +8,7 @@ the job publishes cannot differ.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from churn.config import ExportConfig, Params
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.outcomes.in_effect import rates_in_effect
+from churn.outcomes.ranking import ranking_in_effect
 from churn.scoring.export import ExportFilters, write_xlsx
 from churn.scoring.retention import ReasonsFor, RetentionList, retention_list
 from churn.scoring.score import explain, scored_by
@@ -78,6 +79,7 @@ def retention(
     params: Params,
     filters: ExportFilters,
     reasons_for: ReasonsFor,
+    snapshot_for: Callable[[], pd.DataFrame],
 ) -> RetentionList:
     """Consent, the budgeted pick, reasons for the picked and the filtered contact list,
     under the save rates in effect (assumed, or measured from campaign outcomes), which
@@ -85,8 +87,13 @@ def retention(
     targeting, rates = rates_in_effect(
         params.targeting, params.paths.save_rates, params.outcomes.min_control
     )
+    paths = params.paths
+    scores, ranking = ranking_in_effect(  # by churn risk, or by a measured uplift model
+        params.targeting, scores, paths.outcomes_dir, paths.outcomes_metrics, snapshot_for
+    )
     chosen = retention_list(scores, customers, targeting, filters, reasons_for)
     chosen.summary["save_rates"] = rates
+    chosen.summary["ranking"] = ranking
     return chosen
 
 
@@ -153,7 +160,11 @@ def export(params: Params, planned: ExportPlan) -> Exported:
     """The DVC stage (no options) or a one-off list (any option): pick, explain, write."""
     scores = planned.scores
     reasons = _reasons_of_scorer(scores, params)
-    chosen = retention(scores, planned.customers, params, planned.filters, reasons)
+
+    def snapshot_for() -> pd.DataFrame:
+        return scoring_snapshot(params, pd.Timestamp(scores["as_of"].iloc[0]).date())
+
+    chosen = retention(scores, planned.customers, params, planned.filters, reasons, snapshot_for)
     return Exported(chosen, planned.files, write_list(chosen, planned.files))
 
 

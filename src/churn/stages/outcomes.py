@@ -61,7 +61,12 @@ def outcomes(params: Params) -> ReadOut:
         plots_dir=paths.plots_dir,
     )
     result = run_outcomes(
-        where, params.ingest, params.snapshots.horizon_days, params.outcomes, params.targeting
+        where,
+        params.ingest,
+        params.snapshots.horizon_days,
+        params.outcomes,
+        params.targeting,
+        (params.snapshots, params.features),
     )
     run_id = log_readout(
         result.metrics, result.save_rates, params.tracking, params.outcomes.experiment
