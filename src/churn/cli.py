@@ -667,12 +667,15 @@ def report(
         "the churn rate per cutoff",
         "features",
     )
+    from churn.outcomes.for_report import readout_for_report  # issue 16: "Did it work?"
+
+    readout = readout_for_report(paths.outcomes_metrics, params.outcomes.min_control)
     with _step("report"):
         # matplotlib: imported after the inputs check
         from churn.scoring.report import render_pipeline_report
 
         html = render_pipeline_report(
-            scores, targets, transactions, labelled, previous_scores, params
+            scores, targets, transactions, labelled, previous_scores, params, readout
         )
         with atomic_path(target) as tmp:
             tmp.write_text(html, encoding="utf-8")

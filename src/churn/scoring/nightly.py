@@ -218,10 +218,12 @@ def report_step(
     folder: Path,
 ) -> list[str]:
     """The marketing HTML report beside the list; returns the file names written."""
+    from churn.outcomes.for_report import readout_for_report  # issue 16: "Did it work?"
     from churn.scoring.report import render_pipeline_report
 
     history = pd.read_parquet(transactions, columns=["customer_id", "order_id", "ts", "amount"])
-    html = render_pipeline_report(scores, targets, history, None, previous_scores, params)
+    readout = readout_for_report(params.paths.outcomes_metrics, params.outcomes.min_control)
+    html = render_pipeline_report(scores, targets, history, None, previous_scores, params, readout)
     with atomic_path(folder / REPORT_FILE) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return [REPORT_FILE]
