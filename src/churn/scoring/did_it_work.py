@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -191,22 +192,27 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _with_interval(value: float | None, low: float | None, high: float | None, fmt: str) -> str:
+def signed_per_100(share: float) -> str:
+    """A difference in customers per 100 with its sign, worded as :func:`per_100`."""
+    text = per_100(share)
+    return text if text == "0" else f"{'+' if share > 0 else '-'}{text}"
+
+
+def _percent(share: float) -> str:
+    text = f"{100 * share:.0f}"
+    return "0" if text == "-0" else text  # no "-0" for a tiny negative
+
+
+def _with_interval(
+    value: float | None, low: float | None, high: float | None, fmt: Callable[[float], str]
+) -> str:
     if value is None or low is None or high is None:
         return "n/a"
-
-    def number(x: float) -> str:
-        text = f"{x:{fmt}}"
-        return "0" if text.lstrip("+-") == "0" else text  # no "-0" for a tiny negative
-
-    return f"{number(value)} ({number(low)} to {number(high)})"
+    return f"{fmt(value)} ({fmt(low)} to {fmt(high)})"
 
 
 def cells(effect: Effect, min_control: int, currency: str) -> dict[str, str]:
     """The action table's cells: counts, retention, differences per 100, money, return."""
-
-    def scaled(value: float | None) -> float | None:
-        return None if value is None else 100 * value
 
     revenue = effect.incremental_revenue
     return {
@@ -216,13 +222,10 @@ def cells(effect: Effect, min_control: int, currency: str) -> dict[str, str]:
         "stayed_contacted": _share(effect.retention_contacted),
         "stayed_control": _share(effect.retention_control),
         "per_100": _with_interval(
-            scaled(effect.lift), scaled(effect.lift_ci_low), scaled(effect.lift_ci_high), "+.0f"
+            effect.lift, effect.lift_ci_low, effect.lift_ci_high, signed_per_100
         ),
         "save_rate": _with_interval(
-            scaled(effect.save_rate),
-            scaled(effect.save_rate_ci_low),
-            scaled(effect.save_rate_ci_high),
-            ".0f",
+            effect.save_rate, effect.save_rate_ci_low, effect.save_rate_ci_high, _percent
         ),
         "revenue": "n/a"
         if revenue is None
