@@ -72,7 +72,7 @@ def test_the_next_report_says_whether_the_campaign_worked(
     main(["report"])
     text = _section_text(Path("reports/retention_report.html").read_text(encoding="utf-8"))
     seen_to = pd.Timestamp(metrics["data_end"]) - pd.Timedelta(days=1)
-    assert f"Purchases seen up to {seen_to.date()}." in text
+    assert f"Purchases seen up to {seen_to.date()}; the numbers below pool the closed" in text
     # the call worked (and its interval says so); its sentence carries the read-out's numbers
     assert call["lift_ci_low"] > 0 and call["n_control"] >= 100
     low, high = round(100 * call["lift_ci_low"]), round(100 * call["lift_ci_high"])

@@ -179,4 +179,7 @@ def test_a_read_out_that_saw_purchases_after_the_as_of_date_is_left_out(as_of: d
 
 def test_a_read_out_up_to_the_as_of_date_is_shown() -> None:
     html = _report(readout({"Personal call": WIN}), dt.date(2026, 12, 30))
-    assert "Did it work?" in html and "Purchases seen up to 2026-12-29." in html
+    assert (
+        "Did it work?" in html
+        and "Purchases seen up to 2026-12-29; the numbers below pool the closed campaigns." in html
+    )

@@ -41,6 +41,7 @@ def readout_for_report(path: Path, min_control: int) -> CampaignReadout | None:
             pooled=_effect(metrics),
             by_action={str(k): _effect(v) for k, v in metrics["by_action"].items()},
             min_control=min_control,
+            pooled_over=str(metrics.get("pooled_over", "closed campaigns")),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(

@@ -60,6 +60,7 @@ class CampaignReadout:
     pooled: Effect
     by_action: dict[str, Effect]
     min_control: int  # smaller control groups are "too small to tell"
+    pooled_over: str = "closed campaigns"  # or "open campaigns, so far" while none has closed
 
 
 @dataclass(frozen=True)
@@ -142,19 +143,21 @@ def retention_sentence(name: str, effect: Effect, min_control: int) -> str:
     )
 
 
+def _money(value: float, currency: str) -> str:
+    """As the rest of the report writes money: -£1,234."""
+    return f"{'-' if value < 0 else ''}{currency}{abs(value):,.0f}"
+
+
 def money_sentence(effect: Effect, currency: str) -> str:
     """Incremental revenue with its interval, the contact costs and the return."""
     revenue = effect.incremental_revenue
     low, high = effect.incremental_revenue_ci_low, effect.incremental_revenue_ci_high
     if revenue is None or low is None or high is None:
         return ""
-
-    def money(value: float) -> str:
-        return f"{'-' if value < 0 else ''}{currency}{abs(value):,.0f}"
-
     text = (
-        f"Revenue beyond no contact: {money(revenue)} (95 % interval {money(low)} to"
-        f" {money(high)}) for {money(effect.cost)} of contact costs"
+        f"Revenue beyond no contact: {_money(revenue, currency)} (95 % interval"
+        f" {_money(low, currency)} to {_money(high, currency)}) for"
+        f" {_money(effect.cost, currency)} of contact costs"
     )
     if effect.roi is not None and revenue > 0:
         text += (
@@ -213,7 +216,6 @@ def _with_interval(
 
 def cells(effect: Effect, min_control: int, currency: str) -> dict[str, str]:
     """The action table's cells: counts, retention, differences per 100, money, return."""
-
     revenue = effect.incremental_revenue
     return {
         "verdict": VERDICTS[verdict(effect, min_control)],
@@ -227,10 +229,8 @@ def cells(effect: Effect, min_control: int, currency: str) -> dict[str, str]:
         "save_rate": _with_interval(
             effect.save_rate, effect.save_rate_ci_low, effect.save_rate_ci_high, _percent
         ),
-        "revenue": "n/a"
-        if revenue is None
-        else f"{currency}{revenue:,.0f}".replace(f"{currency}-", f"-{currency}"),
-        "cost": f"{currency}{effect.cost:,.0f}",
+        "revenue": "n/a" if revenue is None else _money(revenue, currency),
+        "cost": _money(effect.cost, currency),
         "roi": "n/a" if effect.roi is None else f"{effect.roi:+.2f}",
     }
 
@@ -259,7 +259,8 @@ def section(
         f"Customers on the lists of the campaign(s) of {campaigns} against their control"
         " group (held out at random, never contacted); a customer stayed if they bought"
         f" within {horizon_days} days of being listed. Purchases seen up to"
-        f" {readout.data_end - dt.timedelta(days=1)}."
+        f" {readout.data_end - dt.timedelta(days=1)}; the numbers below pool the"
+        f" {readout.pooled_over}."
     )
     judged = (readout.min_control, horizon_days, currency)
     return Section(
