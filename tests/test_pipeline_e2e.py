@@ -54,7 +54,7 @@ PROJECT_FILES = (
     "pyproject.toml",
     "uv.lock",
     "data/outcomes/save_rates.json",  # export's dep (targeting.save_rates: measured)
-    "metrics/outcomes.json",  # export's dep (targeting.rank_by: auto)
+    "metrics/outcomes.json",  # export's (rank_by: auto) and report's ("Did it work?") dep
 )
 MAIN_STAGES = ["generate", "ingest", "features", "train", "evaluate", "score", "export", "report"]
 BACKTEST_STEPS = 1  # one retrain: the stage's wiring; tests/model/test_backtest.py steps
@@ -239,6 +239,8 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
 
     report_html = (repo / "reports/retention_report.html").read_text(encoding="utf-8")
     assert "Customers at risk" in report_html and "<script" not in report_html
+    # the committed read-out saw purchases after this list's as-of date: not shown
+    assert "Did it work?" not in report_html
 
 
 def test_model_beats_recency_rule(project: Project, first_repro: str) -> None:
@@ -537,6 +539,13 @@ def test_the_readme_outcomes_walkthrough_measures_and_adjusts(
     _sh(command, repo, env)
     manifest = json.loads((repo / "data/nightly/as_of=2026-12-30/manifest.json").read_text())
     assert manifest["ranking"] == {"rank_by": "risk", "requested": "auto", "why": uplift["reason"]}
+    # the next list's report says how the campaign went, per action, in plain words
+    report = (repo / "data/nightly/as_of=2026-12-30/retention_report.html").read_text(
+        encoding="utf-8"
+    )
+    assert "<h2>Did it work?</h2>" in report
+    for action in truth["save_rate"]:
+        assert re.search(rf"<p>{re.escape(action)}(:| kept| did harm)", report), action
     used = manifest["save_rates"]
     assert used["mode"] == "measured" and used["source"] == "data/outcomes/save_rates.json"
     for action, entry in rates["actions"].items():

@@ -25,7 +25,7 @@ from markupsafe import Markup
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
 from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
-from churn.scoring import kpis
+from churn.scoring import did_it_work, kpis
 from churn.scoring import report_charts as charts
 
 # The parts of the score and targets tables the report reads (and requires).
@@ -242,6 +242,7 @@ def render_report(
     max_contacts: int | None = None,
     horizon_days: int = 90,
     lookback_days: int = 365,
+    readout: did_it_work.CampaignReadout | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
@@ -250,7 +251,8 @@ def render_report(
     may be None and its part is left out. ``previous_scores`` is the score table of
     an earlier run, for the segment comparison. ``budget`` and ``max_contacts`` are
     the targeting limits (None = none), shown beside what was used. ``horizon_days`` and
-    ``lookback_days`` make the monthly churn rate use the model's own label.
+    ``lookback_days`` make the monthly churn rate use the model's own label. ``readout``
+    (from `churn outcomes`) adds "Did it work?" when it applies at the as-of date.
     """
     _check_tables(scores, targets, previous_scores)
     as_of = pd.Timestamp(scores["as_of"].max())
@@ -281,6 +283,7 @@ def render_report(
         "n_selected": numbers.contacted,
         **_model_fields(scores),
         "generated_for": dt.date.isoformat(as_of.date()),
+        "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
     }
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -349,6 +352,7 @@ def render_pipeline_report(
     labelled: pd.DataFrame | None,
     previous_scores: pd.DataFrame | None,
     params: Params,
+    readout: did_it_work.CampaignReadout | None = None,
 ) -> str:
     """The report with the budget and label settings the pipeline ran with.
 
@@ -366,4 +370,5 @@ def render_pipeline_report(
         max_contacts=params.targeting.max_contacts,
         horizon_days=params.snapshots.horizon_days,
         lookback_days=params.snapshots.active_window_days,
+        readout=readout,
     )

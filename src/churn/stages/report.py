@@ -11,6 +11,7 @@ from churn.adhoc import report_file
 from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
+from churn.outcomes.for_report import readout_for_report
 from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KPI_TRANSACTION_COLUMNS
 from churn.stages.inputs import read_optional_parquet, read_parquet, run_name
 
@@ -34,10 +35,17 @@ def write_report(
     params: Params,
     target: Path,
 ) -> Reported:
-    """Render the report from its inputs (None: that part is left out) and write ``target``."""
+    """Render the report from its inputs (None: that part is left out) and write ``target``.
+
+    The campaign read-out of `churn outcomes` (when one exists and applies at the
+    scores' as-of date) adds "Did it work?"; the CLI and the nightly job both come here.
+    """
     from churn.scoring.report import render_pipeline_report  # matplotlib: after the inputs
 
-    html = render_pipeline_report(scores, targets, transactions, labelled, previous_scores, params)
+    readout = readout_for_report(params.paths.outcomes_metrics, params.outcomes.min_control)
+    html = render_pipeline_report(
+        scores, targets, transactions, labelled, previous_scores, params, readout
+    )
     with atomic_path(target) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return Reported(target, len(scores), int(targets["selected"].sum()), len(html.encode()))
