@@ -107,6 +107,7 @@ def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
         "code",
         "timings",
         "save_rates",  # issue 16: the rates the list used, and whence
+        "ranking",  # issue 16: risk or uplift, and why
     }
     assert manifest["save_rates"]["mode"] == "assumed"
     assert set(manifest["model"]) == {"requested", "uri", "name", "version"}
