@@ -7,7 +7,7 @@ import pandas as pd
 from trained_model import Trained
 
 from churn.schema import REASON_COLUMNS
-from churn.scoring.reasons import DATE_FEATURES, NO_WARNING_SIGN, top_reasons
+from churn.scoring.reasons import _GROUPS, DATE_FEATURES, NO_WARNING_SIGN, top_reasons
 from churn.scoring.score import explain
 
 FEATURES = [
@@ -85,6 +85,17 @@ def test_real_model_reasons_are_words_and_skip_date_features(trained: Trained) -
     for row in reasons[list(REASON_COLUMNS)].itertuples(index=False):
         named = [r for r in row if r]
         assert len(set(named)) == len(named)
+
+
+def test_every_model_feature_has_worded_reason_but_country(trained: Trained) -> None:
+    """A new feature must join a reason group, or the list shows its raw column name and
+    value ("pnbd p alive: 0.99..."). Country alone still reads as "country: ..." (#18)."""
+    unworded = [
+        f
+        for f in trained.model.features
+        if f not in DATE_FEATURES and not any(group.matches(f) for group in _GROUPS)
+    ]
+    assert unworded == ["country"]
 
 
 def test_explain_only_the_customers_asked_for(trained: Trained) -> None:

@@ -175,6 +175,7 @@ _GROUPS = (
         _any(
             _named(
                 "n_orders",
+                "n_purchase_days",
                 "f_score",
                 "tenure_days",
                 "btyd_expected_purchases",
@@ -201,7 +202,11 @@ _GROUPS = (
         ),
         _spend,
     ),
-    _Group("alive", _named("btyd_p_alive", "btyd_p_no_purchase"), _alive),
+    _Group(
+        "alive",
+        _named("btyd_p_alive", "btyd_p_no_purchase", "pnbd_p_alive", "pnbd_p_no_purchase"),
+        _alive,
+    ),
     _Group("returns", _named("n_returns", "return_rate"), _returns),
     _Group(
         "seasonal",
