@@ -290,7 +290,7 @@ def _to_spread(theta: FloatArray) -> FloatArray:
     The flat ridge where dropout rates barely vary (s and beta growing together, their
     ratio, the mean dropout rate, pinned) runs diagonally in log(s, beta): TNC zig-zagged
     along it. Here it is one axis (log s alone), and the optimum is found in about half the
-    likelihood evaluations (benchmarks/btyd.py --pnbd). Elementwise: no BLAS.
+    likelihood evaluations (tests/features/test_btyd_pnbd.py counts them). Elementwise: no BLAS.
     """
     return np.array([theta[0], theta[1] - theta[0], theta[2], theta[3] - theta[2]])
 
@@ -343,7 +343,10 @@ class ParetoNBDModel:
             r0, a0, s0, b0 = start
             starts.insert(0, (r0, a0 / scale, s0, b0 / scale))
         objective = _in_spread(_objective(_pnbd_loglik, d, self.penalizer))
-        spread_starts = [exp(_to_spread(log(np.asarray(x0, dtype=np.float64)))) for x0 in starts]
+        spread_starts = [
+            [float(v) for v in exp(_to_spread(log(np.asarray(x0, dtype=np.float64))))]
+            for x0 in starts
+        ]
         phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER)
         r, alpha, s, beta = exp(_from_spread(phi))
         self.r_, self.s_ = float(r), float(s)
