@@ -214,3 +214,22 @@ def test_the_search_coordinates_keep_the_exact_gradient(cdnow: pd.DataFrame) -> 
         step[k] = 1e-6
         up, down = (objective(phi + sign * step)[0] for sign in (1, -1))
         assert grad[k] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)
+
+
+def test_series_stop_early_only_where_the_rest_is_below_rounding(cdnow: pd.DataFrame) -> None:
+    """Pairs whose terms fall fast (c_n ~ n^-Q) stop after a few dozen terms; the
+    likelihood and its gradient are then bit for bit those of the full-length series."""
+    x, t_x, T = (cdnow[c].to_numpy(float) for c in ("x", "t_x", "T"))
+    d = _pairs(x, t_x / T.mean(), T / T.mean(), np.ones(len(cdnow)))
+    params = np.array([0.5, 40.0 / T.mean(), 20.0, 0.7 / T.mean()])  # alpha > beta
+    P, Q = params[0] + d.x_levels, np.full_like(d.x_levels, params[2] + 1)
+    z = (params[1] - params[3]) / (params[1] + d.pair_t)
+    c = btyd_pnbd._coefficients(P, Q, btyd_pnbd._n_terms(float(np.max(z))))[0]
+    needed = btyd_pnbd._terms_needed(c, d.pair_level, z)
+    assert np.median(needed) <= 50 < c.shape[1]
+    short = _pnbd_loglik(params, d)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(btyd_pnbd, "_TERM_CLASSES", ())
+        full = _pnbd_loglik(params, d)
+    assert short[0] == full[0]
+    np.testing.assert_array_equal(short[1], full[1])
