@@ -6,6 +6,10 @@ Histories are simulated from a known BG/NBD at day granularity (as real transact
 dates are), so many customers share (x, t_x, T) and grouping has something to merge.
 The reference fit is ungrouped on a 100k subsample in the same process; the ratio of
 time per customer is the number to watch, not the absolute seconds.
+
+Then the Pareto/NBD fit on the feature stage's sample size (features.pnbd_fit_customers)
+of the same histories: its likelihood evaluations (a count, unlike seconds, not moved by
+other load on the machine) and CPU seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import time
 
 import numpy as np
 
+from churn.config import FeaturesConfig
+from churn.features import btyd_pnbd
 from churn.features.btyd import BetaGeoModel
 
 TRUE = {"r": 0.25, "alpha": 4.0 * 7, "a": 0.8, "b": 2.5}  # alpha in days (4 weeks)
@@ -58,5 +64,26 @@ def main(n: int = 1_000_000) -> None:
     print(f"ratio per customer:                 {(t_grouped / n) / (t_ref / n_ref):7.3f}")
 
 
+def pnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> None:
+    """Pareto/NBD on the stage's sample size, in weeks as the stage fits it."""
+    n = FeaturesConfig().pnbd_fit_customers
+    calls = []
+    loglik = btyd_pnbd._pnbd_loglik
+
+    def counted(params: np.ndarray, d: btyd_pnbd._Pairs) -> tuple[float, np.ndarray]:
+        calls.append(1)
+        return loglik(params, d)
+
+    btyd_pnbd._pnbd_loglik = counted
+    start = time.process_time()
+    model = btyd_pnbd.ParetoNBDModel().fit(x[:n], t_x[:n] / 7, age[:n] / 7)
+    seconds = time.process_time() - start
+    btyd_pnbd._pnbd_loglik = loglik
+    fitted = ", ".join(f"{p}={getattr(model, p + '_'):.4g}" for p in ("r", "alpha", "s", "beta"))
+    print(f"Pareto/NBD fit, {n:,} customers: {seconds:7.2f} s CPU, {len(calls)} evaluations")
+    print(f"  {fitted}")
+
+
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    pnbd(*simulate_days(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000))

@@ -41,6 +41,7 @@ from scipy.special import digamma, gammaln, hyp2f1
 
 from churn.features.btyd import (
     FloatArray,
+    Objective,
     _array,
     _check_history,
     _grouped,
@@ -92,7 +93,9 @@ _OPTIMISER = {
 # rates with next to no spread (s and beta both huge): the likelihood is flat along that
 # ridge, and a fit there is slower, not wrong by more than that.
 _MAX_TERMS = 400
-_BLOCK = 512  # pairs per block of the series, by falling z: a block needs its first's terms
+_BLOCK = 512  # pairs per block of the series, by terms needed: a block needs its last's
+_TERM_CLASSES = (12, 25, 50, 100, 200)  # term counts a block may stop at, below the most
+_LOG_EPS = -39.2  # log(1e-17): a series' rest, relative to S >= 1, past its last term
 
 
 @dataclass(frozen=True)
@@ -177,20 +180,41 @@ def _coefficients(P: FloatArray, Q: FloatArray, n_terms: int) -> tuple[FloatArra
     return c, dc_p, dc_q
 
 
+def _terms_needed(c: FloatArray, level: np.ndarray, z: FloatArray) -> np.ndarray:
+    """Terms each pair's series needs: the fewest of _TERM_CLASSES after which the rest,
+    its derivatives' too, is below 1e-17 of S >= 1, else all of ``c``'s columns.
+
+    Terms shrink at ratio z (P + n) / (P + Q + n) < z, so the rest past term N is at most
+    c_N z^N / (1 - z), and the z-derivative's at most (N + 1) c_N z^N / (1 - z)^2.
+    c_N falls like N^-Q: with many repeat purchases (Q = r + x) or a large s (Q = s + 1)
+    a few dozen terms do where the bound z^N alone asked for hundreds. Decided in the
+    C library's log (churn.portable_math), so the counts are the same on every CPU.
+    """
+    n_max = c.shape[1]
+    needed = np.full(len(z), n_max)
+    log_z, log_1mz = log(z), log1p(-z)
+    for n in reversed([n for n in _TERM_CLASSES if n < n_max]):
+        with np.errstate(divide="ignore"):
+            bound = log(c[level, n]) + n * log_z + log(n + 1.0) - 2 * log_1mz
+        needed = np.where(bound < _LOG_EPS, n, needed)
+    return needed
+
+
 def _series(
     P: FloatArray, Q: FloatArray, level: np.ndarray, z: FloatArray
 ) -> tuple[FloatArray, ...]:
     """S = 2F1(1, P; P + Q; z) per pair (P, Q per level, z per pair) and dS/dP, dS/dQ,
     dS/dz. Products and running sums only: the same bits on every CPU. Pairs go in
-    blocks by falling z, each with as many terms as its largest z needs."""
+    blocks by the terms they need (:func:`_terms_needed`)."""
     out = np.zeros((4, len(z)))
     if not len(z):
         return tuple(out)
-    order = np.argsort(-z, kind="stable")
-    coefficients = _coefficients(P, Q, _n_terms(float(z[order[0]])))
+    coefficients = _coefficients(P, Q, _n_terms(float(np.max(z))))
+    needed = _terms_needed(coefficients[0], level, z)
+    order = np.argsort(needed, kind="stable")
     for lo in range(0, len(z), _BLOCK):
         block = order[lo : lo + _BLOCK]
-        n_terms = _n_terms(float(z[block[0]]))
+        n_terms = int(needed[block[-1]])
         c, dc_p, dc_q = (part[level[block], :n_terms] for part in coefficients)
         steps = np.repeat(z[block, None], n_terms - 1, axis=1)
         powers = np.concatenate([np.ones((len(block), 1)), np.cumprod(steps, axis=1)], axis=1)
@@ -282,6 +306,33 @@ def _pnbd_loglik(params: FloatArray, d: _Pairs) -> tuple[float, FloatArray]:
     return float(total[0]), total[1:] * params
 
 
+def _to_spread(theta: FloatArray) -> FloatArray:
+    """log(r, alpha, s, beta) -> (log r, log alpha/r, log s, log beta/s): shapes and mean
+    inverse rates, the coordinates TNC searches in.
+
+    The flat ridge where dropout rates barely vary (s and beta growing together, their
+    ratio, the mean dropout rate, pinned) runs diagonally in log(s, beta): TNC zig-zagged
+    along it. Here it is one axis (log s alone), and the optimum is found in about half the
+    likelihood evaluations (tests/features/test_btyd_pnbd.py counts them). Elementwise: no BLAS.
+    """
+    return np.array([theta[0], theta[1] - theta[0], theta[2], theta[3] - theta[2]])
+
+
+def _from_spread(phi: FloatArray) -> FloatArray:
+    """The inverse of :func:`_to_spread`."""
+    return np.array([phi[0], phi[1] + phi[0], phi[2], phi[3] + phi[2]])
+
+
+def _in_spread(objective: Objective) -> Objective:
+    """``objective`` of log-parameters as a function of :func:`_to_spread`'s coordinates."""
+
+    def in_spread(phi: FloatArray) -> tuple[float, FloatArray]:
+        value, g = objective(_from_spread(phi))
+        return value, np.array([g[0] + g[1], g[1], g[2] + g[3], g[3]])
+
+    return in_spread
+
+
 @dataclass
 class ParetoNBDModel:
     """Pareto/NBD: Poisson(lambda) purchases while alive, an Exponential(mu) lifetime;
@@ -314,9 +365,13 @@ class ParetoNBDModel:
         if start is not None:
             r0, a0, s0, b0 = start
             starts.insert(0, (r0, a0 / scale, s0, b0 / scale))
-        objective = _objective(_pnbd_loglik, d, self.penalizer)
-        theta = _maximise(objective, starts, "Pareto/NBD", _OPTIMISER)
-        r, alpha, s, beta = exp(theta)
+        objective = _in_spread(_objective(_pnbd_loglik, d, self.penalizer))
+        spread_starts = [
+            [float(v) for v in exp(_to_spread(log(np.asarray(x0, dtype=np.float64))))]
+            for x0 in starts
+        ]
+        phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER)
+        r, alpha, s, beta = exp(_from_spread(phi))
         self.r_, self.s_ = float(r), float(s)
         self.alpha_, self.beta_ = float(alpha * scale), float(beta * scale)
         with np.errstate(all="ignore"):
