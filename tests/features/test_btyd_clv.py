@@ -135,3 +135,21 @@ def test_fitted_cutoff_gives_dates_and_values_per_row() -> None:
     assert pd.isna(out[NEXT_PURCHASE].iloc[3])  # 7 purchase days, then 13 months of silence
     assert out[CLV_DISCOUNTED].iloc[3] < out[CLV_DISCOUNTED].iloc[0]
     assert NEXT_PURCHASE not in FittedCutoff(90 / 7, bg, gg).predict(rows)
+
+
+def test_shared_if_alive_terms_equal_the_direct_monthly_sum() -> None:
+    """The month ends are evaluated per distinct (x, T), not per history: the result is
+    still BG/NBD's own expectation for every (x, t_x, T)."""
+    rng = np.random.default_rng(5)
+    bg = _model(0.24, 4.4, 0.79, 2.4)
+    n = 300
+    age = rng.integers(1, 60, n).astype(float)
+    x = rng.poisson(2, n).astype(float)
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * age), 0.0)
+    months = 36
+    ends = np.arange(1, months + 1) * MONTH_WEEKS
+    cumulative = np.stack([bg.expected_purchases(end, x, t_x, age) for end in ends])
+    discount = 1.1 ** (-np.arange(1, months + 1) / 12)
+    direct = discount @ np.diff(cumulative, axis=0, prepend=0.0)
+    got = discounted_purchases(bg, (x, t_x, age), months, 0.1)
+    assert got == pytest.approx(direct, rel=1e-9)
