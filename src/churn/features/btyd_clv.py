@@ -26,11 +26,13 @@ the longest history the fit saw: a date beyond anything observed is a guess.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from churn.features.btyd import BetaGeoModel
+from churn.portable_math import exp, expm1, log1p
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 365.25 / 12
@@ -74,14 +76,19 @@ def discounted_purchases(
         np.repeat(ends, n), np.tile(px, months), np.tile(last, months), np.tile(page, months)
     ).reshape(months, n) / bg.p_alive(px, last, page)
     monthly = np.diff(cumulative, axis=0, prepend=0.0)
-    discount = (1.0 + discount_rate_annual) ** (-np.arange(1, months + 1) / 12.0)
-    if_alive = (discount @ monthly)[index.ravel()]
+    discount = exp(-np.arange(1, months + 1) / 12.0 * float(log1p(discount_rate_annual)))
+    # Month by month, not a BLAS product: these bits are a DVC output, the same on every
+    # CPU and thread count (a BLAS kernel's order of additions is not).
+    if_alive = np.zeros(n)
+    for weight, purchases in zip(discount, monthly, strict=True):
+        if_alive += weight * purchases
+    if_alive = if_alive[index.ravel()]
     return np.asarray(bg.p_alive(x, t_x, age) * if_alive, dtype=np.float64)
 
 
 def median_wait_if_alive(bg: BetaGeoModel, x: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Median weeks from T to the next purchase, given the customer is alive at T."""
-    return np.asarray((bg.alpha_ + age) * np.expm1(np.log(2.0) / (bg.r_ + x)), dtype=np.float64)
+    return np.asarray((bg.alpha_ + age) * expm1(math.log(2.0) / (bg.r_ + x)), dtype=np.float64)
 
 
 def next_purchase_weeks(
