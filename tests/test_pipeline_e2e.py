@@ -225,6 +225,7 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["customer_id"].is_unique
     assert set(scores["risk_band"]) <= {"low", "medium", "high"}
+    _lifetime_columns_are_sane(scores)
     table = pd.read_parquet(repo / "data/scores/targets.parquet")
     assert list(table.columns) == list(TARGET_COLUMNS)
     assert not (table["selected"] & table["control_group"]).any()
@@ -233,6 +234,8 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     assert 0 < len(targets) <= 500
     assert targets["Expected gain"].is_monotonic_decreasing
     assert (targets["Why (1)"].notna()).mean() > 0.5
+    dates = pd.to_datetime(targets["Next purchase expected"], format="%Y-%m-%d")
+    assert dates.notna().any() and (targets["Lifetime value (discounted)"] >= 0).all()
     summary = json.loads((repo / "data/exports/retention_targets.summary.json").read_text())
     assert summary["exported"] == len(targets) == table["selected"].sum()
     assert (repo / "data/exports/retention_targets.xlsx").exists()
@@ -241,6 +244,17 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     assert "Customers at risk" in report_html and "<script" not in report_html
     # the committed read-out saw purchases after this list's as-of date: not shown
     assert "Did it work?" not in report_html
+
+
+def _lifetime_columns_are_sane(scores: pd.DataFrame) -> None:
+    """Discounted lifetime value over 36 months exceeds the 12-month value (the sample's
+    customers rarely all leave within a year); next purchase dates lie after the as-of
+    date, and are empty for the customers most likely gone."""
+    assert (scores["clv_discounted"] > scores["expected_value_12m"]).mean() > 0.9
+    dated = scores["next_purchase_date"].notna()
+    assert 0 < dated.mean() < 1
+    assert (scores.loc[dated, "next_purchase_date"] >= scores.loc[dated, "as_of"]).all()
+    assert scores.loc[dated, "p_alive"].min() >= 0.5
 
 
 def test_model_beats_recency_rule(project: Project, first_repro: str) -> None:

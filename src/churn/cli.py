@@ -268,12 +268,22 @@ def explain(
         f"customer {customer_id} at {scored['as_of'].date()}: churn risk"
         f" {100 * scored['churn_probability']:.1f} % ({scored['risk_band']}),"
         f" segment {scored['segment']}, expected 12-month value"
-        f" {scored['expected_value_12m']:,.2f}, value at risk {scored['value_at_risk']:,.2f}"
+        f" {scored['expected_value_12m']:,.2f}, value at risk {scored['value_at_risk']:,.2f},"
+        f" lifetime value (discounted) {scored['clv_discounted']:,.2f},"
+        f" next purchase expected {_next_purchase(scored['next_purchase_date'])}"
     )
     for i, text in enumerate(
         found.reasons or ["nothing in this customer's history points to churn"], 1
     ):
         print(f"  {i}. {text}")
+
+
+def _next_purchase(when: object) -> str:
+    """The date, or why there is none (README: 'Next purchase expected')."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(str(when)) if when is not None else pd.NaT
+    return "not expected" if stamp is pd.NaT else str(stamp.date())
 
 
 _SEGMENT_HELP = "Only this RFM segment, e.g. 'At risk' (repeat for several)."

@@ -256,6 +256,11 @@ class FeaturesConfig(_Section):
     # customers and reaches pandas (BTYD predictions, segments, Parquet) in chunks, so
     # neither DuckDB nor pandas holds a whole cutoff (100 M transactions: 8.6 M customers).
     chunk_customers: int = Field(2_000_000, ge=1, le=MAX_ROWS)
+    # Discounted lifetime value in the scores: annual discount rate, and months ahead summed.
+    discount_rate_annual: float = Field(0.10, ge=0, le=1)
+    clv_months: int = Field(36, ge=1, le=240)
+    # The next purchase date is left empty below this P(alive) (BG/NBD).
+    next_purchase_min_p_alive: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check_windows(self) -> FeaturesConfig:

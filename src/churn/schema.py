@@ -73,6 +73,8 @@ SCORE_COLUMNS: Final = (
     "risk_rank",
     "p_alive",
     "expected_value_12m",
+    "clv_discounted",  # discounted lifetime value (features.clv_months, discount_rate_annual)
+    "next_purchase_date",  # the expected (median) date of the next purchase; NaT: not expected
     "value_at_risk",
     "segment",
     "recency_days",
@@ -112,6 +114,8 @@ EXPORT_HEADERS: Final = MappingProxyType(
         "risk_band": "Risk band",
         "segment": "Segment",
         "expected_value_12m": "Expected value, next 12 months",
+        "clv_discounted": "Lifetime value (discounted)",
+        "next_purchase_date": "Next purchase expected",
         "value_at_risk": "Value at risk",
         "action": "Recommended action",
         "contact_cost": "Contact cost",

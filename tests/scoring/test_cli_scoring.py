@@ -309,5 +309,9 @@ def test_explain_names_the_reasons_the_list_gives(
     assert _main("explain", customer) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"customer {customer} at ") and f"  1. {listed['Why (1)'].iloc[0]}" in out
+    row = listed.iloc[0]
+    when = row["Next purchase expected"]
+    assert f"lifetime value (discounted) {row['Lifetime value (discounted)']:,.2f}," in out
+    assert f"next purchase expected {when if isinstance(when, str) else 'not expected'}\n" in out
     assert _main("explain", "no-such-customer") == 2
     assert "is not an active customer" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def _targets() -> pd.DataFrame:
             "risk_rank": np.arange(1, n + 1),
             "p_alive": np.linspace(0.1, 0.8, n),
             "expected_value_12m": [100.0, 300.0, 50.0, 80.0, 500.0, 20.0, 60.0, 40.0],
+            "clv_discounted": [180.0, 555.556, 70.0, 150.0, 900.0, 25.0, 100.0, 70.0],
+            "next_purchase_date": pd.Series(pd.to_datetime(["2026-11-03", "NaT"] * 4)),
             "value_at_risk": 0.0,
             "segment": ["At risk", "Champions", "Lost", "At risk", "Loyal", "Lost", "New", "New"],
             "recency_days": [100.2, 80.0, 300.0, 40.0, 20.0, 200.0, 10.0, 5.0],
@@ -104,6 +107,9 @@ def test_export_drops_and_counts_non_consenting_and_control() -> None:
     row = exported[exported["Customer ID"] == "c0"].iloc[0]
     assert row["Churn risk (%)"] == 90.0 and row["Days since last order"] == 100
     assert row["Why (1)"] == "no purchase for 100 days, usually every 30"
+    assert row["Next purchase expected"] == dt.date(2026, 11, 3)
+    best = exported.iloc[0]  # c1: no next purchase expected, an empty cell
+    assert best["Next purchase expected"] is None and best["Lifetime value (discounted)"] == 555.56
 
 
 def test_without_a_customers_table_everyone_may_be_contacted() -> None:
@@ -223,6 +229,9 @@ def test_excel_reads_back_with_the_same_cells(tmp_path: Path) -> None:
     assert first["Churn risk (%)"] == pytest.approx(exported["Churn risk (%)"].iloc[0])
     assert first["Recommended action"] == "Call"
     assert first["Expected gain"] == 30.0 and first["Contact cost"] == 15.0
+    assert first["Next purchase expected"] is None
+    second = dict(zip(header, rows[2], strict=True))
+    assert second["Next purchase expected"] == dt.datetime(2026, 11, 3)  # a date cell
 
 
 def test_excel_cells_are_text_never_formulas(tmp_path: Path) -> None:

@@ -235,6 +235,8 @@ def test_export_summary_reports_the_pick() -> None:
         recency_days=10.0,
         n_orders=2,
         revenue=100.0,
+        clv_discounted=250.0,
+        next_purchase_date=pd.Timestamp("2026-11-01"),
     )
     _, summary = build_export(targets, consent, None, ExportFilters(), pick)
     assert summary["budget_pick"] == pick.summary()

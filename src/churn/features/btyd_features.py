@@ -29,6 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.features.btyd import BetaGeoModel, GammaGammaModel
+from churn.features.btyd_clv import (
+    CLV_COLUMNS,
+    CLV_DISCOUNTED,
+    NEXT_PURCHASE,
+    LifetimeSettings,
+    discounted_purchases,
+    next_purchase_weeks,
+)
 from churn.features.btyd_pnbd import ParetoNBDModel
 
 log = logging.getLogger(__name__)
@@ -128,12 +136,17 @@ class FittedCutoff:
     bg: BetaGeoModel | None
     gg: GammaGammaModel | None
     pnbd: ParetoNBDModel | None = None
+    # Set on the scoring cutoff only: predict then adds CLV_COLUMNS (btyd_clv).
+    lifetime: LifetimeSettings | None = None
+    span_weeks: float = np.inf  # the longest customer age the fit saw
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """BTYD columns for ``rows`` (any subset of the cutoff's customers, in any chunks)."""
         out = {name: np.full(len(rows), np.nan) for name in BTYD_FEATURES}
+        if self.lifetime is not None:
+            out |= {name: np.full(len(rows), np.nan) for name in CLV_COLUMNS}
         if rows.empty:
-            return pd.DataFrame(out, index=rows.index)
+            return self._frame(out, rows)
         x, t_x, age, m_x = _inputs(rows)
         distinct, index = _distinct(x, t_x, age)
         dx, dt_x, dage = distinct.T
@@ -143,7 +156,31 @@ class FittedCutoff:
             out["pnbd_p_alive"][:] = self.pnbd.p_alive(dx, dt_x, dage)[index]
             p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage)
             out["pnbd_p_no_purchase"][:] = p_quiet[index]
-        return pd.DataFrame(out, index=rows.index)
+        return self._frame(out, rows)
+
+    def _frame(self, out: dict[str, np.ndarray], rows: pd.DataFrame) -> pd.DataFrame:
+        """The columns as a frame; the next purchase's wait (weeks) becomes a date."""
+        frame = pd.DataFrame(out, index=rows.index)
+        if self.lifetime is not None:
+            wait = pd.to_timedelta(frame[NEXT_PURCHASE] * DAYS_PER_WEEK, unit="D")
+            when = pd.to_datetime(rows["cutoff"]) + wait.to_numpy()
+            frame[NEXT_PURCHASE] = when.dt.floor("D").to_numpy()
+        return frame
+
+    def _predict_lifetime(
+        self,
+        out: dict[str, np.ndarray],
+        history: tuple[np.ndarray, np.ndarray, np.ndarray],
+        index: np.ndarray,
+        spend: np.ndarray,
+    ) -> None:
+        """Discounted CLV and the next purchase's wait, in place, per distinct history."""
+        assert self.bg is not None and self.lifetime is not None
+        life = self.lifetime
+        wait = next_purchase_weeks(self.bg, history, life.min_p_alive, self.span_weeks)
+        out[NEXT_PURCHASE][:] = wait[index]
+        months, rate = life.clv_months, life.discount_rate_annual
+        out[CLV_DISCOUNTED][:] = discounted_purchases(self.bg, history, months, rate)[index] * spend
 
     def _predict_bgnbd(
         self,
@@ -168,6 +205,8 @@ class FittedCutoff:
             spend = self.gg.expected_spend(np.where((x > 0) & (m_x > 0), x, 0), m_x)
             out["btyd_expected_spend"][:] = spend
             out["expected_value_12m"][:] = expected[n:][index] * spend
+            if self.lifetime is not None:
+                self._predict_lifetime(out, history, index, spend)
 
 
 class CutoffFitter:
@@ -189,6 +228,8 @@ class CutoffFitter:
         self.horizon_weeks = horizon_days / DAYS_PER_WEEK
         self.sample = sample
         self.pnbd_sample = pnbd_sample  # Pareto/NBD's (smaller) sample; None: ``sample``
+        # Set (by the caller) for the scoring cutoff: its fit then predicts CLV_COLUMNS too.
+        self.lifetime: LifetimeSettings | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -200,7 +241,7 @@ class CutoffFitter:
     def fit(self, group: pd.DataFrame) -> FittedCutoff:
         """Fit one cutoff on its sampled rows (of everyone with a purchase by it)."""
         if group.empty:
-            return FittedCutoff(self.horizon_weeks, None, None)
+            return FittedCutoff(self.horizon_weeks, None, None, lifetime=self.lifetime)
         cutoff = group["cutoff"].iloc[0]
         if self.sample is not None:
             group = group[_in_sample(group["customer_id"], self.sample)]
@@ -210,7 +251,7 @@ class CutoffFitter:
             bg = BetaGeoModel().fit(x, t_x, age, start=self.bg_start)
         except ValueError as exc:
             log.warning("BG/NBD fit failed at cutoff %s: %s", cutoff, exc)
-            return FittedCutoff(self.horizon_weeks, None, None, pnbd)
+            return FittedCutoff(self.horizon_weeks, None, None, pnbd, self.lifetime)
         self.bg_start = (bg.r_, bg.alpha_, bg.a_, bg.b_)
         spend = (x > 0) & (m_x > 0)
         try:
@@ -218,9 +259,10 @@ class CutoffFitter:
             gg.expected_spend(np.zeros(1), np.zeros(1))  # refuses q <= 1 here, not per chunk
         except ValueError as exc:
             log.warning("Gamma-Gamma fit failed at cutoff %s: %s", cutoff, exc)
-            return FittedCutoff(self.horizon_weeks, bg, None, pnbd)
+            return FittedCutoff(self.horizon_weeks, bg, None, pnbd, self.lifetime)
         self.gg_start = (gg.p_, gg.q_, gg.v_)
-        return FittedCutoff(self.horizon_weeks, bg, gg, pnbd)
+        span = float(age.max()) if len(age) else np.inf
+        return FittedCutoff(self.horizon_weeks, bg, gg, pnbd, self.lifetime, span)
 
     def _fit_pnbd(self, group: pd.DataFrame, cutoff: object) -> ParetoNBDModel | None:
         if self.pnbd_sample is not None:

@@ -37,7 +37,8 @@ from churn.features.backend import (
     repeated_query,
     to_pandas,
 )
-from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, sampled_ids
+from churn.features.btyd_clv import LifetimeSettings
+from churn.features.btyd_features import CutoffFitter, sampled_ids
 from churn.features.buckets import BucketPlan
 from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
@@ -161,6 +162,8 @@ def _cutoff_pieces(
             # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
             # nightly).
             fitter.reset()
+        # Lifetime value and next purchase date: for people, on the scoring snapshot only.
+        fitter.lifetime = _lifetime(features) if mine[SPLIT].iloc[0] == SCORE_SPLIT else None
         if history is None:
             queries = [partial(run, mine) for run in history_of]
             yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
@@ -171,6 +174,12 @@ def _cutoff_pieces(
         _add_btyd(piece, fitter.fit(history).predict(piece))
         del history
         yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+def _lifetime(features: FeaturesConfig) -> LifetimeSettings:
+    return LifetimeSettings(
+        features.discount_rate_annual, features.clv_months, features.next_purchase_min_p_alive
+    )
 
 
 def _prefetched(
@@ -219,7 +228,7 @@ def _population(rows: pd.DataFrame) -> pd.DataFrame | None:
 
 def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
     """In place: a concat would copy the whole piece."""
-    for column in BTYD_FEATURES:
+    for column in btyd.columns:  # BTYD_FEATURES, and CLV_COLUMNS on the scoring cutoff
         piece[column] = btyd[column].to_numpy()
 
 

@@ -32,6 +32,7 @@ NOT_FEATURES = (
     "contact_cost",
     "churn_probability",
     "expected_value_12m",
+    "clv_discounted",  # the scoring snapshot's value for people (features.btyd_clv)
 )
 _PARAMS = {
     "objective": "binary",

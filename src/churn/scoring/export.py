@@ -45,6 +45,7 @@ XLSX_TIME = dt.datetime(1980, 1, 1)
 _MONEY = subset(
     EXPORT_HEADERS,
     "expected_value_12m",
+    "clv_discounted",
     "value_at_risk",
     "contact_cost",
     "expected_gain",
@@ -219,6 +220,9 @@ def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.D
     out["recency_days"] = out["recency_days"].round().astype("int64")
     for column in _MONEY:
         out[column] = out[column].round(2)
+    # A calendar date (an XLSX date cell); empty where no next purchase is expected.
+    when = pd.to_datetime(out["next_purchase_date"])
+    out["next_purchase_date"] = pd.Series(when.dt.date, index=out.index).where(when.notna(), None)
     return out[list(EXPORT_HEADERS)].rename(columns=EXPORT_HEADERS).reset_index(drop=True)
 
 

@@ -58,6 +58,8 @@ def score_customers(
     scores["p_alive"] = snapshot["btyd_p_alive"].astype("float64")
     scores["expected_value_12m"] = snapshot["expected_value_12m"].astype("float64")
     scores["value_at_risk"] = scores["churn_probability"] * scores["expected_value_12m"]
+    scores["clv_discounted"] = snapshot["clv_discounted"].astype("float64")
+    scores["next_purchase_date"] = pd.to_datetime(snapshot["next_purchase_date"])
     scores = scores.sort_values(
         ["churn_probability", "customer_id"], ascending=[False, True], kind="stable"
     )
