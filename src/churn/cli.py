@@ -446,6 +446,47 @@ def backtest(
     )
 
 
+@app.command()
+def tune(
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Also write the best train.* values into the params file."),
+    ] = False,
+) -> None:
+    """Search the booster's settings on out-of-time folds (never the test cutoff) within
+    tune.max_seconds; log to MLflow, write paths.tune_metrics, print the `dvc exp run`
+    command for the best. Not part of `make run`."""
+    from churn.stages import tune as tune_stage
+    from churn.stages.inputs import labelled_snapshots
+
+    params = _state.params()
+    snapshots = labelled_snapshots(params)
+    with _step("tune"):
+        done = tune_stage.run_tune(params, snapshots, _state.params_path if apply else None)
+    result = done.result
+    complete = sum(t.complete for t in result.trials)
+    if result.budget_hit:
+        log.warning(
+            "tune: time budget tune.max_seconds=%g reached: %d of %d trials finished",
+            params.tune.max_seconds,
+            complete,
+            params.tune.n_trials,
+        )
+    log.info(
+        "tune: best trial %d of %d, out-of-time log loss %.5f (current train.* %s) on folds %s;"
+        " MLflow run %s -> %s%s",
+        result.best.number,
+        complete,
+        result.best.log_loss,
+        "n/a" if result.trials[0].log_loss is None else f"{result.trials[0].log_loss:.5f}",
+        ", ".join(result.folds),
+        done.run_id,
+        params.paths.tune_metrics,
+        f"; applied to {_state.params_path}" if done.applied else "",
+    )
+    typer.echo(done.command)
+
+
 PROMOTION_REFUSED_EXIT = 3
 
 

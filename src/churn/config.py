@@ -63,6 +63,7 @@ class PathsConfig(_Section):
     train_metrics: Path = Path("metrics/train.json")
     eval_metrics: Path = Path("metrics/eval.json")
     baseline_metrics: Path = Path("metrics/baselines.json")
+    tune_metrics: Path = Path("metrics/tune.json")  # `churn tune`: best params, every trial
     plots_dir: Path = Path("plots")
     scores: Path = Path("data/scores/scores.parquet")
     targets: Path = Path("data/exports/retention_targets.csv")
@@ -301,6 +302,18 @@ class TrainConfig(_Section):
     refit_full: bool = True
 
 
+class TuneConfig(_Section):
+    """`churn tune`: the booster's hyperparameter search (churn.model.tuning); not in `make run`."""
+
+    n_trials: int = Field(30, ge=1, le=10_000)
+    # Wall-clock budget: the search stops after this long with the trials done so far.
+    max_seconds: float = Field(600, gt=0, le=7 * 24 * 3600)
+    seed: int = 0
+    # Out-of-time folds each trial is judged on: the last this-many train/valid cutoffs.
+    folds: int = Field(3, ge=1, le=MAX_CUTOFFS)
+    experiment: str = "churn-tune"
+
+
 class TrackingConfig(_Section):
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "churn"
@@ -534,6 +547,7 @@ class Params(_Section):
     snapshots: SnapshotConfig = SnapshotConfig()
     features: FeaturesConfig = FeaturesConfig()
     train: TrainConfig = TrainConfig()
+    tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     backtest: BacktestConfig = BacktestConfig()

@@ -61,15 +61,24 @@ class CrossFit:
 def fold_cutoffs(train: pd.DataFrame, valid: pd.DataFrame, k: int) -> list[pd.Timestamp]:
     """The last ``k`` cutoffs that have earlier closed cutoffs to learn from, oldest first."""
     rows = pd.concat([train, valid])
-    gap = valid["cutoff"].min() - train["cutoff"].max()
     cutoffs = sorted(pd.unique(rows["cutoff"]))[-k:]
     usable = []
     for target in cutoffs:
-        earlier = rows[rows["cutoff"] <= target - gap]
-        here = rows[rows["cutoff"] == target]
+        earlier, here = fold_rows(train, valid, pd.Timestamp(target))
         if earlier[LABEL].nunique() == 2 and here[LABEL].nunique() == 2:
             usable.append(pd.Timestamp(target))
     return usable
+
+
+def fold_rows(
+    train: pd.DataFrame, valid: pd.DataFrame, target: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows to fit on, rows held out) for one fold: the held-out rows are the ``target``
+    cutoff's; the fit rows are the cutoffs whose label windows closed before it (the same
+    gap as between the training cutoffs and the validation cutoff)."""
+    rows = pd.concat([train, valid])
+    gap = valid["cutoff"].min() - train["cutoff"].max()
+    return rows[rows["cutoff"] <= target - gap], rows[rows["cutoff"] == target]
 
 
 def cross_fit(
@@ -85,13 +94,10 @@ def cross_fit(
     ``model`` holds the booster trained on ``train`` (used for the validation
     fold); ``fit_booster`` trains one with the same settings on other rows.
     """
-    rows = pd.concat([train, valid])
-    gap = valid["cutoff"].min() - train["cutoff"].max()
     last = pd.Timestamp(valid["cutoff"].max())
     folds = []
     for target in fold_cutoffs(train, valid, k):
-        fit_rows = rows[rows["cutoff"] <= target - gap]
-        here = rows[rows["cutoff"] == target]
+        fit_rows, here = fold_rows(train, valid, target)
         booster = model.booster if target == last else fit_booster(fit_rows)
         fold_model = ChurnModel(booster, model.features, categories=model.categories)
         parts = {
