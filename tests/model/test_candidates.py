@@ -145,6 +145,9 @@ def test_scores_and_reasons_work_whichever_candidate_is_served(
 
     assert platt.model.ensemble is not None
     rows = snapshots[snapshots["split"] == "test"].drop(columns=[LABEL]).head(300)
+    # Lifetime value and next purchase exist at the scoring cutoff only; these test-cutoff
+    # rows stand in for a scoring snapshot.
+    rows = rows.assign(clv_discounted=np.nan, next_purchase_date=pd.NaT)
     for served in ("logistic", "btyd_p_no_purchase", BLEND_NAME):
         model = copy.copy(platt.model)
         model.ensemble = dataclasses.replace(platt.model.ensemble, served=served)
