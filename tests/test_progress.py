@@ -96,9 +96,17 @@ def test_a_terminal_gets_a_bar_even_when_it_reports_no_size(
         for _ in tracked(range(30), "features", "cutoffs", 30):
             pass
         terminal.flush()
-        drawn = os.read(leader, 65536).decode()
+        drawn = _read_all(leader)
     os.close(leader)
     assert "\r" in drawn and "features: 100%|" in drawn and "| 30/30 [" in drawn, repr(drawn)
+
+
+def _read_all(leader: int) -> str:
+    """Everything waiting on the pty: one read may return only the first redraw."""
+    chunks = []
+    while select.select([leader], [], [], 0.2)[0]:
+        chunks.append(os.read(leader, 65536))
+    return b"".join(chunks).decode()
 
 
 @pytest.fixture(scope="module")
