@@ -117,3 +117,23 @@ def simulate_replications(
     pd.concat(lists).to_parquet(targets_path)
     pd.concat(txs).to_parquet(tx_path)
     return targets_path, tx_path, truth
+
+
+def write_campaign_project(seed: int, effects: dict[str, float], n: int) -> pd.DataFrame:
+    """In the current folder: a published list (data/scores/targets.parquet) and the
+    purchases after it as a raw export (data/raw/transactions.csv), for the real
+    `churn outcomes`; returns the list."""
+    targets, tx, _ = draw_list(np.random.default_rng(seed), effects, n=n)
+    Path("data/scores").mkdir(parents=True)
+    targets.to_parquet("data/scores/targets.parquet")
+    raw = pd.DataFrame(
+        {
+            "Invoice": np.arange(len(tx)).astype(str),
+            "InvoiceDate": tx["ts"].dt.strftime("%Y-%m-%d 10:00:00"),
+            "CustomerID": tx["customer_id"],
+            "Amount": tx["amount"].round(2),
+        }
+    )
+    Path("data/raw").mkdir(parents=True)
+    raw.to_csv("data/raw/transactions.csv", index=False)
+    return targets

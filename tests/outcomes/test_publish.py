@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from quick_lists import draw_list
+from quick_lists import write_campaign_project
 
 from churn.cli import main
 
@@ -19,19 +19,7 @@ EFFECTS = {"Personal call": 0.3, "Loyalty offer": 0.2}
 
 
 def _project(tmp_path: Path, with_contacts: bool) -> None:
-    targets, tx, _ = draw_list(np.random.default_rng(3), EFFECTS, n=600)
-    Path("data/scores").mkdir(parents=True)
-    targets.to_parquet("data/scores/targets.parquet")
-    raw = pd.DataFrame(
-        {
-            "Invoice": np.arange(len(tx)).astype(str),
-            "InvoiceDate": tx["ts"].dt.strftime("%Y-%m-%d 10:00:00"),
-            "CustomerID": tx["customer_id"],
-            "Amount": tx["amount"].round(2),
-        }
-    )
-    Path("data/raw").mkdir(parents=True)
-    raw.to_csv("data/raw/transactions.csv", index=False)
+    targets = write_campaign_project(3, EFFECTS, n=600)
     params: dict = {"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}
     if with_contacts:
         treated = targets[~targets["control_group"]]

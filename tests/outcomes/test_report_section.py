@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from quick_lists import draw_list
+from quick_lists import write_campaign_project
 
 from churn.cli import main
 
@@ -22,19 +22,7 @@ NEXT_LIST = pd.Timestamp("2026-09-01")  # after the purchases the read-out sees
 
 def _campaign(tmp_path: Path) -> pd.DataFrame:
     """A list of 2026-06-01 (30 % control) and the purchases after it, as a raw export."""
-    targets, tx, _ = draw_list(np.random.default_rng(5), EFFECTS, n=800)
-    Path("data/scores").mkdir(parents=True)
-    targets.to_parquet("data/scores/targets.parquet")
-    raw = pd.DataFrame(
-        {
-            "Invoice": np.arange(len(tx)).astype(str),
-            "InvoiceDate": tx["ts"].dt.strftime("%Y-%m-%d 10:00:00"),
-            "CustomerID": tx["customer_id"],
-            "Amount": tx["amount"].round(2),
-        }
-    )
-    Path("data/raw").mkdir(parents=True)
-    raw.to_csv("data/raw/transactions.csv", index=False)
+    targets = write_campaign_project(5, EFFECTS, n=800)
     params = {"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}
     Path("params.yaml").write_text(yaml.safe_dump(params))
     return targets
