@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from outcomes.quick_lists import write_campaign_project
 
 from churn.adhoc import export_files
 from churn.cli import main
@@ -23,6 +22,7 @@ from churn.config import load_params
 from churn.schema import CUSTOMER_COLUMNS, REASON_COLUMNS, SCORE_COLUMNS
 from churn.stages.export import param_filters, retention, write_list
 from churn.stages.report import write_report
+from outcomes.quick_lists import write_campaign_project
 
 EFFECTS = {"Personal call": 0.6, "Loyalty offer": 0.1, "Win-back email": 0.05}
 AS_OF = pd.Timestamp("2026-09-01")
