@@ -9,12 +9,14 @@ page_server.serving runs the same app in this process, for tests that change its
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from page_server import free_port, wait_for
 from served_project import build_project
 
@@ -23,11 +25,21 @@ from churn.config import Params, load_params
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("served")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        build_project(folder)
+    """Built once per test run: pytest-xdist workers share the folder under a file lock
+    (the tests only read it), so the real `churn outcomes` runs once, not once a worker."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    folder = shared / "served-project"
+    with FileLock(str(shared / "served-project.lock")):
+        if not (folder / "done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.chdir(folder)
+                patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+                build_project(folder)
+            (folder / "done").touch()
     return folder
 
 

@@ -80,7 +80,7 @@ def _customers(ids: pd.Series) -> pd.DataFrame:
             "marketing_consent": True,
         }
     )
-    customers.loc[0, "name"] = HOSTILE_NAME
+    customers.loc[customers["customer_id"] == "c0", "name"] = HOSTILE_NAME
     return customers[list(CUSTOMER_COLUMNS)]
 
 

@@ -113,7 +113,19 @@ def test_no_external_resource_and_everything_escaped(url: str, path: str) -> Non
     ]
     assert outside == [], path
     assert "<script" not in page.lower()  # the page has no script, and data cannot add one
-    assert HOSTILE_REASON not in page and HOSTILE_NAME.replace('"', "&#34;") not in page
+    assert HOSTILE_REASON not in page and "<b>click" not in page
+    if path in ("/", "/customer/c0"):  # c0 is on the list, with a hostile name and reason
+        assert (
+            "=HYPERLINK(&#34;http://evil.example/x&#34;,&#34;&lt;b&gt;click&lt;/b&gt;&#34;)" in page
+        )
+        assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt; &amp; more" in page
+
+
+def test_a_download_carries_no_formula_from_data(url: str) -> None:
+    body = _get(f"{url}/download.csv")[2]
+    names = pd.read_csv(io.BytesIO(body), keep_default_na=False).set_index(ID)["Name"]
+    assert names["c0"] != HOSTILE_NAME and names["c0"].endswith(HOSTILE_NAME)
+    assert not names["c0"].startswith(("=", "+", "-", "@"))
 
 
 def test_a_customer_page_gives_risk_value_and_reasons(url: str) -> None:

@@ -16,7 +16,7 @@ from churn.outcomes.for_report import readout_for_report
 from churn.schema import REASON_COLUMNS
 from churn.scoring.did_it_work import section
 from churn.web.pages import Site
-from churn.web.source import read_targets
+from churn.web.source import read_customers, read_targets
 
 NO_REASONS = "nothing in this customer's history points to churn"  # as `churn explain` says
 
@@ -38,6 +38,22 @@ def _facts(row: pd.Series, currency: str) -> list[tuple[str, str]]:
         ("Revenue to date", money(row["revenue"])),
         ("Recommended action", str(row["action"])),
         ("Expected gain", money(row["expected_gain"])),
+    ]
+
+
+def _contact(site: Site, customer_id: str) -> list[tuple[str, str]]:
+    """Name, email and country from the customer master, when there is one."""
+    customers = read_customers(site.params)
+    if customers is None:
+        return []
+    found = customers[customers["customer_id"].astype(str) == customer_id]
+    if found.empty:
+        return []
+    row = found.iloc[0]
+    return [
+        (label, str(row[c]))
+        for label, c in (("Name", "name"), ("Email", "email"), ("Country", "country"))
+        if isinstance(row[c], str) and row[c]
     ]
 
 
@@ -67,7 +83,7 @@ def customer_page(site: Site, request: Request) -> Response:
         "customer.html.j2",
         customer=row.to_dict(),
         standing=_status(row),
-        facts=_facts(row, site.params.report.currency),
+        facts=_contact(site, wanted) + _facts(row, site.params.report.currency),
         reasons=reasons,
         no_reasons=no_reasons,
     )
