@@ -1,7 +1,7 @@
 """One small real project per test session, served by the real `churn serve`.
 
-``project`` builds it once (tests/web/served_project.py: a real `churn outcomes`
-read-out, the export stage's list and the report stage's HTML). ``page_url`` runs the
+``project`` builds it once (tests/web/served_project.py: the read-out of
+`churn outcomes`, the export stage's list and the report stage's HTML). ``page_url`` runs the
 real command (`python -m churn serve`) on 127.0.0.1 at a free port over it;
 page_server.serving runs the same app in this process, for tests that change its token.
 """
@@ -26,7 +26,7 @@ from churn.config import Params, load_params
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once per test run: pytest-xdist workers share the folder under a file lock
-    (the tests only read it), so the real `churn outcomes` runs once, not once a worker."""
+    (the tests only read it), so the project is built once, not once a worker."""
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent
@@ -38,7 +38,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             with pytest.MonkeyPatch.context() as patch:
                 patch.chdir(folder)
                 patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-                build_project(folder)
+                build_project()
             (folder / "done").touch()
     return folder
 
