@@ -116,3 +116,15 @@ def test_with_a_token_every_request_must_carry_it(project_params: Params) -> Non
         assert cookie.startswith(f"{COOKIE}={TOKEN};") and "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
         assert _status(f"{url}/?band=high", {"Cookie": f"{COOKIE}={TOKEN}"}) == 200
+
+
+def test_without_a_token_only_a_loopback_host_name_is_served(project_params: Params) -> None:
+    """A page elsewhere that points its own domain at 127.0.0.1 (DNS rebinding) sends its
+    domain as the host: refused, so it cannot read the list."""
+    with serving(project_params, None) as url:
+        port = url.rsplit(":", 1)[1]
+        assert _status(url + "/") == 200
+        assert _status(url + "/", {"Host": f"localhost:{port}"}) == 200
+        assert _status(url + "/", {"Host": f"[::1]:{port}"}) == 200
+        for host in (f"evil.example:{port}", "evil.example", f"10.0.0.1:{port}", "[::1"):
+            assert _status(url + "/download.csv", {"Host": host}) == 421, host

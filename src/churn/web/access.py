@@ -7,6 +7,10 @@ reachable from the network, so the server refuses to start without a token
 ``?token=`` once (the page then keeps it in an HttpOnly, same-site cookie, so links
 and downloads work), as a cookie, or as ``Authorization: Bearer``. A request
 without it gets 401, one with a wrong token 403.
+
+Without a token, requests must also name a loopback host (``Host: 127.0.0.1:8050``,
+``localhost``): a web page elsewhere cannot read the list by pointing its own domain
+at 127.0.0.1 (DNS rebinding), because its requests carry its domain as the host.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hmac
 import ipaddress
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -99,3 +104,31 @@ def _remember(request: Request, token: str) -> Response:
     response = RedirectResponse(str(request.url.remove_query_params("token")), 303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
     return response
+
+
+class LoopbackHostGate:
+    """ASGI middleware for a server without a token: 421 unless the Host header names a
+    loopback address (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _loopback_host(Request(scope).headers.get("host")):
+            response = PlainTextResponse(
+                "421: open this page as http://127.0.0.1:<port>/ or http://localhost:<port>/",
+                421,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _loopback_host(header: str | None) -> bool:
+    if not header:
+        return False
+    try:
+        name = urlsplit(f"//{header}").hostname
+    except ValueError:
+        return False
+    return name is not None and is_loopback(name)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from churn.config import Params
 from churn.errors import UserError
-from churn.web.access import TokenGate
+from churn.web.access import LoopbackHostGate, TokenGate
 from churn.web.detail import customer_page, report_page, results_page
 from churn.web.pages import Site, download, list_page
 
@@ -20,7 +20,8 @@ View = Callable[[Site, Request], Response]
 
 
 def build_app(params: Params, token: str | None) -> Starlette:
-    """The page over the latest list; with ``token`` every request must carry it."""
+    """The page over the latest list; with ``token`` every request must carry it, without
+    one every request must name a loopback host."""
     site = Site(params)
 
     def bound(view: View) -> Callable[[Request], Response]:
@@ -39,5 +40,6 @@ def build_app(params: Params, token: str | None) -> Starlette:
         Route("/report", bound(report_page)),
         Route("/results", bound(results_page)),
     ]
-    middleware = [Middleware(TokenGate, token=token)] if token is not None else []
+    gate = Middleware(TokenGate, token=token) if token is not None else Middleware(LoopbackHostGate)
+    middleware = [gate]
     return Starlette(routes=routes, middleware=middleware)
