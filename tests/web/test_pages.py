@@ -172,5 +172,6 @@ def test_the_newest_nightly_run_is_served(project_params: Params, tmp_path: Path
     with serving(project_params.model_copy(update={"nightly": nightly}), None) as base:
         page = _get(f"{base}/")[2].decode()
         download = _get(f"{base}/download.csv")[2]
-    assert "nightly run of 2026-09-03" in page and "7 customers shown of 7 on the list" in page
+    assert "nightly run of 2026-09-03" in page
+    assert "List of 2026-09-03: 7 customers shown of 7 on the list" in page
     assert len(pd.read_csv(io.BytesIO(download))) == 7
