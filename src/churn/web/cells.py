@@ -33,13 +33,13 @@ SHOWN = tuple(
 )
 ID_HEADER = EXPORT_HEADERS["customer_id"]
 BAND_HEADER = EXPORT_HEADERS["risk_band"]
+# How numbers read; a column the marketing view drops (e.g. P(alive)) is simply not here.
 PERCENT = frozenset(
-    EXPORT_HEADERS[c] for c in subset(EXPORT_HEADERS, "churn_probability", "p_alive")
+    EXPORT_HEADERS[c] for c in ("churn_probability", "p_alive") if c in EXPORT_HEADERS
 )
 MONEY = frozenset(
     EXPORT_HEADERS[c]
-    for c in subset(
-        EXPORT_HEADERS,
+    for c in (
         "expected_value_12m",
         "clv_discounted",
         "value_at_risk",
@@ -47,6 +47,7 @@ MONEY = frozenset(
         "expected_gain",
         "revenue",
     )
+    if c in EXPORT_HEADERS
 )
 NUMERIC = PERCENT | MONEY | {EXPORT_HEADERS["priority"]}
 
