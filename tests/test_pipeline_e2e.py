@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +31,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from markupsafe import escape
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from churn.config import TrainConfig
+from churn.config import TrainConfig, load_params
 from churn.model.training_run import find_local_training_run
 from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS, TARGET_COLUMNS, TRANSACTION_COLUMNS
 from stage_inputs import load_stages
+from web.page_server import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -244,6 +247,26 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     assert "Customers at risk" in report_html and "<script" not in report_html
     # the committed read-out saw purchases after this list's as-of date: not shown
     assert "Did it work?" not in report_html
+
+
+def test_the_marketing_page_serves_the_exported_list(
+    project: Project, first_repro: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`churn serve` over the real pipeline's outputs: with no filter on the page, its
+    downloads are byte for byte the files the export stage wrote (same defaults, same
+    writers), and a customer's page gives the reasons the list carries."""
+    repo, _ = project
+    monkeypatch.chdir(repo)
+    params = load_params(repo / "params.yaml")
+    with serving(params, None) as url:
+        for fmt, tracked in (("csv", params.paths.targets), ("xlsx", params.paths.targets_xlsx)):
+            with urllib.request.urlopen(f"{url}/download.{fmt}", timeout=60) as response:
+                assert response.read() == (repo / tracked).read_bytes(), fmt
+        who, why = EXPORT_HEADERS["customer_id"], EXPORT_HEADERS["reason_1"]
+        first = pd.read_csv(repo / params.paths.targets, dtype={who: str}).iloc[0]
+        with urllib.request.urlopen(f"{url}/customer/{first[who]}", timeout=60) as page:
+            html = page.read().decode()
+        assert f"<li>{escape(str(first[why]))}</li>" in html
 
 
 def _lifetime_columns_are_sane(scores: pd.DataFrame) -> None:

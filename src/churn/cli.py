@@ -643,6 +643,34 @@ def outcomes() -> None:
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to listen on (default serve.host, 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default serve.port; 0: any free one).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Secret every request must carry; required on a non-loopback --host"
+            " (better: set CHURN_SERVE_TOKEN, which `ps` does not show).",
+        ),
+    ] = None,
+) -> None:
+    """A local web page for marketing over the latest list: filters, customers, downloads,
+    the report and the campaign results (README: "The page for marketing")."""
+    from churn.web.server import serve as serve_page
+
+    params = _state.params()
+    serve_page(
+        params, host or params.serve.host, params.serve.port if port is None else port, token
+    )
+
+
 PROG = "churn"
 USAGE_EXIT = 2
 

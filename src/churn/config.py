@@ -538,6 +538,13 @@ class SimulateConfig(_Section):
     )
 
 
+class ServeConfig(_Section):
+    """`churn serve`: where the marketing page listens (a token guards any non-loopback host)."""
+
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8050, ge=0, le=65535)  # 0 = any free port
+
+
 class Params(_Section):
     engine: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"  # engine: pyspark only; CHURN_SPARK_MASTER overrides it
@@ -560,6 +567,7 @@ class Params(_Section):
     nightly: NightlyConfig = NightlyConfig()
     outcomes: OutcomesConfig = OutcomesConfig()
     simulate: SimulateConfig = SimulateConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 def _describe(error: ValidationError) -> str:
