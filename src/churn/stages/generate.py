@@ -20,7 +20,7 @@ class Generated:
 def generate(params: Params) -> Generated:
     """Write the sample's transactions (CSV, like a shop's export) and hidden truth."""
     shop = generate_shop(params.generate)
-    with atomic_path(params.paths.raw_transactions) as tmp:
+    with atomic_path(params.paths.raw_transactions_file("generate")) as tmp:
         shop.transactions.to_csv(tmp, index=False, date_format="%Y-%m-%d %H:%M:%S")
     write_parquet(shop.truth, params.paths.truth)
     return Generated(transactions=len(shop.transactions), customers=len(shop.truth))

@@ -32,8 +32,8 @@ def simulate_campaign(params: Params, as_of: dt.date) -> Simulated:
     paths = params.paths
     listed = published_list(as_of, paths.targets_table, params.nightly.output_root)
     result = run_campaign(
-        as_of, paths.raw_transactions, paths.truth, listed, params.snapshots.horizon_days,
-        params.generate, params.simulate,
+        as_of, paths.raw_transactions_file("simulate-campaign"), paths.truth, listed,
+        params.snapshots.horizon_days, params.generate, params.simulate,
     )  # fmt: skip
     write_json(result.truth, paths.campaign_truth)
     return Simulated(listed, len(result.transactions), result.truth)

@@ -1,0 +1,229 @@
+"""Raw rows from a database table or query (``churn.config.DatabaseSource``), through Ibis.
+
+The rest of ingest reads a DuckDB relation of text columns plus ``__file`` and
+``__ord`` (churn.data.sources), so a database source becomes exactly that: the same
+column recognition, parsing, quarantine rules, duplicate check and accounting then
+apply unchanged, and a table gives the same canonical rows and report as the same
+rows exported to CSV. What the database can do is done there: every column is cast
+to text in its SQL (a ``timestamp`` arrives as ISO text, a ``numeric`` as ``12.50``,
+in UTC and ISO date style; an empty string as missing, like an empty CSV field), and the rows come sorted (``order_by``, else by every
+column, so row numbers and "the later duplicate" are the same on every run). Rows
+are not filtered at the source: every row, also one after ``as_of``, must be counted
+and quarantined with its reason, as it would be from a file.
+
+The rows stream from a server-side cursor in Arrow batches into a Parquet file in
+the scratch folder, so memory stays at one batch however big the table is; DuckDB
+then reads that file like any Parquet source.
+
+Credentials come from the environment only (the config refuses a password in the
+URL): libpq's own PGPASSWORD, PGPASSFILE/~/.pgpass, or the variable ``password_env``
+names. Connection and query errors become one ``UserError`` line naming the source
+and never the password.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churn.config import DATABASE_SCHEMES, CsvOptions, DatabaseSource, RawSource
+from churn.data.sources import (
+    FILE_COLUMN,
+    ORD_COLUMN,
+    SourceTable,
+    open_source,
+    quote_literal,
+    resolve_sources,
+)
+from churn.errors import UserError
+
+BATCH_ROWS = 100_000  # rows per fetch from the server-side cursor (one Arrow batch)
+# Text renderings that match a CSV export's: instants in UTC, dates as yyyy-mm-dd.
+_SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=iso_8601"
+
+
+def open_raw(
+    con: duckdb.DuckDBPyConnection,
+    source: RawSource,
+    csv: CsvOptions,
+    *,
+    excel_sheet: str | None = None,
+    name: str = "source",
+    key: str = "paths.raw_transactions",
+    scratch: Path | None = None,
+) -> tuple[list[Path], SourceTable]:
+    """Files or a database, as the (files, relation) pair ingest reads; for a database the
+    one "file" is the source's name (``str(source)``), which the quarantine shows."""
+    if isinstance(source, DatabaseSource):
+        table = open_database(con, source, name=name, key=key, scratch=scratch)
+        return table.files, table
+    files = resolve_sources(source, key)
+    return files, open_source(con, files, csv, excel_sheet, name=name, key=key, scratch=scratch)
+
+
+def open_database(
+    con: duckdb.DuckDBPyConnection,
+    source: DatabaseSource,
+    *,
+    name: str = "source",
+    key: str = "paths.raw_transactions",
+    scratch: Path | None = None,
+) -> SourceTable:
+    """Copy the source's rows, as text and in order, into a scratch Parquet file and
+    describe it as a SourceTable (``kind`` parquet)."""
+    keep: tempfile.TemporaryDirectory[str] | None = None
+    if scratch is None:
+        keep = tempfile.TemporaryDirectory(prefix="churn-db-")
+        scratch = Path(keep.name)
+    target = scratch / f"{name}-db.parquet"
+    label = str(source)
+    backend = _connect(source, key)
+    try:
+        rows, columns = _copy_rows(backend, source, label, target, key)
+    finally:
+        backend.disconnect()
+    scan = f"(SELECT * FROM read_parquet({quote_literal(str(target))}))"
+    return SourceTable(scan, scan, columns, [Path(label)], "parquet", None, keep, rows)
+
+
+def _connect_arguments(source: DatabaseSource, key: str) -> dict[str, Any]:
+    """Ibis/psycopg keyword arguments from the URL; what the URL leaves out (user, host,
+    password) libpq takes from its environment (PGUSER, PGHOST, PGPASSWORD, ...)."""
+    parts = urlsplit(source.url)
+    arguments: dict[str, Any] = dict(parse_qsl(parts.query))  # e.g. ?sslmode=require
+    arguments.update(
+        database=unquote(parts.path.strip("/")),
+        connect_timeout=source.connect_timeout_seconds,
+        options=_SESSION_OPTIONS,
+    )
+    if parts.hostname:
+        arguments["host"] = parts.hostname
+    if parts.port:
+        arguments["port"] = parts.port
+    if parts.username:
+        arguments["user"] = unquote(parts.username)
+    if source.password_env is not None:
+        password = os.environ.get(source.password_env)
+        if password is None:
+            raise UserError(
+                f"{key}: {source} needs its password in the environment variable"
+                f" {source.password_env}, which is not set"
+            )
+        arguments["password"] = password
+    return arguments
+
+
+def _connect(source: DatabaseSource, key: str) -> Any:
+    """An Ibis backend connected to the source's database, or a one-line UserError."""
+    try:
+        import ibis
+    except ImportError as exc:  # psycopg without libpq on the host
+        raise UserError(
+            f"{key}: reading {source} needs the PostgreSQL client library: {exc}"
+            " (apt-get install libpq5)".splitlines()[0]
+        ) from exc
+    arguments = _connect_arguments(source, key)
+    backend_name = DATABASE_SCHEMES[urlsplit(source.url).scheme]
+    try:
+        return getattr(ibis, backend_name).connect(**arguments)
+    except Exception as exc:  # the driver raises its own types; all mean "cannot connect"
+        raise UserError(
+            f"cannot connect to {source} ({key}): {_first_line(exc, arguments)}{_hint(exc, source)}"
+        ) from None
+
+
+def _copy_rows(
+    backend: Any, source: DatabaseSource, label: str, target: Path, key: str
+) -> tuple[int, list[str]]:
+    """Stream the rows, cast to text and ordered in the database, into ``target`` with
+    ``__file`` (the label) and ``__ord`` (1, 2, ... in order); return (rows, columns)."""
+    try:
+        expr = _expression(backend, source)
+        columns = list(expr.columns)
+        reader = backend.to_pyarrow_batches(expr, chunk_size=BATCH_ROWS)
+        schema = pa.schema(
+            [*(pa.field(c, pa.string()) for c in columns), (FILE_COLUMN, pa.string()),
+             (ORD_COLUMN, pa.int64())]
+        )  # fmt: skip
+        rows = 0
+        with pq.ParquetWriter(target, schema) as writer:
+            for batch in reader:
+                writer.write_batch(_labelled(batch, label, rows, schema))
+                rows += batch.num_rows
+    except UserError:
+        raise
+    except Exception as exc:  # missing table, bad SQL, a dropped connection
+        raise UserError(f"cannot read {label} ({key}): {_first_line(exc, {})}") from None
+    return rows, columns
+
+
+def _labelled(batch: pa.RecordBatch, label: str, before: int, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with ``__file`` and ``__ord`` (its rows' 1-based positions in the source)."""
+    n = batch.num_rows
+    extra = [pa.array([label] * n, pa.string()), pa.array(range(before + 1, before + n + 1))]
+    return pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
+
+
+def _expression(backend: Any, source: DatabaseSource) -> Any:
+    """The source's rows, every column cast to text, sorted by ``order_by`` (or by all)."""
+    if source.table is not None:
+        schema, _, name = source.table.rpartition(".")
+        expr = backend.table(name, database=schema or None)
+    else:
+        assert source.query is not None
+        expr = backend.sql(source.query, schema=_query_schema(backend, source.query))
+    missing = sorted(set(source.order_by or ()) - set(expr.columns))
+    if missing:
+        raise UserError(
+            f"order_by names {', '.join(missing)}, which {source} does not have; its columns"
+            f" are {', '.join(expr.columns)}"
+        )
+    expr = expr.order_by(source.order_by or list(expr.columns))
+    # An empty text cell is missing, as the CSV reader reads an empty field.
+    return expr.select(**{c: expr[c].cast("string").nullif("") for c in expr.columns})
+
+
+def _query_schema(backend: Any, query: str) -> Any:
+    """The query's column types, from the driver's description of its empty result.
+
+    Ibis would find them through a temporary view, whose DROP statement the locked
+    sqlglot renders without the view's name (``DROP VIEW IF EXISTS``); asking for no
+    rows needs no view and no privilege beyond reading.
+    """
+    import ibis
+    from ibis.backends.sql.datatypes import PostgresType
+
+    with backend.con.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({query}) AS churn_source LIMIT 0")
+        described = [(column.name, column.type_code) for column in cursor.description or ()]
+        oids = sorted({oid for _, oid in described})
+        cursor.execute(
+            "SELECT oid, format_type(oid, NULL) FROM pg_type WHERE oid = ANY(%s)", [oids]
+        )
+        names = {int(oid): str(name) for oid, name in cursor.fetchall()}
+    return ibis.schema({name: PostgresType.from_string(names[oid]) for name, oid in described})
+
+
+def _first_line(exc: BaseException, arguments: dict[str, Any]) -> str:
+    """The driver's message in one line, with any password it might echo blanked out."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines else type(exc).__name__
+    password = arguments.get("password")
+    return text.replace(password, "***") if password else text
+
+
+def _hint(exc: BaseException, source: DatabaseSource) -> str:
+    text = str(exc)
+    variable = source.password_env or "PGPASSWORD"
+    if "password authentication failed" in text or "no password supplied" in text:
+        return f"; check the password in {variable} (or ~/.pgpass)"
+    if "Connection refused" in text or "timeout expired" in text or "could not translate" in text:
+        return "; check the host and port in the url, and that the server is running"
+    return ""
