@@ -121,6 +121,16 @@ def _file_or_database(value: Any) -> Any:
 RawSource = Annotated[Path | DatabaseSource, BeforeValidator(_file_or_database)]
 
 
+def raw_file(source: Path | DatabaseSource, command: str) -> Path:
+    """paths.raw_transactions as a file, for the commands that write it (the sample's)."""
+    if isinstance(source, DatabaseSource):
+        raise UserError(
+            f"`churn {command}` writes the sample to a file, but paths.raw_transactions"
+            f" is {source}: set it to a file path to use {command}"
+        )
+    return source
+
+
 class PathsConfig(_Section):
     """Where each stage reads and writes; dvc.yaml uses the same keys."""
 
@@ -157,15 +167,6 @@ class PathsConfig(_Section):
     outcomes_dir: Path = Path("data/outcomes")
     outcomes_metrics: Path = Path("metrics/outcomes.json")
     save_rates: Path = Path("data/outcomes/save_rates.json")
-
-    def raw_transactions_file(self, command: str) -> Path:
-        """The raw source as a file, for the commands that write it (the sample's)."""
-        if isinstance(self.raw_transactions, DatabaseSource):
-            raise UserError(
-                f"`churn {command}` writes the sample to a file, but paths.raw_transactions"
-                f" is {self.raw_transactions}: set it to a file path to use {command}"
-            )
-        return self.raw_transactions
 
 
 class GenerateConfig(_Section):

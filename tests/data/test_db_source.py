@@ -64,7 +64,8 @@ def shop_csv(server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Path
         con.execute('CREATE TABLE customers ("Customer ID" text, "E-mail" text, "Consent" boolean)')
         con.execute(
             "INSERT INTO customers VALUES ('10001', 'A@Example.com', true),"
-            " ('10002', 'b@example.com', false), ('10001', 'dup@example.com', true), (NULL, 'x', true)"
+            " ('10002', 'b@example.com', false), ('10001', 'dup@example.com', true),"
+            " (NULL, 'x', true)"
         )
         with csv.open("wb") as out, con.cursor().copy(
             "COPY (SELECT * FROM orders ORDER BY 1, 2, 3, 4, 5) TO STDOUT (FORMAT csv, HEADER)"

@@ -6,10 +6,11 @@ column recognition, parsing, quarantine rules, duplicate check and accounting th
 apply unchanged, and a table gives the same canonical rows and report as the same
 rows exported to CSV. What the database can do is done there: every column is cast
 to text in its SQL (a ``timestamp`` arrives as ISO text, a ``numeric`` as ``12.50``,
-in UTC and ISO date style; an empty string as missing, like an empty CSV field), and the rows come sorted (``order_by``, else by every
-column, so row numbers and "the later duplicate" are the same on every run). Rows
-are not filtered at the source: every row, also one after ``as_of``, must be counted
-and quarantined with its reason, as it would be from a file.
+in UTC and ISO date style; an empty string as missing, as an empty CSV field reads),
+and the rows come sorted (``order_by``, else by every column, so row numbers and
+"the later duplicate" are the same on every run). Rows are not filtered at the
+source: every row, also one after ``as_of``, must be counted and quarantined with
+its reason, as it would be from a file.
 
 The rows stream from a server-side cursor in Arrow batches into a Parquet file in
 the scratch folder, so memory stays at one batch however big the table is; DuckDB
