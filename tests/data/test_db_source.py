@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +23,13 @@ import psycopg
 import pytest
 import yaml
 
-from churn.config import GenerateConfig
+from churn.config import ContactsConfig, GenerateConfig, IngestConfig
+from churn.data.contacts import ingest_contacts
 from churn.data.generate import generate_shop
 from nightly_shop import run_cli
 from pg_server import PASSWORD, USER, PgServer, running_server
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-03-01"
 COLUMNS = '"Invoice" text, "InvoiceDate" timestamp, "CustomerID" text, "Amount" numeric(14, 2),'
 COLUMNS += ' "Country" text'
@@ -229,3 +234,91 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _database_pipeline(repo: Path, url: str) -> None:
+    """The project in ``repo`` as README "Reading from a database" sets it up: the
+    `generate` stage dropped, `ingest` with no file dep for the source and
+    ``always_changed``, and `paths.raw_transactions` naming the table."""
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
+        shutil.copy2(PROJECT_ROOT / name, repo / name)
+    shutil.copytree(
+        PROJECT_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
+    )
+    for folder in ("src", "bin"):
+        shutil.copytree(
+            PROJECT_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
+    del pipeline["stages"]["generate"]
+    ingest = pipeline["stages"]["ingest"]
+    ingest["deps"].remove("${paths.raw_transactions}")
+    ingest["always_changed"] = True
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["paths"]["raw_transactions"] = {"url": url, "table": "orders"}
+    params["snapshots"]["as_of"] = AS_OF
+    params["ingest"]["max_bad_fraction"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_dvc_repro_rereads_the_database_each_time(
+    server: PgServer, shop_csv: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    _database_pipeline(repo, server.url)
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DVC_NO_ANALYTICS": "1",
+        "PGPASSWORD": PASSWORD, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+    }  # fmt: skip
+
+    def sh(line: str) -> str:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", line], cwd=repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout + proc.stderr
+
+    sh("git init -q && git add -A && git commit -qm project")
+    assert "Running stage 'ingest'" in sh(".venv/bin/dvc repro ingest")
+    first = json.loads((repo / "data/interim/ingest_report.json").read_text())
+    with _connect(server) as con:
+        con.execute(
+            "INSERT INTO orders VALUES ('999999', '2025-01-02 10:00', '10001', 3.5, 'Peru')"
+        )
+    try:
+        assert "Running stage 'ingest'" in sh(".venv/bin/dvc repro ingest")
+    finally:
+        with _connect(server) as con:
+            con.execute("DELETE FROM orders WHERE \"Invoice\" = '999999'")
+    second = json.loads((repo / "data/interim/ingest_report.json").read_text())
+    assert second["rows_in"] == first["rows_in"] + 1
+    assert second["rows_out"] == first["rows_out"] + 1
+
+
+def test_a_contact_log_table(server: PgServer, tmp_path: Path, password: None) -> None:
+    """`churn outcomes` reads the CRM's contact log from the database the same way."""
+    with _connect(server) as con:
+        con.execute(
+            'CREATE TABLE IF NOT EXISTS contact_log ("Customer ID" text, "Date" date,'
+            ' "Action" text, "Reached" boolean)'
+        )
+        con.execute(
+            "INSERT INTO contact_log VALUES ('10001', '2026-01-05', 'Personal call', true),"
+            " ('10002', NULL, 'Win-back email', false), (NULL, '2026-01-06', 'x', true)"
+        )
+    config = ContactsConfig.model_validate({"source": {"url": server.url, "table": "contact_log"}})
+    ingest = IngestConfig()
+    counts = ingest_contacts(
+        config, ingest.csv, tmp_path / "c.parquet", tmp_path / "q.parquet", ingest
+    )
+    assert counts["rows_in"] == 3 and counts["rows_out"] == 1
+    assert counts["reasons"] == {"missing_customer_id": 1, "unparseable_timestamp": 1}
+    log = pd.read_parquet(tmp_path / "c.parquet")
+    assert log[["customer_id", "action", "reached"]].values.tolist() == [
+        ["10001", "Personal call", True]
+    ]
+    assert str(log["date"].iloc[0])[:10] == "2026-01-05"
