@@ -123,20 +123,22 @@ def _connect_arguments(source: DatabaseSource, key: str) -> dict[str, Any]:
 
 def _connect(source: DatabaseSource, key: str) -> Any:
     """An Ibis backend connected to the source's database, or a one-line UserError."""
-    try:
-        import ibis
-    except ImportError as exc:  # psycopg without libpq on the host
-        raise UserError(
-            f"{key}: reading {source} needs the PostgreSQL client library: {exc}"
-            " (apt-get install libpq5)".splitlines()[0]
-        ) from exc
+    import ibis
+
     arguments = _connect_arguments(source, key)
     backend_name = DATABASE_SCHEMES[urlsplit(source.url).scheme]
     try:
         return getattr(ibis, backend_name).connect(**arguments)
+    except ImportError as exc:  # psycopg finds no libpq on the host
+        message = str(exc).splitlines()[0]
+        raise UserError(
+            f"reading {source} ({key}) needs the PostgreSQL client library: {message}"
+            " (apt-get install libpq5)"
+        ) from None
     except Exception as exc:  # the driver raises its own types; all mean "cannot connect"
         raise UserError(
-            f"cannot connect to {source} ({key}): {_first_line(exc, arguments)}{_hint(exc, source)}"
+            f"cannot connect to {source} ({key}):"
+            f" {_first_line(exc, arguments, lines=1)}{_hint(exc, source)}"
         ) from None
 
 
@@ -161,7 +163,10 @@ def _copy_rows(
     except UserError:
         raise
     except Exception as exc:  # missing table, bad SQL, a dropped connection
-        raise UserError(f"cannot read {label} ({key}): {_first_line(exc, {})}") from None
+        what = _first_line(exc, {})
+        if type(exc).__name__ == "TableNotFound":  # Ibis says only the name
+            what = f"no such table {what} (set table, schema-qualified as schema.table)"
+        raise UserError(f"cannot read {label} ({key}): {what}") from None
     return rows, columns
 
 
@@ -212,10 +217,11 @@ def _query_schema(backend: Any, query: str) -> Any:
     return ibis.schema({name: PostgresType.from_string(names[oid]) for name, oid in described})
 
 
-def _first_line(exc: BaseException, arguments: dict[str, Any]) -> str:
-    """The driver's message in one line, with any password it might echo blanked out."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = " ".join(lines[:2]) if lines else type(exc).__name__
+def _first_line(exc: BaseException, arguments: dict[str, Any], lines: int = 2) -> str:
+    """The driver's message on one line (a SQL error's second line points at the spot),
+    with any password it might echo blanked out."""
+    found = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(found[:lines]) if found else type(exc).__name__
     password = arguments.get("password")
     return text.replace(password, "***") if password else text
 
