@@ -41,6 +41,7 @@ BROKEN = [
     ("900004", dt.datetime(2024, 2, 1, 11), "10001", 5e7, "France"),  # absurd_amount
     ("900005", dt.datetime(2024, 2, 1, 12), "NULL", 12.5, "France"),  # guest_order
     ("900006", dt.datetime(2024, 2, 1, 13), "10002", 0.0, None),  # zero_amount
+    ("900008", dt.datetime(2024, 2, 1, 15), "10003", 9.5, 'Korea, "South"\nline two'),  # kept
     ("900007", dt.datetime(2024, 2, 1, 14), "10002", 7.25, "Spain"),
     ("900007", dt.datetime(2024, 2, 1, 14), "10002", 7.25, "Spain"),  # duplicate_line
 ]
@@ -148,6 +149,7 @@ def test_a_table_ingests_like_the_same_rows_in_csv(
         "guest_order", "zero_amount", "duplicate_line", "after_as_of",
     } <= set(db_report["reasons"])  # fmt: skip
     assert db_report["rows_in"] == db_report["rows_out"] + db_report["rows_quarantined"]
+    assert 'Korea, "South"\nline two' in set(db_tx["country"])  # quotes, commas, line breaks
 
 
 def test_a_query_and_a_customers_table_from_the_database(
