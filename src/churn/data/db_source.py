@@ -14,8 +14,8 @@ its reason, as it would be from a file.
 
 The server writes the rows itself (``COPY (<the Ibis query>) TO STDOUT``, CSV with
 a fixed dialect), streamed into the scratch folder, so memory stays flat however big
-the table is; DuckDB turns that file into Parquet with each row's position, and
-ingest reads it like any Parquet source.
+the table is; DuckDB reads that file with the dialect pinned (nothing sniffed, every
+column text), in parallel, its scan order giving each row's position.
 
 Credentials come from the environment only (the config refuses a password in the
 URL): libpq's own PGPASSWORD, PGPASSFILE/~/.pgpass, or the variable ``password_env``
@@ -61,36 +61,34 @@ def open_raw(
     """Files or a database, as the (files, relation) pair ingest reads; for a database the
     one "file" is the source's name (``str(source)``), which the quarantine shows."""
     if isinstance(source, DatabaseSource):
-        table = open_database(con, source, name=name, key=key, scratch=scratch)
+        table = open_database(source, name=name, key=key, scratch=scratch)
         return table.files, table
     files = resolve_sources(source, key)
     return files, open_source(con, files, csv, excel_sheet, name=name, key=key, scratch=scratch)
 
 
 def open_database(
-    con: duckdb.DuckDBPyConnection,
     source: DatabaseSource,
     *,
     name: str = "source",
     key: str = "paths.raw_transactions",
     scratch: Path | None = None,
 ) -> SourceTable:
-    """Copy the source's rows, as text and in order, into a scratch Parquet file and
-    describe it as a SourceTable (``kind`` parquet)."""
+    """Copy the source's rows, as text and in order, into a scratch CSV file written by
+    the server, and describe it as a SourceTable."""
     keep: tempfile.TemporaryDirectory[str] | None = None
     if scratch is None:
         keep = tempfile.TemporaryDirectory(prefix="churn-db-")
         scratch = Path(keep.name)
-    target = scratch / f"{name}-db.parquet"
+    target = scratch / f"{name}-db.csv"
     label = str(source)
     backend = _connect(source, key)
     try:
-        rows, columns = _copy_rows(backend, source, label, target.with_suffix(".csv"), key)
+        rows, columns = _copy_rows(backend, source, label, target, key)
     finally:
         backend.disconnect()
-    _as_parquet(con, target.with_suffix(".csv"), columns, label, target)
-    scan = f"(SELECT * FROM read_parquet({quote_literal(str(target))}))"
-    return SourceTable(scan, scan, columns, [Path(label)], "parquet", None, keep, rows)
+    ordered, unordered = _scans(target, columns, label)
+    return SourceTable(ordered, unordered, columns, [Path(label)], "csv", None, keep, rows)
 
 
 def _connect_arguments(source: DatabaseSource, key: str) -> dict[str, Any]:
@@ -174,22 +172,20 @@ def _copy_rows(
     return rows, list(expr.columns)
 
 
-def _as_parquet(
-    con: duckdb.DuckDBPyConnection, csv: Path, columns: list[str], label: str, target: Path
-) -> None:
-    """The server's CSV (dialect known, every column text) as Parquet with ``__file``
-    (the label) and ``__ord`` (1, 2, ... in the order the server sent the rows)."""
+def _scans(csv: Path, columns: list[str], label: str) -> tuple[str, str]:
+    """(ordered, unordered) SQL over the server's CSV (dialect known, every column text),
+    with ``__file`` (the label) and, in the ordered one, ``__ord`` (1, 2, ... in the
+    order the server sent the rows), as churn.data.sources describes a file source."""
     spec = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in columns) + "}"
     read = (
         f"read_csv({quote_literal(str(csv))}, columns={spec}, header=false, delim=',',"
         " quote='\"', escape='\"', auto_detect=false, new_line='\\n')"
     )
-    con.execute(
-        f"COPY (SELECT * EXCLUDE (ordinality), {quote_literal(label)} AS {FILE_COLUMN},"
+    ordered = (
+        f"(SELECT * EXCLUDE (ordinality), {quote_literal(label)} AS {FILE_COLUMN},"
         f" ordinality AS {ORD_COLUMN} FROM {read} WITH ORDINALITY)"
-        f" TO {quote_literal(str(target))} (FORMAT parquet)"
     )
-    csv.unlink()
+    return ordered, f"(SELECT *, {quote_literal(label)} AS {FILE_COLUMN} FROM {read})"
 
 
 def _expression(backend: Any, source: DatabaseSource) -> Any:
