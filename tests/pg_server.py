@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 USER = "churn"
@@ -79,6 +78,8 @@ def _run(argv: list[str]) -> None:
 def running_server() -> Iterator[PgServer]:
     """initdb, start, create the database; stop (immediate) and remove on exit."""
     bindir = require_bindir()
+    import psycopg  # here: without libpq on the host the module still imports, and skips
+
     # Not under pytest's tmp folder: that one is private to root, the server user
     # could not reach its data folder.
     folder = Path(tempfile.mkdtemp(prefix="churn-pg-"))

@@ -16,10 +16,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import psycopg
 import pytest
 import yaml
 
@@ -28,6 +27,9 @@ from churn.data.contacts import ingest_contacts
 from churn.data.generate import generate_shop
 from nightly_shop import run_cli
 from pg_server import PASSWORD, USER, PgServer, running_server
+
+if TYPE_CHECKING:
+    import psycopg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-03-01"
@@ -82,6 +84,8 @@ def shop_csv(server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def _connect(server: PgServer) -> psycopg.Connection[Any]:
+    import psycopg  # needs libpq, which a host without PostgreSQL may lack (the test skips)
+
     return psycopg.connect(
         host="127.0.0.1", port=server.port, user=USER, password=PASSWORD, dbname="shop",
         autocommit=True,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import psycopg
 import pytest
 import yaml
 
@@ -392,6 +391,8 @@ def test_a_database_source_replays_the_file_run(
         for r in raw.itertuples()
     ]
     with pg_server.running_server() as server:
+        import psycopg  # needs libpq (a host without PostgreSQL has skipped above)
+
         with psycopg.connect(
             host="127.0.0.1", port=server.port, user=pg_server.USER,
             password=pg_server.PASSWORD, dbname=pg_server.DATABASE, autocommit=True,
