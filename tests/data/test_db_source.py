@@ -162,7 +162,7 @@ def test_a_query_and_a_customers_table_from_the_database(
     """A query is a source like a table; the customer master may live there too."""
     query = {
         "url": server.url,
-        "query": "SELECT * FROM orders WHERE \"Country\" = 'France'",
+        "query": "SELECT * FROM orders WHERE \"Country\" = 'France';\n",
         "order_by": ["InvoiceDate", "Invoice"],
     }
     customers = {"url": server.url, "table": "public.customers"}

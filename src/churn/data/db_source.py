@@ -195,7 +195,8 @@ def _expression(backend: Any, source: DatabaseSource) -> Any:
         expr = backend.table(name, database=schema or None)
     else:
         assert source.query is not None
-        expr = backend.sql(source.query, schema=_query_schema(backend, source.query))
+        query = source.query.strip().rstrip(";")  # it becomes a subquery
+        expr = backend.sql(query, schema=_query_schema(backend, query))
     missing = sorted(set(source.order_by or ()) - set(expr.columns))
     if missing:
         raise UserError(
