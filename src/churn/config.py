@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from churn.errors import UserError
 
@@ -43,10 +51,90 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- database sources (issue 19; read by churn.data.db_source) ---
+# URL schemes a raw source may name, and the Ibis backend that reads each.
+DATABASE_SCHEMES = {"postgresql": "postgres", "postgres": "postgres"}
+
+
+class DatabaseSource(_Section):
+    """A table or a SQL query on a database, read through Ibis instead of files.
+
+    The password never lives here (params.yaml is committed): libpq reads PGPASSWORD,
+    ~/.pgpass or PGPASSFILE itself, or ``password_env`` names the variable to read.
+    """
+
+    url: str  # e.g. postgresql://churn@db.example.com:5432/shop (no password)
+    table: str | None = None  # "orders" or "schema.orders"
+    query: str | None = None  # or any SELECT; its rows are the source
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Rows are numbered (quarantine source_row, duplicates) in this order; null = by every
+    # column, which is deterministic but sorts the whole table: name an indexed key instead.
+    order_by: list[str] | None = Field(None, min_length=1)
+    connect_timeout_seconds: int = Field(10, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _check(self) -> DatabaseSource:
+        parts = urlsplit(self.url)
+        if parts.scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"url must start with one of {', '.join(s + '://' for s in DATABASE_SCHEMES)}"
+            )
+        if parts.password is not None:
+            variable = self.password_env or "PGPASSWORD"
+            raise ValueError(
+                f"url holds a password: remove it (params.yaml is committed) and put it in"
+                f" the environment variable {variable}"
+            )
+        if not parts.path.strip("/"):
+            raise ValueError("url names no database: add /<database> after the host")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give either table or query (exactly one of them)")
+        return self
+
+    def __str__(self) -> str:
+        """How messages, the quarantine's source_file and the reports name the source."""
+        parts = urlsplit(self.url)
+        where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        what = f"table {self.table}" if self.table else "query"
+        return f"{what} in {parts.scheme} {where}"
+
+
+def _file_or_database(value: Any) -> Any:
+    """A mapping is a database source; a URL string is refused with the shape to use
+    (pydantic would take it for a file path); anything else is a file path."""
+    if isinstance(value, dict):
+        try:
+            return DatabaseSource.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{key + ': ' if key else ''}{message}") from None
+    if isinstance(value, str) and "://" in value:
+        raise ValueError(
+            "a database source is a mapping, e.g. {url: postgresql://user@host/db, table: orders}"
+        )
+    return value
+
+
+# A raw source: a file, glob or folder, or a database table or query.
+RawSource = Annotated[Path | DatabaseSource, BeforeValidator(_file_or_database)]
+
+
+def raw_file(source: Path | DatabaseSource, command: str) -> Path:
+    """paths.raw_transactions as a file, for the commands that write it (the sample's)."""
+    if isinstance(source, DatabaseSource):
+        raise UserError(
+            f"`churn {command}` writes the sample to a file, but paths.raw_transactions"
+            f" is {source}: set it to a file path to use {command}"
+        )
+    return source
+
+
 class PathsConfig(_Section):
     """Where each stage reads and writes; dvc.yaml uses the same keys."""
 
-    raw_transactions: Path = Path("data/raw/transactions.csv")
+    raw_transactions: RawSource = Path("data/raw/transactions.csv")
     truth: Path = Path("data/raw/dropout_truth.parquet")
     transactions: Path = Path("data/interim/transactions.parquet")
     quarantine: Path = Path("data/interim/quarantine.parquet")
@@ -155,7 +243,7 @@ class CustomerColumnMap(_Section):
 class CustomersConfig(_Section):
     """An optional customer master (CRM export) carried through to the export stage."""
 
-    source: Path | None = None
+    source: RawSource | None = None
     columns: CustomerColumnMap = CustomerColumnMap()
 
 
@@ -172,7 +260,7 @@ class ContactColumnMap(_Section):
 class ContactsConfig(_Section):
     """An optional CRM contact log: who was actually contacted (churn.data.contacts)."""
 
-    source: Path | None = None
+    source: RawSource | None = None
     columns: ContactColumnMap = ContactColumnMap()
 
 

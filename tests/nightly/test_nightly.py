@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import pg_server
 from churn import cli
 from churn.nightly.partitions import LATEST, STAGING
 from churn.stages import export as export_stage
@@ -376,3 +377,40 @@ def test_bad_as_of_is_an_input_error(
         cli.main(["--params", str(params), "nightly", "--as-of", "2026-13-01"])
     assert info.value.code == 2
     assert "--as-of '2026-13-01' is not a date" in capsys.readouterr().err
+
+
+def test_a_database_source_replays_the_file_run(
+    shop: Shop, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same export held in PostgreSQL (typed columns) instead of a CSV file: the job
+    reads it through `paths.raw_transactions: {url, table}` and publishes the same scores
+    and list as the first run did from the file."""
+    raw = shop.raw
+    rows = [
+        (r.Invoice, r.InvoiceDate.to_pydatetime(), r.CustomerID, r.Amount, r.Country)
+        for r in raw.itertuples()
+    ]
+    with pg_server.running_server() as server:
+        import psycopg  # needs libpq (a host without PostgreSQL has skipped above)
+
+        with psycopg.connect(
+            host="127.0.0.1", port=server.port, user=pg_server.USER,
+            password=pg_server.PASSWORD, dbname=pg_server.DATABASE, autocommit=True,
+        ) as con:  # fmt: skip
+            con.execute(
+                'CREATE TABLE orders ("Invoice" text, "InvoiceDate" timestamp,'
+                ' "CustomerID" text, "Amount" double precision, "Country" text)'
+            )
+            with con.cursor() as cur:
+                cur.executemany("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", rows)
+        monkeypatch.setenv("PGPASSWORD", pg_server.PASSWORD)
+        params = _params(shop, workspace, _raw(shop))
+        settings = yaml.safe_load(params.read_text())
+        settings["paths"]["raw_transactions"] = {"url": server.url, "table": "orders"}
+        params.write_text(yaml.safe_dump(settings))
+        assert _run(params, FIRST) == 0
+    part = workspace / "nightly" / f"as_of={FIRST}"
+    for name in ("scores.parquet", "targets.parquet", "retention_targets.csv"):
+        assert (part / name).read_bytes() == (shop.published / part.name / name).read_bytes()
+    manifest = json.loads((part / "manifest.json").read_text())
+    assert manifest["data"]["source"] == f"table orders in postgresql 127.0.0.1:{server.port}/shop"

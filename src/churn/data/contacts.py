@@ -18,15 +18,13 @@ from typing import Any
 
 from churn.atomic import atomic_path
 from churn.config import ContactsConfig, CsvOptions, IngestConfig
-from churn.data import parsing, session
+from churn.data import db_source, parsing, session
 from churn.data.columns import TRANSACTION_ALIASES, resolve_columns, shown
 from churn.data.sources import (
     ORD_COLUMN,
     count_rejected_lines,
-    open_source,
     quote_literal,
     reading,
-    resolve_sources,
 )
 from churn.errors import UserError
 from churn.schema import CONTACT_LOG_COLUMNS
@@ -57,10 +55,11 @@ def ingest_contacts(
         raise UserError(f"{_KEY}.source is not set")
     con = session.connect()
     try:
-        files = resolve_sources(config.source, f"{_KEY}.source")
-        src = open_source(
-            con, files, csv, ingest.excel_sheet, name="contacts", key=f"{_KEY}.source"
-        )
+        # Files or a database table/query (issue 19).
+        files, src = db_source.open_raw(
+            con, config.source, csv, excel_sheet=ingest.excel_sheet, name="contacts",
+            key=f"{_KEY}.source",
+        )  # fmt: skip
         columns = resolve_columns(
             src.columns, config.columns.model_dump(), CONTACT_ALIASES, f"{_KEY}.columns"
         )

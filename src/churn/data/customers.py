@@ -16,15 +16,13 @@ import duckdb
 
 from churn.atomic import atomic_path
 from churn.config import CsvOptions, CustomersConfig
-from churn.data import parsing, session
+from churn.data import db_source, parsing, session
 from churn.data.columns import CUSTOMER_ALIASES, resolve_columns, shown
 from churn.data.sources import (
     ORD_COLUMN,
     count_rejected_lines,
-    open_source,
     quote_literal,
     reading,
-    resolve_sources,
 )
 from churn.errors import UserError
 from churn.schema import CUSTOMER_COLUMNS, MARKETING_CONSENT
@@ -59,8 +57,10 @@ def ingest_customers(
         if config.source is None:
             _copy(con, _EMPTY, target)
             return {"source": None, "rows_in": 0, "rows_out": 0}
-        files = resolve_sources(config.source, f"{_KEY}.source")
-        src = open_source(con, files, csv, name="customers", key=f"{_KEY}.source")
+        # Files or a database table/query (issue 19).
+        files, src = db_source.open_raw(
+            con, config.source, csv, name="customers", key=f"{_KEY}.source"
+        )
         columns = _source_columns(src.columns, config)
         query = _canonical_rows(columns, src.relation, null_values)
         with reading(files):

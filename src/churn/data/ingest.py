@@ -37,8 +37,8 @@ import duckdb
 import pandas as pd
 
 from churn.atomic import atomic_path
-from churn.config import IngestConfig
-from churn.data import duplicates, parsing, rownumbers, session, staging
+from churn.config import IngestConfig, RawSource
+from churn.data import db_source, duplicates, parsing, rownumbers, session, staging
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
 from churn.data.csvscan import NO_REJECTED_LINES, forget_rejects, rejected_lines
 from churn.data.ingest_report import IngestReport
@@ -54,7 +54,6 @@ from churn.data.quarantine import reason as reason_sql
 from churn.data.sources import (
     FILE_COLUMN,
     SourceTable,
-    open_source,
     quote_ident,
     quote_literal,
     reading,
@@ -126,7 +125,7 @@ def connect(memory_limit: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path
 
 
 def ingest(
-    source: Path,
+    source: RawSource,
     config: IngestConfig,
     as_of: dt.date | None,
     outputs: IngestOutputs | None = None,
@@ -141,7 +140,6 @@ def ingest(
     """
     if outputs is None:
         return _ingest_to_scratch(source, config, as_of, today)
-    files = resolve_sources(source)
     plausible = PlausibleWindow.around(
         config.plausible_from,
         config.plausible_future_days,
@@ -150,7 +148,10 @@ def ingest(
     )
     log.info("ingest: plausible timestamps %s to before %s", plausible.earliest, plausible.before)
     with connect(config.memory_limit) as (con, scratch):
-        src = open_source(con, files, config.csv, config.excel_sheet, scratch=scratch)
+        # Files or a database table/query (issue 19): the same relation either way.
+        files, src = db_source.open_raw(
+            con, source, config.csv, excel_sheet=config.excel_sheet, scratch=scratch
+        )
         columns = resolve_columns(
             src.columns, config.columns.model_dump(), TRANSACTION_ALIASES, "ingest.columns"
         )
@@ -176,7 +177,7 @@ def ingest(
 
 
 def _ingest_to_scratch(
-    source: Path, config: IngestConfig, as_of: dt.date | None, today: dt.date | None
+    source: RawSource, config: IngestConfig, as_of: dt.date | None, today: dt.date | None
 ) -> IngestResult:
     """Ingest into a temporary folder that lives as long as the result does."""
     scratch = Path(tempfile.mkdtemp(prefix="churn-ingest-out-"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn.atomic import atomic_path, write_record
-from churn.config import IngestConfig
+from churn.config import IngestConfig, RawSource
 from churn.data.customers import ingest_customers
 from churn.data.ingest import IngestOutputs, ingest
 from churn.data.ingest_report import IngestReport
@@ -34,7 +34,7 @@ class IngestTargets:
 
 
 def run_ingest_stage(
-    source: Path, config: IngestConfig, as_of: dt.date | None, targets: IngestTargets
+    source: RawSource, config: IngestConfig, as_of: dt.date | None, targets: IngestTargets
 ) -> IngestReport:
     """Ingest ``source`` and its optional customers table; publish all four outputs or none.
 

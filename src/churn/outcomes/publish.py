@@ -28,6 +28,7 @@ from churn.config import (
     FeaturesConfig,
     IngestConfig,
     OutcomesConfig,
+    RawSource,
     SnapshotConfig,
     TargetingConfig,
 )
@@ -51,7 +52,7 @@ REACHED_NOTE = (
 
 @dataclass(frozen=True)
 class OutcomePaths:
-    raw_transactions: Path
+    raw_transactions: RawSource
     targets_table: Path
     nightly_root: Path
     outcomes_dir: Path
@@ -102,7 +103,8 @@ def run_outcomes(
     """Measure every published list and write the outputs (see the module docstring)."""
     files = find_list_files(paths.targets_table, paths.nightly_root)
     if not files:
-        read_out(files, paths.raw_transactions, horizon_days, config.campaign_days)  # refuses
+        # Refuses before reading any transactions (a database source is only named).
+        read_out(files, Path(str(paths.raw_transactions)), horizon_days, config.campaign_days)
     transactions, contacts, report = ingest_after_lists(paths, ingest, horizon_days, files)
     outcomes = read_out(
         files, transactions, horizon_days, config.campaign_days, contacts, ingest.memory_limit

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
-from churn.config import IngestConfig, Params
+from churn.config import IngestConfig, Params, RawSource
 from churn.data.ingest_report import IngestReport
 from churn.data.ingest_stage import IngestTargets, run_ingest_stage
 
@@ -23,7 +22,7 @@ def ingest(params: Params) -> IngestReport:
 
 
 def ingest_to(
-    targets: IngestTargets, source: Path, config: IngestConfig, as_of: dt.date | None
+    targets: IngestTargets, source: RawSource, config: IngestConfig, as_of: dt.date | None
 ) -> IngestReport:
     """Ingest ``source`` into ``targets`` (the nightly job's run folder, or the pipeline's)."""
     return run_ingest_stage(source, config, as_of, targets)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from churn.atomic import write_json
-from churn.config import Params
+from churn.config import Params, raw_file
 from churn.data.campaign import published_list, run_campaign
 from churn.outcomes.publish import OutcomePaths, OutcomesResult, run_outcomes
 from churn.outcomes.tracking import log_readout
@@ -32,8 +32,8 @@ def simulate_campaign(params: Params, as_of: dt.date) -> Simulated:
     paths = params.paths
     listed = published_list(as_of, paths.targets_table, params.nightly.output_root)
     result = run_campaign(
-        as_of, paths.raw_transactions, paths.truth, listed, params.snapshots.horizon_days,
-        params.generate, params.simulate,
+        as_of, raw_file(paths.raw_transactions, "simulate-campaign"), paths.truth, listed,
+        params.snapshots.horizon_days, params.generate, params.simulate,
     )  # fmt: skip
     write_json(result.truth, paths.campaign_truth)
     return Simulated(listed, len(result.transactions), result.truth)
