@@ -165,7 +165,29 @@ def export(params: Params, planned: ExportPlan) -> Exported:
         return scoring_snapshot(params, pd.Timestamp(scores["as_of"].iloc[0]).date())
 
     chosen = retention(scores, planned.customers, params, planned.filters, reasons, snapshot_for)
+    refuse_filtered_empty(chosen)
     return Exported(chosen, planned.files, write_list(chosen, planned.files))
+
+
+class EmptyListError(UserError):
+    """A filter left nobody of the customers the budget picked: nothing is written."""
+
+
+def refuse_filtered_empty(chosen: RetentionList) -> None:
+    """Refuse, before anything is written, a list that a filter emptied.
+
+    A header-only file with exit 0 reads as "nobody to call", and written over the
+    tracked list it would replace a full list with an empty one. A list the budget,
+    consent or the data left empty is still written (with a warning): that is an answer,
+    not a typo.
+    """
+    summary = chosen.summary
+    if chosen.empty_reason is None or not summary["selected"] or summary["exported"]:
+        return
+    raise EmptyListError(
+        f"the list is empty: {chosen.empty_reason}; nothing written (loosen or drop that"
+        " filter; `churn export` with no option lists every selected customer)"
+    )
 
 
 def _reasons_of_scorer(scores: pd.DataFrame, params: Params) -> ReasonsFor:
