@@ -91,7 +91,9 @@ def retention(
     scores, ranking = ranking_in_effect(  # by churn risk, or by a measured uplift model
         params.targeting, scores, paths.outcomes_dir, paths.outcomes_metrics, snapshot_for
     )
-    chosen = retention_list(scores, customers, targeting, filters, reasons_for)
+    chosen = retention_list(
+        scores, customers, targeting, filters, reasons_for, params.report.currency
+    )
     chosen.summary["save_rates"] = rates
     chosen.summary["ranking"] = ranking
     return chosen
