@@ -196,7 +196,9 @@ def _run_steps(
     with timings.step("psi"):
         drift = steps.check_drift(scores, previous, loaded, params, acceptance)
     with timings.step("export"):
-        chosen = steps.retention_list(scores, snapshot, loaded, ingested.customers, params)
+        chosen = steps.retention_list(
+            scores, snapshot, loaded, ingested.customers, params, ingested.transactions
+        )
     with timings.step("write"):
         steps.write_outputs(scores, chosen, out)
     with timings.step("report"):

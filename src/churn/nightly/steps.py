@@ -21,6 +21,7 @@ import pandas as pd
 from churn.adhoc import ExportFiles
 from churn.atomic import write_parquet
 from churn.config import NightlyConfig, Params
+from churn.data.countries import latest_countries
 from churn.data.ingest_report import IngestReport
 from churn.data.ingest_stage import IngestTargets
 from churn.data.session import connect as duckdb_connect
@@ -235,12 +236,17 @@ def retention_list(
     loaded: LoadedModel,
     customers: pd.DataFrame,
     params: Params,
+    transactions: Path | None = None,
 ) -> RetentionList:
     """The same list as `churn export` with its default filters, reasons from this run's
-    model and snapshot."""
+    model and snapshot, and the country from ``transactions`` without one in ``customers``."""
     reasons = reasons_from(snapshot, loaded.model, params)
     filters = param_filters(params.export)
-    return retention(scores, customers, params, filters, reasons, lambda: snapshot)
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+    contacts = None
+    if transactions is not None and customers["country"].replace("", None).isna().all():
+        contacts = latest_countries(transactions, as_of)
+    return retention(scores, customers, params, filters, reasons, lambda: snapshot, contacts)
 
 
 def write_outputs(scores: pd.DataFrame, chosen: RetentionList, out: Path) -> None:

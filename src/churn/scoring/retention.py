@@ -47,8 +47,10 @@ def retention_list(
     filters: ExportFilters,
     reasons_for: ReasonsFor,
     currency: str = "£",
+    contacts: pd.DataFrame | None = None,
 ) -> RetentionList:
-    """``currency`` (report.currency) words the value of customers picked for it."""
+    """``currency`` (report.currency) words the value of customers picked for it;
+    ``contacts`` fills what the customers table does not (the country of the latest order)."""
     consent = consent_status(scores["customer_id"], customers)
     targets, pick = select_targets(scores, targeting, contactable=consent == CONSENT_OK)
     wanted = targets.loc[targets["selected"], "customer_id"]
@@ -57,6 +59,6 @@ def retention_list(
         picked = targets["selected"].to_numpy()
         worded = with_value_reason(targets.loc[picked], currency)
         targets.loc[picked, list(REASON_COLUMNS)] = worded[list(REASON_COLUMNS)]
-    contact_list, summary = build_export(targets, consent, customers, filters, pick)
+    contact_list, summary = build_export(targets, consent, customers, filters, pick, contacts)
     empty = why_empty(targets, consent, summary, filters) if contact_list.empty else None
     return RetentionList(targets, contact_list, summary, empty)
