@@ -391,7 +391,8 @@ def report(
         Path | None,
         typer.Option(
             "--previous",
-            help="Score table of an earlier run: the segment chart compares against it.",
+            help="Score table of an earlier run: the risk, value-at-risk and segment charts"
+            " compare against it.",
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help=_REPORT_OUTPUT_HELP)] = None,
