@@ -7,6 +7,7 @@ one code path; what is the job's own is the guards and the run folder's layout.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -115,7 +116,8 @@ def check_new_data(
     measured = order_values.measure(
         ingested.transactions, since, config.new_order_history_days, config.psi_bins
     )
-    orders = measured
+    # Judged and let through by --accept-drift: recorded as judged, the breach in drift_accepted.
+    orders = dataclasses.replace(measured, judged=True, min_orders=config.min_new_orders)
     with (acceptance or guards.DriftAcceptance()).guard():
         orders = order_values.check(
             measured,
