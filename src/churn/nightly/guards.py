@@ -169,7 +169,8 @@ def check_psi(
         more = f" (and {others} more)" if others else ""
         raise DistributionShiftError(
             f"{column} shifted: PSI {value:.3f} against {result.reference} is above"
-            f" nightly.{key}={limit}{more}; previous list left in place"
+            f" nightly.{key}={limit}{more}; previous list left in place (if the change is"
+            " real, rerun with --accept-drift)"
         )
 
 
