@@ -33,6 +33,7 @@ import pytest
 import yaml
 from markupsafe import escape
 from mlflow.tracking import MlflowClient
+from openpyxl import load_workbook
 from sklearn.metrics import roc_auc_score
 
 from churn.config import TrainConfig, load_params
@@ -241,7 +242,7 @@ def test_outputs_have_their_schemas(project: Project, first_repro: str) -> None:
     assert dates.notna().any() and (targets["Lifetime value (discounted)"] >= 0).all()
     summary = json.loads((repo / "data/exports/retention_targets.summary.json").read_text())
     assert summary["exported"] == len(targets) == table["selected"].sum()
-    assert (repo / "data/exports/retention_targets.xlsx").exists()
+    _the_list_reads_without_a_data_scientist(repo, targets)
 
     report_html = (repo / "reports/retention_report.html").read_text(encoding="utf-8")
     assert "Customers at risk" in report_html and "<script" not in report_html
@@ -267,6 +268,23 @@ def test_the_marketing_page_serves_the_exported_list(
         with urllib.request.urlopen(f"{url}/customer/{first[who]}", timeout=60) as page:
             html = page.read().decode()
         assert f"<li>{escape(str(first[why]))}</li>" in html
+
+
+def _the_list_reads_without_a_data_scientist(repo: Path, targets: pd.DataFrame) -> None:
+    """#18 on the real pipeline: country from the transactions (the sample has no customers
+    table), no country or calendar reason, value picks worded, an XLSX with formats and a
+    guide sheet."""
+    assert targets["Country"].notna().all()
+    reasons = " ".join(targets[["Why (1)", "Why (2)", "Why (3)"]].fillna("").to_numpy().ravel())
+    assert "country" not in reasons.lower() and "christmas" not in reasons.lower()
+    assert "no single warning sign" not in reasons
+    assert not re.search(r"usually every \d+(?!\d)(?! day)", reasons)  # a gap has its unit
+    book = load_workbook(repo / "data/exports/retention_targets.xlsx")
+    assert book.sheetnames == ["Retention list", "How to read this list"]
+    sheet = book["Retention list"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.cell(row=2, column=header.index("Churn risk (%)") + 1).number_format == "0%"
+    assert sheet.auto_filter.ref and sheet.freeze_panes == "A2"
 
 
 def _lifetime_columns_are_sane(scores: pd.DataFrame) -> None:

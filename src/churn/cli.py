@@ -391,7 +391,8 @@ def report(
         Path | None,
         typer.Option(
             "--previous",
-            help="Score table of an earlier run: the segment chart compares against it.",
+            help="Score table of an earlier run: the risk, value-at-risk and segment charts"
+            " compare against it.",
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help=_REPORT_OUTPUT_HELP)] = None,
@@ -549,6 +550,14 @@ def nightly(
             " models:/<tracking.registered_model>@<nightly.model_alias>.",
         ),
     ] = None,
+    accept_drift: Annotated[
+        bool,
+        typer.Option(
+            "--accept-drift",
+            help="For this run only, publish despite the drift guards (exit 13: PSI, new"
+            " order values); the manifest records what was let through.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest, guard, score with the champion, export and publish one as-of date.
 
@@ -570,7 +579,7 @@ def nightly(
         raise UserError(f"--as-of {as_of!r} is not a date like 2026-11-21") from exc
     run_log.configure(params)  # sets no experiment: no server call before the job's bounds
     with _step("nightly"):
-        result = run_nightly(date, params, model)
+        result = run_nightly(date, params, model, accept_drift=accept_drift)
     manifest = result.manifest
     log.info(
         "nightly: %s scored, %s targets, model %s -> %s",

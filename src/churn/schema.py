@@ -102,7 +102,8 @@ TARGET_COLUMNS: Final = (*SCORE_COLUMNS, *TARGETING_COLUMNS)
 CONTACT_LOG_COLUMNS: Final = (CUSTOMER_ID, "date", "action", "channel", "reached")
 
 # --- data/exports/retention_targets.csv and .xlsx: column -> the header marketing reads ---
-# In the order of the file. The customers table supplies name, email and country.
+# In the order of the file. The customers table supplies name, email and country (else
+# country from the transactions). One risk number: P(alive) stays out (#18).
 EXPORT_HEADERS: Final = MappingProxyType(
     {
         "priority": "Priority",
@@ -119,11 +120,11 @@ EXPORT_HEADERS: Final = MappingProxyType(
         "value_at_risk": "Value at risk",
         "action": "Recommended action",
         "contact_cost": "Contact cost",
+        "save_rate": "Save rate (%)",
         "expected_gain": "Expected gain",
         "reason_1": "Why (1)",
         "reason_2": "Why (2)",
         "reason_3": "Why (3)",
-        "p_alive": "Chance still active (%)",
         "recency_days": "Days since last order",
         "n_orders": "Orders to date",
         "revenue": "Revenue to date",

@@ -11,6 +11,7 @@ import pytest
 from churn.data.ingest_report import IngestReport
 from churn.nightly.guards import (
     DistributionShiftError,
+    DriftAcceptance,
     NoNewDataError,
     PsiResult,
     QuarantineError,
@@ -20,6 +21,7 @@ from churn.nightly.guards import (
     distribution_psi,
     psi,
 )
+from churn.nightly.new_orders import NewOrderValueError
 
 
 def test_psi_matches_hand_computed_value() -> None:
@@ -116,3 +118,19 @@ def test_new_data_guard() -> None:
     assert info.value.exit_code == 11
     with pytest.raises(NoNewDataError, match="before the as-of date"):
         check_new_data(0, 0, None, None)
+
+
+def test_drift_acceptance_lets_only_drift_through_and_keeps_every_message() -> None:
+    """#18 --accept-drift: drift refusals (PSI, new order values: exit 13) are kept for the
+    manifest instead of raised; any other refusal still stops the run."""
+    assert DriftAcceptance().record() is None  # not given: the manifest says None
+    with pytest.raises(DistributionShiftError), DriftAcceptance().guard():
+        raise DistributionShiftError("revenue shifted")
+    accepting = DriftAcceptance(accepted=True)
+    with accepting.guard():
+        raise DistributionShiftError("revenue shifted")
+    with accepting.guard():
+        raise NewOrderValueError("orders valued unlike")
+    assert accepting.record() == ["revenue shifted", "orders valued unlike"]
+    with pytest.raises(NoNewDataError), accepting.guard():
+        raise NoNewDataError("no transactions")

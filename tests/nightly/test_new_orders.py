@@ -102,6 +102,7 @@ def test_check_holds_the_median_both_ways_and_the_psi() -> None:
     assert "median order value 4,000.00 against 40.00 (100x" in message
     assert "nightly.max_new_order_median_ratio=3.0" in message
     assert "order value PSI 11.20 (above nightly.max_new_order_psi=1.0)" in message
+    assert "if the change is real, rerun with --accept-drift" in message  # not a params copy
     with pytest.raises(NewOrderValueError, match=r"\(0\.01x, beyond"):  # /100: also wrong
         check(_result(0.01, 0.2), 20, 3.0, 1.0)
     with pytest.raises(NewOrderValueError, match=r"PSI 1\.50") as info:  # shape, not median

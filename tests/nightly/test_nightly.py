@@ -30,6 +30,7 @@ from churn.stages import export as export_stage
 from nightly_shop import (
     FIRST,
     NAME,
+    PIPELINE_AS_OF,
     TOP_N,
     Shop,
     build_shop,
@@ -109,7 +110,9 @@ def test_first_run_publishes_scores_targets_and_manifest(shop: Shop) -> None:
         "timings",
         "save_rates",  # issue 16: the rates the list used, and whence
         "ranking",  # issue 16: risk or uplift, and why
+        "drift_accepted",  # issue 18: what --accept-drift let through (None: not given)
     }
+    assert manifest["drift_accepted"] is None
     assert manifest["save_rates"]["mode"] == "assumed"
     assert set(manifest["model"]) == {"requested", "uri", "name", "version"}
     assert set(manifest["rows"]) == {
@@ -210,6 +213,48 @@ def test_distribution_shift_exits_13(
     code, line = _refused(params, FIRST + dt.timedelta(days=1), capsys)
     assert code == 13 and "revenue shifted: PSI" in line and f"run of {FIRST}" in line
     assert _tree(workspace / "nightly") == before
+
+
+def test_accept_drift_publishes_one_shifted_run_and_records_it(
+    shop: Shop, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#18: --accept-drift overrides the drift guards for one run, and the manifest says
+    word for word what it let through; the same date replayed without it is refused."""
+    cents = shop.raw.copy()  # the orders since the published run arrive in cents
+    later = pd.to_datetime(cents["InvoiceDate"]) >= pd.Timestamp(FIRST)
+    cents.loc[later, "Amount"] = cents.loc[later, "Amount"] * 100
+    params = _params(shop, workspace, _write_raw(cents, workspace / "cents.csv"))
+    nxt = FIRST + dt.timedelta(days=7)
+    assert _run(params, nxt, "--accept-drift") == 0
+    manifest = json.loads((workspace / "nightly" / f"as_of={nxt}" / "manifest.json").read_text())
+    accepted = manifest["drift_accepted"]
+    assert any("are valued unlike" in line for line in accepted), accepted
+    assert manifest["new_orders"]["judged"] and manifest["new_orders"]["median_ratio"] > 50
+    assert "drift accepted for this run (--accept-drift)" in capsys.readouterr().err
+    code, line = _refused(params, nxt, capsys)
+    assert code == 13 and line.endswith(accepted[0])
+
+
+def test_backfill_before_every_published_run_has_no_later_reference(
+    shop: Shop, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#18: replaying a date earlier than every published run and than the pipeline's own
+    snapshot compares with nothing later: no reference, said in the log and manifest;
+    between two published runs it compares with the nearest earlier one."""
+    params = _params(shop, workspace, _raw(shop))
+    early = PIPELINE_AS_OF - dt.timedelta(days=60)
+    capsys.readouterr()
+    assert _run(params, early) == 0
+    manifest = json.loads((workspace / "nightly" / f"as_of={early}" / "manifest.json").read_text())
+    assert manifest["psi"]["reference"].startswith(f"none (no run published before {early}")
+    assert manifest["psi"]["values"] == {}
+    assert "PSI not measured: reference none (no run published before" in capsys.readouterr().err
+    between = FIRST - dt.timedelta(days=7)
+    assert _run(params, between) == 0
+    manifest = json.loads(
+        (workspace / "nightly" / f"as_of={between}" / "manifest.json").read_text()
+    )
+    assert manifest["psi"]["reference"] == f"the run of {early}"
 
 
 def test_unavailable_model_exits_14(

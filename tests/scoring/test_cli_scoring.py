@@ -19,6 +19,7 @@ from trained_model import Trained
 from churn.cli import main
 from churn.model import tracking
 from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS
+from churn.scoring.reasons import NO_WARNING_SIGN
 
 CHURN = [sys.executable, "-m", "churn"]
 
@@ -227,7 +228,7 @@ def test_ad_hoc_runs_write_beside_the_tracked_outputs_and_never_over_them(
     assert _main("explain", customer, "--as-of", as_of.isoformat()) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"customer {customer} at {as_of}: churn risk")
-    assert f"  1. {replayed_list['Why (1)'].iloc[0]}" in out
+    assert f"  1. {_first_sign(replayed_list.iloc[0])}" in out
 
     # Filters: the tracked list, narrowed, under a name saying how
     segments = ["Can't lose them", "At risk"]
@@ -281,23 +282,41 @@ def test_ad_hoc_runs_write_beside_the_tracked_outputs_and_never_over_them(
 EXPORT_SUFFIXES = ("csv", "xlsx", "summary.json")
 
 
-def test_an_empty_list_says_which_filter_emptied_it(
+def _first_sign(row: pd.Series) -> str:
+    """The first warning sign the list gives a customer, as `churn explain` words it: the
+    list puts "picked for value: ..." in front of (or in place of) the signs; explain,
+    for anyone, picked or not, gives the signs alone."""
+    signs = [
+        str(r)
+        for r in row[["Why (1)", "Why (2)", "Why (3)"]]
+        if isinstance(r, str) and r and not r.startswith("picked for value")
+    ]
+    return signs[0] if signs else NO_WARNING_SIGN
+
+
+def test_a_filter_that_empties_the_list_refuses_and_writes_nothing(
     project: Path, tracked: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """#18: a filter matching nobody is one error line and a non-zero exit, and no file:
+    neither a header-only ad hoc list nor, through --output, an empty tracked one."""
     summary = json.loads((project / "data/exports/retention_targets.summary.json").read_text())
     listed = pd.read_csv(project / "data/exports/retention_targets.csv")
     high = int((listed["Risk band"] == "high").sum())
     assert 0 < high < summary["selected"]
+    before = sorted(p.relative_to(project) for p in (project / "data/exports").rglob("*"))
     capsys.readouterr()
-    assert _main("export", "--band", "high", "--min-value", "100000", "--format", "csv") == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
-    assert len(warnings) == 1
-    assert warnings[0].endswith(
-        "export: the list is empty: --min-value 100000 left 0 of"
-        f" {summary['selected']} selected customers (after --band 'high': {high})"
-    )
-    empty = pd.read_csv(project / "data/exports/retention_targets.band-high.min-value-100000.csv")
-    assert empty.empty and list(empty.columns) == list(EXPORT_HEADERS.values())
+    assert _main("export", "--band", "high", "--min-value", "100000", "--format", "csv") == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if " INFO " not in line] == [
+        "churn: error: the list is empty: --min-value 100000 left 0 of"
+        f" {summary['selected']} selected customers (after --band 'high': {high});"
+        " nothing written (loosen or drop that filter; `churn export` with no option lists"
+        " every selected customer)"
+    ]
+    full = project / "data/exports/retention_targets.csv"
+    assert _main("export", "--min-value", "100000", "--output", str(full)) == 2
+    assert sorted(p.relative_to(project) for p in (project / "data/exports").rglob("*")) == before
+    assert pd.read_csv(full).shape == listed.shape  # the full list is still there
 
 
 def test_explain_names_the_reasons_the_list_gives(
@@ -308,7 +327,9 @@ def test_explain_names_the_reasons_the_list_gives(
     capsys.readouterr()
     assert _main("explain", customer) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"customer {customer} at ") and f"  1. {listed['Why (1)'].iloc[0]}" in out
+    assert (
+        out.startswith(f"customer {customer} at ") and f"  1. {_first_sign(listed.iloc[0])}" in out
+    )
     row = listed.iloc[0]
     when = row["Next purchase expected"]
     assert f"lifetime value (discounted) {row['Lifetime value (discounted)']:,.2f}," in out

@@ -226,12 +226,84 @@ def test_excel_reads_back_with_the_same_cells(tmp_path: Path) -> None:
     header = list(rows[0])
     first = dict(zip(header, rows[1], strict=True))
     assert first["Customer ID"] == "c1" and first["Name"] == "Bob"
-    assert first["Churn risk (%)"] == pytest.approx(exported["Churn risk (%)"].iloc[0])
+    # The cell holds the fraction Excel shows as a percentage (80 in the CSV).
+    assert first["Churn risk (%)"] == pytest.approx(exported["Churn risk (%)"].iloc[0] / 100)
     assert first["Recommended action"] == "Call"
     assert first["Expected gain"] == 30.0 and first["Contact cost"] == 15.0
     assert first["Next purchase expected"] is None
     second = dict(zip(header, rows[2], strict=True))
     assert second["Next purchase expected"] == dt.datetime(2026, 11, 3)  # a date cell
+
+
+def test_excel_list_is_formatted_filterable_and_explained(tmp_path: Path) -> None:
+    """#18: currency and percent formats, rounded for people; an autofilter over the whole
+    list; the header row frozen; a "How to read this list" sheet with the ordering, the
+    one risk number and every column."""
+    targets = _targets()
+    consent = consent_status(targets["customer_id"], CUSTOMERS)
+    exported, _ = build_export(targets, consent, CUSTOMERS, ExportFilters())
+    path = tmp_path / "list.xlsx"
+    write_xlsx(exported, path, currency="€", horizon_days=90)
+    book = load_workbook(path)
+    assert book.sheetnames == ["Retention list", "How to read this list"]
+    sheet = book["Retention list"]
+    header = [c.value for c in sheet[1]]
+    formats = {h: sheet.cell(row=2, column=i + 1).number_format for i, h in enumerate(header)}
+    assert formats["Expected value, next 12 months"] == '"€"#,##0'
+    assert formats["Lifetime value (discounted)"] == '"€"#,##0'
+    assert formats["Value at risk"] == formats["Revenue to date"] == '"€"#,##0'
+    assert formats["Contact cost"] == formats["Expected gain"] == '"€"#,##0.00'
+    assert formats["Churn risk (%)"] == formats["Save rate (%)"] == "0%"
+    assert formats["Days since last order"] == formats["Orders to date"] == "#,##0"
+    assert formats["Next purchase expected"] == "yyyy-mm-dd"
+    assert formats["Customer ID"] == formats["Why (1)"] == "General"  # text as it is
+    assert sheet.cell(row=2, column=header.index("Save rate (%)") + 1).value == 0.1
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(row=1, column=len(header)).column_letter}4"
+    guide = [[c.value for c in row] for row in book["How to read this list"].iter_rows()]
+    text = " ".join(str(v) for row in guide for v in row if v)
+    assert "expected gain = churn risk x expected 12-month value x save rate" in text
+    assert "Money is in €" in text and "next 90 days" in text
+    assert "'Picked for value'" in text and "chance still active" in text
+    explained = {row[0] for row in guide[guide.index(["Column", "What it means"]) + 1 :]}
+    assert explained == set(header)
+    assert not any("Chance still active" in h for h in header)  # one risk number
+
+
+def test_excel_guide_and_formats_only_for_list_columns(tmp_path: Path) -> None:
+    """Any frame of list rows gets the formats of the columns it has (a page's cut of the
+    list); other columns are written as they are, and explained in the guide only if known."""
+    frame = pd.DataFrame({"Customer ID": ["c1"], "Churn risk (%)": [66.4], "Other": [3.5]})
+    path = tmp_path / "cut.xlsx"
+    write_xlsx(frame, path, currency="CHF ")
+    book = load_workbook(path)
+    sheet = book.active
+    assert [c.number_format for c in sheet[2]] == ["General", "0%", "General"]
+    assert [c.value for c in sheet[2]] == ["c1", 0.664, 3.5]
+    guide = [row[0].value for row in book["How to read this list"].iter_rows()]
+    assert guide[-2:] == ["Customer ID", "Churn risk (%)"] and "Money is in CHF " in " ".join(
+        str(g) for g in guide
+    )
+
+
+def test_country_comes_from_the_transactions_without_a_customers_table() -> None:
+    """#18: Country was empty when the transactions carry it; a customers table still wins."""
+    targets = _targets()
+    countries = pd.DataFrame({"customer_id": ["c1", "c4", "c0"], "country": ["Germany"] * 3})
+    consent = consent_status(targets["customer_id"], None)
+    exported, _ = build_export(targets, consent, None, ExportFilters(), contacts=countries)
+    by_id = dict(zip(exported["Customer ID"], exported["Country"], strict=True))
+    assert by_id == {
+        "c4": "Germany",
+        "c1": "Germany",
+        "c0": "Germany",
+        "c7": "",
+        "c2": "",
+        "c6": "",
+    }
+    consent = consent_status(targets["customer_id"], CUSTOMERS)
+    exported, _ = build_export(targets, consent, CUSTOMERS, ExportFilters(), contacts=countries)
+    assert exported["Country"].tolist() == ["FR", "DE", "FR"]
 
 
 def test_excel_cells_are_text_never_formulas(tmp_path: Path) -> None:

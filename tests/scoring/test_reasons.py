@@ -7,7 +7,14 @@ import pandas as pd
 from trained_model import Trained
 
 from churn.schema import REASON_COLUMNS
-from churn.scoring.reasons import _GROUPS, DATE_FEATURES, NO_WARNING_SIGN, top_reasons
+from churn.scoring.reasons import (
+    _GROUPS,
+    DATE_FEATURES,
+    NO_WARNING_SIGN,
+    NOT_ACTIONABLE,
+    top_reasons,
+    with_value_reason,
+)
 from churn.scoring.score import explain
 
 FEATURES = [
@@ -33,11 +40,12 @@ ROW = {
     "n_returns": 2,
     "n_orders": 9,
     "m_score": 3,
+    "n_purchase_days": 8,
 }
 
 
-def _reasons(contrib: list[float]) -> list[str]:
-    rows = pd.DataFrame([ROW])
+def _reasons(contrib: list[float], **row: object) -> list[str]:
+    rows = pd.DataFrame([{**ROW, **row}])
     matrix = np.array([[*contrib, -1.0]])  # trailing bias column
     return top_reasons(rows, matrix, FEATURES).iloc[0].tolist()
 
@@ -46,7 +54,7 @@ def test_sentences_carry_the_customers_numbers_in_push_order() -> None:
     #          rec  overdue gap  xmas  inhor rev90 rev180 ret  ord  m
     reasons = _reasons([0.2, 0.3, 0.1, 0.0, 0.0, 0.3, 0.1, 0.05, -0.4, 0.0])
     assert reasons == [
-        "no purchase for 142 days, usually every 30",  # recency group: 0.6 in total
+        "no purchase for 142 days, usually every 30 days",  # recency group: 0.6 in total
         "spend down 60 % on the previous quarter (40.00 vs 100.00)",  # spend: 0.4
         "2 returns on 9 orders",
     ]
@@ -87,15 +95,81 @@ def test_real_model_reasons_are_words_and_skip_date_features(trained: Trained) -
         assert len(set(named)) == len(named)
 
 
-def test_every_model_feature_has_worded_reason_but_country(trained: Trained) -> None:
-    """A new feature must join a reason group, or the list shows its raw column name and
-    value ("pnbd p alive: 0.99..."). Country alone still reads as "country: ..." (#18)."""
+def test_every_actionable_model_feature_has_a_worded_reason(trained: Trained) -> None:
+    """A new feature must join a reason group or be declared not actionable: a feature no
+    group takes is never a reason, so it would silently drop out of every "Why". Country
+    is not actionable (#18: "country: Germany" was a main churn reason)."""
     unworded = [
         f
         for f in trained.model.features
-        if f not in DATE_FEATURES and not any(group.matches(f) for group in _GROUPS)
+        if f not in NOT_ACTIONABLE and not any(group.matches(f) for group in _GROUPS)
     ]
-    assert unworded == ["country"]
+    assert unworded == []
+    assert "country" in trained.model.features and "country" in NOT_ACTIONABLE
+
+
+def test_country_and_calendar_never_a_reason_however_hard_they_push() -> None:
+    features = [*FEATURES, "country"]
+    rows = pd.DataFrame([{**ROW, "country": "Germany"}])
+    push = np.array([[0.0, 0.0, 0.0, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0, -1.0]])
+    reasons = top_reasons(rows, push, features).iloc[0].tolist()
+    assert reasons == [NO_WARNING_SIGN, "", ""]
+    push[0, 0] = 0.2  # a small push from recency is named; country still is not
+    reasons = top_reasons(rows, push, features).iloc[0].tolist()
+    assert reasons == ["no purchase for 142 days, usually every 30 days", "", ""]
+
+
+RECENCY_ONLY = [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_gap_is_called_a_habit_only_after_enough_purchase_days() -> None:
+    """#18: "usually every 1" for a customer with two orders. One order has no gap, two
+    purchase days one gap (no habit), three or more a rhythm, in days."""
+    one = _reasons(RECENCY_ONLY, n_orders=1, n_purchase_days=1, mean_gap_days=float("nan"))
+    assert one[0] == "no purchase for 142 days, and only one order so far"
+    two = _reasons(RECENCY_ONLY, n_orders=2, n_purchase_days=2, mean_gap_days=1.0)
+    assert two[0] == "no purchase for 142 days, after only 2 purchase days"
+    # Two orders on one day: one purchase day, no gap at all.
+    same_day = _reasons(RECENCY_ONLY, n_orders=2, n_purchase_days=1, mean_gap_days=0.0)
+    assert same_day[0] == "no purchase for 142 days, and only one order so far"
+    three = _reasons(RECENCY_ONLY, n_orders=3, n_purchase_days=3, mean_gap_days=1.0)
+    assert three[0] == "no purchase for 142 days, usually every 1 day"
+    rare = _reasons(RECENCY_ONLY, recency_days=20.0, n_purchase_days=4, mean_gap_days=61.0)
+    assert rare[0] == "buys rarely: about every 61 days (last order 20 days ago)"
+
+
+def _picked(reason_1: str, band: str, value: float, *rest: str) -> list[str]:
+    frame = pd.DataFrame(
+        [
+            {
+                "reason_1": reason_1,
+                "reason_2": rest[0] if rest else "",
+                "reason_3": rest[1] if len(rest) > 1 else "",
+                "risk_band": band,
+                "expected_value_12m": value,
+            }
+        ]
+    )
+    return with_value_reason(frame, "€").iloc[0][list(REASON_COLUMNS)].tolist()
+
+
+def test_customers_picked_for_value_say_so_with_the_value() -> None:
+    """#18: a quarter of the list read "no single warning sign"; they were picked for value."""
+    assert _picked(NO_WARNING_SIGN, "medium", 1449.6) == [
+        "picked for value: expected €1,450 in the next 12 months; risk is typical for"
+        " active customers",
+        "",
+        "",
+    ]
+    # High value, low risk, weak signs: the value first, the signs after it, at most three.
+    assert _picked("orders down", "low", 450.0, "spend down", "3 returns") == [
+        "picked for value: expected €450 in the next 12 months; risk is low",
+        "orders down",
+        "spend down",
+    ]
+    # A risky customer with real signs keeps them; a row never picked stays empty.
+    assert _picked("orders down", "high", 900.0) == ["orders down", "", ""]
+    assert _picked("", "low", 900.0) == ["", "", ""]
 
 
 def test_explain_only_the_customers_asked_for(trained: Trained) -> None:

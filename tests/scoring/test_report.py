@@ -160,6 +160,44 @@ def test_previous_run_appears_in_the_segment_chart_only_when_given() -> None:
     assert "previous run (2026-09-01): £313" in _element_text(compared, "value-at-risk")
 
 
+def test_previous_run_is_compared_in_every_chart_of_the_current_customers() -> None:
+    """#18: --previous compared only the segment sizes. Risk and value at risk per segment
+    compare too (their titles say so and the previous run is drawn); the monthly KPIs and
+    cohort curves come from the shared history and say why they do not."""
+    scores = _tiny_scores()
+    targets = _tiny_targets(scores)
+    previous = scores.assign(as_of=AS_OF - pd.Timedelta(days=30))
+    compared = render_report(scores, targets, None, None, previous, ReportConfig())
+    alone = render_report(scores, targets, None, None, None, ReportConfig())
+    for title in (
+        "How risky are our active customers, against the previous run?",
+        "Where the value at risk sits (RFM segment) against the previous run",
+        "Segment sizes against the previous run",
+    ):
+        assert f'aria-label="{title}"' in compared, title
+        assert title not in alone
+    assert compared.count(">previous run<") == 3  # one legend entry per chart
+    assert "monthly KPIs and cohort curves come from the purchase history" in compared
+
+
+def test_report_says_why_the_list_is_ordered_and_what_the_budget_bought() -> None:
+    """#18: the top of the list was all medium risk and nothing said why. The report states
+    the ordering and shows the picked customers, cost and gain per risk band."""
+    scores = _tiny_scores()
+    html = render_report(scores, _tiny_targets(scores), None, None, None, ReportConfig())
+    ordering = _element_text(html, "ordering")
+    assert "expected gain = churn risk × 12-month value × save rate − contact cost" in ordering
+    assert "not by risk alone" in ordering
+    bands = _element_text(html, "bands-picked")
+    # A and B (high) picked: 2 of 2, £10, £61; C (medium) is control; D, E (low) not picked.
+    assert "high 2 2 (100.0%) £10 £61 6.10" in bands
+    assert "medium 0 1 (0.0%) £0 £0 n/a" in bands
+    assert "low 0 2 (0.0%) £0 £0 n/a" in bands
+    assert "all 2 5 (40.0%) £10 £61 6.10" in bands
+    definitions = _element_text(html, "definitions")
+    assert "One risk number" in definitions and "Picked for value" in definitions
+
+
 def test_hostile_text_is_escaped_everywhere() -> None:
     scores = _tiny_scores()
     scores.loc[0, "customer_id"] = HOSTILE_ID

@@ -8,9 +8,11 @@ what was measured against which threshold.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,8 @@ import pandas as pd
 from churn.data.ingest_report import IngestReport
 from churn.data.quarantine import MALFORMED_REASONS
 from churn.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Share of a bin never below this, so an empty bin gives a large but finite PSI.
 PSI_FLOOR = 1e-4
@@ -165,5 +169,35 @@ def check_psi(
         more = f" (and {others} more)" if others else ""
         raise DistributionShiftError(
             f"{column} shifted: PSI {value:.3f} against {result.reference} is above"
-            f" nightly.{key}={limit}{more}; previous list left in place"
+            f" nightly.{key}={limit}{more}; previous list left in place (if the change is"
+            " real, rerun with --accept-drift)"
         )
+
+
+@dataclass
+class DriftAcceptance:
+    """``churn nightly --accept-drift``: the drift guards (feature and score PSI, the new
+    orders' values; exit 13) warn instead of refusing, for this one run.
+
+    For a shift the operator has checked and knows is real (a price change, a replayed
+    backfill date) without editing params. Every breach overridden is kept, word for
+    word, for the manifest (``drift_accepted``), so the run says what it let through.
+    """
+
+    accepted: bool = False
+    overridden: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Run a drift check: its refusal is raised as usual, or recorded when accepted."""
+        try:
+            yield
+        except DistributionShiftError as exc:
+            if not self.accepted:
+                raise
+            self.overridden.append(str(exc))
+            log.warning("nightly: drift accepted for this run (--accept-drift): %s", exc)
+
+    def record(self) -> list[str] | None:
+        """For the manifest: None without --accept-drift, else the breaches let through."""
+        return list(self.overridden) if self.accepted else None

@@ -71,7 +71,11 @@ class NightlyResult:
 
 
 def run_nightly(
-    as_of: dt.date, params: Params, model_uri: str | None = None, log_run: bool = True
+    as_of: dt.date,
+    params: Params,
+    model_uri: str | None = None,
+    log_run: bool = True,
+    accept_drift: bool = False,
 ) -> NightlyResult:
     """Run every step for ``as_of`` and publish, or raise the guard that refused.
 
@@ -84,7 +88,8 @@ def run_nightly(
     and the reason), and so is a crash (``failed``), so the MLflow experiment is
     the job's complete history. The record is written after the lock is
     released: it is slow when the server is, and the published list does not
-    depend on it.
+    depend on it. ``accept_drift`` lets the drift guards (exit 13) warn instead, for
+    this run only; the manifest records what they let through.
     """
     config = params.nightly
     uri = model_uri or default_model_uri(params)
@@ -93,7 +98,7 @@ def run_nightly(
         unrecordable = reachability.tracking_problem() if log_run else None
         try:
             _require_registry(uri, unrecordable)
-            result = _publish(as_of, params, uri)
+            result = _publish(as_of, params, uri, accept_drift)
         except RunLockedError:
             raise  # the run holding the lock records itself
         except Exception as exc:
@@ -126,7 +131,9 @@ def _require_registry(model_uri: str, tracking_problem: str | None) -> None:
         )
 
 
-def _publish(as_of: dt.date, params: Params, model_uri: str) -> NightlyResult:
+def _publish(
+    as_of: dt.date, params: Params, model_uri: str, accept_drift: bool = False
+) -> NightlyResult:
     """The steps and the publication, under the lock (released on return)."""
     root = params.nightly.output_root
     with exclusive_lock(root):
@@ -138,7 +145,7 @@ def _publish(as_of: dt.date, params: Params, model_uri: str) -> NightlyResult:
             work, out = staging / "work", staging / "out"
             work.mkdir()
             out.mkdir()
-            manifest = _run_steps(as_of, params, model_uri, work, out)
+            manifest = _run_steps(as_of, params, model_uri, work, out, accept_drift)
             target = partitions.publish(root, as_of, out)
     log.info("nightly: published %s", target)
     return NightlyResult(partition=target, manifest=manifest)
@@ -165,15 +172,21 @@ def _record(result: NightlyResult, problem: str | None, experiment: str) -> None
 
 
 def _run_steps(
-    as_of: dt.date, params: Params, model_uri: str, work: Path, out: Path
+    as_of: dt.date,
+    params: Params,
+    model_uri: str,
+    work: Path,
+    out: Path,
+    accept_drift: bool = False,
 ) -> NightlyManifest:
     """Every step in order, each guard right after what it checks; the manifest last."""
     timings = steps.Timings()
+    acceptance = guards.DriftAcceptance(accept_drift)
     with timings.step("ingest"):
         ingested = steps.ingest(as_of, params, work, out)
     guards.check_quarantine(ingested.report, params.nightly.max_malformed_fraction)
     previous = previous_run(params.nightly.output_root, as_of)
-    news = steps.check_new_data(ingested, previous, params.nightly)
+    news = steps.check_new_data(ingested, previous, params.nightly, acceptance)
     with timings.step("load_model"):
         loaded = load_pinned(model_uri, params)
     with timings.step("features"):
@@ -181,16 +194,18 @@ def _run_steps(
     with timings.step("score"):
         scores = score_snapshot(snapshot, loaded, params)
     with timings.step("psi"):
-        drift = steps.check_drift(scores, previous, loaded, params)
+        drift = steps.check_drift(scores, previous, loaded, params, acceptance)
     with timings.step("export"):
-        chosen = steps.retention_list(scores, snapshot, loaded, ingested.customers, params)
+        chosen = steps.retention_list(
+            scores, snapshot, loaded, ingested.customers, params, ingested.transactions
+        )
     with timings.step("write"):
         steps.write_outputs(scores, chosen, out)
     with timings.step("report"):
         reports = steps.report(
             scores, chosen.targets, ingested.transactions, drift.reference, params, out
         )
-    run = _Run(as_of, params, ingested, previous, news, scores, chosen, drift)
+    run = _Run(as_of, params, ingested, previous, news, scores, chosen, drift, acceptance)
     manifest = _manifest(run, ModelUsed.of(loaded.identity), out, reports, timings)
     write_record(manifest, out / partitions.MANIFEST)  # last: its presence marks a whole run
     return manifest
@@ -208,6 +223,7 @@ class _Run:
     scores: pd.DataFrame
     chosen: RetentionList
     drift: steps.Drift
+    acceptance: guards.DriftAcceptance
 
 
 def _manifest(
@@ -237,6 +253,7 @@ def _manifest(
         timings=timings.record(),
         save_rates=run.chosen.summary.get("save_rates"),
         ranking=run.chosen.summary.get("ranking"),
+        drift_accepted=run.acceptance.record(),
     )
 
 

@@ -98,6 +98,8 @@ class NightlyManifest:
     timings: dict[str, Any] = field(default_factory=dict)  # started_at, seconds per step
     save_rates: dict[str, Any] | None = None  # the rates the list used, and whence (#16)
     ranking: dict[str, Any] | None = None  # risk or uplift, and why (#16)
+    # --accept-drift: the drift refusals this run let through (None: not given) (#18)
+    drift_accepted: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def check(result: NewOrders, min_orders: int, max_median_ratio: float, max_psi: 
             f"the {result.orders:,} orders after {result.since} are valued unlike the"
             f" {result.history_orders:,} of the {result.history_days} days before: "
             + " and ".join(breaches)
-            + "; check the amounts in the newest files (if the change is real, raise the"
-            " threshold with --params); previous list left in place"
+            + "; check the amounts in the newest files (if the change is real, rerun with"
+            " --accept-drift); previous list left in place"
         )
     return NewOrders(**judged)

@@ -7,6 +7,7 @@ one code path; what is the job's own is the guards and the run folder's layout.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -21,6 +22,7 @@ import pandas as pd
 from churn.adhoc import ExportFiles
 from churn.atomic import write_parquet
 from churn.config import NightlyConfig, Params
+from churn.data.countries import latest_countries
 from churn.data.ingest_report import IngestReport
 from churn.data.ingest_stage import IngestTargets
 from churn.data.session import connect as duckdb_connect
@@ -99,10 +101,13 @@ class NewData:
 
 
 def check_new_data(
-    ingested: Ingested, previous: PreviousRun | None, config: NightlyConfig
+    ingested: Ingested,
+    previous: PreviousRun | None,
+    config: NightlyConfig,
+    acceptance: guards.DriftAcceptance | None = None,
 ) -> NewData:
     """Refuse when nothing is newer than the previous run (exit 11), or when the new
-    orders are valued unlike the history (exit 13)."""
+    orders are valued unlike the history (exit 13, unless ``acceptance`` lets it pass)."""
     since = previous.last_ts if previous else None
     n_transactions, n_new = transactions_since(ingested.transactions, since)
     guards.check_new_data(
@@ -111,12 +116,15 @@ def check_new_data(
     measured = order_values.measure(
         ingested.transactions, since, config.new_order_history_days, config.psi_bins
     )
-    orders = order_values.check(
-        measured,
-        config.min_new_orders,
-        config.max_new_order_median_ratio,
-        config.max_new_order_psi,
-    )
+    # Judged and let through by --accept-drift: recorded as judged, the breach in drift_accepted.
+    orders = dataclasses.replace(measured, judged=True, min_orders=config.min_new_orders)
+    with (acceptance or guards.DriftAcceptance()).guard():
+        orders = order_values.check(
+            measured,
+            config.min_new_orders,
+            config.max_new_order_median_ratio,
+            config.max_new_order_psi,
+        )
     log.info(
         "nightly: %s new orders, median value %sx the history's, PSI %s%s",
         orders.orders,
@@ -153,18 +161,27 @@ class Drift:
 
 
 def check_drift(
-    scores: pd.DataFrame, previous: PreviousRun | None, loaded: LoadedModel, params: Params
+    scores: pd.DataFrame,
+    previous: PreviousRun | None,
+    loaded: LoadedModel,
+    params: Params,
+    acceptance: guards.DriftAcceptance | None = None,
 ) -> Drift:
-    """PSI of the features and the score against the reference; refuse above (exit 13)."""
+    """PSI of the features and the score against the reference; refuse above (exit 13),
+    unless ``acceptance`` (--accept-drift) lets it pass."""
     config, uri = params.nightly, loaded.identity.uri
-    reference, name = psi_reference(previous, loaded, params)
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+    reference, name = psi_reference(previous, loaded, params, as_of)
     if reference is None:
         psi = guards.PsiResult(values={}, reference=name, skipped=[])
     else:
         psi = guards.distribution_psi(
             reference, scores, config.psi_features, SCORE_COLUMN, config.psi_bins, name
         )
-    log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
+    if reference is None:
+        log.warning("nightly: PSI not measured: reference %s", psi.reference)
+    else:
+        log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
     if psi.skipped:
         log.warning("nightly: no PSI for %s (not in both frames)", ", ".join(psi.skipped))
     previous_model = previous.model_uri if previous else uri
@@ -176,28 +193,43 @@ def check_drift(
             previous_model,
             uri,
         )
-    guards.check_psi(psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model)
+    with (acceptance or guards.DriftAcceptance()).guard():
+        guards.check_psi(
+            psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
+        )
     return Drift(psi, reference if previous else None, same_model)
 
 
 def psi_reference(
-    previous: PreviousRun | None, loaded: LoadedModel, params: Params
+    previous: PreviousRun | None,
+    loaded: LoadedModel,
+    params: Params,
+    as_of: dt.date | None = None,
 ) -> tuple[pd.DataFrame | None, str]:
-    """The previous published scores, else the pipeline's own scoring snapshot scored now.
+    """The nearest earlier published scores, else the pipeline's own scoring snapshot
+    scored now, if it is not later than ``as_of``; else no reference (PSI not measured).
 
+    Never anything later than ``as_of``: a backfill of an earlier date compared with a
+    later snapshot measures the months between them, not a broken feed, and was refused.
     Never the training table's test cutoff: it lies a horizon earlier, often in
     another season, and would make a healthy first run look like drift.
     """
     if previous is not None:
         return pd.read_parquet(previous.scores), f"the run of {previous.as_of.isoformat()}"
     snapshot_path = params.paths.score_features
-    if snapshot_path.exists():
-        snapshot = pd.read_parquet(snapshot_path)
-        if not snapshot.empty:
-            cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-            scored = score_snapshot(snapshot, loaded, params)
-            return scored, f"{snapshot_path} (cutoff {cutoff})"
-    return None, "none (first run, no pipeline snapshot)"
+    if not snapshot_path.exists():
+        return None, "none (first run, no pipeline snapshot)"
+    snapshot = pd.read_parquet(snapshot_path)
+    if snapshot.empty:
+        return None, "none (first run, the pipeline snapshot is empty)"
+    cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
+    if as_of is not None and cutoff > as_of:
+        return None, (
+            f"none (no run published before {as_of.isoformat()}, and the pipeline snapshot"
+            f" {snapshot_path} is later: cutoff {cutoff.isoformat()})"
+        )
+    scored = score_snapshot(snapshot, loaded, params)
+    return scored, f"{snapshot_path} (cutoff {cutoff.isoformat()})"
 
 
 def retention_list(
@@ -206,12 +238,17 @@ def retention_list(
     loaded: LoadedModel,
     customers: pd.DataFrame,
     params: Params,
+    transactions: Path | None = None,
 ) -> RetentionList:
     """The same list as `churn export` with its default filters, reasons from this run's
-    model and snapshot."""
+    model and snapshot, and the country from ``transactions`` without one in ``customers``."""
     reasons = reasons_from(snapshot, loaded.model, params)
     filters = param_filters(params.export)
-    return retention(scores, customers, params, filters, reasons, lambda: snapshot)
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+    contacts = None
+    if transactions is not None and customers["country"].replace("", None).isna().all():
+        contacts = latest_countries(transactions, as_of)
+    return retention(scores, customers, params, filters, reasons, lambda: snapshot, contacts)
 
 
 def write_outputs(scores: pd.DataFrame, chosen: RetentionList, out: Path) -> None:

@@ -28,6 +28,7 @@ from churn.cells import neutralise
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
 from churn.schema import CONTACT_COLUMNS, EXPORT_HEADERS, MARKETING_CONSENT, subset
+from churn.scoring import list_guide
 from churn.scoring.budget_pick import Selection
 from churn.scoring.targeting import NO_ACTION
 
@@ -205,18 +206,26 @@ def why_empty(
     return "no customer is left"  # not reached: an empty list has an emptying step
 
 
-def _marketing_view(frame: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
+def _marketing_view(
+    frame: pd.DataFrame, customers: pd.DataFrame | None, contacts: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The list in marketing's words: contact details from the customers table, where it
+    has none from ``contacts`` (e.g. the country of the latest order), rounded numbers."""
     out = frame.copy()
-    if customers is not None and not customers.empty:
-        info = customers.drop_duplicates("customer_id").set_index("customer_id")
-        info = info[list(CONTACT_COLUMNS)]
+    for source in (customers, contacts):
+        if source is None or source.empty:
+            continue
+        info = source.drop_duplicates("customer_id").set_index("customer_id")
         for column in CONTACT_COLUMNS:
-            out[column] = out["customer_id"].map(info[column])
+            if column not in info:
+                continue
+            found = out["customer_id"].map(info[column])
+            out[column] = out[column].replace("", np.nan).fillna(found) if column in out else found
     for column in CONTACT_COLUMNS:
         out[column] = out[column].fillna("") if column in out else ""
     out["priority"] = np.arange(1, len(out) + 1)
     out["churn_probability"] = (100 * out["churn_probability"]).round(1)
-    out["p_alive"] = (100 * out["p_alive"]).round(1)
+    out["save_rate"] = (100 * out["save_rate"]).round(1)
     out["recency_days"] = out["recency_days"].round().astype("int64")
     for column in _MONEY:
         out[column] = out[column].round(2)
@@ -232,9 +241,12 @@ def build_export(
     customers: pd.DataFrame | None,
     filters: ExportFilters,
     pick: Selection | None = None,
+    contacts: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The contact list (selected customers, best expected gain first) and its summary.
 
+    ``contacts`` fills contact columns the customers table leaves empty (the country of
+    each customer's latest order, churn.data.countries).
     ``consent`` is ``consent_status`` aligned with ``targets``. Left-out counts
     are over customers worth contacting (positive expected gain with an action).
     ``pick`` is the budget pick behind ``targeted``: whether it is proven optimal and,
@@ -271,16 +283,26 @@ def build_export(
             "top_n": filters.top_n,
         },
     }
-    return _marketing_view(exported, customers), summary
+    return _marketing_view(exported, customers, contacts), summary
 
 
-def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list") -> None:
-    """One sheet, bold frozen header and readable column widths (no pandas Excel writer needed).
+def write_xlsx(
+    frame: pd.DataFrame,
+    target: Path,
+    sheet: str = "Retention list",
+    currency: str = "£",
+    horizon_days: int = 90,
+) -> None:
+    """The list on one sheet, ready to use, and a "How to read this list" sheet.
 
-    Every text cell is neutralised (:func:`churn.cells.neutralise`, as in the CSV) and
-    stored as a string: openpyxl would otherwise turn any text starting with ``=`` into
-    a live formula. Characters XML cannot hold (control characters other than tab, LF
-    and CR) become U+FFFD instead of failing the export; the CSV keeps them.
+    Takes any frame of list rows (headers as in ``EXPORT_HEADERS``; a filtered cut or a
+    page's download alike): money in ``currency`` (report.currency), risk and save rate
+    as percentages, counts and dates formatted by column (churn.scoring.list_guide),
+    a bold frozen header with an autofilter, readable widths. Other columns are written
+    as they are. Every text cell is neutralised (:func:`churn.cells.neutralise`, as in
+    the CSV) and stored as a string: openpyxl would otherwise turn any text starting with
+    ``=`` into a live formula. Characters XML cannot hold (control characters other than
+    tab, LF and CR) become U+FFFD instead of failing the export; the CSV keeps them.
     """
     book = Workbook()
     ws = book.active
@@ -288,6 +310,7 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list")
     ws.append([_text(str(c)) for c in frame.columns])
     for row in frame.itertuples(index=False):
         ws.append([_cell(v) for v in row])
+    _format_columns(ws, [str(c) for c in frame.columns], currency)
     for cells in ws.iter_rows():
         for cell in cells:
             if isinstance(cell.value, str):
@@ -295,9 +318,12 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list")
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
+    last = get_column_letter(max(frame.shape[1], 1))
+    ws.auto_filter.ref = f"A1:{last}{len(frame) + 1}"
     for i, column in enumerate(frame.columns, start=1):
         longest = max([len(str(column)), *(len(str(v)) for v in frame[column].head(200))])
-        ws.column_dimensions[get_column_letter(i)].width = min(60, longest + 2)
+        ws.column_dimensions[get_column_letter(i)].width = min(60, longest + 4)
+    _guide_sheet(book, [str(c) for c in frame.columns], currency, horizon_days)
     book.properties.created = book.properties.modified = XLSX_TIME
     # Zipped in memory, written in one call: on a full disk zipfile fails inside its own
     # close and again in __del__, which prints a second traceback past the one-line error.
@@ -305,6 +331,39 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "Retention list")
     buffer = io.BytesIO()
     ExcelWriter(book, _FixedTimeZip(buffer, "w", ZIP_DEFLATED, allowZip64=True)).save()
     target.write_bytes(buffer.getvalue())
+
+
+def _format_columns(ws: Any, headers: list[str], currency: str) -> None:
+    """Number formats by column; percent columns hold 66.4 in the frame, 0.664 in Excel."""
+    names = list_guide.by_header()
+    for i, header in enumerate(headers, start=1):
+        column = names.get(header, "")
+        fmt = list_guide.number_format(column, currency)
+        if fmt is None:
+            continue
+        percent = list_guide.is_percent(column)
+        for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+            if percent and isinstance(cell.value, int | float):
+                cell.value = round(cell.value / 100, 6)
+            cell.number_format = fmt
+
+
+def _guide_sheet(book: Workbook, headers: list[str], currency: str, horizon_days: int) -> None:
+    """The "How to read this list" sheet: the order, the one risk number, each column."""
+    guide = book.create_sheet(list_guide.READING[0])
+    for left, right in list_guide.guide_rows(headers, currency, horizon_days):
+        guide.append([_text(left), _text(right)])
+    for cells in guide.iter_rows():
+        for cell in cells:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    guide["A1"].font = Font(bold=True, size=13)
+    for row in guide.iter_rows():
+        if row[0].value == "Column":
+            for cell in row:
+                cell.font = Font(bold=True)
+    guide.column_dimensions["A"].width = 34
+    guide.column_dimensions["B"].width = 100
 
 
 class _FixedTimeZip(ZipFile):

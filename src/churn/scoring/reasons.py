@@ -4,8 +4,14 @@ A marketer cannot act on "overdue_ratio +0.41". Related features are grouped
 into one reason (recency, overdue ratio and purchase gaps all say "hasn't
 bought for a while"), a group's contributions are summed, and only groups that
 push the score toward churn are named, with the customer's own numbers filled
-in. Calendar features (days to Christmas) describe the date, not the customer,
-so they are never a reason.
+in. Only what the customer did can be a reason: calendar features (days to
+Christmas) describe the date and the country describes who they are, and nobody
+can act on either (#18), so they are never named. A gap ("usually every 30
+days") is only called a habit after enough purchase days to show one.
+
+A customer the budget picked for their value rather than a warning sign is told
+so, with the value (:func:`with_value_reason`): "no single warning sign" alone
+made a quarter of the list look unexplained.
 """
 
 from __future__ import annotations
@@ -24,11 +30,20 @@ from churn.schema import REASON_COLUMNS
 N_REASONS = len(REASON_COLUMNS)
 # Features about the calendar, identical for every customer at a cutoff: never a reason.
 DATE_FEATURES = frozenset({"days_to_christmas", "christmas_in_horizon"})
+# Features nobody can act on: the calendar, and where the customer lives. Never a reason,
+# however hard they push; every other model feature belongs to a reason group below.
+NOT_ACTIONABLE = DATE_FEATURES | {"country", "first_country"}
+# Purchase days needed before a gap between them is called a habit ("usually every N
+# days"): one gap (two purchase days) is a coincidence, not a rhythm.
+MIN_HABIT_DAYS = 3
 # Pushes below this (log-odds) are noise, not a reason worth printing.
 MIN_PUSH = 0.01
 # When nothing in the history pushes toward churn the risk is the baseline; an empty
 # "Why" would look like a bug to the marketer reading the list.
 NO_WARNING_SIGN = "no single warning sign: the risk is the usual one for active customers"
+# What a picked customer's first reason becomes when value, not a warning sign, put them
+# on the list (with_value_reason).
+PICKED_FOR_VALUE = "picked for value: expected {value} in the next 12 months; risk is {risk}"
 
 Row = Mapping[str, Any]
 
@@ -62,13 +77,22 @@ def _days(n: float) -> str:
     return f"{_count(n)} day" + ("" if round(n) == 1 else "s")
 
 
+def _purchase_days(row: Row) -> float:
+    """Distinct purchase days (what a buying rhythm is made of), else orders."""
+    days = _num(row, "n_purchase_days")
+    return days if math.isfinite(days) else _num(row, "n_orders")
+
+
 def _recency(row: Row) -> str:
     days, gap = _num(row, "recency_days"), _num(row, "mean_gap_days")
-    if not math.isfinite(gap):
+    visits = _purchase_days(row)
+    if not math.isfinite(gap) or visits <= 1:
         return f"no purchase for {_days(days)}, and only one order so far"
+    if not visits >= MIN_HABIT_DAYS:  # one gap is no habit: say how little there is
+        return f"no purchase for {_days(days)}, after only {_count(visits)} purchase days"
     if days < gap:
         return f"buys rarely: about every {_days(gap)} (last order {_days(days)} ago)"
-    return f"no purchase for {_days(days)}, usually every {_count(gap)}"
+    return f"no purchase for {_days(days)}, usually every {_days(gap)}"
 
 
 def _order_trend(row: Row) -> str:
@@ -108,9 +132,11 @@ def _spend(row: Row) -> str | None:
 
 
 def _alive(row: Row) -> str:
-    p = _num(row, "btyd_p_alive")
-    lead = "only " if p < 0.5 else ""
-    return f"buying pattern gives {lead}a {_percent(p)} chance of still being an active customer"
+    # No second percentage beside the churn risk (#18: "66 %" next to "75 %" confused):
+    # the list carries one risk number, this says in words what the pattern shows.
+    if _num(row, "btyd_p_alive") < 0.5:
+        return "silent for much longer than their buying pattern suggests"
+    return "quieter than their buying pattern suggests"
 
 
 def _returns(row: Row) -> str | None:
@@ -217,19 +243,21 @@ _GROUPS = (
 )
 
 
-def _generic(feature: str) -> _Group:
-    label = feature.replace("_", " ")
-    return _Group(feature, _named(feature), lambda row: f"{label}: {row.get(feature, '?')}")
-
-
 def reason_groups(features: Sequence[str]) -> list[tuple[_Group, list[int]]]:
-    """Each reason group with the model-feature positions it sums; date features dropped."""
+    """Each reason group with the model-feature positions it sums.
+
+    Features nobody can act on (``NOT_ACTIONABLE``) and features no group words are
+    dropped: a raw "country: Germany" or "pnbd p alive: 0.99" is no reason a marketer can
+    use (tests/scoring/test_reasons.py fails on a model feature no group takes).
+    """
     members: dict[str, list[int]] = {}
     groups: dict[str, _Group] = {}
     for position, feature in enumerate(features):
-        if feature in DATE_FEATURES:
+        if feature in NOT_ACTIONABLE:
             continue
-        group = next((g for g in _GROUPS if g.matches(feature)), None) or _generic(feature)
+        group = next((g for g in _GROUPS if g.matches(feature)), None)
+        if group is None:
+            continue
         groups.setdefault(group.name, group)
         members.setdefault(group.name, []).append(position)
     return [(groups[name], positions) for name, positions in members.items()]
@@ -267,3 +295,36 @@ def top_reasons(
         named = named or [NO_WARNING_SIGN]
         texts.append(named + [""] * (N_REASONS - len(named)))
     return pd.DataFrame(texts, index=rows.index, columns=list(REASON_COLUMNS))
+
+
+def with_value_reason(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """``frame`` (reason_1..3, expected_value_12m, risk_band) with customers picked for
+    their value saying so first, with the value.
+
+    The budget ranks by expected gain, so a valuable customer with an ordinary risk is
+    picked too; "no single warning sign" alone reads as a bug. Such a customer's first
+    reason becomes "picked for value: expected £450 in the next 12 months; risk is typical
+    for active customers"; a low-risk customer with weak signs gets it in front of them
+    ("risk is low"), the weakest dropped. Rows without reasons (not picked) stay empty.
+    """
+    out = frame.copy()
+    if out.empty:
+        return out
+    first = out["reason_1"].fillna("").astype(str)
+    no_sign = first == NO_WARNING_SIGN
+    low = (out["risk_band"].astype(str) == "low") & (first != "") & ~no_sign
+    values = out["expected_value_12m"].astype(float)
+    for mask, risk in ((no_sign, "typical for active customers"), (low, "low")):
+        for index in out.index[mask.to_numpy()]:
+            value = _money_whole(values.loc[index], currency)
+            said = PICKED_FOR_VALUE.format(value=value, risk=risk)
+            kept = [
+                str(r) for r in out.loc[index, list(REASON_COLUMNS)] if r and r != NO_WARNING_SIGN
+            ]
+            texts = [said, *kept][:N_REASONS]
+            out.loc[index, list(REASON_COLUMNS)] = texts + [""] * (N_REASONS - len(texts))
+    return out
+
+
+def _money_whole(value: float, currency: str) -> str:
+    return f"{currency}{value:,.0f}" if math.isfinite(value) else "?"

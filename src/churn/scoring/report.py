@@ -27,6 +27,7 @@ from churn.errors import UserError
 from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
 from churn.scoring import did_it_work, kpis
 from churn.scoring import report_charts as charts
+from churn.scoring.budget_mix import picked_by_band
 
 # The parts of the score and targets tables the report reads (and requires).
 REPORT_SCORE_COLUMNS = subset(
@@ -258,7 +259,7 @@ def render_report(
     as_of = pd.Timestamp(scores["as_of"].max())
     money = config.currency
     numbers = headline(scores, targets, budget, max_contacts)
-    previous_numbers, previous_segments = _previous_run(previous_scores)
+    previous_numbers, _ = _previous_run(previous_scores)
     segments = current_segments(scores)
     summary = segment_summary(scores, targets)
     kpi = (
@@ -277,10 +278,11 @@ def render_report(
         "kpi": kpi,
         "horizon_days": horizon_days,
         "lookback_days": lookback_days,
-        **_score_charts(scores, summary, segments, previous_segments, money),
+        **_score_charts(scores, summary, segments, previous_scores, money),
         "segments": summary.reset_index().to_dict("records"),
         "targets": top.to_dict("records"),
         "n_selected": numbers.contacted,
+        "bands_picked": picked_by_band(targets),
         **_model_fields(scores),
         "generated_for": dt.date.isoformat(as_of.date()),
         "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
@@ -324,13 +326,25 @@ def _score_charts(
     scores: pd.DataFrame,
     summary: pd.DataFrame,
     segments: pd.Series,
-    previous_segments: pd.Series | None,
+    previous_scores: pd.DataFrame | None,
     money: str,
 ) -> dict[str, Markup]:
-    """The charts drawn from this run's scores, as inline SVG (matplotlib has escaped them)."""
+    """The charts drawn from this run's scores, as inline SVG (matplotlib has escaped them).
+
+    With an earlier run's scores every chart of the current customers compares with it:
+    risk, value at risk and segment sizes (#18). The monthly KPIs and cohort curves are
+    drawn from the history, which both runs share, so they have nothing to compare.
+    """
+    before = previous_scores if previous_scores is not None and len(previous_scores) else None
+    previous_segments = current_segments(before) if before is not None else None
+    risk_before = before if before is not None and "churn_probability" in before else None
+    value_before = None
+    if before is not None and "value_at_risk" in before:
+        value_before = before.groupby(before["segment"].astype(str))["value_at_risk"].sum()
+    value = summary["value_at_risk"]
     return {
-        "risk_chart": Markup(charts.risk_distribution(scores)),
-        "value_chart": Markup(charts.value_at_risk_by_segment(summary["value_at_risk"], money)),
+        "risk_chart": Markup(charts.risk_distribution(scores, previous=risk_before)),
+        "value_chart": Markup(charts.value_at_risk_by_segment(value, money, value_before)),
         "segment_chart": Markup(charts.segment_sizes(segments, previous_segments)),
     }
 

@@ -104,11 +104,14 @@ def _money_formatter(currency: str) -> FuncFormatter:
     return FuncFormatter(fmt)
 
 
-def risk_distribution(scores: pd.DataFrame, bins: int = 20) -> str:
+def risk_distribution(
+    scores: pd.DataFrame, bins: int = 20, previous: pd.DataFrame | None = None
+) -> str:
     """Histogram of churn probability, bars coloured by the customer's risk band.
 
     Stacked by band, so the reader sees both the shape and where the band cut
-    points fall on it.
+    points fall on it. With ``previous`` (an earlier run's scores) its histogram is
+    drawn over the bars as an outline, so a shift in risk shows at a glance.
     """
     edges = np.linspace(0.0, 1.0, bins + 1)
     with _figure("risk") as (fig, ax):
@@ -128,25 +131,50 @@ def risk_distribution(scores: pd.DataFrame, bins: int = 20) -> str:
                 label=f"{band} risk",
             )
             bottom += counts
+        if previous is not None and "churn_probability" in previous:
+            before, _ = np.histogram(previous["churn_probability"].clip(0, 1), bins=edges)
+            ax.stairs(before, edges, color=CURRENT, linewidth=1.5, label="previous run")
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("Predicted chance of churning in the next 90 days")
         ax.set_ylabel("Customers")
-        ax.set_title("How risky are our active customers?")
-        fig.legend(loc="outside lower center", ncol=3)
+        against = ", against the previous run" if previous is not None else ""
+        ax.set_title(f"How risky are our active customers{against}?")
+        fig.legend(loc="outside lower center", ncol=4 if previous is not None else 3)
         return _svg(fig)
 
 
-def value_at_risk_by_segment(by_segment: pd.Series, currency: str) -> str:
-    """Horizontal bars: expected 12-month value at risk per RFM segment, largest on top."""
+def value_at_risk_by_segment(
+    by_segment: pd.Series, currency: str, previous: pd.Series | None = None
+) -> str:
+    """Horizontal bars: expected 12-month value at risk per RFM segment, largest on top;
+    beside each, the previous run's when there is one."""
     ordered = by_segment.sort_values()
-    height = 0.9 + 0.32 * max(len(ordered), 1)
+    positions = np.arange(len(ordered))
+    labels = [str(s) for s in ordered.index]
+    height = 0.9 + (0.42 if previous is not None else 0.32) * max(len(ordered), 1)
     with _figure("value", height=height) as (fig, ax):
-        ax.barh([str(s) for s in ordered.index], ordered.to_numpy(), color=ACCENT)
+        if previous is None:
+            ax.barh(positions, ordered.to_numpy(), color=ACCENT)
+        else:
+            bar = 0.4
+            ax.barh(
+                positions + bar / 2, ordered.to_numpy(), height=bar, color=ACCENT, label="this run"
+            )
+            ax.barh(
+                positions - bar / 2,
+                previous.reindex(ordered.index, fill_value=0).to_numpy(),
+                height=bar,
+                color=PREVIOUS,
+                label="previous run",
+            )
+            fig.legend(loc="outside lower center", ncol=2)
+        ax.set_yticks(positions, labels)
         ax.xaxis.set_major_formatter(_money_formatter(currency))
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("Expected 12-month value at risk")
-        ax.set_title("Where the value at risk sits (RFM segment)")
+        title = "Where the value at risk sits (RFM segment)"
+        ax.set_title(title + (" against the previous run" if previous is not None else ""))
         return _svg(fig)
 
 

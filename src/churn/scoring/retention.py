@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from churn.config import TargetingConfig
+from churn.schema import REASON_COLUMNS
 from churn.scoring.export import (
     CONSENT_OK,
     ExportFilters,
@@ -23,6 +24,7 @@ from churn.scoring.export import (
     consent_status,
     why_empty,
 )
+from churn.scoring.reasons import with_value_reason
 from churn.scoring.score import with_reasons
 from churn.scoring.targeting import select_targets
 
@@ -44,12 +46,19 @@ def retention_list(
     targeting: TargetingConfig,
     filters: ExportFilters,
     reasons_for: ReasonsFor,
+    currency: str = "£",
+    contacts: pd.DataFrame | None = None,
 ) -> RetentionList:
+    """``currency`` (report.currency) words the value of customers picked for it;
+    ``contacts`` fills what the customers table does not (the country of the latest order)."""
     consent = consent_status(scores["customer_id"], customers)
     targets, pick = select_targets(scores, targeting, contactable=consent == CONSENT_OK)
     wanted = targets.loc[targets["selected"], "customer_id"]
     if len(wanted):
         targets = with_reasons(targets, reasons_for(wanted))
-    contact_list, summary = build_export(targets, consent, customers, filters, pick)
+        picked = targets["selected"].to_numpy()
+        worded = with_value_reason(targets.loc[picked], currency)
+        targets.loc[picked, list(REASON_COLUMNS)] = worded[list(REASON_COLUMNS)]
+    contact_list, summary = build_export(targets, consent, customers, filters, pick, contacts)
     empty = why_empty(targets, consent, summary, filters) if contact_list.empty else None
     return RetentionList(targets, contact_list, summary, empty)

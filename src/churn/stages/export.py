@@ -7,6 +7,7 @@ the job publishes cannot differ.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pandas as pd
 from churn.adhoc import ExportFiles, export_files, export_output, export_parts
 from churn.atomic import atomic_path, write_csv, write_json, write_parquet
 from churn.config import ExportConfig, Params
+from churn.data.countries import latest_countries
 from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.outcomes.in_effect import rates_in_effect
@@ -80,6 +82,7 @@ def retention(
     filters: ExportFilters,
     reasons_for: ReasonsFor,
     snapshot_for: Callable[[], pd.DataFrame],
+    contacts: pd.DataFrame | None = None,
 ) -> RetentionList:
     """Consent, the budgeted pick, reasons for the picked and the filtered contact list,
     under the save rates in effect (assumed, or measured from campaign outcomes), which
@@ -91,7 +94,9 @@ def retention(
     scores, ranking = ranking_in_effect(  # by churn risk, or by a measured uplift model
         params.targeting, scores, paths.outcomes_dir, paths.outcomes_metrics, snapshot_for
     )
-    chosen = retention_list(scores, customers, targeting, filters, reasons_for)
+    chosen = retention_list(
+        scores, customers, targeting, filters, reasons_for, params.report.currency, contacts
+    )
     chosen.summary["save_rates"] = rates
     chosen.summary["ranking"] = ranking
     return chosen
@@ -102,9 +107,17 @@ def reasons_from(snapshot: pd.DataFrame, model: ChurnModel, params: Params) -> R
     return lambda wanted: explain(snapshot, model, wanted, params.attribution)
 
 
-def write_list(chosen: RetentionList, files: ExportFiles, name_files: bool = True) -> list[str]:
+def write_list(
+    chosen: RetentionList,
+    files: ExportFiles,
+    name_files: bool = True,
+    currency: str = "£",
+    horizon_days: int = 90,
+) -> list[str]:
     """Write the targets table, the list in each format and, last, the summary (naming the
-    list files it describes when ``name_files``); returns the paths written."""
+    list files it describes when ``name_files``); returns the paths written. The XLSX
+    shows money in ``currency`` (report.currency) and says the risk is over
+    ``horizon_days`` (snapshots.horizon_days)."""
     if files.table is not None:
         write_parquet(chosen.targets, files.table)
     written = []
@@ -113,11 +126,22 @@ def write_list(chosen: RetentionList, files: ExportFiles, name_files: bool = Tru
         written.append(str(files.lists["csv"]))
     if "xlsx" in files.lists:
         with atomic_path(files.lists["xlsx"]) as tmp:
-            write_xlsx(chosen.contact_list, tmp)
+            write_xlsx(chosen.contact_list, tmp, currency=currency, horizon_days=horizon_days)
         written.append(str(files.lists["xlsx"]))
     summary = {**chosen.summary, "files": written} if name_files else chosen.summary
     write_json(summary, files.summary)
     return [*written, str(files.summary)]
+
+
+def contacts_from_transactions(
+    params: Params, customers: pd.DataFrame | None, as_of: dt.date | None
+) -> pd.DataFrame | None:
+    """The country of each customer's latest order, when the customers table gives none
+    (no table, or no country in it) and the transactions carry one."""
+    known = customers is not None and customers["country"].replace("", None).notna().any()
+    if known or not params.paths.transactions.exists():
+        return None
+    return latest_countries(params.paths.transactions, as_of)
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,7 @@ class ExportPlan:
     scores: pd.DataFrame
     customers: pd.DataFrame | None
     files: ExportFiles
+    contacts: pd.DataFrame | None = None  # contact details the customers table lacks
 
 
 def plan(params: Params, request: ExportRequest) -> ExportPlan:
@@ -153,7 +178,9 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
     customers = None
     if params.paths.customers.exists():
         customers = read_parquet(params.paths.customers, "ingest")
-    return ExportPlan(filters, scores, customers, files)
+    scored_at = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+    contacts = contacts_from_transactions(params, customers, scored_at)
+    return ExportPlan(filters, scores, customers, files, contacts)
 
 
 def export(params: Params, planned: ExportPlan) -> Exported:
@@ -164,8 +191,35 @@ def export(params: Params, planned: ExportPlan) -> Exported:
     def snapshot_for() -> pd.DataFrame:
         return scoring_snapshot(params, pd.Timestamp(scores["as_of"].iloc[0]).date())
 
-    chosen = retention(scores, planned.customers, params, planned.filters, reasons, snapshot_for)
-    return Exported(chosen, planned.files, write_list(chosen, planned.files))
+    chosen = retention(
+        scores, planned.customers, params, planned.filters, reasons, snapshot_for, planned.contacts
+    )
+    refuse_filtered_empty(chosen)
+    currency, horizon = params.report.currency, params.snapshots.horizon_days
+    return Exported(
+        chosen, planned.files, write_list(chosen, planned.files, True, currency, horizon)
+    )
+
+
+class EmptyListError(UserError):
+    """A filter left nobody of the customers the budget picked: nothing is written."""
+
+
+def refuse_filtered_empty(chosen: RetentionList) -> None:
+    """Refuse, before anything is written, a list that a filter emptied.
+
+    A header-only file with exit 0 reads as "nobody to call", and written over the
+    tracked list it would replace a full list with an empty one. A list the budget,
+    consent or the data left empty is still written (with a warning): that is an answer,
+    not a typo.
+    """
+    summary = chosen.summary
+    if chosen.empty_reason is None or not summary["selected"] or summary["exported"]:
+        return
+    raise EmptyListError(
+        f"the list is empty: {chosen.empty_reason}; nothing written (loosen or drop that"
+        " filter; `churn export` with no option lists every selected customer)"
+    )
 
 
 def _reasons_of_scorer(scores: pd.DataFrame, params: Params) -> ReasonsFor:

@@ -65,11 +65,15 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> int | float 
 
 
 def shown_list(
-    targets: pd.DataFrame, customers: pd.DataFrame | None, filters: ExportFilters
+    targets: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    filters: ExportFilters,
+    contacts: pd.DataFrame | None = None,
 ) -> Shown:
     """The filtered contact list from a published targets table (no new pick: the budget
-    and the control group stay as the run decided them)."""
+    and the control group stay as the run decided them). ``contacts`` fills what the
+    customers table lacks, as in `churn export` (the country of the latest order)."""
     consent = consent_status(targets["customer_id"], customers)
-    rows, summary = build_export(targets, consent, customers, filters)
+    rows, summary = build_export(targets, consent, customers, filters, contacts=contacts)
     empty = why_empty(targets, consent, summary, filters) if rows.empty else None
     return Shown(rows, summary, empty, filters)

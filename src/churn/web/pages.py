@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -19,6 +20,7 @@ from churn.config import Params
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
 from churn.scoring.export import BANDS
+from churn.stages.export import contacts_from_transactions
 from churn.web import cells
 from churn.web.downloads import MEDIA_TYPES, list_bytes
 from churn.web.listing import MULTI, SINGLE, Shown, query_filters, shown_list
@@ -55,7 +57,10 @@ def _query(request: Request) -> dict[str, list[str]]:
 def _shown(site: Site, request: Request) -> Shown:
     filters = query_filters(site.params, _query(request))
     source = site.source()
-    return shown_list(read_targets(source), read_customers(site.params), filters)
+    targets, customers = read_targets(source), read_customers(site.params)
+    as_of = pd.Timestamp(targets["as_of"].iloc[0]).date() if len(targets) else None
+    contacts = contacts_from_transactions(site.params, customers, as_of)
+    return shown_list(targets, customers, filters, contacts)
 
 
 def list_page(site: Site, request: Request) -> Response:
