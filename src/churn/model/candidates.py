@@ -14,6 +14,7 @@ folds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,13 @@ from churn.model.blend import BLEND_NAME, BOOSTER_PART, LINEAR_PART, Blend, fit_
 from churn.model.calibrate import METHODS, CalibrationMethod, ScoreCalibrator
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Candidate
+from churn.portable_math import log
 
 AUTO = "auto"
 _EPS = 1e-6
+# A single candidate replaces the blend only when it beats it on pooled held-out log loss by
+# more than this many standard errors of the paired per-row difference (two-sided 95 %).
+NOISE_Z = 1.96
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Judged:
     candidate: Candidate
     method: str
     heldout_brier: float
+    # Log loss of the rolling held-out predictions pooled over the judged folds: the choice.
+    heldout_log_loss: float
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Selection:
     judged: dict[str, Judged]
     served: str
     out_of_time: bool
+    # Why: the rule's own sentence (see ``choose``).
+    reason: str = ""
 
     @property
     def candidates(self) -> dict[str, Candidate]:
@@ -55,11 +64,13 @@ class Selection:
         out = {
             "calibration_heldout_brier": served.heldout_brier,
             "served_valid_log_loss": served.candidate.valid["log_loss"],
+            "served_heldout_log_loss": served.heldout_log_loss,
         }
         for name, judged in self.judged.items():
             for key, value in judged.candidate.valid.items():
                 out[f"candidates.{name}.valid_{key}"] = value
             out[f"candidates.{name}.heldout_brier"] = judged.heldout_brier
+            out[f"candidates.{name}.heldout_log_loss"] = judged.heldout_log_loss
         return out
 
     def labels(self) -> dict[str, str]:
@@ -68,13 +79,13 @@ class Selection:
 
     def summary(self) -> str:
         """One sentence for the train log: what won, and by how much."""
-        ranked = sorted(self.judged, key=lambda n: self.judged[n].candidate.valid["log_loss"])
+        loss = {n: j.heldout_log_loss for n, j in self.judged.items()}
+        ranked = sorted(loss, key=loss.__getitem__)
         served = self.judged[self.served]
-        loss = {n: j.candidate.valid["log_loss"] for n, j in self.judged.items()}
         others = ", ".join(f"{n} {loss[n]:.4f}" for n in ranked if n != self.served)
         return (
-            f"serving {self.served}: lowest validation log loss"
-            f" {served.candidate.valid['log_loss']:.4f} (others: {others});"
+            f"serving {self.served}: {self.reason}; held-out log loss"
+            f" {served.heldout_log_loss:.4f} (others: {others});"
             f" calibration {served.method} (held-out Brier {served.heldout_brier:.4f})"
         )
 
@@ -95,18 +106,53 @@ def select(crossfit: CrossFit, calibration: str) -> Selection:
     folds = crossfit.folds
     names = candidate_blends(part_order(list(folds[0].parts)))
     methods = list(METHODS) if calibration == AUTO else [calibration]
-    judged = {name: _judge(name, folds, methods) for name in names}
-    served = min(names, key=lambda n: (judged[n].candidate.valid["log_loss"], names.index(n)))
-    return Selection(judged, served, crossfit.out_of_time)
+    judged, heldout = {}, {}
+    for name in names:
+        judged[name], heldout[name] = _judge(name, folds, methods)
+    served, reason = choose(heldout, names)
+    return Selection(judged, served, crossfit.out_of_time, reason)
 
 
-def _judge(name: str, folds: list[FoldPredictions], methods: list[str]) -> Judged:
+def choose(heldout: dict[str, tuple[np.ndarray, np.ndarray]], names: list[str]) -> tuple[str, str]:
+    """(served name, why) from each candidate's pooled held-out (y, p) (module docstring)."""
+    losses = {n: row_log_loss(*heldout[n]) for n in names}
+    best = min(names, key=lambda n: (_mean(losses[n]), names.index(n)))
+    if best == BLEND_NAME:
+        return best, "lowest held-out log loss"
+    if BLEND_NAME not in losses:
+        return best, "lowest held-out log loss (no blend)"
+    gain = losses[BLEND_NAME] - losses[best]
+    mean = _mean(gain)
+    se = math.sqrt(_mean((gain - mean) ** 2) / (len(gain) - 1)) if len(gain) > 1 else math.inf
+    advantage = f"{best} leads the blend by {mean:.5f} (SE {se:.5f})"
+    if mean > NOISE_Z * se:
+        return best, f"{advantage}, more than {NOISE_Z} SE"
+    return BLEND_NAME, f"within noise of the best ({advantage}), so the blend of all parts"
+
+
+def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's log loss (probabilities clipped as in ``_metrics``; the C library's log, so
+    the choice is the same on every machine)."""
+    q = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return np.asarray(-(y * log(q) + (1 - y) * log(1 - q)), dtype=float)
+
+
+def _mean(values: np.ndarray) -> float:
+    """An exactly rounded mean (``math.fsum``: no summation order that varies by CPU)."""
+    return math.fsum(values) / len(values)
+
+
+def _judge(
+    name: str, folds: list[FoldPredictions], methods: list[str]
+) -> tuple[Judged, tuple[np.ndarray, np.ndarray]]:
+    """The candidate fitted on all folds, and its pooled held-out (y, p) with its calibration."""
     rolling = {m: _rolling(name, folds, m) for m in methods}
     method = min(methods, key=lambda m: (_brier(rolling[m][0]), methods.index(m)))
     pooled, last = rolling[method]
     blend, calibrator = _fit(name, folds, method)
     candidate = Candidate(blend, calibrator, _metrics(*last))
-    return Judged(candidate, method, _brier(pooled))
+    loss = _mean(row_log_loss(*pooled))
+    return Judged(candidate, method, _brier(pooled), loss), pooled
 
 
 def _rolling(
