@@ -101,6 +101,9 @@ def part_order(parts: list[str]) -> list[str]:
     return head + sorted(p for p in parts if p not in head)
 
 
+HeldOut = list[tuple[np.ndarray, np.ndarray]]
+
+
 def select(crossfit: CrossFit, calibration: str) -> Selection:
     """Judge every candidate on the folds and fit each on all of them (module docstring)."""
     folds = crossfit.folds
@@ -113,21 +116,41 @@ def select(crossfit: CrossFit, calibration: str) -> Selection:
     return Selection(judged, served, crossfit.out_of_time, reason)
 
 
-def choose(heldout: dict[str, tuple[np.ndarray, np.ndarray]], names: list[str]) -> tuple[str, str]:
-    """(served name, why) from each candidate's pooled held-out (y, p) (module docstring)."""
-    losses = {n: row_log_loss(*heldout[n]) for n in names}
-    best = min(names, key=lambda n: (_mean(losses[n]), names.index(n)))
+def choose(heldout: dict[str, HeldOut], names: list[str]) -> tuple[str, str]:
+    """(served name, why) from each candidate's held-out (y, p), one pair per judged fold.
+
+    The blend contains every part, so it is served unless a single candidate beats
+    it on every judged fold by more than NOISE_Z paired standard errors of that
+    fold, with at least two judged folds: the SE within one cutoff says nothing
+    of how much the ranking swings from one cutoff to the next, which is what
+    serving a model bets on.
+    """
+    losses = {n: [row_log_loss(y, p) for y, p in heldout[n]] for n in names}
+    pooled = {n: _mean(np.concatenate(losses[n])) for n in names}
+    best = min(names, key=lambda n: (pooled[n], names.index(n)))
     if best == BLEND_NAME:
         return best, "lowest held-out log loss"
     if BLEND_NAME not in losses:
         return best, "lowest held-out log loss (no blend)"
-    gain = losses[BLEND_NAME] - losses[best]
+    leads = [_lead(b - c) for b, c in zip(losses[BLEND_NAME], losses[best], strict=True)]
+    said = ", ".join(f"{m:+.5f} (SE {se:.5f})" for m, se in leads)
+    if len(leads) >= 2 and all(m > NOISE_Z * se for m, se in leads):
+        return (
+            best,
+            f"{best} beats the blend by more than {NOISE_Z} SE on every held-out cutoff ({said})",
+        )
+    return BLEND_NAME, (
+        f"{best}'s lead over the blend is not clear on every one of two or more held-out"
+        f" cutoffs ({said}), so the blend of all parts"
+    )
+
+
+def _lead(gain: np.ndarray) -> tuple[float, float]:
+    """Mean per-row gain and its standard error."""
     mean = _mean(gain)
-    se = math.sqrt(_mean((gain - mean) ** 2) / (len(gain) - 1)) if len(gain) > 1 else math.inf
-    advantage = f"{best} leads the blend by {mean:.5f} (SE {se:.5f})"
-    if mean > NOISE_Z * se:
-        return best, f"{advantage}, more than {NOISE_Z} SE"
-    return BLEND_NAME, f"within noise of the best ({advantage}), so the blend of all parts"
+    if len(gain) < 2:
+        return mean, math.inf
+    return mean, math.sqrt(_mean((gain - mean) ** 2) / (len(gain) - 1))
 
 
 def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -142,35 +165,45 @@ def _mean(values: np.ndarray) -> float:
     return math.fsum(values) / len(values)
 
 
-def _judge(
-    name: str, folds: list[FoldPredictions], methods: list[str]
-) -> tuple[Judged, tuple[np.ndarray, np.ndarray]]:
-    """The candidate fitted on all folds, and its pooled held-out (y, p) with its calibration."""
+def _judge(name: str, folds: list[FoldPredictions], methods: list[str]) -> tuple[Judged, HeldOut]:
+    """The candidate fitted on all folds, and its held-out (y, p) per judged fold."""
     rolling = {m: _rolling(name, folds, m) for m in methods}
-    method = min(methods, key=lambda m: (_brier(rolling[m][0]), methods.index(m)))
-    pooled, last = rolling[method]
+    method = min(methods, key=lambda m: (_brier(_pool(rolling[m])), methods.index(m)))
+    heldout = rolling[method]
     blend, calibrator = _fit(name, folds, method)
-    candidate = Candidate(blend, calibrator, _metrics(*last))
+    candidate = Candidate(blend, calibrator, _metrics(*heldout[-1]))
+    pooled = _pool(heldout)
     loss = _mean(row_log_loss(*pooled))
-    return Judged(candidate, method, _brier(pooled), loss), pooled
+    return Judged(candidate, method, _brier(pooled), loss), heldout
 
 
-def _rolling(
-    name: str, folds: list[FoldPredictions], method: str
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Held-out (y, p) pooled over folds 2..k, and the last fold's alone."""
-    ys, ps = [], []
+def _rolling(name: str, folds: list[FoldPredictions], method: str) -> HeldOut:
+    """Held-out (y, p) of folds 2..k, each by a fit on the folds before it."""
+    out = []
     for j in range(1, len(folds)):
         blend, calibrator = _fit(name, folds[:j], method)
-        ys.append(folds[j].y)
-        ps.append(_predict(blend, calibrator, folds[j]))
-    return (np.concatenate(ys), np.concatenate(ps)), (ys[-1], ps[-1])
+        out.append((folds[j].y, _predict(blend, calibrator, folds[j])))
+    return out
+
+
+def _pool(heldout: HeldOut) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([y for y, _ in heldout]), np.concatenate([p for _, p in heldout])
 
 
 def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, ScoreCalibrator]:
-    """The candidate's blend and calibrator fitted on ``folds`` pooled."""
+    """The candidate's blend, fitted on the latest of ``folds``, and its calibrator, fitted on
+    them all pooled.
+
+    The blend's weights describe how good each part is, and a learned part (booster,
+    logistic) gets better with every training cutoff it sees, while a BTYD column is
+    fitted at its own cutoff alone: the earliest fold's learned parts, trained on one or
+    two cutoffs, are weaker than the served ones, and pooling them shifts weight to the
+    BTYD columns. The latest fold's parts were trained on the most cutoffs, nearest to
+    the served parts.
+    """
     pooled = FoldPredictions.pooled(folds)
-    blend = fit_blend(pooled.parts, pooled.y) if name == BLEND_NAME else Blend.single(name)
+    latest = folds[-1]
+    blend = fit_blend(latest.parts, latest.y) if name == BLEND_NAME else Blend.single(name)
     calibrator = ScoreCalibrator(_method(method))
     if method != "none":
         try:
