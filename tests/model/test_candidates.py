@@ -82,7 +82,7 @@ def test_when_the_folds_cannot_separate_the_candidates_the_blend_is_served() -> 
     assert min(valid, key=valid.__getitem__) != BLEND_NAME  # the old rule served a part
     assert min(heldout, key=heldout.__getitem__) != BLEND_NAME
     assert selection.served == BLEND_NAME
-    assert "not clear on every one" in selection.summary()
+    assert "not clear on every held-out cutoff" in selection.summary()
 
 
 def _heldout(
@@ -107,7 +107,7 @@ def test_a_part_that_beats_the_blend_clearly_on_every_held_out_cutoff_is_served(
     mixed = [noisy[0], booster[1]]  # the blend as good as the booster on the second cutoff
     assert choose({BOOSTER_PART: booster, BLEND_NAME: mixed}, names)[0] == BLEND_NAME
     alone = choose({BOOSTER_PART: booster[:1], BLEND_NAME: noisy[:1]}, names)
-    assert alone[0] == BLEND_NAME and "two or more" in alone[1]
+    assert alone[0] == BLEND_NAME and "one held-out cutoff" in alone[1]
 
 
 def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:

@@ -134,14 +134,19 @@ def choose(heldout: dict[str, HeldOut], names: list[str]) -> tuple[str, str]:
         return best, "lowest held-out log loss (no blend)"
     leads = [_lead(b - c) for b, c in zip(losses[BLEND_NAME], losses[best], strict=True)]
     said = ", ".join(f"{m:+.5f} (SE {se:.5f})" for m, se in leads)
-    if len(leads) >= 2 and all(m > NOISE_Z * se for m, se in leads):
+    if len(leads) < 2:
+        return BLEND_NAME, (
+            f"one held-out cutoff cannot show that {best}'s lead over the blend ({said})"
+            " carries over to the next cutoff, so the blend of all parts"
+        )
+    if all(m > NOISE_Z * se for m, se in leads):
         return (
             best,
             f"{best} beats the blend by more than {NOISE_Z} SE on every held-out cutoff ({said})",
         )
     return BLEND_NAME, (
-        f"{best}'s lead over the blend is not clear on every one of two or more held-out"
-        f" cutoffs ({said}), so the blend of all parts"
+        f"{best}'s lead over the blend is not clear on every held-out cutoff ({said}),"
+        " so the blend of all parts"
     )
 
 
