@@ -80,3 +80,18 @@ def test_the_logistic_baseline_is_the_logistic_candidates_code_on_the_training_r
     # And the served copy of the candidate (its JSON) scores the same.
     loaded = LinearPart.from_dict(json.loads(json.dumps(candidate.to_dict())))
     assert np.array_equal(loaded.probability(test), candidate.probability(test))
+
+
+def test_a_logistic_part_saved_with_the_old_log_scaling_asks_for_a_retrain() -> None:
+    old = {
+        "features": ["revenue"],
+        "log_columns": ["revenue"],
+        "medians": [1.0],
+        "means": [0.0],
+        "scales": [1.0],
+        "coef": [0.5],
+        "intercept": 0.0,
+        "c": 0.1,
+    }
+    with pytest.raises(ValueError, match=r"older churn .*retrain"):
+        LinearPart.from_dict(old)
