@@ -17,7 +17,7 @@ from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
 from churn.features.tables import build_feature_tables
 from churn.model.blend import BLEND_NAME, BOOSTER_PART
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.candidates import select
+from churn.model.candidates import choose, select
 from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, model_matrix
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Ensemble
@@ -50,17 +50,64 @@ def _fold(name: str, truth: np.ndarray, rng: np.random.Generator) -> FoldPredict
     return FoldPredictions(name, y, parts)
 
 
-def test_the_candidate_with_the_lowest_validation_log_loss_is_served() -> None:
+def test_a_clearly_better_part_is_served_or_the_blend_that_contains_it() -> None:
     rng = np.random.default_rng(3)
     folds = [_fold(f"c{i}", rng.beta(2, 2, 4_000), rng) for i in range(3)]
     selection = select(CrossFit(folds, out_of_time=True), "auto")
-    losses = {n: j.candidate.valid["log_loss"] for n, j in selection.judged.items()}
+    losses = {n: j.heldout_log_loss for n, j in selection.judged.items()}
     assert set(losses) == {BOOSTER_PART, "logistic", "planted_p_no_purchase", BLEND_NAME}
-    assert selection.served == min(losses, key=losses.__getitem__)
     assert selection.served in {"planted_p_no_purchase", BLEND_NAME}
     assert losses[selection.served] < losses[BOOSTER_PART] - 0.01
-    # Judged on the validation (last) fold, by blends and calibrators fitted on earlier ones.
+    # The metrics of record are the validation (last) fold's, by fits on earlier ones.
     assert selection.judged[selection.served].candidate.valid["n"] == len(folds[-1].y)
+
+
+def _twins(name: str, truth: np.ndarray, rng: np.random.Generator) -> FoldPredictions:
+    """The booster is the truth itself; the other parts are the truth with a little noise."""
+    y = (rng.random(len(truth)) < truth).astype(int)
+    parts = {BOOSTER_PART: truth}
+    for part in ("logistic", "planted_p_no_purchase"):
+        parts[part] = np.clip(truth + rng.normal(0, 0.03, len(truth)), 0.01, 0.99)
+    return FoldPredictions(name, y, parts)
+
+
+def test_when_the_folds_cannot_separate_the_candidates_the_blend_is_served() -> None:
+    """A single candidate with a (tiny) lead on the validation fold and on the pooled
+    held-out folds is not served over the blend that contains it: its lead is noise."""
+    rng = np.random.default_rng(1)
+    folds = [_twins(f"c{i}", rng.beta(2, 2, 3_000), rng) for i in range(4)]
+    selection = select(CrossFit(folds, out_of_time=True), "none")
+    valid = {n: j.candidate.valid["log_loss"] for n, j in selection.judged.items()}
+    heldout = {n: j.heldout_log_loss for n, j in selection.judged.items()}
+    assert min(valid, key=valid.__getitem__) != BLEND_NAME  # the old rule served a part
+    assert min(heldout, key=heldout.__getitem__) != BLEND_NAME
+    assert selection.served == BLEND_NAME
+    assert "not clear on every held-out cutoff" in selection.summary()
+
+
+def _heldout(
+    truth: np.ndarray, noise: float, y: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return y, np.clip(truth + rng.normal(0, noise, len(truth)), 0.01, 0.99)
+
+
+def test_a_part_that_beats_the_blend_clearly_on_every_held_out_cutoff_is_served() -> None:
+    """The rule itself, on planted held-out predictions: the booster is the truth, the blend
+    a noisy copy. Clear on both of two cutoffs: the booster; on one cutoff only, or with a
+    single held-out cutoff (whose SE says nothing of the swing between cutoffs): the blend."""
+    rng = np.random.default_rng(7)
+    truth = [rng.beta(2, 2, 3_000) for _ in range(2)]
+    ys = [(rng.random(len(t)) < t).astype(int) for t in truth]
+    booster = [(y, t) for y, t in zip(ys, truth, strict=True)]
+    noisy = [_heldout(t, 0.15, y, i) for i, (y, t) in enumerate(zip(ys, truth, strict=True))]
+    names = [BOOSTER_PART, BLEND_NAME]
+    served, why = choose({BOOSTER_PART: booster, BLEND_NAME: noisy}, names)
+    assert served == BOOSTER_PART and "every held-out cutoff" in why
+    mixed = [noisy[0], booster[1]]  # the blend as good as the booster on the second cutoff
+    assert choose({BOOSTER_PART: booster, BLEND_NAME: mixed}, names)[0] == BLEND_NAME
+    alone = choose({BOOSTER_PART: booster[:1], BLEND_NAME: noisy[:1]}, names)
+    assert alone[0] == BLEND_NAME and "one held-out cutoff" in alone[1]
 
 
 def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:

@@ -84,11 +84,27 @@ class Blend:
 
 
 def fit_blend(probabilities: Mapping[str, np.ndarray], y: np.ndarray) -> Blend:
-    """Stacking weights for the parts, fitted on out-of-time predictions and their labels."""
+    """Non-negative stacking weights for the parts, fitted on out-of-time predictions.
+
+    Every part is a P(churn), so a negative weight only trades one correlated
+    part against another on the rows it was fitted on (BG/NBD against
+    Pareto/NBD, say), and such trades do not carry over to the next cutoff.
+    Parts whose weight comes out non-positive are dropped and the rest refitted
+    until every weight is positive (an active-set solution of the constrained
+    fit); with no part left the blend is the best single part's logit.
+    """
     parts = sorted(probabilities)
-    x = np.column_stack([logit(probabilities[p]) for p in parts])
-    fit = fit_logistic(x, np.asarray(y, dtype=float), c=_BLEND_C)
-    return Blend({p: float(w) for p, w in zip(parts, fit.coef, strict=True)}, fit.intercept)
+    target = np.asarray(y, dtype=float)
+    while True:
+        x = np.column_stack([logit(probabilities[p]) for p in parts])
+        fit = fit_logistic(x, target, c=_BLEND_C)
+        keep = [p for p, w in zip(parts, fit.coef, strict=True) if w > 0]
+        if len(keep) == len(parts):
+            return Blend({p: float(w) for p, w in zip(parts, fit.coef, strict=True)}, fit.intercept)
+        if not keep:  # every part ranks backwards here: trust the one fitted least badly
+            keep = [parts[int(np.argmax(fit.coef))]]
+            return Blend({keep[0]: 1.0}, 0.0)
+        parts = keep
 
 
 def _finite(value: Any) -> float:

@@ -14,6 +14,7 @@ folds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,13 @@ from churn.model.blend import BLEND_NAME, BOOSTER_PART, LINEAR_PART, Blend, fit_
 from churn.model.calibrate import METHODS, CalibrationMethod, ScoreCalibrator
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Candidate
+from churn.portable_math import log
 
 AUTO = "auto"
 _EPS = 1e-6
+# A single candidate replaces the blend only when it beats it on pooled held-out log loss by
+# more than this many standard errors of the paired per-row difference (two-sided 95 %).
+NOISE_Z = 1.96
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Judged:
     candidate: Candidate
     method: str
     heldout_brier: float
+    # Log loss of the rolling held-out predictions pooled over the judged folds: the choice.
+    heldout_log_loss: float
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Selection:
     judged: dict[str, Judged]
     served: str
     out_of_time: bool
+    # Why: the rule's own sentence (see ``choose``).
+    reason: str = ""
 
     @property
     def candidates(self) -> dict[str, Candidate]:
@@ -55,11 +64,13 @@ class Selection:
         out = {
             "calibration_heldout_brier": served.heldout_brier,
             "served_valid_log_loss": served.candidate.valid["log_loss"],
+            "served_heldout_log_loss": served.heldout_log_loss,
         }
         for name, judged in self.judged.items():
             for key, value in judged.candidate.valid.items():
                 out[f"candidates.{name}.valid_{key}"] = value
             out[f"candidates.{name}.heldout_brier"] = judged.heldout_brier
+            out[f"candidates.{name}.heldout_log_loss"] = judged.heldout_log_loss
         return out
 
     def labels(self) -> dict[str, str]:
@@ -68,13 +79,13 @@ class Selection:
 
     def summary(self) -> str:
         """One sentence for the train log: what won, and by how much."""
-        ranked = sorted(self.judged, key=lambda n: self.judged[n].candidate.valid["log_loss"])
+        loss = {n: j.heldout_log_loss for n, j in self.judged.items()}
+        ranked = sorted(loss, key=loss.__getitem__)
         served = self.judged[self.served]
-        loss = {n: j.candidate.valid["log_loss"] for n, j in self.judged.items()}
         others = ", ".join(f"{n} {loss[n]:.4f}" for n in ranked if n != self.served)
         return (
-            f"serving {self.served}: lowest validation log loss"
-            f" {served.candidate.valid['log_loss']:.4f} (others: {others});"
+            f"serving {self.served}: {self.reason}; held-out log loss"
+            f" {served.heldout_log_loss:.4f} (others: {others});"
             f" calibration {served.method} (held-out Brier {served.heldout_brier:.4f})"
         )
 
@@ -90,41 +101,114 @@ def part_order(parts: list[str]) -> list[str]:
     return head + sorted(p for p in parts if p not in head)
 
 
+HeldOut = list[tuple[np.ndarray, np.ndarray]]
+
+
 def select(crossfit: CrossFit, calibration: str) -> Selection:
     """Judge every candidate on the folds and fit each on all of them (module docstring)."""
     folds = crossfit.folds
     names = candidate_blends(part_order(list(folds[0].parts)))
     methods = list(METHODS) if calibration == AUTO else [calibration]
-    judged = {name: _judge(name, folds, methods) for name in names}
-    served = min(names, key=lambda n: (judged[n].candidate.valid["log_loss"], names.index(n)))
-    return Selection(judged, served, crossfit.out_of_time)
+    judged, heldout = {}, {}
+    for name in names:
+        judged[name], heldout[name] = _judge(name, folds, methods)
+    served, reason = choose(heldout, names)
+    return Selection(judged, served, crossfit.out_of_time, reason)
 
 
-def _judge(name: str, folds: list[FoldPredictions], methods: list[str]) -> Judged:
+def choose(heldout: dict[str, HeldOut], names: list[str]) -> tuple[str, str]:
+    """(served name, why) from each candidate's held-out (y, p), one pair per judged fold.
+
+    The blend contains every part, so it is served unless a single candidate beats
+    it on every judged fold by more than NOISE_Z paired standard errors of that
+    fold, with at least two judged folds: the SE within one cutoff says nothing
+    of how much the ranking swings from one cutoff to the next, which is what
+    serving a model bets on.
+    """
+    losses = {n: [row_log_loss(y, p) for y, p in heldout[n]] for n in names}
+    pooled = {n: _mean(np.concatenate(losses[n])) for n in names}
+    best = min(names, key=lambda n: (pooled[n], names.index(n)))
+    if best == BLEND_NAME:
+        return best, "lowest held-out log loss"
+    if BLEND_NAME not in losses:
+        return best, "lowest held-out log loss (no blend)"
+    leads = [_lead(b - c) for b, c in zip(losses[BLEND_NAME], losses[best], strict=True)]
+    said = ", ".join(f"{m:+.5f} (SE {se:.5f})" for m, se in leads)
+    if len(leads) < 2:
+        return BLEND_NAME, (
+            f"one held-out cutoff cannot show that {best}'s lead over the blend ({said})"
+            " carries over to the next cutoff, so the blend of all parts"
+        )
+    if all(m > NOISE_Z * se for m, se in leads):
+        return (
+            best,
+            f"{best} beats the blend by more than {NOISE_Z} SE on every held-out cutoff ({said})",
+        )
+    return BLEND_NAME, (
+        f"{best}'s lead over the blend is not clear on every held-out cutoff ({said}),"
+        " so the blend of all parts"
+    )
+
+
+def _lead(gain: np.ndarray) -> tuple[float, float]:
+    """Mean per-row gain and its standard error."""
+    mean = _mean(gain)
+    if len(gain) < 2:
+        return mean, math.inf
+    return mean, math.sqrt(_mean((gain - mean) ** 2) / (len(gain) - 1))
+
+
+def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each row's log loss (probabilities clipped as in ``_metrics``; the C library's log, so
+    the choice is the same on every machine)."""
+    q = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return np.asarray(-(y * log(q) + (1 - y) * log(1 - q)), dtype=float)
+
+
+def _mean(values: np.ndarray) -> float:
+    """An exactly rounded mean (``math.fsum``: no summation order that varies by CPU)."""
+    return math.fsum(values) / len(values)
+
+
+def _judge(name: str, folds: list[FoldPredictions], methods: list[str]) -> tuple[Judged, HeldOut]:
+    """The candidate fitted on all folds, and its held-out (y, p) per judged fold."""
     rolling = {m: _rolling(name, folds, m) for m in methods}
-    method = min(methods, key=lambda m: (_brier(rolling[m][0]), methods.index(m)))
-    pooled, last = rolling[method]
+    method = min(methods, key=lambda m: (_brier(_pool(rolling[m])), methods.index(m)))
+    heldout = rolling[method]
     blend, calibrator = _fit(name, folds, method)
-    candidate = Candidate(blend, calibrator, _metrics(*last))
-    return Judged(candidate, method, _brier(pooled))
+    candidate = Candidate(blend, calibrator, _metrics(*heldout[-1]))
+    pooled = _pool(heldout)
+    loss = _mean(row_log_loss(*pooled))
+    return Judged(candidate, method, _brier(pooled), loss), heldout
 
 
-def _rolling(
-    name: str, folds: list[FoldPredictions], method: str
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Held-out (y, p) pooled over folds 2..k, and the last fold's alone."""
-    ys, ps = [], []
+def _rolling(name: str, folds: list[FoldPredictions], method: str) -> HeldOut:
+    """Held-out (y, p) of folds 2..k, each by a fit on the folds before it."""
+    out = []
     for j in range(1, len(folds)):
         blend, calibrator = _fit(name, folds[:j], method)
-        ys.append(folds[j].y)
-        ps.append(_predict(blend, calibrator, folds[j]))
-    return (np.concatenate(ys), np.concatenate(ps)), (ys[-1], ps[-1])
+        out.append((folds[j].y, _predict(blend, calibrator, folds[j])))
+    return out
+
+
+def _pool(heldout: HeldOut) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([y for y, _ in heldout]), np.concatenate([p for _, p in heldout])
 
 
 def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, ScoreCalibrator]:
-    """The candidate's blend and calibrator fitted on ``folds`` pooled."""
+    """The candidate's blend, fitted on the latest of ``folds``, and its calibrator, fitted on
+    them all pooled.
+
+    The blend's weights describe how good each part is, and a learned part (booster,
+    logistic) gets better with every training cutoff it sees, while a BTYD column is
+    fitted at its own cutoff alone: the earliest fold's learned parts, trained on one or
+    two cutoffs, are weaker than the served ones, and pooling them shifts weight to the
+    BTYD columns. The latest fold's parts were trained on the most cutoffs, nearest to
+    the served parts.
+    """
     pooled = FoldPredictions.pooled(folds)
-    blend = fit_blend(pooled.parts, pooled.y) if name == BLEND_NAME else Blend.single(name)
+    latest = folds[-1]
+    blend = fit_blend(latest.parts, latest.y) if name == BLEND_NAME else Blend.single(name)
     calibrator = ScoreCalibrator(_method(method))
     if method != "none":
         try:

@@ -1,14 +1,15 @@
-"""The regularised logistic candidate, as plain numbers that serve without unpickling.
+"""The regularised logistic model, as plain numbers that serve without unpickling.
 
 A logistic regression is a serious rival to the booster on small or simple logs,
-so it is trained, judged and, when it wins, served like the booster. Heavy-tailed
-columns (money, counts, days) are put on a log scale first (a signed ``log1p``),
-then imputed with the training median, standardised and clipped: on raw money a
-handful of big spenders push most probabilities to 0 or 1. The penalty ``c`` is
-chosen on the validation cutoff from a small grid, so a small log gets a strong
-penalty. Everything fitted is a list of floats kept in the model's JSON spec;
-statistics are summed with ``math.fsum`` and the fit is churn.model.logistic's
-(no BLAS), so the same rows give the same part on every machine.
+so it is trained, judged and, when it wins, served like the booster; and it is
+also the ``logistic`` baseline (churn.model.baselines), fitted by this very code
+on the training cutoffs alone. The features are put through
+churn.model.quantile_normal (median-impute, quantile-normal, standardise): on
+raw money a handful of big spenders push most probabilities to 0 or 1. The
+penalty ``c`` is chosen on the validation cutoff from a small grid, so a small
+log gets a strong penalty. Everything fitted is a list of floats kept in the
+model's JSON spec, and the fit is churn.model.logistic's (no BLAS), so the same
+rows give the same part on every machine.
 """
 
 from __future__ import annotations
@@ -20,45 +21,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, feature_columns
+from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
 from churn.model.logistic import LogisticFit, fit_logistic
-from churn.portable_math import log, log1p
+from churn.model.quantile_normal import QuantileNormal
+from churn.portable_math import log
 
-# Columns whose 99th percentile of |x| exceeds this are put on a log scale.
-_LOG_ABOVE = 10.0
-# Standardised values beyond this many standard deviations are clipped (outliers).
-_CLIP = 8.0
-# Inverse penalty strengths tried on the validation cutoff (scikit-learn's C).
+# Inverse penalty strengths tried on the validation cutoff (scikit-learn's C, per row).
 C_GRID = (0.001, 0.01, 0.1, 1.0)
 
 
 def linear_features(frame: pd.DataFrame) -> list[str]:
-    """The model's numeric features: categoricals have no order a linear model could use."""
-    return [c for c in feature_columns(frame) if c not in CATEGORICAL_FEATURES]
+    """The model's features but learned categoricals (a country's code has no order)."""
+    return [c for c in feature_columns(frame) if c not in LEARNED_CATEGORICALS]
 
 
 @dataclass(frozen=True)
 class LinearPart:
-    """P(churn) = sigmoid(coef . standardised(transformed features) + intercept)."""
+    """P(churn) = sigmoid(coef . quantile_normal(features) + intercept)."""
 
     features: list[str]
-    log_columns: list[str]
-    medians: list[float]
-    means: list[float]
-    scales: list[float]
+    transform: QuantileNormal
     coef: list[float]
     intercept: float
     c: float
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
-        """The standardised matrix the coefficients apply to."""
+        """The transformed matrix the coefficients apply to."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(missing)}")
-        x = _transformed(frame, self.features, set(self.log_columns))
-        x = np.where(np.isnan(x), np.asarray(self.medians), x)
-        z = (x - np.asarray(self.means)) / np.asarray(self.scales)
-        return np.clip(z, -_CLIP, _CLIP)
+        return self.transform.transform(_matrix(frame, self.features))
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         fit = LogisticFit(coef=np.asarray(self.coef, dtype=float), intercept=self.intercept)
@@ -67,10 +59,7 @@ class LinearPart:
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": self.features,
-            "log_columns": self.log_columns,
-            "medians": self.medians,
-            "means": self.means,
-            "scales": self.scales,
+            "transform": self.transform.to_dict(),
             "coef": self.coef,
             "intercept": self.intercept,
             "c": self.c,
@@ -84,54 +73,39 @@ class LinearPart:
         features = data.get("features")
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
             raise ValueError("the logistic part's features must be a list of names")
-        logs = data.get("log_columns")
-        if not isinstance(logs, list) or not set(logs) <= set(features):
-            raise ValueError("the logistic part's log_columns must be some of its features")
-        vectors = {k: _floats(data.get(k), k) for k in ("medians", "means", "scales", "coef")}
-        if any(len(v) != len(features) for v in vectors.values()):
-            raise ValueError("the logistic part needs one median, mean, scale, coef per feature")
-        if any(s <= 0 for s in vectors["scales"]):
-            raise ValueError("the logistic part's scales must be positive")
+        if "transform" not in data:
+            raise ValueError(
+                "the logistic part was saved by an older churn (log-scaled features);"
+                " retrain the model (churn train)"
+            )
+        coef = _floats(data.get("coef"), "coef")
+        if len(coef) != len(features):
+            raise ValueError("the logistic part needs one coef per feature")
         return cls(
             features=list(features),
-            log_columns=list(logs),
+            transform=QuantileNormal.from_dict(data["transform"], len(features)),
+            coef=coef,
             intercept=_float(data.get("intercept"), "intercept"),
             c=_float(data.get("c"), "c"),
-            **vectors,
         )
 
 
 def fit_linear_part(train: pd.DataFrame, c: float) -> LinearPart:
     """The part fitted on ``train`` (snapshot rows with the label) with penalty ``c``."""
     features = linear_features(train)
-    raw = train[features].to_numpy(dtype="float64", na_value=np.nan)
-    logs = [f for i, f in enumerate(features) if _heavy(raw[:, i])]
-    x = _transformed(train, features, set(logs))
-    medians = [_median(x[:, i]) for i in range(x.shape[1])]
-    x = np.where(np.isnan(x), np.asarray(medians), x)
-    means = [math.fsum(x[:, i]) / len(x) for i in range(x.shape[1])]
-    scales = [_sd(x[:, i], means[i]) for i in range(x.shape[1])]
-    z = np.clip((x - np.asarray(means)) / np.asarray(scales), -_CLIP, _CLIP)
-    fit = fit_logistic(z, train[LABEL].to_numpy(dtype=float), c=c)
-    return LinearPart(
-        features=features,
-        log_columns=logs,
-        medians=medians,
-        means=means,
-        scales=scales,
-        coef=[float(v) for v in fit.coef],
-        intercept=fit.intercept,
-        c=c,
-    )
+    transform = QuantileNormal.fit(_matrix(train, features))
+    return _fit(train, features, transform, c)
 
 
 def choose_linear_part(train: pd.DataFrame, valid: pd.DataFrame) -> LinearPart:
     """Fitted on ``train`` with the ``c`` of C_GRID that gives the best ``valid`` log loss."""
+    features = linear_features(train)
+    transform = QuantileNormal.fit(_matrix(train, features))
     y = valid[LABEL].to_numpy(dtype=float)
     best: tuple[float, LinearPart] | None = None
     for c in C_GRID:
-        part = fit_linear_part(train, c)
-        p = np.clip(part.probability(valid), 1e-6, 1 - 1e-6)
+        part = _fit(train, features, transform, c)
+        p = np.clip(part.probability(valid), 1e-15, 1 - 1e-15)
         loss = -math.fsum(y * log(p) + (1 - y) * log(1 - p)) / len(y)
         if best is None or loss < best[0]:
             best = (loss, part)
@@ -139,27 +113,18 @@ def choose_linear_part(train: pd.DataFrame, valid: pd.DataFrame) -> LinearPart:
     return best[1]
 
 
-def _transformed(frame: pd.DataFrame, features: list[str], logs: set[str]) -> np.ndarray:
-    x = frame[features].to_numpy(dtype="float64", na_value=np.nan).copy()
-    for i, name in enumerate(features):
-        if name in logs:
-            x[:, i] = np.sign(x[:, i]) * log1p(np.abs(x[:, i]))
-    return x
+def _fit(
+    train: pd.DataFrame, features: list[str], transform: QuantileNormal, c: float
+) -> LinearPart:
+    x = transform.transform(_matrix(train, features))
+    fit = fit_logistic(x, train[LABEL].to_numpy(dtype=float), c=c)
+    coef = [float(v) for v in fit.coef]
+    return LinearPart(features, transform, coef, fit.intercept, c)
 
 
-def _heavy(values: np.ndarray) -> bool:
-    finite = np.abs(values[np.isfinite(values)])
-    return finite.size > 0 and float(np.percentile(finite, 99)) > _LOG_ABOVE
-
-
-def _median(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else 0.0
-
-
-def _sd(values: np.ndarray, mean: float) -> float:
-    sd = math.sqrt(math.fsum((values - mean) ** 2) / len(values))
-    return sd if sd > 0 else 1.0
+def _matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Numeric columns as floats, a fixed categorical (segment) as its code, missing as NaN."""
+    return model_matrix(frame, features).to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _float(value: Any, name: str) -> float:
