@@ -103,33 +103,31 @@ def report_kpis(
     Purchases and the per-(customer, month) counts are computed once (engine temp
     tables) and read by every KPI.
     """
-    span = engine.to_pandas(
-        table.aggregate(
-            n=table.count(),
-            first=_month(table.ts.min()),
-            last_month=_month(table.ts.max()),
-            last=table.ts.max(),
+    by_month = engine.to_pandas(
+        table.group_by(month=_month(table.ts)).aggregate(
+            revenue=table.amount.sum(), last=table.ts.max()
         )
-    ).iloc[0]
-    if int(span["n"]) == 0:
+    ).set_index("month")
+    if by_month.empty:
         return None
-    months = pd.RangeIndex(int(span["first"]), int(span["last_month"]) + 1, name="month")
-    last = pd.Timestamp(span["last"])
+    first, last_month = int(by_month.index.min()), int(by_month.index.max())
+    months = pd.RangeIndex(first, last_month + 1, name="month")
+    last = pd.Timestamp(by_month["last"].max())
     with (
         engine.materialized(purchases(table)) as bought,
         engine.materialized(_customer_months(bought)) as per,
     ):
-        monthly = _monthly(table, per, months)
+        monthly = _monthly(per, by_month["revenue"], months)
         monthly["churn_rate"] = _churn_rates(bought, months, last, lookback_days, horizon_days)
-        cohorts = _cohorts(per, int(span["last_month"]))
+        cohorts = _cohorts(per, last_month)
         rate = _repeat_purchase_rate(per)
     monthly.index = _to_period(months).rename("month")
     return ReportKpis(monthly, cohorts, rate)
 
 
-def _monthly(table: ir.Table, per: ir.Table, months: pd.RangeIndex) -> pd.DataFrame:
-    """Buyers, new buyers, purchases, repeat rate (from ``per``) and revenue (every line,
-    customer or not) per month of ``months``."""
+def _monthly(per: ir.Table, revenue: pd.Series, months: pd.RangeIndex) -> pd.DataFrame:
+    """Buyers, new buyers, purchases, repeat rate (from ``per``) and ``revenue`` (of every
+    line, customer or not) per month of ``months``."""
     counts = engine.to_pandas(
         per.group_by("month").aggregate(
             active_customers=per.count(),
@@ -138,10 +136,6 @@ def _monthly(table: ir.Table, per: ir.Table, months: pd.RangeIndex) -> pd.DataFr
             repeaters=(per.so_far >= 2).sum(),
         )
     ).set_index("month")
-    tx_month = _month(table.ts)
-    revenue = engine.to_pandas(
-        table.group_by(month=tx_month).aggregate(revenue=table.amount.sum())
-    ).set_index("month")["revenue"]
     out = counts.reindex(months)
     buyers = out["active_customers"]
     frame = pd.DataFrame(
@@ -176,8 +170,9 @@ def _churn_rates(
         base_end=_first_cutoff_from(ends.base_end),
         churn_end=_first_cutoff_from(ends.churn_end),
     )
-    base = _running_count(ranges, "base_end", months)
-    churned = _running_count(ranges, "churn_end", months)
+    with engine.materialized(ranges) as computed:  # one window pass for both counts
+        base = _running_count(computed, "base_end", months)
+        churned = _running_count(computed, "churn_end", months)
     cutoffs = _to_period(months).to_timestamp()
     closed = (cutoffs + pd.Timedelta(days=horizon)) <= last
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -10,6 +10,10 @@ per customer by ``order_id`` (a line without one is keyed by its timestamp, as i
 or below, is never counted as a purchase; its negative amount still reduces
 revenue. Rows without a customer id cannot belong to anyone and are ignored by the
 per-customer KPIs.
+
+The report's KPIs (purchases, monthly rates, cohort retention, repeat rate) run in
+the engine (``kpi_engine``: DuckDB via Ibis) on a frame, a Parquet file or an engine
+table; the notebook-only breakdowns below work on the purchases it returns.
 """
 
 from __future__ import annotations
