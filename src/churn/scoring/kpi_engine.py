@@ -88,11 +88,12 @@ def purchases(table: ir.Table) -> ir.Table:
 
 
 def _customer_months(bought: ir.Table) -> ir.Table:
-    """Per (customer, month with a purchase): purchases, purchases so far, first month."""
+    """Per (customer, month with a purchase): purchases, first month, and whether the
+    customer has two or more purchases by the month's end (a repeater): bought in an
+    earlier month too, or twice in this one (no running sum needed)."""
     per = bought.group_by(["customer_id", "month"]).aggregate(n=bought.count())
-    so_far = ibis.window(group_by=per.customer_id, order_by=per.month, preceding=None, following=0)
-    first = ibis.window(group_by=per.customer_id)
-    return per.mutate(so_far=per.n.sum().over(so_far), first_month=per.month.min().over(first))
+    per = per.mutate(first_month=per.month.min().over(ibis.window(group_by=per.customer_id)))
+    return per.mutate(repeater=(per.month > per.first_month) | (per.n >= 2))
 
 
 def report_kpis(
@@ -133,7 +134,7 @@ def _monthly(per: ir.Table, revenue: pd.Series, months: pd.RangeIndex) -> pd.Dat
             active_customers=per.count(),
             new_customers=(per.month == per.first_month).sum(),
             orders=per.n.sum(),
-            repeaters=(per.so_far >= 2).sum(),
+            repeaters=per.repeater.sum(),
         )
     ).set_index("month")
     out = counts.reindex(months)
