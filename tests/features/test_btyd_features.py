@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter, _distinct
+from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter
 
 
 def _histories(n: int, seed: int) -> pd.DataFrame:
@@ -50,18 +50,3 @@ def test_timestamps_within_a_day_do_not_change_the_histories() -> None:
     )
     features = [CutoffFitter(90).features(shop) for shop in (dated, timed)]
     pd.testing.assert_frame_equal(features[0], features[1])
-
-
-def test_distinct_histories_are_np_uniques_rows_in_its_order() -> None:
-    """The packed-key unique gives exactly the rows and inverse of ``np.unique(axis=0)``
-    (issue 20), and inputs that are not whole days take the general path."""
-    rng = np.random.default_rng(5)
-    age_days = rng.integers(0, 900, 20_000).astype(float)
-    t_days = np.floor(age_days * rng.random(20_000))
-    x = np.where(t_days > 0, rng.integers(1, 30, 20_000), 0).astype(float)
-    for t_x, age in ((t_days / 7.0, age_days / 7.0), (t_days / 7.0 + 0.01, age_days / 7.0)):
-        distinct, index = _distinct(x, t_x, age)
-        want, want_index = np.unique(np.column_stack([x, t_x, age]), axis=0, return_inverse=True)
-        np.testing.assert_array_equal(distinct, want)
-        np.testing.assert_array_equal(index, want_index.ravel())
-        np.testing.assert_array_equal(distinct[index], np.column_stack([x, t_x, age]))

@@ -38,6 +38,7 @@ from churn.features.btyd_clv import (
     next_purchase_weeks,
 )
 from churn.features.btyd_pnbd import ParetoNBDModel
+from churn.features.distinct import distinct_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,38 +72,10 @@ def _inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return days - 1, np.clip(t_x, 0.0, age), age, m_x
 
 
-_KEY_BITS = 21  # whole days (and repeat days) below 2**21: any real history
-
-
 def _distinct(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (x, t_x, T) rows, in lexicographic order, and per input row the index of
-    its distinct row.
-
-    Histories are whole days, so each row packs into one int64 whose order is the
-    rows' order, and a 1-D unique (one sort of integers) replaces ``np.unique(axis=0)``
-    (a lexsort of row views, ~10x slower at millions of rows). The distinct rows are
-    the input rows themselves, so every prediction is bit for bit what it was.
-    """
-    rows = np.column_stack([x, t_x, age])
-    key = _packed(x, t_x * DAYS_PER_WEEK, age * DAYS_PER_WEEK)
-    if key is None:  # not whole days (never from the snapshot): the general path
-        distinct, index = np.unique(rows, axis=0, return_inverse=True)
-        return distinct, index.ravel()
-    _, first, index = np.unique(key, return_index=True, return_inverse=True)
-    return rows[first], index.ravel()
-
-
-def _packed(*columns: np.ndarray) -> np.ndarray | None:
-    """The columns (whole non-negative numbers up to float noise) as one order-keeping
-    int64 key; None when any is not."""
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        whole = np.rint(column)
-        ok = np.isfinite(column) & (np.abs(column - whole) < 1e-6) & (whole >= 0)
-        if not ok.all() or (len(whole) and whole.max() >= 2**_KEY_BITS):
-            return None
-        key = (key << _KEY_BITS) | whole.astype(np.int64)
-    return key
+    """The distinct (x, t_x, T) rows and, per input row, the index of its distinct row
+    (t_x and T are whole days in weeks: :func:`distinct.distinct_rows`'s fast path)."""
+    return distinct_rows((x, t_x, age), (1.0, DAYS_PER_WEEK, DAYS_PER_WEEK))
 
 
 def _hashes(customer_ids: pd.Series) -> np.ndarray:
