@@ -224,12 +224,20 @@ def table(floor_s: float, job: Measured, manifest: dict[str, Any], peaks: dict[s
     )
     lines.append(
         f"| **whole job** (process wall) | {job.seconds:.1f} | {job.seconds / floor_s:.1f} |"
-        f" 100% | {job.peak / GB:.2f} GB |"
+        f" 100% | {peak_of(job, peaks) / GB:.2f} GB |"
     )
     return "\n".join(lines)
 
 
-def verdicts(floor_s: float, job: Measured, manifest: dict[str, Any]) -> list[tuple[str, bool]]:
+def peak_of(job: Measured, peaks: dict[str, int]) -> int:
+    """The job's peak RSS: its rusage, or a step's VmHWM when that is higher (they count
+    shared pages slightly differently)."""
+    return max([job.peak, *peaks.values()])
+
+
+def verdicts(
+    floor_s: float, job: Measured, manifest: dict[str, Any], peaks: dict[str, int]
+) -> list[tuple[str, bool]]:
     timings = manifest["timings"]
     return [
         (f"whole job within {TARGET_JOB_X:g}x the floor", job.seconds <= TARGET_JOB_X * floor_s),
@@ -241,7 +249,7 @@ def verdicts(floor_s: float, job: Measured, manifest: dict[str, Any]) -> list[tu
             f"features within {TARGET_FEATURES_X:g}x the floor",
             timings["features"] <= TARGET_FEATURES_X * floor_s,
         ),
-        (f"peak memory under {TARGET_PEAK_GB:g} GB", job.peak < TARGET_PEAK_GB * GB),
+        (f"peak memory under {TARGET_PEAK_GB:g} GB", peak_of(job, peaks) < TARGET_PEAK_GB * GB),
     ]
 
 
@@ -269,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(floor_s, job, manifest, peaks))
     print()
-    met = verdicts(floor_s, job, manifest)
+    met = verdicts(floor_s, job, manifest, peaks)
     for what, ok in met:
         print(f"{'met    ' if ok else 'NOT MET'}  {what}")
     return 0 if all(ok for _, ok in met) else 1
