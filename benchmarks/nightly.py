@@ -230,8 +230,9 @@ def table(floor_s: float, job: Measured, manifest: dict[str, Any], peaks: dict[s
 
 
 def peak_of(job: Measured, peaks: dict[str, int]) -> int:
-    """The job's peak RSS: its rusage, or a step's VmHWM when that is higher (they count
-    shared pages slightly differently)."""
+    """The job's peak RSS: the highest step VmHWM, or the rusage when higher. Resetting
+    the high-water mark per step resets what rusage reports too (it then covers only
+    the time since the last reset), so rusage alone understates the peak."""
     return max([job.peak, *peaks.values()])
 
 
