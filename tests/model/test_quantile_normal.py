@@ -14,7 +14,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from churn.model.baselines import BASELINES
 from churn.model.linear_part import LinearPart, choose_linear_part
-from churn.model.quantile_normal import N_QUANTILES, QuantileNormal
+from churn.model.quantile_normal import N_QUANTILES, QuantileNormal, _normal_scores
 
 
 def _columns(n: int, seed: int) -> np.ndarray:
@@ -95,3 +95,21 @@ def test_a_logistic_part_saved_with_the_old_log_scaling_asks_for_a_retrain() -> 
     }
     with pytest.raises(ValueError, match=r"older churn .*retrain"):
         LinearPart.from_dict(old)
+
+
+def test_the_in_place_transform_is_the_plain_expression_bit_for_bit() -> None:
+    """The nightly's memory peak (issue 20) is the transform of every scored customer: it
+    works in place on one copy, and must give exactly what the plain expression gives,
+    without touching its input."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.lognormal(3, 2, 5_000), rng.uniform(0, 365, 5_000)])
+    x[rng.random(5_000) < 0.1, 1] = np.nan
+    fitted = QuantileNormal.fit(x)
+    before = x.copy()
+    filled = np.where(np.isnan(x), np.asarray(fitted.medians), x)
+    want = (_normal_scores(filled, fitted.quantiles) - np.asarray(fitted.means)) / np.asarray(
+        fitted.scales
+    )
+    got = fitted.transform(x)
+    assert got.tobytes() == want.tobytes()
+    assert np.array_equal(x, before, equal_nan=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from churn.features.btyd import BetaGeoModel
+from churn.features.distinct import distinct_rows
 from churn.portable_math import exp, expm1, log1p
 
 DAYS_PER_WEEK = 7.0
@@ -65,7 +66,7 @@ def discounted_purchases(
     row) are evaluated once per distinct (x, T), far fewer than distinct histories.
     """
     x, t_x, age = history
-    pairs, index = np.unique(np.column_stack([x, age]), axis=0, return_inverse=True)
+    pairs, index = distinct_rows((x, age), (1.0, DAYS_PER_WEEK))
     px, page = pairs.T
     last = np.where(px > 0, page, 0.0)  # t_x = T (0 for one-time buyers, who are alive)
     n = len(px)
@@ -82,7 +83,7 @@ def discounted_purchases(
     if_alive = np.zeros(n)
     for weight, purchases in zip(discount, monthly, strict=True):
         if_alive += weight * purchases
-    if_alive = if_alive[index.ravel()]
+    if_alive = if_alive[index]
     return np.asarray(bg.p_alive(x, t_x, age) * if_alive, dtype=np.float64)
 
 

@@ -38,6 +38,7 @@ from churn.features.btyd_clv import (
     next_purchase_weeks,
 )
 from churn.features.btyd_pnbd import ParetoNBDModel
+from churn.features.distinct import distinct_rows
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,9 @@ def _inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def _distinct(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (x, t_x, T) rows and, per input row, the index of its distinct row."""
-    rows = np.column_stack([x, t_x, age])
-    distinct, index = np.unique(rows, axis=0, return_inverse=True)
-    return distinct, index.ravel()
+    """The distinct (x, t_x, T) rows and, per input row, the index of its distinct row
+    (t_x and T are whole days in weeks: :func:`distinct.distinct_rows`'s fast path)."""
+    return distinct_rows((x, t_x, age), (1.0, DAYS_PER_WEEK, DAYS_PER_WEEK))
 
 
 def _hashes(customer_ids: pd.Series) -> np.ndarray:

@@ -63,9 +63,13 @@ class QuantileNormal:
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Standardised normal scores of the columns of ``x`` (same column order as fitted)."""
         x = np.asarray(x, dtype="float64")
-        filled = np.where(np.isnan(x), np.asarray(self.medians), x)
-        scores = _normal_scores(filled, self.quantiles)
-        return (scores - np.asarray(self.means)) / np.asarray(self.scales)
+        # One fresh matrix, transformed in place: at 2 M customers each temporary copy of
+        # the whole matrix is hundreds of MB at the nightly's memory peak (issue 20).
+        scores = np.where(np.isnan(x), np.asarray(self.medians), x)
+        _normal_scores(scores, self.quantiles, out=scores)
+        scores -= np.asarray(self.means)
+        scores /= np.asarray(self.scales)
+        return scores
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,9 +104,12 @@ def _references(n: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, n)
 
 
-def _normal_scores(x: np.ndarray, quantiles: list[list[float]]) -> np.ndarray:
-    """Each column through its quantiles to a uniform, then to a bounded standard normal."""
-    out = np.empty_like(x)
+def _normal_scores(
+    x: np.ndarray, quantiles: list[list[float]], out: np.ndarray | None = None
+) -> np.ndarray:
+    """Each column through its quantiles to a uniform, then to a bounded standard normal.
+    ``out`` may be ``x`` itself: each column is read whole before it is overwritten."""
+    out = np.empty_like(x) if out is None else out
     low, high = ndtri(_BOUND - _SPACING), ndtri(1 - (_BOUND - _SPACING))
     for i, q in enumerate(quantiles):
         grid = np.asarray(q, dtype="float64")

@@ -10,48 +10,43 @@ per customer by ``order_id`` (a line without one is keyed by its timestamp, as i
 or below, is never counted as a purchase; its negative amount still reduces
 revenue. Rows without a customer id cannot belong to anyone and are ignored by the
 per-customer KPIs.
+
+The report's KPIs (purchases, monthly rates, cohort retention, repeat rate) run in
+the engine (``kpi_engine``: DuckDB via Ibis) on a frame, a Parquet file or an engine
+table; the notebook-only breakdowns below work on the purchases it returns.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeAlias
+
+import ibis.expr.types as ir
 import pandas as pd
 
+from churn.features.backend import to_pandas
 from churn.features.segments import SEGMENTS
 from churn.schema import CUTOFF, LABEL, SPLIT, TRANSACTION_COLUMNS, subset
+from churn.scoring import kpi_engine
 
 _DAY = pd.Timedelta(days=1)
 # What the KPIs read of the transactions and of the labelled snapshots.
 KPI_TRANSACTION_COLUMNS = subset(TRANSACTION_COLUMNS, "customer_id", "order_id", "ts", "amount")
 KPI_LABELLED_COLUMNS = (CUTOFF, SPLIT, LABEL)
+# The canonical transactions as a frame, a Parquet file or an engine table.
+KpiSource: TypeAlias = pd.DataFrame | Path | ir.Table
 
 
-def purchases(transactions: pd.DataFrame) -> pd.DataFrame:
+def purchases(transactions: KpiSource) -> pd.DataFrame:
     """One row per purchase (customer_id, ts, amount), sorted by customer and time.
 
     ts is the order's first line, amount the sum of its lines; every other KPI
-    counts these rows, so they all share one notion of "a purchase".
+    counts these rows, so they all share one notion of "a purchase"
+    (``kpi_engine.purchases``, run by the engine).
     """
-    tx = transactions[transactions["customer_id"].notna()]
-    key = tx["order_id"].astype("string").fillna(tx["ts"].astype("string"))
-    orders = (
-        tx.assign(order_key=key)
-        .groupby(["customer_id", "order_key"], as_index=False, sort=False)
-        .agg(ts=("ts", "min"), amount=("amount", "sum"))
-    )
-    bought = orders[orders["amount"] > 0]
-    return bought.sort_values(["customer_id", "ts"], kind="stable")[
-        ["customer_id", "ts", "amount"]
-    ].reset_index(drop=True)
-
-
-def _month_number(ts: pd.Series) -> pd.Series:
-    """Months since year 0, so "months between" is a plain integer difference."""
-    return ts.dt.year * 12 + ts.dt.month - 1
-
-
-def _to_period(month_numbers: pd.Index) -> pd.PeriodIndex:
-    periods = [pd.Period(year=m // 12, month=m % 12 + 1, freq="M") for m in month_numbers]
-    return pd.PeriodIndex(periods, freq="M")
+    bought = kpi_engine.purchases(kpi_engine.transactions_table(transactions))
+    ordered = bought.select("customer_id", "ts", "amount").order_by(["customer_id", "ts", "amount"])
+    return to_pandas(ordered)
 
 
 def orders_per_customer(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -66,10 +61,17 @@ def orders_per_customer(transactions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"customers": dist, "share": dist / dist.sum()})
 
 
-def repeat_purchase_rate(transactions: pd.DataFrame) -> float:
+def repeat_purchase_rate(transactions: KpiSource) -> float:
     """Share of customers (with at least one purchase) who made two or more."""
-    counts = purchases(transactions).groupby("customer_id").size()
-    return float((counts >= 2).mean()) if len(counts) else float("nan")
+    kpis = _report_kpis(transactions)
+    return kpis.repeat_purchase_rate if kpis is not None else float("nan")
+
+
+def _report_kpis(
+    transactions: KpiSource, lookback_days: int = 90, horizon_days: int = 90
+) -> kpi_engine.ReportKpis | None:
+    table = kpi_engine.transactions_table(transactions)
+    return kpi_engine.report_kpis(table, lookback_days=lookback_days, horizon_days=horizon_days)
 
 
 def repeat_rate_by_cohort(
@@ -106,7 +108,7 @@ def inter_purchase_gaps(transactions: pd.DataFrame) -> pd.Series:
 
 
 def monthly_kpis(
-    transactions: pd.DataFrame, *, lookback_days: int = 90, horizon_days: int = 90
+    transactions: KpiSource, *, lookback_days: int = 90, horizon_days: int = 90
 ) -> pd.DataFrame:
     """Per calendar month: active and new customers, orders, revenue, repeat and churn rate.
 
@@ -120,69 +122,23 @@ def monthly_kpis(
       (c, c + horizon_days]; NaN until that window has closed (it must end by the
       last transaction) or when nobody was active.
     """
-    bought = purchases(transactions)
-    bought["month"] = _month_number(bought["ts"])
-    rank = bought.groupby("customer_id").cumcount()
-    tx_month = _month_number(transactions["ts"])
-    months = pd.RangeIndex(int(tx_month.min()), int(tx_month.max()) + 1, name="month")
-    per_buyer = bought.assign(rank=rank).groupby(["month", "customer_id"])["rank"].max()
-    per_month = per_buyer.groupby(level="month")
-    out = pd.DataFrame(
-        {
-            "active_customers": per_month.size(),
-            "new_customers": bought[rank == 0].groupby("month").size(),
-            "orders": bought.groupby("month").size(),
-            "revenue": transactions.groupby(tx_month)["amount"].sum(),
-        }
-    ).reindex(months, fill_value=0)
-    out = out.fillna(0).astype({c: "int64" for c in out.columns if c != "revenue"})
-    out["repeat_rate"] = (per_buyer >= 1).groupby(level="month").mean().reindex(months)
-    periods = _to_period(months).rename("month")
-    out["churn_rate"] = [
-        _churn_rate(bought, start, lookback_days, horizon_days, transactions["ts"].max())
-        for start in periods.to_timestamp()
-    ]
-    out.index = periods
-    return out
+    kpis = _report_kpis(transactions, lookback_days, horizon_days)
+    if kpis is None:
+        raise ValueError("no transactions: monthly KPIs need at least one")
+    return kpis.monthly
 
 
-def _churn_rate(
-    bought: pd.DataFrame, cutoff: pd.Timestamp, lookback: int, horizon: int, last: pd.Timestamp
-) -> float:
-    if cutoff + horizon * _DAY > last:
-        return float("nan")
-    ts = bought["ts"]
-    base = set(bought.loc[(ts > cutoff - lookback * _DAY) & (ts <= cutoff), "customer_id"])
-    if not base:
-        return float("nan")
-    back = set(bought.loc[(ts > cutoff) & (ts <= cutoff + horizon * _DAY), "customer_id"])
-    return len(base - back) / len(base)
-
-
-def cohort_retention(transactions: pd.DataFrame) -> pd.DataFrame:
+def cohort_retention(transactions: KpiSource) -> pd.DataFrame:
     """Cohort (month of first purchase) x months since first purchase: share who bought.
 
     Column k is the share of the cohort with a purchase in calendar month
     cohort + k; column 0 is 1.0 by definition, and cells past the last month of the
     data are NaN (not yet observable), not 0.
     """
-    bought = purchases(transactions)
-    bought["month"] = _month_number(bought["ts"])
-    bought["cohort"] = bought.groupby("customer_id")["month"].transform("min")
-    bought["k"] = bought["month"] - bought["cohort"]
-    active = bought.drop_duplicates(["customer_id", "k"])
-    sizes = active[active["k"] == 0].groupby("cohort").size()
-    if sizes.empty:
+    kpis = _report_kpis(transactions)
+    if kpis is None:
         return pd.DataFrame(index=pd.PeriodIndex([], freq="M", name="cohort"), dtype=float)
-    last = int(_month_number(transactions["ts"]).max())
-    counts = active.groupby(["cohort", "k"]).size().unstack("k", fill_value=0)
-    counts = counts.reindex(columns=range(last - int(sizes.index.min()) + 1), fill_value=0)
-    table = counts.div(sizes, axis=0).astype(float)
-    unobserved = (table.index.to_numpy()[:, None] + table.columns.to_numpy()[None, :]) > last
-    table = table.mask(unobserved)
-    table.index = _to_period(table.index).rename("cohort")
-    table.columns.name = "months_since_first"
-    return table
+    return kpis.cohorts
 
 
 def churn_rate_by_cutoff(labelled: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from markupsafe import Markup
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
 from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
-from churn.scoring import did_it_work, kpis
+from churn.scoring import did_it_work, kpi_engine, kpis
 from churn.scoring import report_charts as charts
 from churn.scoring.budget_mix import picked_by_band
 
@@ -193,23 +193,26 @@ def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
 
 
 def _kpi_section(
-    transactions: pd.DataFrame,
+    transactions: kpis.KpiSource,
     labelled: pd.DataFrame | None,
     as_of: pd.Timestamp,
     config: ReportConfig,
     horizon_days: int,
     lookback_days: int,
-) -> dict[str, object]:
-    tx = transactions[transactions["ts"] < as_of]
-    monthly = kpis.monthly_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
+) -> dict[str, object] | None:
+    """The KPI part, computed by the engine on the transactions before ``as_of`` (None:
+    there are none)."""
+    tx = kpi_engine.before(kpi_engine.transactions_table(transactions), as_of)
+    found = kpi_engine.report_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
+    if found is None:
+        return None
+    monthly = found.monthly
     by_cutoff = kpis.churn_rate_by_cutoff(labelled) if labelled is not None else None
     closed = monthly["churn_rate"].dropna()
-    cohorts = selected_cohorts(
-        kpis.cohort_retention(tx), config.cohorts_shown, config.cohort_months
-    )
+    cohorts = selected_cohorts(found.cohorts, config.cohorts_shown, config.cohort_months)
     recent = monthly.tail(config.kpi_months).iloc[::-1]
     return {
-        "repeat_purchase_rate": kpis.repeat_purchase_rate(tx),
+        "repeat_purchase_rate": found.repeat_purchase_rate,
         "latest_churn_rate": float(closed.iloc[-1]) if len(closed) else None,
         "latest_churn_month": closed.index[-1].strftime("%B %Y") if len(closed) else None,
         "monthly_rows": [
@@ -234,7 +237,7 @@ def _kpi_section(
 def render_report(
     scores: pd.DataFrame,
     targets: pd.DataFrame,
-    transactions: pd.DataFrame | None,
+    transactions: kpis.KpiSource | None,
     labelled: pd.DataFrame | None,
     previous_scores: pd.DataFrame | None,
     config: ReportConfig,
@@ -247,7 +250,8 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string.
 
-    ``transactions`` (canonical) feed the monthly KPIs and cohort curves and
+    ``transactions`` (canonical: a frame or, read by the engine, a Parquet file) feed the
+    monthly KPIs and cohort curves and
     ``labelled`` (the training snapshots) the churn rate per model cutoff; either
     may be None and its part is left out. ``previous_scores`` is the score table of
     an earlier run, for the segment comparison. ``budget`` and ``max_contacts`` are
@@ -264,7 +268,7 @@ def render_report(
     summary = segment_summary(scores, targets)
     kpi = (
         _kpi_section(transactions, labelled, as_of, config, horizon_days, lookback_days)
-        if transactions is not None and not transactions.empty
+        if transactions is not None
         else None
     )
     top = top_targets(targets, config.top_targets)
@@ -362,7 +366,7 @@ def _model_fields(scores: pd.DataFrame) -> dict[str, str]:
 def render_pipeline_report(
     scores: pd.DataFrame,
     targets: pd.DataFrame,
-    transactions: pd.DataFrame | None,
+    transactions: kpis.KpiSource | None,
     labelled: pd.DataFrame | None,
     previous_scores: pd.DataFrame | None,
     params: Params,

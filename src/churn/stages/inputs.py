@@ -37,6 +37,15 @@ def labelled_snapshots(params: Params) -> pd.DataFrame:
     return read_parquet(params.paths.train_features, "features")
 
 
+def optional_input(path: Path, what: str, produced_by: str, stage: str) -> Path | None:
+    """An input file the stage can do without and reads with the engine: None (and a
+    warning) when it is missing."""
+    if not path.exists():
+        log.warning("%s: %s not found, leaving out %s", stage, path, what)
+        return None
+    return input_file(path, produced_by)
+
+
 def read_optional_parquet(
     path: Path, columns: Sequence[str], what: str, produced_by: str, stage: str
 ) -> pd.DataFrame | None:

@@ -12,8 +12,8 @@ from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
-from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KPI_TRANSACTION_COLUMNS
-from churn.stages.inputs import read_optional_parquet, read_parquet, run_name
+from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource
+from churn.stages.inputs import optional_input, read_optional_parquet, read_parquet, run_name
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Reported:
 def write_report(
     scores: pd.DataFrame,
     targets: pd.DataFrame,
-    transactions: pd.DataFrame | None,
+    transactions: KpiSource | None,
     labelled: pd.DataFrame | None,
     previous_scores: pd.DataFrame | None,
     params: Params,
@@ -57,7 +57,7 @@ class ReportInputs:
 
     scores: pd.DataFrame
     targets: pd.DataFrame
-    transactions: pd.DataFrame | None
+    transactions: Path | None  # canonical transactions, read by the engine
     labelled: pd.DataFrame | None
     previous_scores: pd.DataFrame | None
     target: Path
@@ -78,9 +78,7 @@ def report_inputs(params: Params, previous: Path | None, output: Path | None) ->
         previous_scores = read_parquet(previous, "score")
         previous_run = run_name(previous_scores, previous)
     target = report_file(params, previous_run, output)
-    transactions = read_optional_parquet(
-        paths.transactions, KPI_TRANSACTION_COLUMNS, "the monthly KPIs", "ingest", "report"
-    )
+    transactions = optional_input(paths.transactions, "the monthly KPIs", "ingest", "report")
     labelled = read_optional_parquet(
         paths.train_features,
         KPI_LABELLED_COLUMNS,

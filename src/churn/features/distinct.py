@@ -1,0 +1,47 @@
+"""Distinct rows of a few whole-number columns, by one integer sort.
+
+BTYD predictions are computed once per distinct history (x, t_x, T) and the CLV sums
+once per distinct (x, T): millions of customers share a few hundred thousand of them.
+``np.unique(axis=0)`` finds them by a lexsort of row views, which at 2 M rows cost
+seconds of the nightly feature step (issue 20). Histories are whole days, so each row
+packs into one int64 whose order is the rows' lexicographic order, and a 1-D unique
+does the same job ~10x faster. The distinct rows returned are input rows themselves,
+so every value computed from them is bit for bit what it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BITS = 21  # per column: whole numbers below 2**21 (days: 5,700 years)
+
+
+def distinct_rows(
+    columns: tuple[np.ndarray, ...], scales: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct rows of ``columns`` stacked, in lexicographic order; per input row the
+    index of its distinct row), exactly as ``np.unique(stacked, axis=0, return_inverse=True)``.
+
+    ``column * scale`` must be a whole number (weeks * 7 = days) for the fast path;
+    otherwise the general one runs.
+    """
+    rows = np.column_stack(columns)
+    key = _packed([column * scale for column, scale in zip(columns, scales, strict=True)])
+    if key is None:
+        distinct, index = np.unique(rows, axis=0, return_inverse=True)
+        return distinct, index.ravel()
+    _, first, index = np.unique(key, return_index=True, return_inverse=True)
+    return rows[first], index.ravel()
+
+
+def _packed(columns: list[np.ndarray]) -> np.ndarray | None:
+    """The columns (whole non-negative numbers up to float noise) as one order-keeping
+    int64 key; None when any value is not one."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        whole = np.rint(column)
+        ok = np.isfinite(column) & (np.abs(column - whole) < 1e-6) & (whole >= 0)
+        if not ok.all() or (len(whole) and whole.max() >= 2**_BITS):
+            return None
+        key = (key << _BITS) | whole.astype(np.int64)
+    return key
