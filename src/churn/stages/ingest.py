@@ -19,11 +19,22 @@ def ingest(params: Params) -> IngestReport:
         customers=paths.customers,
         report=paths.ingest_report,
     )
-    return ingest_to(targets, paths.raw_transactions, params.ingest, params.snapshots.as_of)
+    return ingest_to(
+        targets, paths.raw_transactions, params.ingest, params.snapshots.as_of, params
+    )
 
 
 def ingest_to(
-    targets: IngestTargets, source: Path, config: IngestConfig, as_of: dt.date | None
+    targets: IngestTargets,
+    source: Path,
+    config: IngestConfig,
+    as_of: dt.date | None,
+    params: Params | None = None,
 ) -> IngestReport:
-    """Ingest ``source`` into ``targets`` (the nightly job's run folder, or the pipeline's)."""
+    """Ingest ``source`` into ``targets`` (the nightly job's run folder, or the pipeline's);
+    on Spark when ``params.engine`` is pyspark (churn.stages.spark_ingest)."""
+    if params is not None and params.engine == "pyspark":
+        from churn.stages.spark_ingest import spark_ingest_to
+
+        return spark_ingest_to(targets, source, config, as_of, params.spark_master)
     return run_ingest_stage(source, config, as_of, targets)
