@@ -103,8 +103,10 @@ def _dayfirst(frame: Any, column: str, config: IngestConfig) -> tuple[bool, str]
     if config.dayfirst is not None:
         return config.dayfirst, "params"
     day, month = sp.dayfirst_evidence(column)
-    sample = frame.orderBy(POSITION).limit(_DAYFIRST_SAMPLE).selectExpr(
-        f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw"
+    sample = (
+        frame.orderBy(POSITION)
+        .limit(_DAYFIRST_SAMPLE)
+        .selectExpr(f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw")
     )
     row = sample.selectExpr(
         "count_if(a > 12) AS first_big",
@@ -124,7 +126,9 @@ def _dayfirst(frame: Any, column: str, config: IngestConfig) -> tuple[bool, str]
     return True, "default"
 
 
-def _parsed(columns: Mapping[str, str | None], config: IngestConfig, dayfirst: bool) -> dict[str, str]:
+def _parsed(
+    columns: Mapping[str, str | None], config: IngestConfig, dayfirst: bool
+) -> dict[str, str]:
     """Each canonical field's Spark SQL from its source column (typed NULL when none)."""
     nulls = config.null_values
 
@@ -141,9 +145,7 @@ def _parsed(columns: Mapping[str, str | None], config: IngestConfig, dayfirst: b
         raw_amount = sp.raw(str(columns["amount"]))
     else:
         amount = f"round(({quantity}) * ({unit_price}), 6)"
-        raw_amount = (
-            f"concat_ws(' x ', {opt('quantity', sp.raw)}, {opt('unit_price', sp.raw)})"
-        )
+        raw_amount = f"concat_ws(' x ', {opt('quantity', sp.raw)}, {opt('unit_price', sp.raw)})"
     return {
         "customer_id": opt("customer_id", lambda c: sp.identifier(c, nulls)),
         "order_id": opt("order_id", lambda c: sp.text(c, nulls)),
@@ -236,37 +238,39 @@ def _with_duplicates(staged: Any) -> Any:
     row repeats without being a copy): a window over the two line hashes, a shuffle
     of three longs a row."""
     from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     lines = staged.filter("reason IS DISTINCT FROM 'empty_row' AND raw_line IS NULL")
     window = Window.partitionBy("line_hash", "line_hash2")
-    first = F.min(POSITION).over(window)
+    first = sf.min(POSITION).over(window)
     later = (
         lines.select(POSITION, first.alias("__first"))
         .filter(f"{POSITION} <> __first")
-        .select(POSITION, F.lit(True).alias("__dup"))
+        .select(POSITION, sf.lit(True).alias("__dup"))
     )
-    reason = F.when(F.col("__dup"), F.lit("duplicate_line")).otherwise(F.col("reason"))
+    reason = sf.when(sf.col("__dup"), sf.lit("duplicate_line")).otherwise(sf.col("reason"))
     return staged.join(later, POSITION, "left").withColumn("reason", reason).drop("__dup")
 
 
 def _quarantined(staged: Any) -> Any:
     """Rejected rows in file order, with their row number within their file (1 = first)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    starts = staged.groupBy("file_index").agg(F.min(POSITION).alias("__file_start"))
-    rejected = staged.filter("reason IS NOT NULL").join(F.broadcast(starts), "file_index")
-    rejected = rejected.withColumn("source_row", F.col(POSITION) - F.col("__file_start") + 1)
+    starts = staged.groupBy("file_index").agg(sf.min(POSITION).alias("__file_start"))
+    rejected = staged.filter("reason IS NOT NULL").join(sf.broadcast(starts), "file_index")
+    rejected = rejected.withColumn("source_row", sf.col(POSITION) - sf.col("__file_start") + 1)
     return rejected.orderBy(POSITION).select(*QUARANTINE_COLUMNS)
 
 
 def _report(spark: Any, rows_in: int, transactions: Path, quarantine: Path) -> IngestReport:
     """Counts from what was written, so the report cannot disagree with the files."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    tx = spark.read.parquet(str(transactions)).agg(
-        F.count(F.lit(1)), F.countDistinct("customer_id"), F.min("ts"), F.max("ts")
-    ).first()
+    tx = (
+        spark.read.parquet(str(transactions))
+        .agg(sf.count(sf.lit(1)), sf.countDistinct("customer_id"), sf.min("ts"), sf.max("ts"))
+        .first()
+    )
     rows_out, customers, first_ts, last_ts = tx
     q = spark.read.parquet(str(quarantine)).groupBy("reason").count().collect()
     reasons = {str(r): int(n) for r, n in sorted(q)}

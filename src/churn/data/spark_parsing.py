@@ -91,7 +91,8 @@ def timestamp(column: str, timestamp_format: str | None, dayfirst: bool) -> str:
     an explicit format (strftime, as in params) replaces all of that."""
     t = text(column)
     if timestamp_format:
-        return f"CAST(try_to_timestamp({t}, {literal(java_pattern(timestamp_format))}) AS TIMESTAMP_NTZ)"
+        pattern = literal(java_pattern(timestamp_format))
+        return f"CAST(try_to_timestamp({t}, {pattern}) AS TIMESTAMP_NTZ)"
     order = "'$3-$2-$1'" if dayfirst else "'$3-$1-$2'"
     day_month = f"regexp_replace({t}, {literal(_DMY)}, {order})"
     year_first = f"regexp_replace({t}, {literal(_YMD_SLASH)}, '$1-$2-$3')"

@@ -53,19 +53,23 @@ def open_spark_source(spark: Any, source: Path, options: CsvOptions) -> SparkSou
     if _is_dataset(source):
         delta = (source / "_delta_log").exists()
         frame = _read_dataset(spark, source, delta)
-        return _positioned(spark, _as_text(frame, str(source), 0), [str(source)], "dataset")
-    if not source.exists() and not any(ch in str(source) for ch in "*?[") and _is_table(
-        spark, str(source)
+        return _positioned(_as_text(frame, str(source), 0), [str(source)], "dataset")
+    if (
+        not source.exists()
+        and not any(ch in str(source) for ch in "*?[")
+        and _is_table(spark, str(source))
     ):
         frame = _as_text(spark.table(str(source)), str(source), 0)
-        return _positioned(spark, frame, [str(source)], "table")
+        return _positioned(frame, [str(source)], "table")
     files = resolve_sources(source, _KEY)
     suffixes = {p.suffix.lower() for p in files}
     if suffixes <= {".parquet", ".pq"}:
-        frames = [_as_text(spark.read.parquet(str(p.resolve())), str(p), i) for i, p in enumerate(files)]
-        return _positioned(spark, _union(frames), [str(p) for p in files], "parquet")
+        frames = [
+            _as_text(spark.read.parquet(str(p.resolve())), str(p), i) for i, p in enumerate(files)
+        ]
+        return _positioned(_union(frames), [str(p) for p in files], "parquet")
     if suffixes <= {".csv", ".tsv", ".txt", ".gz"}:
-        return _positioned(spark, *_read_csv(spark, files, options), "csv")
+        return _positioned(*_read_csv(spark, files, options), "csv")
     raise UserError(
         f"unsupported source files {', '.join(sorted(suffixes))} with engine: pyspark:"
         f" use .csv (.csv.gz) or .parquet, one format per folder (set {_KEY})"
@@ -93,11 +97,11 @@ def _read_dataset(spark: Any, folder: Path, delta: bool) -> Any:
 
 def _as_text(frame: Any, where: str, index: int) -> Any:
     """Every source column cast to text, plus where the rows came from."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    cells = [F.col(f"`{c}`").cast("string").alias(c) for c in frame.columns]
+    cells = [sf.col(f"`{c}`").cast("string").alias(c) for c in frame.columns]
     return frame.select(
-        F.lit(where).alias(FILE), F.lit(index).cast("int").alias(FILE_INDEX), *cells
+        sf.lit(where).alias(FILE), sf.lit(index).cast("int").alias(FILE_INDEX), *cells
     )
 
 
@@ -155,27 +159,29 @@ def _header(reader: Any, first: Path, header: bool) -> list[str]:
     return columns if header else [f"column{i}" for i in range(len(columns))]
 
 
-def _positioned(spark: Any, frame: Any, files: list[str], kind: str) -> SparkSource:
-    """``frame`` with ``__pos``: partition offsets (one small job) plus the id within one.
-
-    ``monotonically_increasing_id`` numbers rows in partition order, with the
-    partition in the upper bits; adding each partition's starting row gives
-    consecutive positions with no single-partition window.
+def numbered(frame: Any, column: str) -> Any:
+    """``frame`` with ``column`` = 0, 1, 2, ... in partition order (file order after a scan,
+    sort order after an ``orderBy``): partition sizes (one small job) give each partition's
+    first number, ``monotonically_increasing_id`` the row within it (the partition sits in
+    its upper bits). No single-partition window, so it scales with the executors.
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    frame = frame.withColumn("__pid", F.spark_partition_id()).withColumn(
-        "__mid", F.monotonically_increasing_id()
+    frame = frame.withColumn("__pid", sf.spark_partition_id()).withColumn(
+        "__mid", sf.monotonically_increasing_id()
     )
     counts = sorted(tuple(r) for r in frame.groupBy("__pid").count().collect())
     starts, total = [], 0
     for pid, n in counts:
         starts.append((int(pid), total))
         total += int(n)
-    offsets = spark.createDataFrame(starts or [(0, 0)], "__pid INT, __start LONG")
-    local = F.col("__mid") - F.shiftleft(F.col("__pid").cast("long"), 33)
-    positioned = frame.join(F.broadcast(offsets), "__pid").withColumn(
-        POSITION, F.col("__start") + local
-    )
-    columns = [c for c in frame.columns if c not in (FILE, FILE_INDEX, CORRUPT, "__pid", "__mid")]
-    return SparkSource(positioned.drop("__pid", "__mid", "__start"), columns, files, kind)
+    offsets = frame.sparkSession.createDataFrame(starts or [(0, 0)], "__pid INT, __start LONG")
+    local = sf.col("__mid") - sf.shiftleft(sf.col("__pid").cast("long"), 33)
+    out = frame.join(sf.broadcast(offsets), "__pid").withColumn(column, sf.col("__start") + local)
+    return out.drop("__pid", "__mid", "__start")
+
+
+def _positioned(frame: Any, files: list[str], kind: str) -> SparkSource:
+    """``frame`` with ``__pos``, its rows' position in the files read one after another."""
+    columns = [c for c in frame.columns if c not in (FILE, FILE_INDEX, CORRUPT)]
+    return SparkSource(numbered(frame, POSITION), columns, files, kind)

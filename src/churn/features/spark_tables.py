@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from churn.atomic import atomic_dir
 from churn.config import FeaturesConfig, SnapshotConfig
+from churn.features.backend import materialized
 from churn.features.btyd_features import CutoffFitter, FittedCutoff, sampled_ids
 from churn.features.buckets import BucketPlan
 from churn.features.segments import RFM_INPUTS, RFMScorer, _cutoff_key
@@ -48,7 +49,6 @@ from churn.features.tables import (
     _date_range,
     _lifetime,
 )
-from churn.features.backend import materialized
 from churn.schema import CUSTOMER_ID, CUTOFF, LABEL, SCORE_SPLIT, SPLIT
 
 # The folder level each cutoff's rows are written under (hive style, the date as text).
@@ -108,10 +108,11 @@ def _fitter(
 ) -> CutoffFitter:
     """The BTYD fitter with the samples DuckDB's path draws (``sampled_ids`` of all ids):
     the customers with the smallest hashes, taken by a top-k on the executors."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     with spark_frame(backend, running.select(CUSTOMER_ID).distinct()) as ids:
-        key = F.pandas_udf(_hash_key, "long")(F.col(CUSTOMER_ID))
+        udf: Any = sf.pandas_udf(_hash_key, "long")  # type: ignore[call-overload]
+        key = udf(sf.col(CUSTOMER_ID))
         n_fit = features.btyd_fit_customers
         rows = ids.select(CUSTOMER_ID, key.alias("key")).orderBy("key").limit(n_fit + 1)
         smallest = pd.Series([r[0] for r in rows.collect()], dtype=object)
@@ -129,13 +130,13 @@ def _fit_cutoffs(
 ) -> dict[str, FittedCutoff]:
     """Each cutoff's BTYD fit, oldest first, warm-started as in ``tables._cutoff_pieces``;
     only the fit sample's rows come to the driver."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     rows = history.select(*_FIT_COLUMNS)
     if fitter.sample is not None:
         spark = history.sparkSession
         ids = spark.createDataFrame(pd.DataFrame({CUSTOMER_ID: fitter.sample.to_pylist()}))
-        rows = rows.join(F.broadcast(ids), CUSTOMER_ID)
+        rows = rows.join(sf.broadcast(ids), CUSTOMER_ID)
     sample = rows.toPandas()
     keys = sample[CUTOFF].map(_cutoff_key)
     fitted: dict[str, FittedCutoff] = {}
@@ -152,7 +153,7 @@ def _fit_cutoffs(
 def _rfm_scorer(history: Any, features: FeaturesConfig) -> RFMScorer:
     """RFM edges per cutoff: exact 20/40/60/80 % percentiles of the active customers
     (linear interpolation, as NumPy's quantile), or the fixed ones from params."""
-    fixed = {str(k): v for k, v in features.rfm_edges.items()}
+    fixed: dict[str, Sequence[float]] = {str(k): v for k, v in features.rfm_edges.items()}
     scorer = RFMScorer(fixed_edges=fixed)
     quantiles = [
         f"percentile(CAST({column} AS DOUBLE), {_QUINTILES}) AS {name}"
@@ -162,25 +163,23 @@ def _rfm_scorer(history: Any, features: FeaturesConfig) -> RFMScorer:
     scorer.edges_ = {}
     for row in rows.collect():
         scorer.edges_[_cutoff_key(row[CUTOFF])] = {
-            name: [float(v) for v in fixed[name]] if name in fixed else [float(v) for v in row[name]]
+            name: [float(v) for v in (fixed[name] if name in fixed else row[name])]
             for name in RFM_INPUTS
         }
     return scorer
 
 
 def _expr(sql: str) -> Any:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    return F.expr(sql)
+    return sf.expr(sql)
 
 
 def _numeric_types(expr: ir.Table) -> dict[str, str]:
     """The numeric columns' types as the expression declares them. DuckDB's path casts its
     rows to these (``backend.repeated_query``); Spark hands some narrower (int32)."""
     return {
-        name: str(dtype.to_numpy())
-        for name, dtype in expr.schema().items()
-        if dtype.is_numeric()
+        name: str(dtype.to_numpy()) for name, dtype in expr.schema().items() if dtype.is_numeric()
     }
 
 
@@ -221,7 +220,7 @@ def _schema(rows: Any, run: Any) -> Any:
 
 def _write_one(rows: Any, run: Any, target: Path) -> dict[str, int]:
     """``rows`` transformed on the executors into a partitioned folder; rows per cutoff."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     with atomic_dir(target) as tmp:
         if rows.isEmpty():
@@ -230,7 +229,7 @@ def _write_one(rows: Any, run: Any, target: Path) -> dict[str, int]:
             return {}
         folder = tmp / "data"  # Spark writes into a folder that does not exist yet
         out = rows.mapInPandas(run, _schema(rows, run)).sortWithinPartitions(CUSTOMER_ID)
-        out = out.withColumn(PARTITION, F.date_format(CUTOFF, "yyyy-MM-dd"))
+        out = out.withColumn(PARTITION, sf.date_format(CUTOFF, "yyyy-MM-dd"))
         out.write.partitionBy(PARTITION).parquet(str(folder))
         written = rows.sparkSession.read.parquet(str(folder)).groupBy(PARTITION).count()
         counts = {str(r[0]): int(r[1]) for r in written.collect()}
@@ -254,9 +253,7 @@ def _write(
     labelled = _write_one(
         population.filter(f"NOT ({is_scoring})"), _transform(step, ()), labelled_path
     )
-    scored = _write_one(
-        population.filter(is_scoring), _transform(step, (LABEL,)), scoring_path
-    )
+    scored = _write_one(population.filter(is_scoring), _transform(step, (LABEL,)), scoring_path)
     return FeatureSummary(
         calendar,
         dict(sorted(step.scorer.edges_.items())),

@@ -12,9 +12,7 @@ from churn.stages.inputs import input_file
 def features(params: Params) -> FeatureSummary:
     """Labelled cutoffs and the as-of cutoff, with the calendar and RFM edges beside them."""
     con = backend.connect(params.engine, spark_master=params.spark_master)
-    transactions = backend.read_transactions(
-        con, input_file(params.paths.transactions, "ingest")
-    )
+    transactions = backend.read_transactions(con, input_file(params.paths.transactions, "ingest"))
     write = write_feature_tables
     if params.engine == "pyspark":
         from churn.features.spark_tables import write_spark_feature_tables as write

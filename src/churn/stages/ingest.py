@@ -19,9 +19,7 @@ def ingest(params: Params) -> IngestReport:
         customers=paths.customers,
         report=paths.ingest_report,
     )
-    return ingest_to(
-        targets, paths.raw_transactions, params.ingest, params.snapshots.as_of, params
-    )
+    return ingest_to(targets, paths.raw_transactions, params.ingest, params.snapshots.as_of, params)
 
 
 def ingest_to(

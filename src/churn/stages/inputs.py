@@ -45,13 +45,14 @@ def read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
 
 def read_dataset(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A Spark-written folder as the file DuckDB's path writes: the ``key=value`` folder
-    names are not columns (the cutoff is in the rows), and snapshot rows come in the
-    file's order (cutoff, then customer)."""
+    names are not columns (the cutoff is in the rows), and rows come in the file's order
+    (snapshots by cutoff, then customer; scores by rank)."""
     table = pq.read_table(folder, columns=list(columns) if columns else None, partitioning=None)
     frame = table.to_pandas()
     if NEXT_PURCHASE in frame.columns:  # pandas' unit on DuckDB's path; Spark writes microseconds
         frame[NEXT_PURCHASE] = frame[NEXT_PURCHASE].astype("datetime64[ns]")
-    order = [c for c in (CUTOFF, CUSTOMER_ID) if c in frame.columns]
+    order = ["risk_rank"] if "risk_rank" in frame.columns else []  # a score table
+    order = order or [c for c in (CUTOFF, CUSTOMER_ID) if c in frame.columns]
     if order:
         frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     return frame
