@@ -24,8 +24,8 @@ import yaml
 from churn.config import GenerateConfig
 from churn.data.generate import generate_shop
 from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
-from churn.features.spark_tables import PARTITION
 from churn.stages.inputs import read_dataset
+from churn.stages.spark_features import PARTITION
 from features.test_engines import TEST_SPARK_CONF, requires_spark
 from nightly_shop import run_cli, write_raw
 

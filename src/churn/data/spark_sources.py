@@ -20,6 +20,7 @@ from typing import Any
 
 from churn.config import CsvOptions
 from churn.data.sources import resolve_sources
+from churn.data.spark_rows import numbered
 from churn.errors import UserError
 
 FILE = "__file"
@@ -157,28 +158,6 @@ def _header(reader: Any, first: Path, header: bool) -> list[str]:
     if not columns:
         raise UserError(f"{first}: no columns found; check the export")
     return columns if header else [f"column{i}" for i in range(len(columns))]
-
-
-def numbered(frame: Any, column: str) -> Any:
-    """``frame`` with ``column`` = 0, 1, 2, ... in partition order (file order after a scan,
-    sort order after an ``orderBy``): partition sizes (one small job) give each partition's
-    first number, ``monotonically_increasing_id`` the row within it (the partition sits in
-    its upper bits). No single-partition window, so it scales with the executors.
-    """
-    from pyspark.sql import functions as sf
-
-    frame = frame.withColumn("__pid", sf.spark_partition_id()).withColumn(
-        "__mid", sf.monotonically_increasing_id()
-    )
-    counts = sorted(tuple(r) for r in frame.groupBy("__pid").count().collect())
-    starts, total = [], 0
-    for pid, n in counts:
-        starts.append((int(pid), total))
-        total += int(n)
-    offsets = frame.sparkSession.createDataFrame(starts or [(0, 0)], "__pid INT, __start LONG")
-    local = sf.col("__mid") - sf.shiftleft(sf.col("__pid").cast("long"), 33)
-    out = frame.join(sf.broadcast(offsets), "__pid").withColumn(column, sf.col("__start") + local)
-    return out.drop("__pid", "__mid", "__start")
 
 
 def _positioned(frame: Any, files: list[str], kind: str) -> SparkSource:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churn.config import ScoringConfig
-from churn.data.spark_sources import numbered
+from churn.data.spark_rows import numbered
 from churn.model.churn_model import ChurnModel
 from churn.model.identity import ModelIdentity
 from churn.schema import CUSTOMER_ID, SCORE_COLUMNS

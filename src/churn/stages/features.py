@@ -15,7 +15,7 @@ def features(params: Params) -> FeatureSummary:
     transactions = backend.read_transactions(con, input_file(params.paths.transactions, "ingest"))
     write = write_feature_tables
     if params.engine == "pyspark":
-        from churn.features.spark_tables import write_spark_feature_tables as write
+        from churn.stages.spark_features import write_spark_feature_tables as write
     summary = write(
         transactions,
         params.snapshots,

@@ -19,7 +19,14 @@ def ingest(params: Params) -> IngestReport:
         customers=paths.customers,
         report=paths.ingest_report,
     )
-    return ingest_to(targets, paths.raw_transactions, params.ingest, params.snapshots.as_of, params)
+    return ingest_to(
+        targets,
+        paths.raw_transactions,
+        params.ingest,
+        params.snapshots.as_of,
+        engine=params.engine,
+        spark_master=params.spark_master,
+    )
 
 
 def ingest_to(
@@ -27,12 +34,14 @@ def ingest_to(
     source: Path,
     config: IngestConfig,
     as_of: dt.date | None,
-    params: Params | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> IngestReport:
     """Ingest ``source`` into ``targets`` (the nightly job's run folder, or the pipeline's);
-    on Spark when ``params.engine`` is pyspark (churn.stages.spark_ingest)."""
-    if params is not None and params.engine == "pyspark":
+    on Spark with ``engine: pyspark`` (churn.stages.spark_ingest)."""
+    if engine == "pyspark":
         from churn.stages.spark_ingest import spark_ingest_to
 
-        return spark_ingest_to(targets, source, config, as_of, params.spark_master)
+        return spark_ingest_to(targets, source, config, as_of, spark_master)
     return run_ingest_stage(source, config, as_of, targets)

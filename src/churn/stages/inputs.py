@@ -11,10 +11,13 @@ import pyarrow.parquet as pq
 
 from churn.config import Params
 from churn.errors import PathError, UserError
-from churn.features.btyd_clv import NEXT_PURCHASE
-from churn.schema import CUSTOMER_ID, CUTOFF
+from churn.schema import CUSTOMER_ID, CUTOFF, SCORE_COLUMNS, subset
 
 log = logging.getLogger(__name__)
+
+# Nanoseconds on DuckDB's path (pandas' unit, in the snapshot and the scores); Spark
+# writes microseconds. The same dates either way.
+(NEXT_PURCHASE,) = subset(SCORE_COLUMNS, "next_purchase_date")
 
 
 def is_spark_dataset(path: Path) -> bool:
@@ -49,7 +52,7 @@ def read_dataset(folder: Path, columns: Sequence[str] | None = None) -> pd.DataF
     (snapshots by cutoff, then customer; scores by rank)."""
     table = pq.read_table(folder, columns=list(columns) if columns else None, partitioning=None)
     frame = table.to_pandas()
-    if NEXT_PURCHASE in frame.columns:  # pandas' unit on DuckDB's path; Spark writes microseconds
+    if NEXT_PURCHASE in frame.columns:
         frame[NEXT_PURCHASE] = frame[NEXT_PURCHASE].astype("datetime64[ns]")
     order = ["risk_rank"] if "risk_rank" in frame.columns else []  # a score table
     order = order or [c for c in (CUTOFF, CUSTOMER_ID) if c in frame.columns]

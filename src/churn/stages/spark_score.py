@@ -17,10 +17,10 @@ import pandas as pd
 from churn.atomic import atomic_dir
 from churn.config import Params
 from churn.features import backend
-from churn.features.spark_tables import PARTITION
 from churn.model.loader import LoadedModel
 from churn.scoring.spark_score import spark_scores
 from churn.stages.inputs import read_dataset
+from churn.stages.spark_features import PARTITION
 
 
 def spark_score_folder(

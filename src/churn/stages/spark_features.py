@@ -1,4 +1,4 @@
-"""The snapshot tables on Spark (``engine: pyspark``), written by the executors.
+"""The `features` stage on Spark (``engine: pyspark``): snapshot tables written by the executors.
 
 The same features as :mod:`churn.features.tables`, from the same Ibis
 expressions, but nothing the size of the tables reaches the driver:
