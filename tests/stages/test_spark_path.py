@@ -74,6 +74,7 @@ def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
             "calibration_cutoffs": 2,
         },
         "tracking": {"uri": tracking, "register_model": False, "experiment": "churn-spark"},
+        "nightly": {"output_root": str(folder / "nightly"), "experiment": "churn-spark-nightly"},
         "export": {"top_n": 40, "formats": ["csv"]},
         "targeting": {"max_contacts": 40},
     }
@@ -114,6 +115,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         for engine in ENGINES:
             _run(params[engine], "score")
             _run(params[engine], "export")
+        # The nightly job on Spark, at the pipeline's as-of date with the same model.
+        as_of = json.loads((root / "pyspark" / "data" / "calendar.json").read_text())["as_of"]
+        model = str(root / "pyspark" / "data" / "churn_model")
+        _run(params["pyspark"], "nightly", "--as-of", as_of, "--model", model)
         yield {e: root / e / "data" for e in ENGINES}
     spark.stop()
 
@@ -177,3 +182,14 @@ def test_same_scores_and_list(runs: dict[str, Path]) -> None:
     lists = [(runs[e] / "retention_targets.csv").read_bytes() for e in ENGINES]
     assert lists[0].count(b"\n") > 10
     assert lists[0] == lists[1]
+
+
+@requires_spark
+def test_nightly_on_spark_publishes_the_same_list(runs: dict[str, Path]) -> None:
+    """`churn nightly` with engine: pyspark ingests on Spark, passes its guards and
+    publishes the list `churn export` wrote."""
+    as_of = json.loads((runs["pyspark"] / "calendar.json").read_text())["as_of"]
+    published = runs["pyspark"].parent / "nightly" / f"as_of={as_of}"
+    assert (published / "retention_targets.csv").read_bytes() == (
+        runs["duckdb"] / "retention_targets.csv"
+    ).read_bytes()
