@@ -16,21 +16,49 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
-from churn.config import GenerateConfig
+from churn.config import GenerateConfig, IngestConfig
 from churn.data.generate import generate_shop
+from churn.data.ingest import ingest
+from churn.data.spark_ingest import spark_ingest
 from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
 from churn.stages.inputs import read_dataset
 from churn.stages.spark_features import PARTITION
 from features.test_engines import TEST_SPARK_CONF, requires_spark
 from nightly_shop import run_cli, write_raw
 
+FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
+# Every quarantine reason but the CSV reader's, a duplicate line, a netted cancellation,
+# an id that went through a float, rows after the as-of date.
+MESSY_CSV = """Invoice,InvoiceDate,CustomerID,Amount,Country
+500001,2024-01-05 10:00:00,12345,20.50,United Kingdom
+500002,2024-01-06 11:00:00,,15.00,United Kingdom
+500003,not a date,12345,10.00,United Kingdom
+500004,2024-01-07 12:00:00,12346,abc,France
+500005,2024-01-08 12:00:00,12346,99999999,France
+500001,2024-01-05 10:00:00,12345,20.50,United Kingdom
+C500006,2024-01-09 09:00:00,12345,-20.50,United Kingdom
+500007,2024-01-10 09:00:00, 12347.0 ,0,Germany
+500008,2025-06-01 09:00:00,12347,5.00,Germany
+500009,1900-01-01 00:00:00,12348,5.00,Germany
+500010,2024-02-03T10:00:00+02:00,NULL,7.5,Germany
+500011,2024-02-03T10:00:00-05:00,12349,"1.234,50",Spain
+,,,,
+"""
 TOLERANCE = 1e-9
 ENGINES = ("duckdb", "pyspark")
+
+
+@pytest.fixture(scope="module")
+def spark() -> object:
+    """The module's one local Spark session (the CLI runs below reuse it)."""
+    pytest.importorskip("pyspark")
+    return spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
 
 
 def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
@@ -89,16 +117,14 @@ def _run(params: Path, *command: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[str, Path]]:
     """The sample through both engines; the data folder of each."""
-    pytest.importorskip("pyspark")
     root = tmp_path_factory.mktemp("spark_path")
     shop = GenerateConfig(
         seed=5, n_customers=700, start=dt.date(2024, 6, 1), end=dt.date(2026, 10, 1)
     )
     raw = write_raw(generate_shop(shop).transactions, root / "raw.csv")
     tracking = f"sqlite:///{root / 'mlflow.db'}"
-    spark = spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("CHURN_SPARK_MASTER", raising=False)
@@ -193,3 +219,43 @@ def test_nightly_on_spark_publishes_the_same_list(runs: dict[str, Path]) -> None
     assert (published / "retention_targets.csv").read_bytes() == (
         runs["duckdb"] / "retention_targets.csv"
     ).read_bytes()
+
+
+def _both_ingests(spark: Any, source: Path, out: Path, as_of: dt.date | None) -> None:
+    """DuckDB's and Spark's ingest of ``source`` agree on every output and the report."""
+    config = IngestConfig(max_bad_fraction=1.0)
+    duck = ingest(source, config, as_of)
+    report = spark_ingest(spark, source, config, as_of, out / "tx", out / "q")
+    assert report == duck.report
+    tx = read_dataset(out / "tx")
+    _same(duck.transactions, tx)  # one small file: one part, in file order
+    _same(duck.quarantine, read_dataset(out / "q"))
+
+
+@requires_spark
+def test_messy_exports_ingest_the_same(spark: Any, tmp_path: Path) -> None:
+    """Every quarantine reason, row numbers, offsets, decimal commas, dd/mm dates, a BOM
+    and CRLF line ends, quoted commas: the same rows kept and set aside, for the same
+    reasons, as DuckDB's ingest."""
+    messy = tmp_path / "messy.csv"
+    messy.write_text(MESSY_CSV)
+    _both_ingests(spark, messy, tmp_path / "messy", dt.date(2025, 1, 1))
+    _both_ingests(spark, FIXTURES / "online_retail_messy.csv", tmp_path / "retail", None)
+
+
+@requires_spark
+def test_lakehouse_folder_and_catalog_table(spark: Any, tmp_path: Path) -> None:
+    """A Parquet folder Spark wrote and a catalog table read like the export they hold."""
+    raw = spark.read.options(header="true").csv(str(FIXTURES / "online_retail_messy.csv"))
+    folder = tmp_path / "lake" / "orders"
+    raw.write.parquet(str(folder))
+    raw.createOrReplaceTempView("churn_test_orders")
+    config = IngestConfig(max_bad_fraction=1.0)
+    reports = [
+        spark_ingest(spark, source, config, None, tmp_path / f"tx{i}", tmp_path / f"q{i}")
+        for i, source in enumerate([folder, Path("churn_test_orders")])
+    ]
+    assert reports[0].files == [str(folder)] and reports[1].files == ["churn_test_orders"]
+    assert reports[0].reasons == reports[1].reasons
+    assert reports[0].rows_out == reports[1].rows_out > 0
+    _same(*(read_dataset(tmp_path / f"tx{i}").sort_values(["customer_id", "ts"]) for i in (0, 1)))

@@ -8,8 +8,8 @@ same way (every later copy of a line, by position) and the same accounting
 (``rows_in == rows_out + rows_quarantined``, checked on what was written, and
 ``ingest.max_bad_fraction`` checked before anything is published). Transactions
 and quarantine are written by Spark as Parquet folders; only counts reach the
-driver. Rows within a folder of parts are in file order within each part; a
-reader that needs an order sorts.
+driver. Both folders hold their rows in file order (a range sort on the row's
+position), as DuckDB's files do, so a rerun writes the same parts.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def spark_ingest(
             raise UserError(f"{src.files[0]}: no data rows (only a header?); nothing to ingest")
         check_bad_fraction(reasons, rows_in, config.max_bad_fraction)
         output = [*TRANSACTION_COLUMNS, *filter(columns.get, OPTIONAL_TRANSACTION_COLUMNS)]
-        clean = staged.filter("reason IS NULL").sortWithinPartitions(POSITION)
+        clean = staged.filter("reason IS NULL").orderBy(POSITION)  # file order, run after run
         clean.select(*output).write.parquet(str(transactions))
         _quarantined(staged).write.parquet(str(quarantine))
     finally:

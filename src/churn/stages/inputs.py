@@ -49,13 +49,17 @@ def read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
 def read_dataset(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A Spark-written folder as the file DuckDB's path writes: the ``key=value`` folder
     names are not columns (the cutoff is in the rows), and rows come in the file's order
-    (snapshots by cutoff, then customer; scores by rank)."""
+    (snapshots by cutoff, then customer; scores by rank; anything else as the parts hold
+    them, e.g. the quarantine in file order)."""
     table = pq.read_table(folder, columns=list(columns) if columns else None, partitioning=None)
     frame = table.to_pandas()
     if NEXT_PURCHASE in frame.columns:
         frame[NEXT_PURCHASE] = frame[NEXT_PURCHASE].astype("datetime64[ns]")
-    order = ["risk_rank"] if "risk_rank" in frame.columns else []  # a score table
-    order = order or [c for c in (CUTOFF, CUSTOMER_ID) if c in frame.columns]
+    order: list[str] = []  # other tables: the parts' order (Spark wrote them sorted)
+    if "risk_rank" in frame.columns:  # a score table
+        order = ["risk_rank"]
+    elif CUTOFF in frame.columns and CUSTOMER_ID in frame.columns:  # a snapshot table
+        order = [CUTOFF, CUSTOMER_ID]
     if order:
         frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     return frame
