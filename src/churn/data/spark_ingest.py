@@ -103,10 +103,9 @@ def _dayfirst(frame: Any, column: str, config: IngestConfig) -> tuple[bool, str]
     if config.dayfirst is not None:
         return config.dayfirst, "params"
     day, month = sp.dayfirst_evidence(column)
-    sample = (
-        frame.orderBy(POSITION)
-        .limit(_DAYFIRST_SAMPLE)
-        .selectExpr(f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw")
+    # The first rows: a limit takes the partitions in order (no sort of the whole source).
+    sample = frame.limit(_DAYFIRST_SAMPLE).selectExpr(
+        f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw"
     )
     row = sample.selectExpr(
         "count_if(a > 12) AS first_big",
