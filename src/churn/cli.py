@@ -143,10 +143,10 @@ def features() -> None:
 def train() -> None:
     """Train LightGBM out of time, log the run to MLflow, register and save the model."""
     from churn.stages import train as train_stage
-    from churn.stages.inputs import labelled_snapshots
+    from churn.stages.training_rows import training_snapshots
 
     params = _state.params()
-    snapshots = labelled_snapshots(params)
+    snapshots = training_snapshots(params.paths.train_features, params.train.max_rows)
     with _step("train"):
         trained = train_stage.train(params, snapshots)
     result = trained.result

@@ -388,6 +388,8 @@ class TrainConfig(_Section):
     min_train_cutoffs: int = Field(3, ge=1, le=MAX_CUTOFFS)
     # Refit the served booster on train + valid cutoffs with the early-stopped tree count.
     refit_full: bool = True
+    # Labelled rows `churn train` reads at most: beyond, a hashed sample of customers.
+    max_rows: int | None = Field(None, ge=10_000, le=MAX_ROWS)
 
 
 class TuneConfig(_Section):

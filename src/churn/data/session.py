@@ -10,6 +10,8 @@ so canonical ``ts`` is a naive UTC timestamp wherever the job runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 SESSION_TIME_ZONE = "UTC"
@@ -25,3 +27,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     use_utc(con)
     return con
+
+
+def parquet_files(path: Path) -> str:
+    """What DuckDB's ``read_parquet`` reads for ``path``: the file, or every part of the
+    folder Spark writes (``engine: pyspark``)."""
+    return str(path / "**" / "*.parquet") if path.is_dir() else str(path)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -110,14 +111,35 @@ def spark_session(master: str = DEFAULT_SPARK_MASTER, conf: Mapping[str, str] | 
         )
         if master.startswith("local"):
             builder = builder.config("spark.sql.shuffle.partitions", "4")
+            # Local Python workers run this interpreter (its packages), not PATH's
+            # python3; PySpark reads the variable when the context starts.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         for key, value in (conf or {}).items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
+        ship_package(session)
     session.conf.set("spark.sql.session.timeZone", "UTC")
     session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     log.info("spark: master %s, Spark %s", session.sparkContext.master, session.version)
     return session
+
+
+def ship_package(session: Any) -> None:
+    """Send this checkout's ``churn`` package to the executors (``addPyFile``).
+
+    Feature, BTYD and scoring steps run as ``mapInPandas`` on the executors, so
+    they must run the driver's code, not whatever version a cluster image holds.
+    Third-party packages (pandas, NumPy, SciPy, LightGBM) must be on the cluster's
+    Python already; the zip holds churn alone, a few hundred kB.
+    """
+    package = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.mkdtemp(prefix="churn-spark-py-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    archive = shutil.make_archive(
+        str(folder / "churn"), "zip", root_dir=package.parent, base_dir=package.name
+    )
+    session.sparkContext.addPyFile(archive)
 
 
 def read_transactions(backend: BaseBackend, path: Path) -> ir.Table:

@@ -90,11 +90,16 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def file_fingerprint(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks so a large Parquet file costs no memory."""
+    """sha256 of a file's bytes, read in chunks so a large Parquet file costs no memory;
+    for a folder (the parts Spark writes), of every file's relative name and bytes."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()[:16]
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from churn.data.session import parquet_files
 from churn.nightly.guards import DistributionShiftError, psi_from_counts
 
 # New orders expected per equal-count bin (fewer bins on a small day; see above).
@@ -91,7 +92,8 @@ def measure(transactions: Path, since: str | None, history_days: int, bins: int)
         return NewOrders(None, history_days, 0, 0, None, None, None, None, skipped="first run")
     con = duckdb.connect()
     try:
-        con.execute(_ORDERS_SQL, {"since": since, "path": str(transactions), "days": history_days})
+        values = {"since": since, "path": parquet_files(transactions), "days": history_days}
+        con.execute(_ORDERS_SQL, values)
         stats = {
             bool(is_new): (int(n), float(med))
             for is_new, n, med in con.execute(

@@ -26,6 +26,7 @@ from churn.data.countries import latest_countries
 from churn.data.ingest_report import IngestReport
 from churn.data.ingest_stage import IngestTargets
 from churn.data.session import connect as duckdb_connect
+from churn.data.session import parquet_files
 from churn.model.loader import LoadedModel
 from churn.nightly import guards
 from churn.nightly import new_orders as order_values
@@ -86,7 +87,14 @@ def ingest(as_of: dt.date, params: Params, work: Path, out: Path) -> Ingested:
         customers=work / "customers.parquet",
         report=out / INGEST_REPORT_FILE,
     )
-    report = ingest_to(targets, params.paths.raw_transactions, unchecked, as_of)
+    report = ingest_to(
+        targets,
+        params.paths.raw_transactions,
+        unchecked,
+        as_of,
+        engine=params.engine,
+        spark_master=params.spark_master,
+    )
     return Ingested(report, targets.transactions, pd.read_parquet(targets.customers))
 
 
@@ -141,7 +149,7 @@ def transactions_since(transactions: Path, since: str | None) -> tuple[int, int]
         row = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE ? IS NULL OR ts > CAST(? AS TIMESTAMP))"
             " FROM read_parquet(?)",
-            [since, since, str(transactions)],
+            [since, since, parquet_files(transactions)],
         ).fetchone()
     finally:
         con.close()

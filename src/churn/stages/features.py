@@ -13,7 +13,10 @@ def features(params: Params) -> FeatureSummary:
     """Labelled cutoffs and the as-of cutoff, with the calendar and RFM edges beside them."""
     con = backend.connect(params.engine, spark_master=params.spark_master)
     transactions = backend.read_transactions(con, input_file(params.paths.transactions, "ingest"))
-    summary = write_feature_tables(
+    write = write_feature_tables
+    if params.engine == "pyspark":
+        from churn.stages.spark_features import write_spark_feature_tables as write
+    summary = write(
         transactions,
         params.snapshots,
         params.features,

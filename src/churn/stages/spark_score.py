@@ -1,0 +1,39 @@
+"""The `score` stage on Spark (``engine: pyspark``): the executors score, Spark writes.
+
+The features stage's scoring snapshot (a Spark-written folder) is read by Spark,
+scored by ``mapInPandas`` (:mod:`churn.scoring.spark_score`) and written as a
+Parquet folder at the score table's path, swapped in whole. The table is read
+back for the stages that follow on the driver (export's budgeted pick, the
+report); see README "Spark end to end" for what that costs at scale.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from churn.atomic import atomic_dir
+from churn.config import Params
+from churn.features import backend
+from churn.model.loader import LoadedModel
+from churn.scoring.spark_score import spark_scores
+from churn.stages.inputs import read_dataset
+from churn.stages.spark_features import PARTITION
+
+
+def spark_score_folder(
+    params: Params, snapshot: Path, loaded: LoadedModel, target: Path
+) -> tuple[pd.DataFrame, int]:
+    """Score the snapshot folder into ``target`` on Spark; (the scores, snapshot rows)."""
+    spark = backend.spark_session(backend.resolve_spark_master(params.spark_master))
+    frame = spark.read.parquet(str(snapshot.resolve()))
+    if PARTITION in frame.columns:
+        frame = frame.drop(PARTITION)
+    rows = frame.count()
+    scores = spark_scores(frame, loaded.model, loaded.identity, params.scoring)
+    with atomic_dir(target) as tmp:
+        shutil.rmtree(tmp)
+        scores.write.parquet(str(tmp))
+    return read_dataset(target), rows
