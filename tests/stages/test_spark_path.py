@@ -211,6 +211,21 @@ def test_same_scores_and_list(runs: dict[str, Path]) -> None:
 
 
 @requires_spark
+def test_export_brings_back_only_the_candidates(runs: dict[str, Path]) -> None:
+    """On Spark the driver reads the customers worth contacting, not the score table: the
+    targets table holds exactly DuckDB's candidate rows and the summary is DuckDB's."""
+    duck, spark = (_read(runs[e] / "targets.parquet") for e in ENGINES)
+    worth = duck[(duck["expected_gain"] > 0) & (duck["action"] != "No action")]
+    assert 0 < len(spark) < len(duck) and spark["selected"].sum() == duck["selected"].sum()
+    _same(worth.drop(columns="model_uri"), spark.drop(columns="model_uri"))
+    duck_summary, spark_summary = (
+        json.loads((runs[e] / "retention_targets.summary.json").read_text()) for e in ENGINES
+    )
+    assert spark_summary["scored_customers"] == len(duck) > len(spark)
+    assert {**spark_summary, "files": None} == {**duck_summary, "files": None}
+
+
+@requires_spark
 def test_nightly_on_spark_publishes_the_same_list(runs: dict[str, Path]) -> None:
     """`churn nightly` with engine: pyspark ingests on Spark, passes its guards and
     publishes the list `churn export` wrote."""
