@@ -15,16 +15,20 @@ import pandas as pd
 BANDS = ("high", "medium", "low")
 
 
-def picked_by_band(targets: pd.DataFrame) -> list[dict[str, Any]]:
+def picked_by_band(targets: pd.DataFrame, scored: pd.Series | None = None) -> list[dict[str, Any]]:
     """One row per risk band (high first), then the total: customers picked (selected, never
-    the control group), of how many in the band, their contact cost and expected gain."""
+    the control group), of how many in the band, their contact cost and expected gain.
+
+    ``scored`` (every scored customer's risk band) counts the bands when the targets table
+    holds only the customers worth contacting, as `churn export` on Spark writes it."""
     picked = targets["selected"].astype(bool)
     band = targets["risk_band"].astype(str)
+    everyone = band if scored is None else scored.astype(str)
     rows = []
     for name in BANDS:
         mask = band == name
-        rows.append(_row(name, targets[mask & picked], int(mask.sum())))
-    rows.append(_row("all", targets[picked], len(targets)))
+        rows.append(_row(name, targets[mask & picked], int((everyone == name).sum())))
+    rows.append(_row("all", targets[picked], len(everyone)))
     return rows
 
 

@@ -286,7 +286,7 @@ def render_report(
         "segments": summary.reset_index().to_dict("records"),
         "targets": top.to_dict("records"),
         "n_selected": numbers.contacted,
-        "bands_picked": picked_by_band(targets),
+        "bands_picked": picked_by_band(targets, scores["risk_band"]),
         **_model_fields(scores),
         "generated_for": dt.date.isoformat(as_of.date()),
         "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
