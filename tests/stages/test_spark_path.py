@@ -90,6 +90,7 @@ def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
                     "save_rates": "save_rates.json",
                     "outcomes_metrics": "outcomes.json",
                     "outcomes_dir": "outcomes",
+                    "report": "report.html",
                 }.items()
             },
         },
@@ -141,6 +142,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[
         for engine in ENGINES:
             _run(params[engine], "score")
             _run(params[engine], "export")
+            _run(params[engine], "report")
         # The nightly job on Spark, at the pipeline's as-of date with the same model.
         as_of = json.loads((root / "pyspark" / "data" / "calendar.json").read_text())["as_of"]
         model = str(root / "pyspark" / "data" / "churn_model")
@@ -223,6 +225,16 @@ def test_export_brings_back_only_the_candidates(runs: dict[str, Path]) -> None:
     )
     assert spark_summary["scored_customers"] == len(duck) > len(spark)
     assert {**spark_summary, "files": None} == {**duck_summary, "files": None}
+
+
+@requires_spark
+def test_same_report_from_the_parts(runs: dict[str, Path]) -> None:
+    """On Spark the report's numbers and charts come from DuckDB aggregating the score
+    table's parts (churn.scoring.score_digest), not from the table on the driver; DuckDB's
+    path reads its file whole. The same report, but for where each side's model lives."""
+    duck, spark = ((runs[e] / "report.html").read_text() for e in ENGINES)
+    assert "bands-picked" in duck
+    assert spark.replace("pyspark/data/churn_model", "duckdb/data/churn_model") == duck
 
 
 @requires_spark
