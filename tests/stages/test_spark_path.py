@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,9 +233,15 @@ def test_same_report_from_the_parts(runs: dict[str, Path]) -> None:
     """On Spark the report's numbers and charts come from DuckDB aggregating the score
     table's parts (churn.scoring.score_digest), not from the table on the driver; DuckDB's
     path reads its file whole. The same report, but for where each side's model lives."""
-    duck, spark = ((runs[e] / "report.html").read_text() for e in ENGINES)
+    duck, spark = (_report(runs[e] / "report.html") for e in ENGINES)
     assert "bands-picked" in duck
     assert spark.replace("pyspark/data/churn_model", "duckdb/data/churn_model") == duck
+
+
+def _report(path: Path) -> str:
+    """The report, but for matplotlib's clip-path ids: a hash of each chart's unrounded
+    coordinates, which move with the last bit of a sum (DuckDB's against pandas')."""
+    return re.sub(r"\bp[0-9a-f]{10}\b", "pX", path.read_text())
 
 
 @requires_spark
