@@ -50,6 +50,9 @@ def test_the_walk_finds_what_the_issue_found_missing() -> None:
         "src/churn/model/churn_model.py",
     } <= evaluate.files
     assert "export.top_n" in evaluate.params
+    # #19: evaluate reads train's hashed sample, never the whole labelled table
+    assert "train.max_rows" in evaluate.params
+    assert "src/churn/stages/training_rows.py" in evaluate.files
     for command in ("generate", "ingest", "features", "train", "evaluate", "score", "export"):
         files = command_inputs(command).files
         assert {"src/churn/config.py", "src/churn/cli.py", "bin/churn"} <= files, command

@@ -167,10 +167,10 @@ def train() -> None:
 def evaluate() -> None:
     """Metrics and plots on the test cutoff (the latest complete label window)."""
     from churn.stages import evaluate as evaluate_stage
-    from churn.stages.inputs import labelled_snapshots
+    from churn.stages.training_rows import training_snapshots
 
-    params = _state.params()
-    snapshots = labelled_snapshots(params)
+    params = _state.params()  # train's hashed sample (train.max_rows): never the whole table
+    snapshots = training_snapshots(params.paths.train_features, params.train.max_rows)
     with _step("evaluate"):
         result = evaluate_stage.evaluate(params, snapshots)
     metrics = result.metrics

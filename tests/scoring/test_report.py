@@ -198,6 +198,18 @@ def test_report_says_why_the_list_is_ordered_and_what_the_budget_bought() -> Non
     assert "One risk number" in definitions and "Picked for value" in definitions
 
 
+def test_a_targets_table_of_candidates_only_reports_the_same() -> None:
+    """`churn export` on Spark writes only the customers worth contacting (D and E have no
+    positive gain here): the report still counts every scored customer per band."""
+    scores = _tiny_scores()
+    targets = _tiny_targets(scores)
+    candidates = targets[targets["customer_id"].isin(["A", "B", "C"])]
+    whole = render_report(scores, targets, None, None, None, ReportConfig())
+    pushed = render_report(scores, candidates, None, None, None, ReportConfig())
+    assert _element_text(pushed, "bands-picked") == _element_text(whole, "bands-picked")
+    assert "low 0 2 (0.0%)" in _element_text(pushed, "bands-picked")
+
+
 def test_hostile_text_is_escaped_everywhere() -> None:
     scores = _tiny_scores()
     scores.loc[0, "customer_id"] = HOSTILE_ID

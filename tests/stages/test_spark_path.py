@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,7 @@ def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
                     "save_rates": "save_rates.json",
                     "outcomes_metrics": "outcomes.json",
                     "outcomes_dir": "outcomes",
+                    "report": "report.html",
                 }.items()
             },
         },
@@ -141,6 +143,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[
         for engine in ENGINES:
             _run(params[engine], "score")
             _run(params[engine], "export")
+            _run(params[engine], "report")
         # The nightly job on Spark, at the pipeline's as-of date with the same model.
         as_of = json.loads((root / "pyspark" / "data" / "calendar.json").read_text())["as_of"]
         model = str(root / "pyspark" / "data" / "churn_model")
@@ -208,6 +211,37 @@ def test_same_scores_and_list(runs: dict[str, Path]) -> None:
     lists = [(runs[e] / "retention_targets.csv").read_bytes() for e in ENGINES]
     assert lists[0].count(b"\n") > 10
     assert lists[0] == lists[1]
+
+
+@requires_spark
+def test_export_brings_back_only_the_candidates(runs: dict[str, Path]) -> None:
+    """On Spark the driver reads the customers worth contacting, not the score table: the
+    targets table holds exactly DuckDB's candidate rows and the summary is DuckDB's."""
+    duck, spark = (_read(runs[e] / "targets.parquet") for e in ENGINES)
+    worth = duck[(duck["expected_gain"] > 0) & (duck["action"] != "No action")]
+    assert 0 < len(spark) < len(duck) and spark["selected"].sum() == duck["selected"].sum()
+    _same(worth.drop(columns="model_uri"), spark.drop(columns="model_uri"))
+    duck_summary, spark_summary = (
+        json.loads((runs[e] / "retention_targets.summary.json").read_text()) for e in ENGINES
+    )
+    assert spark_summary["scored_customers"] == len(duck) > len(spark)
+    assert {**spark_summary, "files": None} == {**duck_summary, "files": None}
+
+
+@requires_spark
+def test_same_report_from_the_parts(runs: dict[str, Path]) -> None:
+    """On Spark the report's numbers and charts come from DuckDB aggregating the score
+    table's parts (churn.scoring.score_digest), not from the table on the driver; DuckDB's
+    path reads its file whole. The same report, but for where each side's model lives."""
+    duck, spark = (_report(runs[e] / "report.html") for e in ENGINES)
+    assert "bands-picked" in duck
+    assert spark.replace("pyspark/data/churn_model", "duckdb/data/churn_model") == duck
+
+
+def _report(path: Path) -> str:
+    """The report, but for matplotlib's clip-path ids: a hash of each chart's unrounded
+    coordinates, which move with the last bit of a sum (DuckDB's against pandas')."""
+    return re.sub(r"\bp[0-9a-f]{10}\b", "pX", path.read_text())
 
 
 @requires_spark

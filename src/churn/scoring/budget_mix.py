@@ -8,6 +8,7 @@ budget chose and what each part of it is expected to return.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -15,16 +16,24 @@ import pandas as pd
 BANDS = ("high", "medium", "low")
 
 
-def picked_by_band(targets: pd.DataFrame) -> list[dict[str, Any]]:
+def picked_by_band(
+    targets: pd.DataFrame, band_sizes: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
     """One row per risk band (high first), then the total: customers picked (selected, never
-    the control group), of how many in the band, their contact cost and expected gain."""
+    the control group), of how many in the band, their contact cost and expected gain.
+
+    ``band_sizes`` (every scored customer per risk band, from the score table) counts the
+    bands when the targets table holds only the customers worth contacting, as `churn
+    export` on Spark writes it; by default the targets table's own rows are counted."""
     picked = targets["selected"].astype(bool)
     band = targets["risk_band"].astype(str)
+    sizes = band.value_counts() if band_sizes is None else band_sizes
     rows = []
     for name in BANDS:
         mask = band == name
-        rows.append(_row(name, targets[mask & picked], int(mask.sum())))
-    rows.append(_row("all", targets[picked], len(targets)))
+        rows.append(_row(name, targets[mask & picked], int(sizes.get(name, 0))))
+    everyone = len(targets) if band_sizes is None else int(sum(band_sizes.values()))
+    rows.append(_row("all", targets[picked], everyone))
     return rows
 
 

@@ -24,10 +24,15 @@ from markupsafe import Markup
 
 from churn.config import Params, ReportConfig
 from churn.errors import UserError
+from churn.features.segments import SEGMENTS
 from churn.schema import REASON_COLUMNS, SCORE_COLUMNS, TARGET_COLUMNS, subset
 from churn.scoring import did_it_work, kpi_engine, kpis
 from churn.scoring import report_charts as charts
 from churn.scoring.budget_mix import picked_by_band
+from churn.scoring.score_digest import ALL, ScoreDigest, digest_frame
+
+# A score table: the frame, or its digest when the table is too big to hold (Spark's).
+ScoreTable = pd.DataFrame | ScoreDigest
 
 # The parts of the score and targets tables the report reads (and requires).
 REPORT_SCORE_COLUMNS = subset(
@@ -75,24 +80,29 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str, fix:
         raise UserError(f"{what} lacks column(s) {', '.join(missing)} ({fix})")
 
 
+def digest(scores: ScoreTable) -> ScoreDigest:
+    """What the report reads of a score table (computed here from a frame)."""
+    return scores if isinstance(scores, ScoreDigest) else digest_frame(scores)
+
+
 def headline(
-    scores: pd.DataFrame,
+    scores: ScoreTable,
     targets: pd.DataFrame,
     budget: float | None = None,
     max_contacts: int | None = None,
 ) -> Headline:
     """Headline numbers: risk from the score table, spend and gain from the selected targets."""
-    high = scores["risk_band"] == HIGH_RISK
+    scored = digest(scores)
     selected = targets[targets["selected"].astype(bool)]
     control = targets["control_group"].astype(bool) if "control_group" in targets else None
     if control is not None and "targeted" in targets:
         # The hash marks about 10 % of everyone; only those the budget picked are held out.
         control &= targets["targeted"].astype(bool)
     return Headline(
-        active_customers=len(scores),
-        customers_at_risk=int(high.sum()),
-        value_at_risk=float(scores["value_at_risk"].sum()),
-        value_at_risk_high=float(scores.loc[high, "value_at_risk"].sum()),
+        active_customers=scored.rows,
+        customers_at_risk=scored.high_risk,
+        value_at_risk=scored.value_at_risk,
+        value_at_risk_high=scored.value_at_risk_high,
         contacted=len(selected),
         control_group=int(control.sum()) if control is not None else 0,
         budget_used=float(selected["contact_cost"].sum()),
@@ -102,21 +112,12 @@ def headline(
     )
 
 
-def segment_summary(scores: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+def segment_summary(scores: ScoreTable, targets: pd.DataFrame) -> pd.DataFrame:
     """Per RFM segment: customers, high risk, mean risk, mean CLV, value at risk, contacted.
 
     Sorted by value at risk, so the first row is where a campaign matters most.
     """
-    groups = scores.assign(high=scores["risk_band"] == HIGH_RISK).groupby(
-        scores["segment"].astype(str), sort=False
-    )
-    table = groups.agg(
-        customers=("customer_id", "size"),
-        high_risk=("high", "sum"),
-        mean_churn_probability=("churn_probability", "mean"),
-        mean_clv=("expected_value_12m", "mean"),
-        value_at_risk=("value_at_risk", "sum"),
-    )
+    table = digest(scores).segments.copy()
     selected = targets[targets["selected"].astype(bool)]
     table["contacted"] = (
         selected.groupby(selected["segment"].astype(str)).size().reindex(table.index, fill_value=0)
@@ -137,10 +138,14 @@ def top_targets(targets: pd.DataFrame, n: int) -> pd.DataFrame:
     return top.reset_index(drop=True)
 
 
-def current_segments(scores: pd.DataFrame) -> pd.Series:
-    """Customers per segment in one score table, in ``segments.SEGMENTS`` order."""
-    sizes = kpis.segment_sizes(scores.rename(columns={"as_of": "cutoff"}))
-    return sizes.sum(axis=0)
+def current_segments(scores: ScoreTable) -> pd.Series:
+    """Customers per segment in one score table, in ``segments.SEGMENTS`` order (as
+    ``kpis.segment_sizes`` orders them; a missing segment counts none)."""
+    sizes = digest(scores).segments["customers"].drop("nan", errors="ignore")
+    order = list(SEGMENTS) + sorted(set(sizes.index) - set(SEGMENTS))
+    counts = sizes.reindex(order, fill_value=0).astype("int64")
+    counts.index.name, counts.name = "segment", None
+    return counts
 
 
 def selected_cohorts(table: pd.DataFrame, shown: int, months: int) -> pd.DataFrame:
@@ -235,11 +240,11 @@ def _kpi_section(
 
 
 def render_report(
-    scores: pd.DataFrame,
+    scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: kpis.KpiSource | None,
     labelled: pd.DataFrame | None,
-    previous_scores: pd.DataFrame | None,
+    previous_scores: ScoreTable | None,
     config: ReportConfig,
     *,
     budget: float | None = None,
@@ -259,8 +264,9 @@ def render_report(
     ``lookback_days`` make the monthly churn rate use the model's own label. ``readout``
     (from `churn outcomes`) adds "Did it work?" when it applies at the as-of date.
     """
+    scores, previous_scores = digest(scores), _digest_or_none(previous_scores)
     _check_tables(scores, targets, previous_scores)
-    as_of = pd.Timestamp(scores["as_of"].max())
+    as_of = pd.Timestamp(str(scores.as_of))  # a table with rows has an as-of date
     money = config.currency
     numbers = headline(scores, targets, budget, max_contacts)
     previous_numbers, _ = _previous_run(previous_scores)
@@ -278,7 +284,7 @@ def render_report(
         "money": lambda v: fmt_money(v, money),
         "headline": numbers,
         "previous": previous_numbers,
-        "average_clv": float(scores["expected_value_12m"].mean()),
+        "average_clv": scores.mean_clv,
         "kpi": kpi,
         "horizon_days": horizon_days,
         "lookback_days": lookback_days,
@@ -286,51 +292,59 @@ def render_report(
         "segments": summary.reset_index().to_dict("records"),
         "targets": top.to_dict("records"),
         "n_selected": numbers.contacted,
-        "bands_picked": picked_by_band(targets),
-        **_model_fields(scores),
+        "bands_picked": picked_by_band(targets, scores.bands),
+        **scores.model,
         "generated_for": dt.date.isoformat(as_of.date()),
         "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
     }
     return _environment().get_template("report.html.j2").render(**context)
 
 
+def _digest_or_none(scores: ScoreTable | None) -> ScoreDigest | None:
+    return digest(scores) if scores is not None else None
+
+
 def _check_tables(
-    scores: pd.DataFrame, targets: pd.DataFrame, previous_scores: pd.DataFrame | None
+    scores: ScoreDigest, targets: pd.DataFrame, previous_scores: ScoreDigest | None
 ) -> None:
     """Tables from an older pipeline version, or an empty score table, fail with one clear
     line before anything is drawn."""
     fix = "re-run `churn score` and the targeting step with this version"
-    require_columns(scores, REPORT_SCORE_COLUMNS, "the score table", fix)
+    _require(scores.columns, REPORT_SCORE_COLUMNS, "the score table", fix)
     require_columns(targets, REPORT_TARGET_COLUMNS, "the targets table", fix)
-    if scores.empty:
+    if not scores.rows:
         raise UserError("the score table is empty: no active customers to report on")
     if previous_scores is not None:
-        require_columns(previous_scores, ("as_of", "segment"), "the previous score table", fix)
+        _require(previous_scores.columns, ("as_of", "segment"), "the previous score table", fix)
+
+
+def _require(present: Iterable[str], columns: Iterable[str], what: str, fix: str) -> None:
+    require_columns(pd.DataFrame(columns=list(present)), columns, what, fix)
 
 
 def _previous_run(
-    previous_scores: pd.DataFrame | None,
+    previous_scores: ScoreDigest | None,
 ) -> tuple[dict[str, object] | None, pd.Series | None]:
     """(headline numbers, customers per segment) of an earlier run, for the comparison;
     (None, None) without one. An older score table without risk columns still gives its
     segments, and None for the risk numbers it cannot back."""
-    if previous_scores is None or previous_scores.empty:
+    if previous_scores is None or not previous_scores.rows:
         return None, None
     segments = current_segments(previous_scores)
-    has_risk = {"risk_band", "value_at_risk"} <= set(previous_scores.columns)
+    has_risk = {"risk_band", "value_at_risk"} <= previous_scores.columns
     numbers: dict[str, object] = {
-        "as_of": pd.Timestamp(previous_scores["as_of"].max()).date(),
-        "at_risk": int((previous_scores["risk_band"] == HIGH_RISK).sum()) if has_risk else None,
-        "value_at_risk": float(previous_scores["value_at_risk"].sum()) if has_risk else None,
+        "as_of": pd.Timestamp(str(previous_scores.as_of)).date(),
+        "at_risk": previous_scores.high_risk if has_risk else None,
+        "value_at_risk": previous_scores.value_at_risk if has_risk else None,
     }
     return numbers, segments
 
 
 def _score_charts(
-    scores: pd.DataFrame,
+    scores: ScoreDigest,
     summary: pd.DataFrame,
     segments: pd.Series,
-    previous_scores: pd.DataFrame | None,
+    previous_scores: ScoreDigest | None,
     money: str,
 ) -> dict[str, Markup]:
     """The charts drawn from this run's scores, as inline SVG (matplotlib has escaped them).
@@ -339,36 +353,28 @@ def _score_charts(
     risk, value at risk and segment sizes (#18). The monthly KPIs and cohort curves are
     drawn from the history, which both runs share, so they have nothing to compare.
     """
-    before = previous_scores if previous_scores is not None and len(previous_scores) else None
+    before = previous_scores if previous_scores is not None and previous_scores.rows else None
     previous_segments = current_segments(before) if before is not None else None
-    risk_before = before if before is not None and "churn_probability" in before else None
+    risk_before = None
+    if before is not None and "churn_probability" in before.columns:
+        risk_before = before.histogram[ALL]
     value_before = None
-    if before is not None and "value_at_risk" in before:
-        value_before = before.groupby(before["segment"].astype(str))["value_at_risk"].sum()
+    if before is not None and "value_at_risk" in before.columns:
+        value_before = before.segments["value_at_risk"]
     value = summary["value_at_risk"]
     return {
-        "risk_chart": Markup(charts.risk_distribution(scores, previous=risk_before)),
+        "risk_chart": Markup(charts.risk_distribution(scores.histogram, previous=risk_before)),
         "value_chart": Markup(charts.value_at_risk_by_segment(value, money, value_before)),
         "segment_chart": Markup(charts.segment_sizes(segments, previous_segments)),
     }
 
 
-def _model_fields(scores: pd.DataFrame) -> dict[str, str]:
-    """Which model scored the table (from its first row: one model scores a whole run)."""
-    model = scores.iloc[0]
-    return {
-        "model_name": str(model.get("model_name", "")),
-        "model_version": str(model.get("model_version", "")),
-        "model_uri": str(model.get("model_uri", "")),
-    }
-
-
 def render_pipeline_report(
-    scores: pd.DataFrame,
+    scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: kpis.KpiSource | None,
     labelled: pd.DataFrame | None,
-    previous_scores: pd.DataFrame | None,
+    previous_scores: ScoreTable | None,
     params: Params,
     readout: did_it_work.CampaignReadout | None = None,
 ) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,20 +105,22 @@ def _money_formatter(currency: str) -> FuncFormatter:
 
 
 def risk_distribution(
-    scores: pd.DataFrame, bins: int = 20, previous: pd.DataFrame | None = None
+    histogram: Mapping[str, np.ndarray], previous: np.ndarray | None = None
 ) -> str:
     """Histogram of churn probability, bars coloured by the customer's risk band.
 
+    ``histogram``: customers per equal bin of [0, 1], per risk band (counted from the
+    score table by churn.scoring.score_digest, so the table itself is never needed here).
     Stacked by band, so the reader sees both the shape and where the band cut
-    points fall on it. With ``previous`` (an earlier run's scores) its histogram is
-    drawn over the bars as an outline, so a shift in risk shows at a glance.
+    points fall on it. With ``previous`` (an earlier run's counts over all bands) its
+    histogram is drawn over the bars as an outline, so a shift in risk shows at a glance.
     """
+    bins = len(next(iter(histogram.values())))
     edges = np.linspace(0.0, 1.0, bins + 1)
     with _figure("risk") as (fig, ax):
         bottom = np.zeros(bins)
         for band, colour in BAND_COLOURS.items():
-            values = scores.loc[scores["risk_band"] == band, "churn_probability"]
-            counts, _ = np.histogram(values.clip(0, 1), bins=edges)
+            counts = histogram.get(band, np.zeros(bins, dtype="int64"))
             ax.bar(
                 edges[:-1],
                 counts,
@@ -131,9 +133,8 @@ def risk_distribution(
                 label=f"{band} risk",
             )
             bottom += counts
-        if previous is not None and "churn_probability" in previous:
-            before, _ = np.histogram(previous["churn_probability"].clip(0, 1), bins=edges)
-            ax.stairs(before, edges, color=CURRENT, linewidth=1.5, label="previous run")
+        if previous is not None:
+            ax.stairs(previous, edges, color=CURRENT, linewidth=1.5, label="previous run")
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("Predicted chance of churning in the next 90 days")

@@ -79,6 +79,27 @@ def assign_actions(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFram
     )
 
 
+def with_gains(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFrame:
+    """``scores`` plus action, contact_cost, save_rate and expected_gain (0 without an
+    action). Row by row, so Spark's executors compute the same bits on their batches
+    (churn.scoring.spark_candidates) as the driver does on the whole table."""
+    out = scores.copy()
+    actions = assign_actions(out, config)
+    for column in actions.columns:
+        out[column] = actions[column]
+    saved_share = out["churn_probability"] * out["save_rate"]
+    if "predicted_uplift" in out.columns:  # issue 16: rank by uplift (churn.outcomes.ranking)
+        saved_share = out["predicted_uplift"].fillna(0.0)
+    out["expected_gain"] = saved_share * out["expected_value_12m"] - out["contact_cost"]
+    out.loc[out["action"] == NO_ACTION, "expected_gain"] = 0.0
+    return out
+
+
+def worth_contacting(targets: pd.DataFrame) -> pd.Series:
+    """Positive expected gain with an action: the only rows a budget pick can choose."""
+    return (targets["expected_gain"] > 0) & (targets["action"] != NO_ACTION)
+
+
 def select_targets(
     scores: pd.DataFrame, config: TargetingConfig, contactable: pd.Series | None = None
 ) -> tuple[pd.DataFrame, Selection]:
@@ -92,15 +113,7 @@ def select_targets(
     themselves, so it is comparable to the contacted ones: the budget is spent
     on targeted customers of whom about ``control_fraction`` are then held out.
     """
-    out = scores.copy()
-    actions = assign_actions(out, config)
-    for column in actions.columns:
-        out[column] = actions[column]
-    saved_share = out["churn_probability"] * out["save_rate"]
-    if "predicted_uplift" in out.columns:  # issue 16: rank by uplift (churn.outcomes.ranking)
-        saved_share = out["predicted_uplift"].fillna(0.0)
-    out["expected_gain"] = saved_share * out["expected_value_12m"] - out["contact_cost"]
-    out.loc[out["action"] == NO_ACTION, "expected_gain"] = 0.0
+    out = with_gains(scores, config)
     gains = out["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
     if contactable is not None:
         allowed = contactable.reindex(out.index).fillna(False).to_numpy(dtype=bool)

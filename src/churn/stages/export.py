@@ -30,6 +30,7 @@ from churn.scoring.score import explain, scored_by
 from churn.stages.inputs import read_parquet, run_name
 from churn.stages.model import scoring_model
 from churn.stages.snapshot import scoring_snapshot
+from churn.stages.spark_export import PickInput, over_all_scored, spark_pick_input
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class ExportPlan:
     customers: pd.DataFrame | None
     files: ExportFiles
     contacts: pd.DataFrame | None = None  # contact details the customers table lacks
+    pushed: PickInput | None = None  # engine: pyspark: scores holds only the candidates
 
 
 def plan(params: Params, request: ExportRequest) -> ExportPlan:
@@ -169,7 +171,11 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
         export_output(params, formats, request.output)
     if request.scores is not None and not request.scores.exists():
         raise UserError(f"score table not found: {request.scores} (check --scores)")
-    scores = read_parquet(request.scores or params.paths.scores, "score")
+    pushed = None if request.scores is not None else spark_pick_input(params)
+    if pushed is not None:  # engine: pyspark: only the candidates come back
+        scores = pushed.scores
+    else:
+        scores = read_parquet(request.scores or params.paths.scores, "score")
     parts = None
     if request.ad_hoc:
         as_of = run_name(scores, request.scores) if request.scores is not None else None
@@ -179,8 +185,10 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
     if params.paths.customers.exists():
         customers = read_parquet(params.paths.customers, "ingest")
     scored_at = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+    if pushed is not None and pushed.as_of is not None:
+        scored_at = pushed.as_of.date()
     contacts = contacts_from_transactions(params, customers, scored_at)
-    return ExportPlan(filters, scores, customers, files, contacts)
+    return ExportPlan(filters, scores, customers, files, contacts, pushed)
 
 
 def export(params: Params, planned: ExportPlan) -> Exported:
@@ -194,6 +202,8 @@ def export(params: Params, planned: ExportPlan) -> Exported:
     chosen = retention(
         scores, planned.customers, params, planned.filters, reasons, snapshot_for, planned.contacts
     )
+    if planned.pushed is not None:
+        chosen = over_all_scored(chosen, planned.pushed, planned.filters)
     refuse_filtered_empty(chosen)
     currency, horizon = params.report.currency, params.snapshots.horizon_days
     return Exported(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.config import Params
@@ -52,6 +53,12 @@ def read_dataset(folder: Path, columns: Sequence[str] | None = None) -> pd.DataF
     (snapshots by cutoff, then customer; scores by rank; anything else as the parts hold
     them, e.g. the quarantine in file order)."""
     table = pq.read_table(folder, columns=list(columns) if columns else None, partitioning=None)
+    return dataset_frame(table)
+
+
+def dataset_frame(table: pa.Table) -> pd.DataFrame:
+    """Rows of a Spark-written table (its parts, or collected as Arrow) as DuckDB's path
+    has them: pandas' dates, and sorted as :func:`read_dataset` says."""
     frame = table.to_pandas()
     if NEXT_PURCHASE in frame.columns:
         frame[NEXT_PURCHASE] = frame[NEXT_PURCHASE].astype("datetime64[ns]")

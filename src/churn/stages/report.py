@@ -13,7 +13,16 @@ from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
 from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource
-from churn.stages.inputs import optional_input, read_optional_parquet, read_parquet, run_name
+from churn.scoring.score_digest import ScoreDigest, digest_frame, digest_parquet
+from churn.stages.inputs import (
+    input_file,
+    is_spark_dataset,
+    optional_input,
+    read_optional_parquet,
+    read_parquet,
+)
+
+ScoreTable = pd.DataFrame | ScoreDigest  # as churn.scoring.report takes it
 
 
 @dataclass(frozen=True)
@@ -27,11 +36,11 @@ class Reported:
 
 
 def write_report(
-    scores: pd.DataFrame,
+    scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: KpiSource | None,
     labelled: pd.DataFrame | None,
-    previous_scores: pd.DataFrame | None,
+    previous_scores: ScoreTable | None,
     params: Params,
     target: Path,
 ) -> Reported:
@@ -43,23 +52,24 @@ def write_report(
     from churn.scoring.report import render_pipeline_report  # matplotlib: after the inputs
 
     readout = readout_for_report(params.paths.outcomes_metrics, params.outcomes.min_control)
+    scores = scores if isinstance(scores, ScoreDigest) else digest_frame(scores)
     html = render_pipeline_report(
         scores, targets, transactions, labelled, previous_scores, params, readout
     )
     with atomic_path(target) as tmp:
         tmp.write_text(html, encoding="utf-8")
-    return Reported(target, len(scores), int(targets["selected"].sum()), len(html.encode()))
+    return Reported(target, scores.rows, int(targets["selected"].sum()), len(html.encode()))
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     """What the report shows (None: that part is left out) and where it goes."""
 
-    scores: pd.DataFrame
+    scores: ScoreTable
     targets: pd.DataFrame
     transactions: Path | None  # canonical transactions, read by the engine
     labelled: pd.DataFrame | None
-    previous_scores: pd.DataFrame | None
+    previous_scores: ScoreTable | None
     target: Path
 
 
@@ -69,14 +79,14 @@ def report_inputs(params: Params, previous: Path | None, output: Path | None) ->
     paths = params.paths
     if output is not None:
         report_file(params, None, output)
-    scores = read_parquet(paths.scores, "score")
+    scores = score_table(paths.scores)
     targets = read_parquet(paths.targets_table, "export")
     if previous is not None and not previous.exists():
         raise UserError(f"previous score table not found: {previous} (check --previous)")
     previous_scores, previous_run = None, None
     if previous is not None:
-        previous_scores = read_parquet(previous, "score")
-        previous_run = run_name(previous_scores, previous)
+        previous_scores = score_table(previous)
+        previous_run = str(previous_scores.as_of.date()) if previous_scores.as_of else previous.stem
     target = report_file(params, previous_run, output)
     transactions = optional_input(paths.transactions, "the monthly KPIs", "ingest", "report")
     labelled = read_optional_parquet(
@@ -87,6 +97,15 @@ def report_inputs(params: Params, previous: Path | None, output: Path | None) ->
         "report",
     )
     return ReportInputs(scores, targets, transactions, labelled, previous_scores, target)
+
+
+def score_table(path: Path) -> ScoreDigest:
+    """What the report reads of a score table: a file read whole, as ever; a folder of
+    parts Spark wrote (``engine: pyspark``, up to 100 M rows) aggregated by DuckDB as it
+    streams the parts, so the table never reaches memory (churn.scoring.score_digest)."""
+    if is_spark_dataset(input_file(path, "score")):
+        return digest_parquet(path)
+    return digest_frame(read_parquet(path, "score"))
 
 
 def report(params: Params, inputs: ReportInputs) -> Reported:
