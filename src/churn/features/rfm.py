@@ -115,7 +115,7 @@ def bucket_totals(events: ir.Table) -> ir.Table:
 
 # What the running totals carry: bucket totals summed (or min/max-ed) from the
 # customer's first bucket up to and including each bucket.
-_RUNNING = {
+RUNNING = {
     "n_orders": "sum",
     "n_purchase_days": "sum",
     "revenue": "sum",
@@ -149,7 +149,7 @@ def running_totals(totals: ir.Table) -> ir.Table:
     upto = ibis.cumulative_window(group_by=t.customer_id, order_by=t.bucket)
     ordered = ibis.window(group_by=t.customer_id, order_by=t.bucket)
     running: dict[str, ir.Value] = {}
-    for column, how in _RUNNING.items():
+    for column, how in RUNNING.items():
         value = getattr(t[column], how)().over(upto)
         running[column] = value.cast("int64") if how == "sum" else value
     return t.select(
@@ -205,6 +205,23 @@ def point_in_time_features(
         int(c.removeprefix("lo_").removesuffix("d")) for c in edges.columns if c.startswith("lo_")
     )
     t = _totals_at_edges(running, edges, windows, windows_days, with_label=with_label)
+    return features_from_totals(t, windows, windows_days, snapshots, with_label=with_label)
+
+
+def features_from_totals(
+    t: ir.Table,
+    windows: Sequence[int],
+    windows_days: Sequence[int],
+    snapshots: SnapshotConfig,
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """Every feature from a table shaped like :func:`_totals_at_edges`' output.
+
+    Shared by the running-totals path and the single-cutoff one
+    (:mod:`churn.features.cutoff_totals`), so both derive the features by the very
+    same expressions and differ only in how the totals are summed.
+    """
     t = _window_counts(t, windows, windows_days, snapshots.horizon_days)
     money = ["revenue", "max_order_value"]
     t = t.mutate(**{c: t[c].cast("float64") / MICROS for c in money})
@@ -226,7 +243,7 @@ def _totals_at_edges(
     feature windows, revenue) before each window's start, the count at the label window's
     end if asked, and the cutoff's own columns. Customers with no purchase by the cutoff
     have no row."""
-    t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in _RUNNING})
+    t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in RUNNING})
     t = t.filter(t.last_purchase_s.notnull())
     for w in windows:
         before = {f"n_before_{w}d": "n_orders"}
