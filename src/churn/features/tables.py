@@ -93,6 +93,10 @@ def feature_pieces(
     customers, so they stay inside ``features.memory_limit``, and only one
     cutoff's rows are ever in pandas. Each piece gets its BTYD columns and RFM
     segments, and comes with the RFM edges fitted on it.
+
+    Without labelled cutoffs (the nightly, `churn score --as-of`) the running totals
+    are pure overhead: the one cutoff's totals are a group-by per customer instead
+    (:mod:`churn.features.cutoff_totals`), the same rows without a label column.
     """
     scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
@@ -425,8 +429,6 @@ def build_scoring_snapshot(
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
     no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
-    pieces = [
-        piece.drop(columns=LABEL)
-        for piece, _ in feature_pieces(transactions, no_labels, as_of, snapshots, features)
-    ]
-    return _stack(pieces)
+    # No labelled cutoff: feature_pieces takes the single-cutoff group-by, rows without a label.
+    pieces = feature_pieces(transactions, no_labels, as_of, snapshots, features)
+    return _stack([piece for piece, _ in pieces])
