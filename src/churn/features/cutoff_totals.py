@@ -22,34 +22,35 @@ import ibis
 import ibis.expr.types as ir
 
 from churn.config import SnapshotConfig
-from churn.features.rfm import RUNNING, features_from_totals
+from churn.features.rfm import bucket_aggregates, count_where, features_from_totals
 
 
 def cutoff_totals(
-    totals: ir.Table,
+    events: ir.Table,
     edge: Mapping[str, int],
     windows: Sequence[int],
     windows_days: Sequence[int],
 ) -> ir.Table:
     """Per customer: what ``rfm._totals_at_edges`` reads from the running totals at one cutoff.
 
-    ``totals`` come from :func:`rfm.bucket_totals`, ``edge`` is the cutoff's row of
-    :meth:`BucketPlan.edge_table` (``at`` and ``lo_<w>d``). Every customer with an
+    ``events`` are :func:`rfm.order_events` with their ``bucket``
+    (:func:`buckets.bucket_of`), ``edge`` is the cutoff's row of
+    :meth:`BucketPlan.edge_table` (``at`` and ``lo_<w>d``). Each aggregate is
+    :func:`rfm.bucket_totals`' own, restricted to the buckets up to an edge: summed
+    straight from the events rather than per bucket first (a second group-by of
+    millions of rows, ~9 s at 10 M lines), the same integers. Every customer with an
     event before ``as_of`` keeps a row (the BTYD sample and the chunks are drawn from
     them, as from the running totals); ``code`` numbers them as ``running_totals`` does.
     """
-    t = totals
-    upto = t.bucket <= int(edge["at"])
-    columns: dict[str, ir.Value] = {}
-    for column, how in RUNNING.items():
-        value = getattr(t[column], how)(where=upto)
-        columns[column] = value.cast("int64") if how == "sum" else value
+    e = events
+    upto = e.bucket <= int(edge["at"])
+    columns: dict[str, ir.Value] = dict(bucket_aggregates(e, upto))
     for w in windows:
-        before = t.bucket <= int(edge[f"lo_{w}d"])
-        columns[f"n_before_{w}d"] = _zero_if_none(t.n_orders.sum(where=before))
+        before = e.bucket <= int(edge[f"lo_{w}d"])
+        columns[f"n_before_{w}d"] = _zero_if_none(count_where(e.is_purchase & before))
         if w in windows_days:
-            columns[f"revenue_before_{w}d"] = _zero_if_none(t.revenue.sum(where=before))
-    per_customer = t.group_by("customer_id").aggregate(**columns)
+            columns[f"revenue_before_{w}d"] = _zero_if_none(e.amount.sum(where=before))
+    per_customer = e.group_by("customer_id").aggregate(**columns)
     code = ibis.dense_rank().over(order_by=per_customer.customer_id).cast("int64")
     return per_customer.mutate(code=code)
 

@@ -87,7 +87,7 @@ def order_events(transactions: ir.Table) -> ir.Table:
     return events.select(*columns, "first_country")
 
 
-def _count(condition: ir.BooleanValue) -> ir.IntegerScalar:
+def count_where(condition: ir.BooleanValue) -> ir.IntegerScalar:
     return ibis.ifelse(condition, 1, 0).sum()
 
 
@@ -97,20 +97,35 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     ``events`` come from :func:`order_events` with a ``bucket`` column
     (:func:`churn.features.buckets.bucket_of`).
     """
-    p = events.is_purchase
+    return events.group_by(["customer_id", "bucket"]).aggregate(**bucket_aggregates(events))
+
+
+def bucket_aggregates(
+    events: ir.Table, where: ir.BooleanValue | None = None
+) -> dict[str, ir.Value]:
+    """:func:`bucket_totals`' aggregates, over the events ``where`` holds (all: None).
+
+    The single-cutoff path (``cutoff_totals``) sums the same definitions straight
+    from the events, restricted to the buckets up to its cutoff.
+    """
+
+    def within(condition: ir.BooleanValue) -> ir.BooleanValue:
+        return condition if where is None else condition & where
+
+    p = within(events.is_purchase)
     gap = events.gap_s
-    return events.group_by(["customer_id", "bucket"]).aggregate(
-        n_orders=_count(p).cast("int64"),
-        n_purchase_days=_count(events.new_day).cast("int64"),
-        revenue=events.amount.sum().cast("int64"),
-        max_order_value=events.amount.max(where=p),
-        first_purchase_s=events.ts_s.min(where=p),
-        last_purchase_s=events.ts_s.max(where=p),
-        gap_sq_s=(gap * gap).sum().cast("int64"),
-        n_holiday_orders=_count(p & events.is_holiday).cast("int64"),
-        n_returns=_count(~p).cast("int64"),
-        country=events.first_country.max(),
-    )
+    return {
+        "n_orders": count_where(p).cast("int64"),
+        "n_purchase_days": count_where(within(events.new_day)).cast("int64"),
+        "revenue": events.amount.sum(where=where).cast("int64"),
+        "max_order_value": events.amount.max(where=p),
+        "first_purchase_s": events.ts_s.min(where=p),
+        "last_purchase_s": events.ts_s.max(where=p),
+        "gap_sq_s": (gap * gap).sum(where=where).cast("int64"),
+        "n_holiday_orders": count_where(p & events.is_holiday).cast("int64"),
+        "n_returns": count_where(within(~events.is_purchase)).cast("int64"),
+        "country": events.first_country.max(where=where),
+    }
 
 
 # What the running totals carry: bucket totals summed (or min/max-ed) from the

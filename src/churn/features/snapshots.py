@@ -114,9 +114,7 @@ def cutoff_table(
     events = buckets.bucket_of(_events(transactions, as_of), plan)
     edge = {c: int(edges[c].iloc[0]) for c in edges.columns if c == "at" or c[:3] == "lo_"}
     windows = plan.windows()
-    return cutoff_totals.cutoff_totals(
-        rfm.bucket_totals(events), edge, windows, plan.features.windows_days
-    )
+    return cutoff_totals.cutoff_totals(events, edge, windows, plan.features.windows_days)
 
 
 def history_expr(
