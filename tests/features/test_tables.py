@@ -18,6 +18,7 @@ from churn.features.btyd_features import BTYD_FEATURES, btyd_features, fit_sampl
 from churn.features.tables import (
     FeatureTables,
     build_feature_tables,
+    build_scoring_snapshot,
     feature_pieces,
     write_feature_tables,
 )
@@ -186,3 +187,17 @@ def test_chunked_cutoffs_give_the_unchunked_tables(
     chunks = feature_pieces(table, no_labels, as_of, SNAPSHOTS, chunked_config)
     sizes = [len(piece) for piece, _ in chunks]
     assert len(sizes) > 3 and max(sizes) <= CHUNK and sum(sizes) == len(whole.scoring)
+    # Alone (the nightly's single-cutoff group-by), in chunks: still the very same rows.
+    alone = build_scoring_snapshot(table, as_of, SNAPSHOTS, chunked_config)
+    pd.testing.assert_frame_equal(alone, whole.scoring, check_exact=True)
+
+
+def test_the_scoring_snapshot_alone_is_the_one_built_with_the_labelled_cutoffs(
+    transactions: pd.DataFrame, tables: FeatureTables
+) -> None:
+    """`churn nightly` and `churn score --as-of` build the as-of cutoff alone, by a group-by
+    per customer rather than the running totals: every column and bit the same, in order."""
+    alone = build_scoring_snapshot(
+        ibis.memtable(transactions), tables.calendar.as_of, SNAPSHOTS, FeaturesConfig()
+    )
+    pd.testing.assert_frame_equal(alone, tables.scoring, check_exact=True)

@@ -87,7 +87,7 @@ def order_events(transactions: ir.Table) -> ir.Table:
     return events.select(*columns, "first_country")
 
 
-def _count(condition: ir.BooleanValue) -> ir.IntegerScalar:
+def count_where(condition: ir.BooleanValue) -> ir.IntegerScalar:
     return ibis.ifelse(condition, 1, 0).sum()
 
 
@@ -97,25 +97,40 @@ def bucket_totals(events: ir.Table) -> ir.Table:
     ``events`` come from :func:`order_events` with a ``bucket`` column
     (:func:`churn.features.buckets.bucket_of`).
     """
-    p = events.is_purchase
+    return events.group_by(["customer_id", "bucket"]).aggregate(**bucket_aggregates(events))
+
+
+def bucket_aggregates(
+    events: ir.Table, where: ir.BooleanValue | None = None
+) -> dict[str, ir.Value]:
+    """:func:`bucket_totals`' aggregates, over the events ``where`` holds (all: None).
+
+    The single-cutoff path (``cutoff_totals``) sums the same definitions straight
+    from the events, restricted to the buckets up to its cutoff.
+    """
+
+    def within(condition: ir.BooleanValue) -> ir.BooleanValue:
+        return condition if where is None else condition & where
+
+    p = within(events.is_purchase)
     gap = events.gap_s
-    return events.group_by(["customer_id", "bucket"]).aggregate(
-        n_orders=_count(p).cast("int64"),
-        n_purchase_days=_count(events.new_day).cast("int64"),
-        revenue=events.amount.sum().cast("int64"),
-        max_order_value=events.amount.max(where=p),
-        first_purchase_s=events.ts_s.min(where=p),
-        last_purchase_s=events.ts_s.max(where=p),
-        gap_sq_s=(gap * gap).sum().cast("int64"),
-        n_holiday_orders=_count(p & events.is_holiday).cast("int64"),
-        n_returns=_count(~p).cast("int64"),
-        country=events.first_country.max(),
-    )
+    return {
+        "n_orders": count_where(p).cast("int64"),
+        "n_purchase_days": count_where(within(events.new_day)).cast("int64"),
+        "revenue": events.amount.sum(where=where).cast("int64"),
+        "max_order_value": events.amount.max(where=p),
+        "first_purchase_s": events.ts_s.min(where=p),
+        "last_purchase_s": events.ts_s.max(where=p),
+        "gap_sq_s": (gap * gap).sum(where=where).cast("int64"),
+        "n_holiday_orders": count_where(p & events.is_holiday).cast("int64"),
+        "n_returns": count_where(within(~events.is_purchase)).cast("int64"),
+        "country": events.first_country.max(where=where),
+    }
 
 
 # What the running totals carry: bucket totals summed (or min/max-ed) from the
 # customer's first bucket up to and including each bucket.
-_RUNNING = {
+RUNNING = {
     "n_orders": "sum",
     "n_purchase_days": "sum",
     "revenue": "sum",
@@ -149,7 +164,7 @@ def running_totals(totals: ir.Table) -> ir.Table:
     upto = ibis.cumulative_window(group_by=t.customer_id, order_by=t.bucket)
     ordered = ibis.window(group_by=t.customer_id, order_by=t.bucket)
     running: dict[str, ir.Value] = {}
-    for column, how in _RUNNING.items():
+    for column, how in RUNNING.items():
         value = getattr(t[column], how)().over(upto)
         running[column] = value.cast("int64") if how == "sum" else value
     return t.select(
@@ -205,6 +220,23 @@ def point_in_time_features(
         int(c.removeprefix("lo_").removesuffix("d")) for c in edges.columns if c.startswith("lo_")
     )
     t = _totals_at_edges(running, edges, windows, windows_days, with_label=with_label)
+    return features_from_totals(t, windows, windows_days, snapshots, with_label=with_label)
+
+
+def features_from_totals(
+    t: ir.Table,
+    windows: Sequence[int],
+    windows_days: Sequence[int],
+    snapshots: SnapshotConfig,
+    *,
+    with_label: bool,
+) -> ir.Table:
+    """Every feature from a table shaped like :func:`_totals_at_edges`' output.
+
+    Shared by the running-totals path and the single-cutoff one
+    (:mod:`churn.features.cutoff_totals`), so both derive the features by the very
+    same expressions and differ only in how the totals are summed.
+    """
     t = _window_counts(t, windows, windows_days, snapshots.horizon_days)
     money = ["revenue", "max_order_value"]
     t = t.mutate(**{c: t[c].cast("float64") / MICROS for c in money})
@@ -226,7 +258,7 @@ def _totals_at_edges(
     feature windows, revenue) before each window's start, the count at the label window's
     end if asked, and the cutoff's own columns. Customers with no purchase by the cutoff
     have no row."""
-    t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in _RUNNING})
+    t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in RUNNING})
     t = t.filter(t.last_purchase_s.notnull())
     for w in windows:
         before = {f"n_before_{w}d": "n_orders"}

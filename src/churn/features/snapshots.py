@@ -28,7 +28,7 @@ import pandas as pd
 
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
-from churn.features import buckets, rfm
+from churn.features import buckets, cutoff_totals, rfm
 from churn.features.buckets import BucketPlan
 from churn.schema import CUTOFF, SPLIT, TEST_SPLIT, TRAIN_SPLIT, VALID_SPLIT
 
@@ -101,6 +101,20 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
     """
     events = buckets.bucket_of(_events(transactions, as_of), plan)
     return rfm.running_totals(rfm.bucket_totals(events))
+
+
+def cutoff_table(
+    transactions: ir.Table, plan: BucketPlan, as_of: dt.date, edges: pd.DataFrame
+) -> ir.Table:
+    """Order events before ``as_of`` summed per customer at the one cutoff of ``edges``:
+    what :func:`bucket_table` holds at that cutoff's edges, by one group-by
+    (:mod:`churn.features.cutoff_totals`)."""
+    if len(edges) != 1:
+        raise ValueError(f"cutoff_table is for one cutoff, got {len(edges)}")
+    events = buckets.bucket_of(_events(transactions, as_of), plan)
+    edge = {c: int(edges[c].iloc[0]) for c in edges.columns if c == "at" or c[:3] == "lo_"}
+    windows = plan.windows()
+    return cutoff_totals.cutoff_totals(events, edge, windows, plan.features.windows_days)
 
 
 def history_expr(

@@ -40,9 +40,16 @@ from churn.features.backend import (
 from churn.features.btyd_clv import LifetimeSettings
 from churn.features.btyd_features import CutoffFitter, sampled_ids
 from churn.features.buckets import BucketPlan
+from churn.features.cutoff_totals import cutoff_features
 from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
-from churn.features.snapshots import Calendar, bucket_table, build_calendar, history_expr
+from churn.features.snapshots import (
+    Calendar,
+    bucket_table,
+    build_calendar,
+    cutoff_table,
+    history_expr,
+)
 from churn.progress import tracked
 from churn.schema import CUSTOMER_ID, CUTOFF, LABEL, SCORE_SPLIT, SPLIT
 
@@ -86,17 +93,27 @@ def feature_pieces(
     customers, so they stay inside ``features.memory_limit``, and only one
     cutoff's rows are ever in pandas. Each piece gets its BTYD columns and RFM
     segments, and comes with the RFM edges fitted on it.
+
+    Without labelled cutoffs (the nightly, `churn score --as-of`) the running totals
+    are pure overhead: the one cutoff's totals are a group-by per customer instead
+    (:mod:`churn.features.cutoff_totals`), the same rows without a label column.
     """
     scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
     edges = plan.edge_table([(labelled, True), (scoring, False)])
     scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
-    with materialized(bucket_table(transactions, plan, as_of)) as running:
+    if labelled.empty:  # one cutoff: one group-by per customer, no running totals
+        source = cutoff_table(transactions, plan, as_of, edges)
+        rows: _Rows = partial(_single_cutoff_rows, plan=plan, snapshots=snapshots)
+    else:
+        source = bucket_table(transactions, plan, as_of)
+        rows = partial(_history_rows, snapshots=snapshots, features=features)
+    with materialized(source) as running:
         fitter, chunks = _fitter_and_chunks(running, snapshots, features)
         with contextlib.ExitStack() as stack:
             history_of = [
                 stack.enter_context(query)
-                for query in _history_queries(running, edges, chunks, snapshots, features)
+                for query in _history_queries(running, edges, chunks, rows)
             ]
             yield from _cutoff_pieces(history_of, edges, fitter, scorer, features)
 
@@ -120,20 +137,34 @@ def _fitter_and_chunks(
     return fitter, _code_ranges(len(ids), features.chunk_customers)
 
 
+_Rows = Callable[..., ir.Table]  # (cutoffs, source=customers) -> rows
+
+
+def _history_rows(
+    mine: ir.Table, source: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> ir.Table:
+    """Every feature, and the label, of ``source``'s customers at the cutoffs in ``mine``."""
+    expr = history_expr(source, mine, snapshots, features, with_label=True)
+    return expr.order_by("customer_id")
+
+
+def _single_cutoff_rows(
+    mine: ir.Table, source: ir.Table, plan: BucketPlan, snapshots: SnapshotConfig
+) -> ir.Table:
+    """The same rows (no label) at the one cutoff ``source`` was summed for (a
+    :func:`cutoff_table`)."""
+    expr = cutoff_features(source, mine, plan.windows(), plan.features.windows_days, snapshots)
+    return expr.order_by("customer_id")
+
+
 def _history_queries(
     running: ir.Table,
     edges: pd.DataFrame,
     chunks: list[tuple[int | None, int | None]],
-    snapshots: SnapshotConfig,
-    features: FeaturesConfig,
+    rows: _Rows,
 ) -> list[contextlib.AbstractContextManager[_Query]]:
     """One compiled query per customer range, rerun for every cutoff (``edges`` holds the
-    cutoffs' window edges): every feature, and the label, of that range's customers."""
-
-    def rows(mine: ir.Table, source: ir.Table) -> ir.Table:
-        expr = history_expr(source, mine, snapshots, features, with_label=True)
-        return expr.order_by("customer_id")
-
+    cutoffs' window edges): ``rows(cutoffs, that range's customers)``."""
     backend = ibis.get_backend(running)
     return [
         repeated_query(backend, partial(rows, source=_within(running, *c)), edges) for c in chunks
@@ -398,8 +429,6 @@ def build_scoring_snapshot(
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
     no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
-    pieces = [
-        piece.drop(columns=LABEL)
-        for piece, _ in feature_pieces(transactions, no_labels, as_of, snapshots, features)
-    ]
-    return _stack(pieces)
+    # No labelled cutoff: feature_pieces takes the single-cutoff group-by, rows without a label.
+    pieces = feature_pieces(transactions, no_labels, as_of, snapshots, features)
+    return _stack([piece for piece, _ in pieces])
