@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from churn.adhoc import export_files
-from churn.config import Params, load_params
-from churn.outcomes.publish import OutcomePaths, run_outcomes
+from churn.config import load_params
 from churn.schema import CUSTOMER_COLUMNS, REASON_COLUMNS, SCORE_COLUMNS
 from churn.stages.export import param_filters, retention, write_list
+from churn.stages.outcomes import measure
 from churn.stages.report import write_report
 from outcomes.quick_lists import write_campaign_project
 
@@ -84,35 +84,12 @@ def _customers(ids: pd.Series) -> pd.DataFrame:
     return customers[list(CUSTOMER_COLUMNS)]
 
 
-def _read_out(params: Params) -> None:
-    """`churn outcomes` less its MLflow logging (a third of this fixture's time on a busy
-    machine, and nothing the page reads): metrics, save rates and plots as it writes them."""
-    paths, snapshots = params.paths, params.snapshots
-    where = OutcomePaths(
-        raw_transactions=paths.raw_transactions,
-        targets_table=paths.targets_table,
-        nightly_root=params.nightly.output_root,
-        outcomes_dir=paths.outcomes_dir,
-        metrics=paths.outcomes_metrics,
-        save_rates=paths.save_rates,
-        plots_dir=paths.plots_dir,
-    )
-    run_outcomes(
-        where,
-        params.ingest,
-        snapshots.horizon_days,
-        params.outcomes,
-        params.targeting,
-        (snapshots, params.features),
-    )
-
-
 def build_project(n: int = 300) -> pd.DataFrame:
     """The project in the current folder; returns this run's score table."""
     listed = write_campaign_project(5, EFFECTS, n=n)
     Path("params.yaml").write_text("{}\n")  # every default
     params = load_params(Path("params.yaml"))
-    _read_out(params)
+    measure(params)  # `churn outcomes` less its MLflow logging, which the page never reads
     scores = _scores(listed)
     scores.to_parquet(params.paths.scores)
     customers = _customers(scores["customer_id"])

@@ -48,6 +48,7 @@ from churn.data.quarantine import (
     PlausibleWindow,
     Rules,
     check_bad_fraction,
+    malformed_count,
 )
 from churn.data.quarantine import is_cancellation as cancellation_sql
 from churn.data.quarantine import reason as reason_sql
@@ -410,13 +411,26 @@ def _report(
             [str(quarantine)],
         ).fetchall()
     }
+    return accounted_report(rows_in, rows_out, reasons, customers, first_ts, last_ts)
+
+
+def accounted_report(
+    rows_in: int,
+    rows_out: int,
+    reasons: dict[str, int],
+    customers: int,
+    first_ts: Any,
+    last_ts: Any,
+) -> IngestReport:
+    """The report from counts read back from the written files, on either engine; a row
+    neither kept nor quarantined is a bug, so the accounting is checked here, once."""
     rows_quarantined = sum(reasons.values())
     if rows_in != rows_out + rows_quarantined:
         raise AssertionError(
             f"row accounting broken: {rows_in} in != {rows_out} out"
             f" + {rows_quarantined} quarantined"
         )
-    malformed = sum(reasons.get(r, 0) for r in MALFORMED_REASONS)
+    malformed = malformed_count(reasons)
     return IngestReport(
         rows_in=rows_in,
         rows_out=int(rows_out),

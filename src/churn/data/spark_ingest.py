@@ -24,9 +24,9 @@ from typing import Any
 from churn.config import IngestConfig
 from churn.data import spark_parsing as sp
 from churn.data.columns import TRANSACTION_ALIASES, require, resolve_columns
+from churn.data.ingest import accounted_report
 from churn.data.ingest_report import IngestReport
 from churn.data.quarantine import (
-    MALFORMED_REASONS,
     PlausibleWindow,
     Rules,
     check_bad_fraction,
@@ -273,22 +273,5 @@ def _report(spark: Any, rows_in: int, transactions: Path, quarantine: Path) -> I
     rows_out, customers, first_ts, last_ts = tx
     q = spark.read.parquet(str(quarantine)).groupBy("reason").count().collect()
     reasons = {str(r): int(n) for r, n in sorted(q)}
-    rows_quarantined = sum(reasons.values())
-    if rows_in != rows_out + rows_quarantined:
-        raise AssertionError(
-            f"row accounting broken: {rows_in} in != {rows_out} out + {rows_quarantined}"
-            " quarantined"
-        )
-    malformed = sum(reasons.get(r, 0) for r in MALFORMED_REASONS)
     log.info("ingest (spark): %s rows read, %s kept", f"{rows_in:,}", f"{rows_out:,}")
-    return IngestReport(
-        rows_in=rows_in,
-        rows_out=int(rows_out),
-        rows_quarantined=rows_quarantined,
-        reasons=reasons,
-        malformed_rows=malformed,
-        malformed_fraction=round(malformed / rows_in, 6) if rows_in else 0.0,
-        customers=int(customers),
-        first_ts=None if first_ts is None else str(first_ts),
-        last_ts=None if last_ts is None else str(last_ts),
-    )
+    return accounted_report(rows_in, rows_out, reasons, customers, first_ts, last_ts)

@@ -155,20 +155,8 @@ def value_at_risk_by_segment(
     labels = [str(s) for s in ordered.index]
     height = 0.9 + (0.42 if previous is not None else 0.32) * max(len(ordered), 1)
     with _figure("value", height=height) as (fig, ax):
-        if previous is None:
-            ax.barh(positions, ordered.to_numpy(), color=ACCENT)
-        else:
-            bar = 0.4
-            ax.barh(
-                positions + bar / 2, ordered.to_numpy(), height=bar, color=ACCENT, label="this run"
-            )
-            ax.barh(
-                positions - bar / 2,
-                previous.reindex(ordered.index, fill_value=0).to_numpy(),
-                height=bar,
-                color=PREVIOUS,
-                label="previous run",
-            )
+        _bars_beside_previous(ax, positions, ordered, previous, ACCENT, single_label=None)
+        if previous is not None:
             fig.legend(loc="outside lower center", ncol=2)
         ax.set_yticks(positions, labels)
         ax.xaxis.set_major_formatter(_money_formatter(currency))
@@ -179,26 +167,38 @@ def value_at_risk_by_segment(
         return _svg(fig)
 
 
+def _bars_beside_previous(
+    ax: Any,
+    positions: np.ndarray,
+    current: pd.Series,
+    previous: pd.Series | None,
+    color: str,
+    single_label: str | None,
+) -> None:
+    """Horizontal bars of ``current``; with a previous run, each bar split in two, this
+    run's above the previous run's (aligned on ``current``'s index, missing as 0)."""
+    if previous is None:
+        labelled = {} if single_label is None else {"label": single_label}
+        ax.barh(positions, current.to_numpy(), color=color, **labelled)
+        return
+    bar = 0.4
+    ax.barh(positions + bar / 2, current.to_numpy(), height=bar, color=color, label="this run")
+    ax.barh(
+        positions - bar / 2,
+        previous.reindex(current.index, fill_value=0).to_numpy(),
+        height=bar,
+        color=PREVIOUS,
+        label="previous run",
+    )
+
+
 def segment_sizes(current: pd.Series, previous: pd.Series | None) -> str:
     """Customers per segment now, beside the previous run's counts when there is one."""
     segments = [str(s) for s in current.index]
     positions = np.arange(len(segments))[::-1]
     height = 0.9 + 0.36 * max(len(segments), 1)
     with _figure("segments", height=height) as (fig, ax):
-        if previous is None:
-            ax.barh(positions, current.to_numpy(), color=CURRENT, label="this run")
-        else:
-            bar = 0.4
-            ax.barh(
-                positions + bar / 2, current.to_numpy(), height=bar, color=CURRENT, label="this run"
-            )
-            ax.barh(
-                positions - bar / 2,
-                previous.reindex(current.index, fill_value=0).to_numpy(),
-                height=bar,
-                color=PREVIOUS,
-                label="previous run",
-            )
+        _bars_beside_previous(ax, positions, current, previous, CURRENT, single_label="this run")
         ax.set_yticks(positions, segments)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("Customers")

@@ -50,6 +50,15 @@ class ReadOut:
 def outcomes(params: Params) -> ReadOut:
     """Contacted against control for every published list; writes the metrics, the
     measured save rates and the plots, and logs them to MLflow."""
+    result = measure(params)
+    run_id = log_readout(
+        result.metrics, result.save_rates, params.tracking, params.outcomes.experiment
+    )
+    return ReadOut(result, str(run_id))
+
+
+def measure(params: Params) -> OutcomesResult:
+    """The read-out written to ``paths.*`` (metrics, save rates, plots), not yet logged."""
     paths = params.paths
     where = OutcomePaths(
         raw_transactions=paths.raw_transactions,
@@ -60,7 +69,7 @@ def outcomes(params: Params) -> ReadOut:
         save_rates=paths.save_rates,
         plots_dir=paths.plots_dir,
     )
-    result = run_outcomes(
+    return run_outcomes(
         where,
         params.ingest,
         params.snapshots.horizon_days,
@@ -68,7 +77,3 @@ def outcomes(params: Params) -> ReadOut:
         params.targeting,
         (params.snapshots, params.features),
     )
-    run_id = log_readout(
-        result.metrics, result.save_rates, params.tracking, params.outcomes.experiment
-    )
-    return ReadOut(result, str(run_id))
