@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
@@ -59,8 +62,16 @@ def test_the_time_budget_stops_the_search_and_cuts_the_running_trial(
     slow = CONFIG.model_copy(update={"n_estimators": 100_000, "early_stopping_rounds": 100_000})
     budget = SETTINGS.model_copy(update={"n_trials": 10_000, "max_seconds": 0.5})
     with pytest.raises(UserError, match=r"no trial finished within tune.max_seconds=0.5"):
-        tune(train, valid, slow, budget)
+        tune(train, valid, slow, budget, clock=_round_counter())
+    # Each reading of the clock is 10 ms: a trial of 2 folds x <= 40 rounds is <= 0.8 s.
     budget = SETTINGS.model_copy(update={"n_trials": 10_000, "max_seconds": 2})
-    result = tune(train, valid, CONFIG, budget)
+    result = tune(train, valid, CONFIG, budget, clock=_round_counter())
     assert result.budget_hit
-    assert 1 <= sum(t.complete for t in result.trials) < budget.n_trials
+    assert 2 <= sum(t.complete for t in result.trials) < budget.n_trials
+    assert not result.trials[-1].complete or result.seconds > budget.max_seconds
+
+
+def _round_counter() -> Callable[[], float]:
+    """A clock that moves 10 ms each time it is read: a budget in boosting rounds, not time."""
+    readings = itertools.count()
+    return lambda: next(readings) * 0.01
