@@ -7,9 +7,12 @@ Why: issue 20. The nightly job reads one raw export and writes a list and a repo
 cost only means something beside the least any engine could spend on the same file. So
 every run measures, on the same generated shop and in the same machine state:
 
-- the floor: DuckDB reads the raw CSV and groups it by customer (count, sum, max), in a
-  fresh process, once before and once after the job (the lower of the two is used, which
-  makes every ratio the stricter one);
+- the floor: DuckDB reads the raw CSV (every column, into a table: the job must read
+  every column too) and groups it by customer (count, sum, max), in a fresh process,
+  once before and once after the job (the lower of the two is used, which makes every
+  ratio the stricter one). This is the issue's own floor ("reads that CSV and groups it
+  by customer in 2.2 s (1.8 s read + 0.4 s group-by)"); a group-by straight over the
+  CSV parses three of its columns only and measured 1.2 s on the same machine;
 - the job: ``churn nightly --as-of`` in a fresh process, exactly as cron runs it, with the
   sample-sized model given by ``--model``. Step seconds are the job's own timings (the run
   manifest's ``timings``); each step's peak memory is the process's resident high-water
@@ -97,11 +100,14 @@ import sys, time, duckdb
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 started = time.perf_counter()
+con.execute("CREATE TABLE lines AS SELECT * FROM read_csv(?)", [sys.argv[1]])
+read = time.perf_counter() - started
 rows = con.execute(
     "SELECT count(*) FROM (SELECT CustomerID, count(*), sum(Amount), max(InvoiceDate)"
-    " FROM read_csv(?) GROUP BY CustomerID)", [sys.argv[1]]
+    " FROM lines GROUP BY CustomerID)"
 ).fetchone()[0]
-print(time.perf_counter() - started, rows)
+total = time.perf_counter() - started
+print(read, total - read, total, rows)
 """
 
 
