@@ -121,6 +121,24 @@ def sampled_ids(customer_ids: pd.Series, n: int | None) -> pa.Array | None:
     return None if keep.all() else pa.array(customer_ids[keep].unique())
 
 
+def fit_samples(
+    customer_ids: pd.Series, n_fit: int | None, n_pnbd: int | None
+) -> tuple[pa.Array | None, pa.Array | None]:
+    """``sampled_ids`` for BG/NBD's ``n_fit`` and Pareto/NBD's ``n_pnbd`` (at most
+    ``n_fit``) customers of the distinct ``customer_ids``, hashing them once: the
+    hashes were most of the cost (~1 s a pass at 3.3 M ids)."""
+    hashes = _hashes(customer_ids)
+
+    def sample(n: int | None) -> pa.Array | None:
+        threshold = None if n is None else _threshold(hashes, n)
+        if threshold is None:
+            return None
+        return pa.array(customer_ids[hashes <= np.uint64(threshold)].unique())
+
+    n_pnbd = n_pnbd if n_fit is None or n_pnbd is None else min(n_pnbd, n_fit)
+    return sample(n_fit), sample(n_pnbd)
+
+
 def _in_sample(customer_ids: pd.Series, sample: pa.Array) -> np.ndarray:
     # Arrow's hash lookup: pandas' isin on Arrow-backed strings iterates in Python.
     ids = pa.array(customer_ids)
