@@ -96,6 +96,18 @@ def sample_threshold(customer_ids: pd.Series, n: int | None) -> int | None:
 
 
 def _threshold(hashes: np.ndarray, n: int) -> int | None:
+    """The ``n``-th smallest distinct hash (None: ``n`` or fewer distinct ones).
+
+    Ids are distinct, so their hashes almost always are: then the ``n`` smallest
+    values are found by a partition, without a hash table of millions of hashes
+    (~1 s at 3.3 M). Any tie among them takes the general path, the same answer.
+    """
+    if len(hashes) <= n:
+        return None
+    kth = np.partition(hashes, n - 1)[n - 1]
+    smallest = np.sort(hashes[hashes <= kth])
+    if len(smallest) == n and bool((np.diff(smallest) != 0).all()):
+        return int(kth)
     distinct = pd.unique(hashes)
     if len(distinct) <= n:
         return None
