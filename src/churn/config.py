@@ -344,6 +344,8 @@ class FeaturesConfig(_Section):
     # With more customers than this, each cutoff runs as one query per range of this many
     # customers and reaches pandas (BTYD predictions, segments, Parquet) in chunks, so
     # neither DuckDB nor pandas holds a whole cutoff (100 M transactions: 8.6 M customers).
+    # The as-of cutoff built alone (nightly, `score --as-of`) is one query whose active
+    # customers are the snapshot itself, so it reaches pandas whole.
     chunk_customers: int = Field(2_000_000, ge=1, le=MAX_ROWS)
     # Discounted lifetime value in the scores: annual discount rate, and months ahead summed.
     discount_rate_annual: float = Field(0.10, ge=0, le=1)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from churn.features.btyd_features import BTYD_FEATURES, CutoffFitter
+from churn.features.btyd_features import (
+    BTYD_FEATURES,
+    CutoffFitter,
+    _threshold,
+    fit_samples,
+    sampled_ids,
+)
 
 
 def _histories(n: int, seed: int) -> pd.DataFrame:
@@ -50,3 +59,33 @@ def test_timestamps_within_a_day_do_not_change_the_histories() -> None:
     )
     features = [CutoffFitter(90).features(shop) for shop in (dated, timed)]
     pd.testing.assert_frame_equal(features[0], features[1])
+
+
+def _threshold_by_unique(hashes: np.ndarray, n: int) -> int | None:
+    """The definition: the n-th smallest of the distinct hashes (None: n or fewer)."""
+    distinct = pd.unique(hashes)
+    return None if len(distinct) <= n else int(np.partition(distinct, n - 1)[n - 1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hashes=st.lists(st.integers(0, 30), max_size=40).map(lambda v: np.array(v, dtype=np.uint64)),
+    n=st.integers(1, 30),
+)
+def test_the_sample_threshold_is_the_nth_smallest_distinct_hash(hashes: np.ndarray, n: int) -> None:
+    """The partition shortcut gives the definition's answer, ties among the smallest too
+    (small hash values make ties common here; real 64-bit hashes of distinct ids rarely tie)."""
+    assert _threshold(hashes, n) == _threshold_by_unique(hashes, n)
+
+
+@pytest.mark.parametrize(("n_fit", "n_pnbd"), [(50, 7), (50, 80), (500, 7), (None, 7)])
+def test_both_fit_samples_from_one_hashing_are_the_sampled_ids(
+    n_fit: int | None, n_pnbd: int
+) -> None:
+    ids = pd.Series([f"C{i:05d}" for i in range(300)])
+    sample, pnbd = fit_samples(ids, n_fit, n_pnbd)
+    expected_pnbd = sampled_ids(ids, n_pnbd if n_fit is None else min(n_pnbd, n_fit))
+    for got, expected in ((sample, sampled_ids(ids, n_fit)), (pnbd, expected_pnbd)):
+        assert (got is None) == (expected is None)
+        if got is not None and expected is not None:
+            assert got.equals(expected)

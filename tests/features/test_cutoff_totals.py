@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import ibis
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from ibis.backends import BaseBackend
 
+from churn.config import FeaturesConfig, SnapshotConfig
 from churn.features.backend import arrow_to_pandas, connect
 from churn.features.buckets import BucketPlan
 from churn.features.cutoff_totals import cutoff_features
@@ -65,3 +67,15 @@ def test_one_cutoff_by_group_by_is_the_running_totals_exactly(con: BaseBackend, 
     pd.testing.assert_frame_equal(
         _single_cutoff_rows(con, shop), _multi_cutoff_rows(con, shop), check_exact=True
     )
+
+
+def test_the_one_cutoff_must_be_as_of() -> None:
+    """Its totals take every event before ``as_of`` as the cutoff's past: an earlier
+    cutoff's edge table would silently count its future, so it is refused."""
+    snapshots, features = SnapshotConfig(), FeaturesConfig()
+    as_of = dt.date(2026, 10, 1)
+    earlier = pd.DataFrame({CUTOFF: [as_of - dt.timedelta(days=1)], SPLIT: [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([as_of, *earlier[CUTOFF]], snapshots, features)
+    transactions = ibis.memtable(pa.table({"ts": pa.array([], pa.timestamp("us"))}))
+    with pytest.raises(ValueError, match="one cutoff 2026-10-01"):
+        cutoff_table(transactions, plan, as_of, plan.edge_table([(earlier, False)]))

@@ -96,6 +96,18 @@ def sample_threshold(customer_ids: pd.Series, n: int | None) -> int | None:
 
 
 def _threshold(hashes: np.ndarray, n: int) -> int | None:
+    """The ``n``-th smallest distinct hash (None: ``n`` or fewer distinct ones).
+
+    Ids are distinct, so their hashes almost always are: then the ``n`` smallest
+    values are found by a partition, without a hash table of millions of hashes
+    (~1 s at 3.3 M). Any tie among them takes the general path, the same answer.
+    """
+    if len(hashes) <= n:
+        return None
+    kth = np.partition(hashes, n - 1)[n - 1]
+    smallest = np.sort(hashes[hashes <= kth])
+    if len(smallest) == n and bool((np.diff(smallest) != 0).all()):
+        return int(kth)
     distinct = pd.unique(hashes)
     if len(distinct) <= n:
         return None
@@ -119,6 +131,24 @@ def sampled_ids(customer_ids: pd.Series, n: int | None) -> pa.Array | None:
     """
     keep = fit_sample(customer_ids, n)
     return None if keep.all() else pa.array(customer_ids[keep].unique())
+
+
+def fit_samples(
+    customer_ids: pd.Series, n_fit: int | None, n_pnbd: int | None
+) -> tuple[pa.Array | None, pa.Array | None]:
+    """``sampled_ids`` for BG/NBD's ``n_fit`` and Pareto/NBD's ``n_pnbd`` (at most
+    ``n_fit``) customers of the distinct ``customer_ids``, hashing them once: the
+    hashes were most of the cost (~1 s a pass at 3.3 M ids)."""
+    hashes = _hashes(customer_ids)
+
+    def sample(n: int | None) -> pa.Array | None:
+        threshold = None if n is None else _threshold(hashes, n)
+        if threshold is None:
+            return None
+        return pa.array(customer_ids[hashes <= np.uint64(threshold)].unique())
+
+    n_pnbd = n_pnbd if n_fit is None or n_pnbd is None else min(n_pnbd, n_fit)
+    return sample(n_fit), sample(n_pnbd)
 
 
 def _in_sample(customer_ids: pd.Series, sample: pa.Array) -> np.ndarray:

@@ -4,11 +4,11 @@ The multi-cutoff machinery (``rfm.running_totals``) takes running totals along
 every customer's buckets and reads them back with one self-join per window
 edge: the right trade when dozens of cutoffs share the table, pure overhead
 when there is one (the nightly, `churn score --as-of`). With one cutoff every
-edge is a constant bucket number, so the running total at edge ``k`` is the
-sum (min, max) of the customer's bucket totals with ``bucket <= k``: one
-conditional aggregate per edge, one group-by in all, no window and no join.
+edge is a constant instant, so the running total at an edge is the sum (min,
+max) of the customer's events before it: one conditional aggregate per edge,
+one group-by in all, no window, no join and no bucket table.
 
-The bucket totals are :func:`rfm.bucket_totals` itself and the features are
+The aggregates are :func:`rfm.bucket_aggregates` itself and the features are
 derived by :func:`rfm.features_from_totals`, so this path differs from the
 running totals only in how the same integers are added: the rows are identical
 (held to the multi-cutoff tables by a test).
@@ -27,36 +27,32 @@ from churn.features.rfm import bucket_aggregates, count_where, features_from_tot
 
 def cutoff_totals(
     events: ir.Table,
-    edge: Mapping[str, int],
-    windows: Sequence[int],
+    before_s: Mapping[int, int],
     windows_days: Sequence[int],
 ) -> ir.Table:
-    """Per customer: what ``rfm._totals_at_edges`` reads from the running totals at one cutoff.
+    """Per customer: what ``rfm._totals_at_edges`` reads from the running totals at as_of.
 
-    ``events`` are :func:`rfm.order_events` with their ``bucket``
-    (:func:`buckets.bucket_of`), ``edge`` is the cutoff's row of
-    :meth:`BucketPlan.edge_table` (``at`` and ``lo_<w>d``). Each aggregate is
-    :func:`rfm.bucket_totals`' own, restricted to the buckets up to an edge: summed
-    straight from the events rather than per bucket first (a second group-by of
-    millions of rows, ~9 s at 10 M lines), the same integers. Every customer with an
-    event before ``as_of`` keeps a row (the BTYD sample and the chunks are drawn from
-    them, as from the running totals); ``code`` numbers them as ``running_totals`` does.
+    ``events`` are :func:`rfm.order_events` of the transactions before ``as_of``,
+    the cutoff: every one of them is in the cutoff's past, so the all-time
+    aggregates are :func:`rfm.bucket_aggregates` unrestricted. ``before_s`` maps
+    each window length ``w`` to the epoch second its window ``[c - w, c)`` starts:
+    the bucket edge ``lo_<w>d`` of the multi-cutoff path is exactly "the events
+    before it", since every edge is a midnight and an event's bucket is fixed by
+    its day (:mod:`churn.features.buckets`). Counts and sums are exact integers,
+    the window ones written as sums of zero or the value (not ``FILTER``, which
+    DuckDB evaluates once per aggregate; the same integers). Every customer with
+    an event before ``as_of`` keeps a row: the BTYD fit sample is drawn from them,
+    as from the running totals.
     """
     e = events
-    upto = e.bucket <= int(edge["at"])
-    columns: dict[str, ir.Value] = dict(bucket_aggregates(e, upto))
-    for w in windows:
-        before = e.bucket <= int(edge[f"lo_{w}d"])
-        columns[f"n_before_{w}d"] = _zero_if_none(count_where(e.is_purchase & before))
+    columns: dict[str, ir.Value] = dict(bucket_aggregates(e))
+    for w, start_s in sorted(before_s.items()):
+        before = e.ts_s < start_s
+        columns[f"n_before_{w}d"] = count_where(e.is_purchase & before).cast("int64")
         if w in windows_days:
-            columns[f"revenue_before_{w}d"] = _zero_if_none(e.amount.sum(where=before))
-    per_customer = e.group_by("customer_id").aggregate(**columns)
-    code = ibis.dense_rank().over(order_by=per_customer.customer_id).cast("int64")
-    return per_customer.mutate(code=code)
-
-
-def _zero_if_none(total: ir.NumericValue) -> ir.IntegerValue:
-    return ibis.coalesce(total.cast("int64"), 0)
+            inside = ibis.ifelse(before, e.amount, 0)
+            columns[f"revenue_before_{w}d"] = inside.sum().cast("int64")
+    return e.group_by("customer_id").aggregate(**columns)
 
 
 def cutoff_features(

@@ -67,21 +67,21 @@ def order_events(transactions: ir.Table) -> ir.Table:
     )
     # Purchases and returns in separate partitions: a purchase's gap is to the previous
     # purchase. Same-instant purchases tie on ts; their gaps sum the same either way.
+    # One window (one sort) for all three: a day's orders are contiguous in time, so the
+    # first of a day is the one whose predecessor fell on another day (a second window
+    # per day sorted the 10 M orders again, ~1/3 of this step).
     by_time = ibis.window(
         group_by=[orders.customer_id, orders.is_purchase],
         order_by=[orders.ts, orders.country],
     )
     first = orders.is_purchase & (ibis.row_number().over(by_time) == 0)
-    same_day = ibis.window(
-        group_by=[orders.customer_id, orders.is_purchase, orders.order_day],
-        order_by=[orders.ts, orders.country],
-    )
+    previous_day = orders.order_day.lag().over(by_time)
     events = orders.mutate(
         gap_s=ibis.ifelse(
             orders.is_purchase, orders.ts_s - orders.ts_s.lag().over(by_time), ibis.null("int64")
         ),
         first_country=ibis.ifelse(first, orders.country, ibis.null("string")),
-        new_day=orders.is_purchase & (ibis.row_number().over(same_day) == 0),
+        new_day=orders.is_purchase & ibis.coalesce(previous_day != orders.order_day, True),
     )
     columns = ["customer_id", "ts_s", "amount", "is_purchase", "is_holiday", "gap_s", "new_day"]
     return events.select(*columns, "first_country")

@@ -106,15 +106,17 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
 def cutoff_table(
     transactions: ir.Table, plan: BucketPlan, as_of: dt.date, edges: pd.DataFrame
 ) -> ir.Table:
-    """Order events before ``as_of`` summed per customer at the one cutoff of ``edges``:
-    what :func:`bucket_table` holds at that cutoff's edges, by one group-by
+    """Order events before ``as_of`` summed per customer at the as-of cutoff (``edges``'
+    one row): what :func:`bucket_table` holds at that cutoff's edges, by one group-by
     (:mod:`churn.features.cutoff_totals`)."""
-    if len(edges) != 1:
-        raise ValueError(f"cutoff_table is for one cutoff, got {len(edges)}")
-    events = buckets.bucket_of(_events(transactions, as_of), plan)
-    edge = {c: int(edges[c].iloc[0]) for c in edges.columns if c == "at" or c[:3] == "lo_"}
+    if len(edges) != 1 or pd.Timestamp(edges["cutoff"].iloc[0]).date() != as_of:
+        raise ValueError(f"cutoff_table is for the one cutoff {as_of}, got {len(edges)}")
     windows = plan.windows()
-    return cutoff_totals.cutoff_totals(events, edge, windows, plan.features.windows_days)
+    # Bucket k holds the events before midnight boundaries[k]: "bucket <= lo_<w>d" is
+    # "before the window's first midnight" (buckets.bucket_of).
+    before_s = {w: plan.boundaries[int(edges[f"lo_{w}d"].iloc[0])] * buckets.DAY for w in windows}
+    events = _events(transactions, as_of)
+    return cutoff_totals.cutoff_totals(events, before_s, plan.features.windows_days)
 
 
 def history_expr(

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from churn.atomic import atomic_path
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.errors import UserError
+from churn.features.as_of_snapshot import as_of_pieces
 from churn.features.backend import (
     arrow_to_pandas,
     limit_memory,
@@ -38,16 +39,14 @@ from churn.features.backend import (
     to_pandas,
 )
 from churn.features.btyd_clv import LifetimeSettings
-from churn.features.btyd_features import CutoffFitter, sampled_ids
+from churn.features.btyd_features import CutoffFitter, fit_samples
 from churn.features.buckets import BucketPlan
-from churn.features.cutoff_totals import cutoff_features
 from churn.features.piece_writer import PieceWriter
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import (
     Calendar,
     bucket_table,
     build_calendar,
-    cutoff_table,
     history_expr,
 )
 from churn.progress import tracked
@@ -96,26 +95,33 @@ def feature_pieces(
 
     Without labelled cutoffs (the nightly, `churn score --as-of`) the running totals
     are pure overhead: the one cutoff's totals are a group-by per customer instead
-    (:mod:`churn.features.cutoff_totals`), the same rows without a label column.
+    (:mod:`churn.features.as_of_snapshot`), the same rows without a label column.
     """
-    scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
-    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
-    edges = plan.edge_table([(labelled, True), (scoring, False)])
-    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
+    plan, edges, scorer = _plan(labelled, as_of, snapshots, features)
     if labelled.empty:  # one cutoff: one group-by per customer, no running totals
-        source = cutoff_table(transactions, plan, as_of, edges)
-        rows: _Rows = partial(_single_cutoff_rows, plan=plan, snapshots=snapshots)
-    else:
-        source = bucket_table(transactions, plan, as_of)
-        rows = partial(_history_rows, snapshots=snapshots, features=features)
-    with materialized(source) as running:
+        yield from as_of_pieces(
+            transactions, plan, edges, scorer, snapshots, features, features.chunk_customers
+        )
+        return
+    with materialized(bucket_table(transactions, plan, as_of)) as running:
         fitter, chunks = _fitter_and_chunks(running, snapshots, features)
         with contextlib.ExitStack() as stack:
             history_of = [
                 stack.enter_context(query)
-                for query in _history_queries(running, edges, chunks, rows)
+                for query in _history_queries(running, edges, chunks, snapshots, features)
             ]
             yield from _cutoff_pieces(history_of, edges, fitter, scorer, features)
+
+
+def _plan(
+    labelled: pd.DataFrame, as_of: dt.date, snapshots: SnapshotConfig, features: FeaturesConfig
+) -> tuple[BucketPlan, pd.DataFrame, RFMScorer]:
+    """The buckets and edge table of the labelled cutoffs and ``as_of``, and the RFM scorer."""
+    scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
+    edges = plan.edge_table([(labelled, True), (scoring, False)])
+    scorer = RFMScorer(fixed_edges={str(k): v for k, v in features.rfm_edges.items()})
+    return plan, edges, scorer
 
 
 _Query = Callable[[pd.DataFrame], pd.DataFrame]
@@ -129,15 +135,9 @@ def _fitter_and_chunks(
     and the customer code ranges each cutoff's query is split into. The customer ids
     are read once, for both, and dropped before any cutoff runs."""
     ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
-    fitter = CutoffFitter(
-        snapshots.horizon_days,
-        sampled_ids(ids, features.btyd_fit_customers),
-        sampled_ids(ids, min(features.pnbd_fit_customers, features.btyd_fit_customers)),
-    )
+    sample, pnbd = fit_samples(ids, features.btyd_fit_customers, features.pnbd_fit_customers)
+    fitter = CutoffFitter(snapshots.horizon_days, sample, pnbd)
     return fitter, _code_ranges(len(ids), features.chunk_customers)
-
-
-_Rows = Callable[..., ir.Table]  # (cutoffs, source=customers) -> rows
 
 
 def _history_rows(
@@ -148,24 +148,17 @@ def _history_rows(
     return expr.order_by("customer_id")
 
 
-def _single_cutoff_rows(
-    mine: ir.Table, source: ir.Table, plan: BucketPlan, snapshots: SnapshotConfig
-) -> ir.Table:
-    """The same rows (no label) at the one cutoff ``source`` was summed for (a
-    :func:`cutoff_table`)."""
-    expr = cutoff_features(source, mine, plan.windows(), plan.features.windows_days, snapshots)
-    return expr.order_by("customer_id")
-
-
 def _history_queries(
     running: ir.Table,
     edges: pd.DataFrame,
     chunks: list[tuple[int | None, int | None]],
-    rows: _Rows,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
 ) -> list[contextlib.AbstractContextManager[_Query]]:
     """One compiled query per customer range, rerun for every cutoff (``edges`` holds the
-    cutoffs' window edges): ``rows(cutoffs, that range's customers)``."""
+    cutoffs' window edges): every feature and the label of that range's customers."""
     backend = ibis.get_backend(running)
+    rows = partial(_history_rows, snapshots=snapshots, features=features)
     return [
         repeated_query(backend, partial(rows, source=_within(running, *c)), edges) for c in chunks
     ]
@@ -426,9 +419,11 @@ def build_scoring_snapshot(
 
     `churn score --as-of`, `churn explain` and `churn nightly` replay a past (or
     later) date without the labelled cutoffs, which cost far more than one.
+    The rows come as one piece: the snapshot is whole in memory anyway, so
+    pieces of ``features.chunk_customers`` would only add a copy to stack them.
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
     no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
-    # No labelled cutoff: feature_pieces takes the single-cutoff group-by, rows without a label.
-    pieces = feature_pieces(transactions, no_labels, as_of, snapshots, features)
+    plan, edges, scorer = _plan(no_labels, as_of, snapshots, features)
+    pieces = as_of_pieces(transactions, plan, edges, scorer, snapshots, features, None)
     return _stack([piece for piece, _ in pieces])

@@ -1,0 +1,111 @@
+"""The as-of cutoff alone (the nightly, `churn score --as-of`): its rows as pandas pieces.
+
+With labelled cutoffs the stage runs one query per cutoff and customer range
+over shared running totals (:mod:`churn.features.tables`). The as-of cutoff
+alone needs none of that: its totals are one group-by per customer
+(:mod:`churn.features.cutoff_totals`), computed once into a temporary table,
+and three small reads of it follow:
+
+1. the customer ids, hashed once for the BTYD fit samples (the same customers
+   as with the labelled cutoffs: the smallest hashes among everyone with an
+   event before ``as_of``);
+2. the fit's rows: the sampled customers' BTYD inputs only, in id order (the
+   order the fit has always summed them in, so the parameters are the same bits);
+3. the active population's rows, in id order, straight into Arrow: the
+   inactive customers (a third at 3.3 M) never reach pandas, and nothing goes
+   through a temporary file or a pandas row filter.
+
+The RFM edges are fitted on the whole population, then the rows are handed on
+in pieces of ``chunk`` customers (one piece for None), predicted and scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from churn.config import FeaturesConfig, SnapshotConfig
+from churn.features.backend import arrow_to_pandas, materialized, to_pandas
+from churn.features.btyd_clv import LifetimeSettings
+from churn.features.btyd_features import INPUT_COLUMNS, CutoffFitter, fit_samples
+from churn.features.buckets import BucketPlan
+from churn.features.cutoff_totals import cutoff_features
+from churn.features.segments import RFM_INPUTS, RFMScorer
+from churn.features.snapshots import cutoff_table
+from churn.schema import CUSTOMER_ID, CUTOFF
+
+# What the BTYD fit reads of each sampled customer.
+_FIT_INPUTS = (CUSTOMER_ID, CUTOFF, *INPUT_COLUMNS)
+
+
+def as_of_pieces(
+    transactions: ir.Table,
+    plan: BucketPlan,
+    edges: pd.DataFrame,
+    scorer: RFMScorer,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    chunk: int | None,
+) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
+    """The active customers' rows at the one cutoff of ``edges`` (``as_of``), BTYD columns
+    and RFM segments added, in id order, ``chunk`` rows a piece; each with the RFM edges."""
+    as_of = pd.Timestamp(edges[CUTOFF].iloc[0]).date()
+    with materialized(cutoff_table(transactions, plan, as_of, edges)) as totals:
+        fitter = _fitter(totals, features, snapshots.horizon_days)
+        rows = cutoff_features(
+            totals, ibis.memtable(edges), plan.windows(), plan.features.windows_days, snapshots
+        )
+        fitted = fitter.fit(_fit_rows(rows, fitter.sample))
+        population = rows.filter(rows.in_population).drop("in_population").order_by(CUSTOMER_ID)
+        active = population.to_pyarrow()
+    if active.num_rows == 0:
+        return
+    rfm = arrow_to_pandas(active.select([CUTOFF, *RFM_INPUTS.values()]))
+    rfm_edges = dict(scorer.fit(rfm).edges_)
+    del rfm
+    for piece in _pieces(active, chunk):
+        _add_btyd(piece, fitted.predict(piece))
+        yield scorer.transform(piece), rfm_edges
+
+
+def _fitter(totals: ir.Table, features: FeaturesConfig, horizon_days: int) -> CutoffFitter:
+    """BG/NBD and Gamma-Gamma on a hashed sample of ``features.btyd_fit_customers``,
+    Pareto/NBD on ``pnbd_fit_customers`` of them, drawn from every customer in ``totals``
+    (one row each); lifetime value and the next purchase date on, as for any scoring cutoff."""
+    ids = to_pandas(totals.select(CUSTOMER_ID))[CUSTOMER_ID]
+    sample, pnbd = fit_samples(ids, features.btyd_fit_customers, features.pnbd_fit_customers)
+    del ids
+    fitter = CutoffFitter(horizon_days, sample, pnbd)
+    fitter.lifetime = LifetimeSettings(
+        features.discount_rate_annual, features.clv_months, features.next_purchase_min_p_alive
+    )
+    return fitter
+
+
+def _fit_rows(rows: ir.Table, sample: pa.Array | None) -> pd.DataFrame:
+    """The fit's inputs of the sampled customers (everyone when None), in id order."""
+    if sample is not None:
+        ids = ibis.memtable(pa.table({CUSTOMER_ID: sample}))
+        rows = rows.filter(rows[CUSTOMER_ID].isin(ids[CUSTOMER_ID]))
+    return to_pandas(rows.select(*_FIT_INPUTS).order_by(CUSTOMER_ID))
+
+
+def _pieces(active: pa.Table, chunk: int | None) -> Iterator[pd.DataFrame]:
+    """``active`` as pandas, ``chunk`` rows at a time; whole (its buffers freed while
+    converting) when one piece holds it."""
+    if chunk is None or active.num_rows <= chunk:
+        yield arrow_to_pandas(active)
+        return
+    for start in range(0, active.num_rows, chunk):
+        yield active.slice(start, chunk).to_pandas(split_blocks=True)
+
+
+def _add_btyd(piece: pd.DataFrame, btyd: pd.DataFrame) -> None:
+    """In place: a concat would copy the whole piece."""
+    for column in btyd.columns:  # BTYD_FEATURES and CLV_COLUMNS
+        piece[column] = btyd[column].to_numpy()
