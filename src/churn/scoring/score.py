@@ -112,7 +112,12 @@ def with_reasons(table: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
     """``table`` with reason_1..3 filled in from ``reasons`` where a customer has them."""
     out = table.copy()
     filled = reasons.set_index("customer_id")
+    # Looked up for the rows that have reasons (the listed few hundred), not for millions.
+    has = out["customer_id"].isin(filled.index).to_numpy()
     for column in REASON_COLUMNS:
-        new = out["customer_id"].map(filled[column])
-        out[column] = new.fillna(out.get(column, "")).astype(str)
+        current = out[column] if column in out else pd.Series("", index=out.index)
+        new = out.loc[has, "customer_id"].map(filled[column])
+        values = current.to_numpy(dtype=object, copy=True)
+        values[has] = new.fillna(current[has]).to_numpy(dtype=object)
+        out[column] = pd.Series(values, index=out.index).astype(str)
     return out
