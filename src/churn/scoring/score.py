@@ -116,8 +116,8 @@ def with_reasons(table: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
     has = out["customer_id"].isin(filled.index).to_numpy()
     for column in REASON_COLUMNS:
         current = out[column] if column in out else pd.Series("", index=out.index)
-        new = out.loc[has, "customer_id"].map(filled[column])
-        values = current.to_numpy(dtype=object, copy=True)
-        values[has] = new.fillna(current[has]).to_numpy(dtype=object)
-        out[column] = pd.Series(values, index=out.index).astype(str)
+        new = out.loc[has, "customer_id"].map(filled[column]).fillna(current[has])
+        values = current.astype(str)
+        values[has] = new.astype(str).to_numpy()
+        out[column] = values
     return out
