@@ -113,15 +113,9 @@ class ChurnModel:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")
 
     def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        """The served candidate's probability before calibration. The logistic part reads
-        its columns from the booster's matrix when they are coded alike (one matrix of
-        every scored customer built, not two: issue 20)."""
-        matrix = self.matrix(frame)
-        booster = np.asarray(self.booster.predict(matrix), dtype="float64")
-        if self.ensemble is None:
-            return booster
-        shared = all(self.categories.get(c) == v for c, v in FIXED_CATEGORIES.items())
-        return self.ensemble.raw(frame, booster, matrix if shared else None)
+        """The served candidate's probability before calibration."""
+        booster = self.booster_probability(frame)
+        return booster if self.ensemble is None else self.ensemble.raw(frame, booster)
 
     def candidate_probabilities(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Every trained candidate's calibrated P(churn) by name ({} for a booster alone)."""

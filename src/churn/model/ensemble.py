@@ -72,28 +72,23 @@ class Ensemble:
         linear = [] if self.linear is None else self.linear.features
         return sorted(extra | set(linear))
 
-    def parts(
-        self, frame: pd.DataFrame, booster: np.ndarray, matrix: pd.DataFrame | None = None
-    ) -> dict[str, np.ndarray]:
-        """Each part's P(churn) for ``frame``'s rows (``booster``: the booster's own;
-        ``matrix``: ``frame``'s model matrix with the fixed categories' codes, if built)."""
+    def parts(self, frame: pd.DataFrame, booster: np.ndarray) -> dict[str, np.ndarray]:
+        """Each part's P(churn) for ``frame``'s rows (``booster``: the booster's own)."""
         needed = {p for c in self.candidates.values() for p in c.blend.parts}
         missing = [c for c in needed - {BOOSTER_PART, LINEAR_PART} if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(sorted(missing))}")
         out = {BOOSTER_PART: np.asarray(booster, dtype=float)}
         if self.linear is not None:
-            out[LINEAR_PART] = self.linear.probability(frame, matrix)
+            out[LINEAR_PART] = self.linear.probability(frame)
         for column in needed - {BOOSTER_PART, LINEAR_PART}:
             # A customer the BTYD fit could not score gets an uninformative 0.5, not a NaN.
             out[column] = frame[column].fillna(0.5).to_numpy(dtype="float64")
         return out
 
-    def raw(
-        self, frame: pd.DataFrame, booster: np.ndarray, matrix: pd.DataFrame | None = None
-    ) -> np.ndarray:
+    def raw(self, frame: pd.DataFrame, booster: np.ndarray) -> np.ndarray:
         """The served candidate's probability before its calibrator."""
-        return self.candidates[self.served].blend.combine(self.parts(frame, booster, matrix))
+        return self.candidates[self.served].blend.combine(self.parts(frame, booster))
 
     def probabilities(self, frame: pd.DataFrame, booster: np.ndarray) -> dict[str, np.ndarray]:
         """Every candidate's calibrated P(churn), by name."""

@@ -45,22 +45,16 @@ class LinearPart:
     intercept: float
     c: float
 
-    def design(self, frame: pd.DataFrame, matrix: pd.DataFrame | None = None) -> np.ndarray:
-        """The transformed matrix the coefficients apply to; its columns are taken from
-        ``matrix`` (``frame``'s model matrix, fixed categories coded alike) when it has
-        them all, rather than built again."""
+    def design(self, frame: pd.DataFrame) -> np.ndarray:
+        """The transformed matrix the coefficients apply to."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(missing)}")
-        if matrix is not None and set(self.features) <= set(matrix.columns):
-            x = matrix[self.features].to_numpy(dtype="float64", na_value=np.nan)
-        else:
-            x = _matrix(frame, self.features)
-        return self.transform.transform(x)
+        return self.transform.transform(_matrix(frame, self.features))
 
-    def probability(self, frame: pd.DataFrame, matrix: pd.DataFrame | None = None) -> np.ndarray:
+    def probability(self, frame: pd.DataFrame) -> np.ndarray:
         fit = LogisticFit(coef=np.asarray(self.coef, dtype=float), intercept=self.intercept)
-        return fit.probability(self.design(frame, matrix))
+        return fit.probability(self.design(frame))
 
     def to_dict(self) -> dict[str, Any]:
         return {
