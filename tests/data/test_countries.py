@@ -30,3 +30,6 @@ def test_latest_named_country_up_to_the_as_of_date(tmp_path: Path) -> None:
     # A replayed list shows what was known then (an order on the as-of day counts).
     then = latest_countries(path, dt.date(2026, 3, 1))
     assert then.to_dict("list") == {"customer_id": ["a", "b"], "country": ["Germany", "Italy"]}
+    # The nightly asks for the listed customers only (issue 20): the same countries.
+    listed = latest_countries(path, None, pd.Series(["b", "c", "zz"]))
+    assert listed.to_dict("list") == {"customer_id": ["b"], "country": ["Italy"]}

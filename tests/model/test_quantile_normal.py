@@ -14,7 +14,12 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from churn.model.baselines import BASELINES
 from churn.model.linear_part import LinearPart, choose_linear_part
-from churn.model.quantile_normal import N_QUANTILES, QuantileNormal, _normal_scores
+from churn.model.quantile_normal import (
+    N_QUANTILES,
+    QuantileNormal,
+    _few_distinct,
+    _normal_scores,
+)
 
 
 def _columns(n: int, seed: int) -> np.ndarray:
@@ -113,3 +118,23 @@ def test_the_in_place_transform_is_the_plain_expression_bit_for_bit() -> None:
     got = fitted.transform(x)
     assert got.tobytes() == want.tobytes()
     assert np.array_equal(x, before, equal_nan=True)
+
+
+def test_columns_of_repeated_values_are_transformed_once_per_value_with_the_same_bits() -> None:
+    """At the nightly's size (issue 20) a column of few distinct values (counts, scores,
+    -0.0 beside 0.0, missing cells) is transformed per distinct value and spread back, and
+    the columns run on threads: the result must be the plain expression's, bit for bit."""
+    rng = np.random.default_rng(1)
+    n = 60_000
+    counts = rng.poisson(3, n).astype(float)
+    counts[rng.random(n) < 0.05] = np.nan
+    signed_zero = np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(0, 3, n)
+    x = np.column_stack([counts, rng.lognormal(3, 2, n), signed_zero])
+    fitted = QuantileNormal.fit(x[:5_000])
+    assert [_few_distinct(x[:, i]) for i in range(3)] == [True, False, True]
+    filled = np.where(np.isnan(x), np.asarray(fitted.medians), x)
+    want = (_normal_scores(filled, fitted.quantiles) - np.asarray(fitted.means)) / np.asarray(
+        fitted.scales
+    )
+    assert fitted.transform(x).tobytes() == want.tobytes()
+    assert fitted.transform(np.asfortranarray(x)).tobytes() == want.tobytes()

@@ -306,6 +306,24 @@ def test_country_comes_from_the_transactions_without_a_customers_table() -> None
     assert exported["Country"].tolist() == ["FR", "DE", "FR"]
 
 
+def test_countries_can_be_looked_up_for_the_listed_customers_only() -> None:
+    """The nightly passes a look-up instead of every customer's country (issue 20): it is
+    asked for the listed customers alone and gives the same list."""
+    targets = _targets()
+    countries = pd.DataFrame({"customer_id": ["c1", "c4", "c0"], "country": ["Germany"] * 3})
+    consent = consent_status(targets["customer_id"], None)
+    asked: list[list[str]] = []
+
+    def look_up(listed: pd.Series) -> pd.DataFrame:
+        asked.append(sorted(listed))
+        return countries[countries["customer_id"].isin(listed)]
+
+    want, _ = build_export(targets, consent, None, ExportFilters(), contacts=countries)
+    got, _ = build_export(targets, consent, None, ExportFilters(), contacts=look_up)
+    pd.testing.assert_frame_equal(got, want)
+    assert asked == [sorted(want["Customer ID"])]
+
+
 def test_excel_cells_are_text_never_formulas(tmp_path: Path) -> None:
     """Formula-like text is neutralised and stored as a string; numbers stay numbers;
     a control character XML cannot hold does not fail the export."""

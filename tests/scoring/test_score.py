@@ -11,10 +11,12 @@ from trained_model import Trained
 
 from churn.config import ScoringConfig
 from churn.features.tables import build_scoring_snapshot
+from churn.model.churn_model import ChurnModel
 from churn.model.identity import ModelIdentity
 from churn.schema import REASON_COLUMNS, SCORE_COLUMNS
 from churn.scoring.score import (
     risk_bands,
+    riskiest_first,
     score_customers,
     scored_by,
     with_reasons,
@@ -110,3 +112,53 @@ def test_scoring_snapshot_for_any_date_uses_the_feature_code(trained: Trained) -
     )
     scores = score_customers(past, trained.model, "m", ScoringConfig())
     assert len(scores) == len(past) > 0
+
+
+def _table_sorted_by_pandas(
+    snapshot: pd.DataFrame, model: ChurnModel, identity: ModelIdentity
+) -> pd.DataFrame:
+    """The score table as score_customers built it before issue 20: every column first,
+    then one pandas stable sort of the whole table on (probability desc, id asc)."""
+    scores = snapshot[["cutoff", "customer_id", "recency_days", "n_orders", "revenue"]]
+    scores = scores.assign(segment=snapshot["segment"].astype(str))
+    scores = scores.rename(columns={"cutoff": "as_of"})
+    scores["as_of"] = pd.to_datetime(scores["as_of"])
+    scores["churn_probability"] = model.churn_probability(snapshot)
+    scores["risk_band"] = risk_bands(scores["churn_probability"], ScoringConfig())
+    scores["p_alive"] = snapshot["btyd_p_alive"].astype("float64")
+    scores["expected_value_12m"] = snapshot["expected_value_12m"].astype("float64")
+    scores["value_at_risk"] = scores["churn_probability"] * scores["expected_value_12m"]
+    scores["clv_discounted"] = snapshot["clv_discounted"].astype("float64")
+    scores["next_purchase_date"] = pd.to_datetime(snapshot["next_purchase_date"])
+    scores = scores.sort_values(
+        ["churn_probability", "customer_id"], ascending=[False, True], kind="stable"
+    )
+    scores["risk_rank"] = np.arange(1, len(scores) + 1, dtype="int64")
+    for column in REASON_COLUMNS:
+        scores[column] = ""
+    scores["model_name"] = identity.name
+    scores["model_version"] = identity.version
+    scores["model_uri"] = identity.uri
+    return scores[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def test_the_table_is_the_one_a_whole_table_sort_gives(trained: Trained) -> None:
+    """Issue 20 orders the rows once, before the columns are built (a lexsort of the
+    probability and the ids' codes): the same table, bit for bit, as sorting the finished
+    table with pandas, here on a snapshot shuffled and with duplicated probabilities (whole
+    blocks of customers copied under new, unsorted ids) so the id breaks real ties."""
+    snapshot = trained.scoring.sample(frac=1.0, random_state=3)
+    copies = snapshot.head(300).assign(customer_id=lambda f: "Z" + f["customer_id"].str[::-1])
+    snapshot = pd.concat([snapshot, copies, copies.assign(customer_id="A" + copies["customer_id"])])
+    identity = ModelIdentity("models:/churn-classifier@champion", "churn-classifier", "3")
+    got = score_customers(snapshot, trained.model, identity, ScoringConfig())
+    want = _table_sorted_by_pandas(snapshot, trained.model, identity)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    ties = got["churn_probability"].duplicated(keep=False)
+    assert ties.sum() >= 600  # the copies tie with their originals, in id order
+
+
+def test_riskiest_first_is_a_stable_sort_on_probability_then_id() -> None:
+    p = np.array([0.2, 0.9, 0.2, 0.2, np.nan, 0.9])
+    ids = pd.Series(["b", "z", "a", "b", "c", "y"], dtype="str")
+    assert riskiest_first(p, ids).tolist() == [5, 1, 2, 0, 3, 4]

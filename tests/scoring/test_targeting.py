@@ -3,6 +3,7 @@ control is stable."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -341,3 +342,18 @@ def test_unknown_segment_in_a_rule_names_the_key() -> None:
     )
     with pytest.raises(UserError, match=r"targeting.rules\[0\].segments: 'At rsk'"):
         assign_actions(_scores(), config)
+
+
+def test_the_control_draw_is_the_blake2b_of_seed_and_id_as_a_fraction_of_2_64() -> None:
+    """The draw is computed on all the digests at once (issue 20); it must stay exactly the
+    per-customer draw it always was, so the same customers are held out run after run."""
+    ids = pd.Series([f"C{i:07d}" for i in range(2_000)] + ["Ünïcode", "", "x" * 300])
+    want = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(f"42:{c}".encode(), digest_size=8).digest()) / 2.0**64
+            < 0.3
+            for c in ids
+        ]
+    )
+    assert control_group(ids, seed=42, fraction=0.3).tolist() == want.tolist()
+    assert 500 < want.sum() < 700

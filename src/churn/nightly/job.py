@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -94,14 +95,17 @@ def run_nightly(
     config = params.nightly
     uri = model_uri or default_model_uri(params)
     started = time.perf_counter()
-    with reachability.bounded(config.mlflow_timeout_seconds, config.mlflow_retries):
-        unrecordable = reachability.tracking_problem() if log_run else None
+    with (
+        reachability.bounded(config.mlflow_timeout_seconds, config.mlflow_retries),
+        reachability.tracking_probe(log_run, reachability.needs_server(uri)) as probed,
+    ):
         try:
-            _require_registry(uri, unrecordable)
+            _require_registry(uri, probed)
             result = _publish(as_of, params, uri, accept_drift)
         except RunLockedError:
             raise  # the run holding the lock records itself
         except Exception as exc:
+            unrecordable = probed()
             if log_run and unrecordable is None:
                 run_log.log_unpublished(
                     as_of, exc, time.perf_counter() - started, config.experiment
@@ -110,17 +114,20 @@ def run_nightly(
                 log.info("nightly: not recorded in MLflow: %s", unrecordable)
             raise
         if log_run:
-            _record(result, unrecordable, config.experiment)
+            _record(result, probed(), config.experiment)
     return result
 
 
-def _require_registry(model_uri: str, tracking_problem: str | None) -> None:
+def _require_registry(model_uri: str, probed: Callable[[], str | None]) -> None:
     """Refuse at once (exit 14) when the model comes from a registry that does not answer,
-    rather than after ingest and features, or after MLflow's minutes of retries."""
+    rather than after ingest and features, or after MLflow's minutes of retries.
+    ``probed`` gives the tracking store's problem (asked only for a registry model: for a
+    local one the probe may still be running)."""
     if not reachability.needs_server(model_uri):
         return
     import mlflow
 
+    tracking_problem = probed()
     same_store = mlflow.get_registry_uri() == mlflow.get_tracking_uri()
     problem = tracking_problem if same_store and tracking_problem else None
     problem = problem or reachability.registry_problem()

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from urllib.parse import urlsplit, urlunsplit
 
 # Model URIs that are resolved through the tracking server or its registry.
@@ -66,6 +67,32 @@ def tracking_problem() -> str | None:
         mlflow.get_tracking_uri(),
         lambda: MlflowClient().search_experiments(max_results=1),
     )
+
+
+@contextlib.contextmanager
+def tracking_probe(wanted: bool, at_once: bool) -> Iterator[Callable[[], str | None]]:
+    """How to get :func:`tracking_problem`'s answer (None when not ``wanted``).
+
+    ``at_once``: probed before anything else (a registry model needs the answer before
+    any work). Otherwise (a local model folder) the probe runs on a thread beside the
+    job's first steps: its answer is needed only to record the run, and opening MLflow's
+    store (importing SQLAlchemy and its migrations, connecting) took seconds of the job
+    (issue 20). The thread is waited for before this block is left, so inside the
+    caller's ``bounded`` settings, whatever happens in the job.
+    """
+    if not wanted:
+        yield lambda: None
+        return
+    if at_once:
+        problem = tracking_problem()
+        yield lambda: problem
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-probe") as pool:
+        answer = pool.submit(tracking_problem)
+        try:
+            yield answer.result
+        finally:
+            wait([answer])
 
 
 def registry_problem() -> str | None:

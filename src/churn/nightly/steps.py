@@ -39,6 +39,7 @@ from churn.nightly.manifest import (
     TARGETS_TABLE_FILE,
     PreviousRun,
 )
+from churn.scoring.export import Contacts
 from churn.scoring.retention import RetentionList
 from churn.stages.export import param_filters, reasons_from, retention, write_list
 from churn.stages.ingest import ingest_to
@@ -252,10 +253,16 @@ def retention_list(
     reasons = reasons_from(snapshot, loaded.model, params)
     filters = param_filters(params.export)
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
-    contacts = None
+    contacts: Contacts | None = None
     if transactions is not None and customers["country"].replace("", None).isna().all():
-        contacts = latest_countries(transactions, as_of)
+        contacts = _latest_countries_of(transactions, as_of)
     return retention(scores, customers, params, filters, reasons, lambda: snapshot, contacts)
+
+
+def _latest_countries_of(transactions: Path, as_of: dt.date | None) -> Contacts:
+    """The country of each listed customer's latest order, looked up for the listed
+    customers only, once the list is known."""
+    return lambda listed: latest_countries(transactions, as_of, listed)
 
 
 def write_outputs(scores: pd.DataFrame, chosen: RetentionList, out: Path) -> None:

@@ -19,6 +19,7 @@ from churn.config import TargetingConfig
 from churn.schema import REASON_COLUMNS
 from churn.scoring.export import (
     CONSENT_OK,
+    Contacts,
     ExportFilters,
     build_export,
     consent_status,
@@ -47,7 +48,7 @@ def retention_list(
     filters: ExportFilters,
     reasons_for: ReasonsFor,
     currency: str = "£",
-    contacts: pd.DataFrame | None = None,
+    contacts: Contacts | None = None,
 ) -> RetentionList:
     """``currency`` (report.currency) words the value of customers picked for it;
     ``contacts`` fills what the customers table does not (the country of the latest order)."""

@@ -35,14 +35,14 @@ def control_group(customer_ids: pd.Series, seed: int, fraction: float) -> np.nda
     if fraction <= 0:
         return np.zeros(len(customer_ids), dtype=bool)
     prefix = f"{seed}:".encode()
-    draws = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(prefix + str(cid).encode(), digest_size=8).digest())
-            for cid in customer_ids
-        ),
-        dtype="float64",
-        count=len(customer_ids),
-    )
+    blake2b = hashlib.blake2b
+    # The digests side by side, read as big-endian integers by numpy in one go: the same
+    # numbers as int.from_bytes on each, at half the cost over 2 M customers (issue 20).
+    # (The ids as one object array first: iterating an Arrow-backed column costs more than
+    # the hashing.)
+    ids = np.asarray(customer_ids.to_numpy(dtype=object), dtype=object)
+    digests = b"".join([blake2b(prefix + str(cid).encode(), digest_size=8).digest() for cid in ids])
+    draws = np.frombuffer(digests, dtype=">u8").astype("float64")
     return draws / 2.0**64 < fraction
 
 

@@ -24,7 +24,7 @@ from churn.errors import UserError
 from churn.model.churn_model import ChurnModel
 from churn.outcomes.in_effect import rates_in_effect
 from churn.outcomes.ranking import ranking_in_effect
-from churn.scoring.export import ExportFilters, write_xlsx
+from churn.scoring.export import Contacts, ExportFilters, write_xlsx
 from churn.scoring.retention import ReasonsFor, RetentionList, retention_list
 from churn.scoring.score import explain, scored_by
 from churn.stages.inputs import read_parquet, run_name
@@ -83,7 +83,7 @@ def retention(
     filters: ExportFilters,
     reasons_for: ReasonsFor,
     snapshot_for: Callable[[], pd.DataFrame],
-    contacts: pd.DataFrame | None = None,
+    contacts: Contacts | None = None,
 ) -> RetentionList:
     """Consent, the budgeted pick, reasons for the picked and the filtered contact list,
     under the save rates in effect (assumed, or measured from campaign outcomes), which
