@@ -40,14 +40,17 @@ def train_candidates(
 ) -> ServedModel:
     """The served model: ``held_out`` is the booster trained on ``train`` alone;
     ``fit_fold`` and ``refit`` train one like it on other rows (fold models, the refit)."""
-    linear = choose_linear_part(train, valid)
-    crossfit = cross_fit(train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs)
+    half_life = config.recency_half_life
+    linear = choose_linear_part(train, valid, half_life)
+    crossfit = cross_fit(
+        train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs, half_life
+    )
     selection = select(crossfit, config.calibration)
     booster, n_fit = held_out.booster, len(train)
     if config.refit_full and crossfit.out_of_time:
         rows = pd.concat([train, valid])
         booster = refit(rows)
-        linear = fit_linear_part(rows, linear.c)
+        linear = fit_linear_part(rows, linear.c, half_life)
         n_fit = len(rows)
     ensemble = Ensemble(selection.candidates, selection.served, linear)
     calibrator = selection.candidates[selection.served].calibrator

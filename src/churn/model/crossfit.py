@@ -88,11 +88,13 @@ def cross_fit(
     fit_booster: FitBooster,
     linear_c: float,
     k: int,
+    half_life: float | None = None,
 ) -> CrossFit:
     """Each part's out-of-time predictions on the last ``k`` usable cutoffs.
 
     ``model`` holds the booster trained on ``train`` (used for the validation
-    fold); ``fit_booster`` trains one with the same settings on other rows.
+    fold); ``fit_booster`` trains one with the same settings on other rows;
+    ``half_life`` weights the logistic part's rows as the served one's.
     """
     last = pd.Timestamp(valid["cutoff"].max())
     folds = []
@@ -102,7 +104,7 @@ def cross_fit(
         fold_model = ChurnModel(booster, model.features, categories=model.categories)
         parts = {
             BOOSTER_PART: fold_model.booster_probability(here),
-            LINEAR_PART: fit_linear_part(fit_rows, linear_c).probability(here),
+            LINEAR_PART: fit_linear_part(fit_rows, linear_c, half_life).probability(here),
         }
         for column in btyd_parts(here.columns):
             parts[column] = here[column].fillna(0.5).to_numpy(dtype="float64")
