@@ -13,9 +13,7 @@ from churn.model.logistic import fit_logistic
 from churn.model.recency import cutoff_weights
 from churn.model.train import train_model
 
-CONFIG = TrainConfig(
-    n_estimators=40, early_stopping_rounds=10, min_customers=100, num_threads=1
-)
+CONFIG = TrainConfig(n_estimators=40, early_stopping_rounds=10, min_customers=100, num_threads=1)
 
 
 def _drifting(n_customers: int = 800, n_cutoffs: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -67,9 +65,9 @@ def test_recency_weights_follow_drifting_drivers(snapshots: pd.DataFrame) -> Non
         assert weighted[name] > equal[name] + 0.005, (name, equal, weighted)
 
 
-def test_the_logistic_part_uses_the_cutoff_weights(snapshots: pd.DataFrame) -> None:
+def test_the_logistic_part_uses_the_row_weights(snapshots: pd.DataFrame) -> None:
     rows = snapshots[snapshots["split"] == "train"]
-    part = fit_linear_part(rows, c=0.1, half_life=2.0)
+    part = fit_linear_part(rows, c=0.1, weight=cutoff_weights(rows, 2.0))
     x = part.transform.transform(rows[linear_features(rows)].to_numpy(dtype=float))
     expected = fit_logistic(x, rows["churned"], c=0.1, weight=cutoff_weights(rows, 2.0))
     np.testing.assert_allclose(part.coef, expected.coef, rtol=1e-12)

@@ -24,7 +24,6 @@ import pandas as pd
 from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
 from churn.model.logistic import LogisticFit, fit_logistic
 from churn.model.quantile_normal import QuantileNormal
-from churn.model.recency import cutoff_weights
 from churn.portable_math import log
 
 # Inverse penalty strengths tried on the validation cutoff (scikit-learn's C, per row).
@@ -91,25 +90,25 @@ class LinearPart:
         )
 
 
-def fit_linear_part(train: pd.DataFrame, c: float, half_life: float | None = None) -> LinearPart:
-    """The part fitted on ``train`` (snapshot rows with the label) with penalty ``c``, rows
-    weighted by cutoff age (churn.model.recency; None: equal weights)."""
+def fit_linear_part(train: pd.DataFrame, c: float, weight: np.ndarray | None = None) -> LinearPart:
+    """The part fitted on ``train`` (snapshot rows with the label) with penalty ``c``, each
+    row's log loss scaled by ``weight`` (e.g. churn.model.recency's; None: equal weights)."""
     features = linear_features(train)
     transform = QuantileNormal.fit(_matrix(train, features))
-    return _fit(train, features, transform, c, half_life)
+    return _fit(train, features, transform, c, weight)
 
 
 def choose_linear_part(
-    train: pd.DataFrame, valid: pd.DataFrame, half_life: float | None = None
+    train: pd.DataFrame, valid: pd.DataFrame, weight: np.ndarray | None = None
 ) -> LinearPart:
     """Fitted on ``train`` with the ``c`` of C_GRID that gives the best ``valid`` log loss
-    (``half_life`` as in ``fit_linear_part``; the baseline keeps equal weights)."""
+    (``weight`` as in ``fit_linear_part``; the baseline keeps equal weights)."""
     features = linear_features(train)
     transform = QuantileNormal.fit(_matrix(train, features))
     y = valid[LABEL].to_numpy(dtype=float)
     best: tuple[float, LinearPart] | None = None
     for c in C_GRID:
-        part = _fit(train, features, transform, c, half_life)
+        part = _fit(train, features, transform, c, weight)
         p = np.clip(part.probability(valid), 1e-15, 1 - 1e-15)
         loss = -math.fsum(y * log(p) + (1 - y) * log(1 - p)) / len(y)
         if best is None or loss < best[0]:
@@ -123,10 +122,9 @@ def _fit(
     features: list[str],
     transform: QuantileNormal,
     c: float,
-    half_life: float | None = None,
+    weight: np.ndarray | None = None,
 ) -> LinearPart:
     x = transform.transform(_matrix(train, features))
-    weight = cutoff_weights(train, half_life)
     fit = fit_logistic(x, train[LABEL].to_numpy(dtype=float), c=c, weight=weight)
     coef = [float(v) for v in fit.coef]
     return LinearPart(features, transform, coef, fit.intercept, c)
