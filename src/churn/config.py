@@ -390,7 +390,7 @@ class TrainConfig(_Section):
     refit_full: bool = True
     # Training rows weighted 0.5 ** (cutoff age / this), age in cutoffs before the newest
     # (churn.model.recency); None: every cutoff weighs the same.
-    recency_half_life: float | None = Field(None, gt=0, le=MAX_CUTOFFS)
+    recency_half_life: float | None = Field(6.0, gt=0, le=MAX_CUTOFFS)
     # Labelled rows `churn train` reads at most: beyond, a hashed sample of customers.
     max_rows: int | None = Field(None, ge=10_000, le=MAX_ROWS)
 

@@ -22,6 +22,7 @@ from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, model_matrix
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Ensemble
 from churn.model.model_files import read_model_files, write_model_files
+from churn.model.recency import cutoff_weights
 from churn.model.train import TrainingResult, lightgbm_params, train_model
 from synthetic import canonical_transactions
 
@@ -133,6 +134,7 @@ def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:
     data = lgb.Dataset(
         model_matrix(rows, model.features, model.categories),
         label=rows[LABEL],
+        weight=cutoff_weights(rows, CONFIG.recency_half_life),
         categorical_feature=categorical,
     )
     return lgb.train(lightgbm_params(CONFIG), data, num_boost_round=result.best_iteration)
