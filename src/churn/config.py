@@ -390,6 +390,9 @@ class TrainConfig(_Section):
     min_train_cutoffs: int = Field(3, ge=1, le=MAX_CUTOFFS)
     # Refit the served booster on train + valid cutoffs with the early-stopped tree count.
     refit_full: bool = True
+    # Training rows weighted 0.5 ** (cutoff age / this), age in cutoffs before the newest
+    # (churn.model.recency); None: every cutoff weighs the same.
+    recency_half_life: float | None = Field(6.0, gt=0, le=MAX_CUTOFFS)
     # Labelled rows `churn train` reads at most: beyond, a hashed sample of customers.
     max_rows: int | None = Field(None, ge=10_000, le=MAX_ROWS)
 

@@ -17,11 +17,12 @@ from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
 from churn.features.tables import build_feature_tables
 from churn.model.blend import BLEND_NAME, BOOSTER_PART
 from churn.model.calibrate import ScoreCalibrator
-from churn.model.candidates import choose, select
+from churn.model.candidates import choose, choose_calibration, select
 from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, model_matrix
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Ensemble
 from churn.model.model_files import read_model_files, write_model_files
+from churn.model.recency import cutoff_weights
 from churn.model.train import TrainingResult, lightgbm_params, train_model
 from synthetic import canonical_transactions
 
@@ -110,12 +111,30 @@ def test_a_part_that_beats_the_blend_clearly_on_every_held_out_cutoff_is_served(
     assert alone[0] == BLEND_NAME and "one held-out cutoff" in alone[1]
 
 
+def test_platt_is_kept_unless_another_calibration_is_clearly_better() -> None:
+    """On planted held-out predictions: "none" a hair better than Platt (the noise of one
+    cutoff) keeps Platt, and the old rule (lowest Brier) would not; isotonic far better
+    (a distortion Platt's sigmoid cannot undo) is chosen; without Platt, lowest Brier."""
+    rng = np.random.default_rng(5)
+    truth = rng.beta(2, 2, 4_000)
+    y = (rng.random(len(truth)) < truth).astype(int)
+    hair = {"platt": (y, np.clip(truth + 0.01, 0, 1)), "none": (y, truth)}
+    hair["isotonic"] = (y, np.clip(truth + rng.normal(0, 0.01, len(y)), 0, 1))
+    brier = {m: float(np.mean((p - y) ** 2)) for m, (y, p) in hair.items()}
+    assert min(brier, key=brier.__getitem__) != "platt"
+    assert choose_calibration(hair) == "platt"
+    bent = {"platt": (y, truth**3), "isotonic": (y, truth), "none": (y, truth**2)}
+    assert choose_calibration(bent) == "isotonic"
+    assert choose_calibration({"none": hair["none"], "isotonic": hair["isotonic"]}) == "none"
+
+
 def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:
     model = result.model
     categorical = [c for c in model.features if c in CATEGORICAL_FEATURES]
     data = lgb.Dataset(
         model_matrix(rows, model.features, model.categories),
         label=rows[LABEL],
+        weight=cutoff_weights(rows, CONFIG.recency_half_life),
         categorical_feature=categorical,
     )
     return lgb.train(lightgbm_params(CONFIG), data, num_boost_round=result.best_iteration)

@@ -57,6 +57,23 @@ def test_separable_data_stays_finite_with_a_penalty() -> None:
     assert fit.probability(np.array([[-1.0], [1.0]])).round(3).tolist() == [0.0, 1.0]
 
 
+def test_row_weights_are_scikit_learns_sample_weight() -> None:
+    """A weighted fit is scikit-learn's with ``sample_weight``; integer weights are the
+    same fit as repeating each row that many times; unit weights change no bit."""
+    x, y = _data(n=1_500, seed=4)
+    weight = np.random.default_rng(4).integers(0, 4, len(y)).astype(float)
+    ours = fit_logistic(x, y, c=0.1, weight=weight)
+    sk = LogisticRegression(C=0.1, tol=1e-12, max_iter=10_000).fit(x, y, sample_weight=weight)
+    np.testing.assert_allclose(ours.coef, sk.coef_[0], rtol=1e-5, atol=1e-7)  # lbfgs's tol
+    rows = np.repeat(np.arange(len(y)), weight.astype(int))
+    repeated = fit_logistic(x[rows], y[rows], c=0.1)
+    np.testing.assert_allclose(ours.coef, repeated.coef, rtol=1e-9)
+    unit = fit_logistic(x, y, c=0.1, weight=np.ones(len(y)))
+    assert unit.coef.tobytes() == fit_logistic(x, y, c=0.1).coef.tobytes()
+    with pytest.raises(ValueError, match="weight"):
+        fit_logistic(x, y, weight=-weight)
+
+
 @pytest.mark.parametrize(
     ("x", "y", "message"),
     [

@@ -20,6 +20,7 @@ from churn.model.churn_model import ChurnModel
 from churn.model.crossfit import FitBooster, cross_fit
 from churn.model.ensemble import Ensemble
 from churn.model.linear_part import choose_linear_part, fit_linear_part
+from churn.model.recency import cutoff_weights
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,17 @@ def train_candidates(
 ) -> ServedModel:
     """The served model: ``held_out`` is the booster trained on ``train`` alone;
     ``fit_fold`` and ``refit`` train one like it on other rows (fold models, the refit)."""
-    linear = choose_linear_part(train, valid)
-    crossfit = cross_fit(train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs)
+    half_life = config.recency_half_life
+    linear = choose_linear_part(train, valid, cutoff_weights(train, half_life))
+    crossfit = cross_fit(
+        train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs, half_life
+    )
     selection = select(crossfit, config.calibration)
     booster, n_fit = held_out.booster, len(train)
     if config.refit_full and crossfit.out_of_time:
         rows = pd.concat([train, valid])
         booster = refit(rows)
-        linear = fit_linear_part(rows, linear.c)
+        linear = fit_linear_part(rows, linear.c, cutoff_weights(rows, half_life))
         n_fit = len(rows)
     ensemble = Ensemble(selection.candidates, selection.served, linear)
     calibrator = selection.candidates[selection.served].calibrator

@@ -28,6 +28,7 @@ import pandas as pd
 from churn.model.blend import BOOSTER_PART, LINEAR_PART, btyd_parts
 from churn.model.churn_model import LABEL, ChurnModel
 from churn.model.linear_part import fit_linear_part
+from churn.model.recency import cutoff_weights
 
 FitBooster = Callable[[pd.DataFrame], lgb.Booster]
 
@@ -88,21 +89,24 @@ def cross_fit(
     fit_booster: FitBooster,
     linear_c: float,
     k: int,
+    half_life: float | None = None,
 ) -> CrossFit:
     """Each part's out-of-time predictions on the last ``k`` usable cutoffs.
 
     ``model`` holds the booster trained on ``train`` (used for the validation
-    fold); ``fit_booster`` trains one with the same settings on other rows.
+    fold); ``fit_booster`` trains one with the same settings on other rows;
+    ``half_life`` weights the logistic part's rows as the served one's.
     """
     last = pd.Timestamp(valid["cutoff"].max())
     folds = []
     for target in fold_cutoffs(train, valid, k):
         fit_rows, here = fold_rows(train, valid, target)
+        weight = cutoff_weights(fit_rows, half_life)
         booster = model.booster if target == last else fit_booster(fit_rows)
         fold_model = ChurnModel(booster, model.features, categories=model.categories)
         parts = {
             BOOSTER_PART: fold_model.booster_probability(here),
-            LINEAR_PART: fit_linear_part(fit_rows, linear_c).probability(here),
+            LINEAR_PART: fit_linear_part(fit_rows, linear_c, weight).probability(here),
         }
         for column in btyd_parts(here.columns):
             parts[column] = here[column].fillna(0.5).to_numpy(dtype="float64")

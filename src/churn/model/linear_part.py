@@ -90,21 +90,25 @@ class LinearPart:
         )
 
 
-def fit_linear_part(train: pd.DataFrame, c: float) -> LinearPart:
-    """The part fitted on ``train`` (snapshot rows with the label) with penalty ``c``."""
+def fit_linear_part(train: pd.DataFrame, c: float, weight: np.ndarray | None = None) -> LinearPart:
+    """The part fitted on ``train`` (snapshot rows with the label) with penalty ``c``, each
+    row's log loss scaled by ``weight`` (e.g. churn.model.recency's; None: equal weights)."""
     features = linear_features(train)
     transform = QuantileNormal.fit(_matrix(train, features))
-    return _fit(train, features, transform, c)
+    return _fit(train, features, transform, c, weight)
 
 
-def choose_linear_part(train: pd.DataFrame, valid: pd.DataFrame) -> LinearPart:
-    """Fitted on ``train`` with the ``c`` of C_GRID that gives the best ``valid`` log loss."""
+def choose_linear_part(
+    train: pd.DataFrame, valid: pd.DataFrame, weight: np.ndarray | None = None
+) -> LinearPart:
+    """Fitted on ``train`` with the ``c`` of C_GRID that gives the best ``valid`` log loss
+    (``weight`` as in ``fit_linear_part``; the baseline keeps equal weights)."""
     features = linear_features(train)
     transform = QuantileNormal.fit(_matrix(train, features))
     y = valid[LABEL].to_numpy(dtype=float)
     best: tuple[float, LinearPart] | None = None
     for c in C_GRID:
-        part = _fit(train, features, transform, c)
+        part = _fit(train, features, transform, c, weight)
         p = np.clip(part.probability(valid), 1e-15, 1 - 1e-15)
         loss = -math.fsum(y * log(p) + (1 - y) * log(1 - p)) / len(y)
         if best is None or loss < best[0]:
@@ -114,10 +118,14 @@ def choose_linear_part(train: pd.DataFrame, valid: pd.DataFrame) -> LinearPart:
 
 
 def _fit(
-    train: pd.DataFrame, features: list[str], transform: QuantileNormal, c: float
+    train: pd.DataFrame,
+    features: list[str],
+    transform: QuantileNormal,
+    c: float,
+    weight: np.ndarray | None = None,
 ) -> LinearPart:
     x = transform.transform(_matrix(train, features))
-    fit = fit_logistic(x, train[LABEL].to_numpy(dtype=float), c=c)
+    fit = fit_logistic(x, train[LABEL].to_numpy(dtype=float), c=c, weight=weight)
     coef = [float(v) for v in fit.coef]
     return LinearPart(features, transform, coef, fit.intercept, c)
 

@@ -44,10 +44,14 @@ class LogisticFit:
         return np.asarray(expit(_linear(_matrix(x), self.coef, self.intercept)), dtype=np.float64)
 
 
-def fit_logistic(x: ArrayLike, y: ArrayLike, c: float = 1.0) -> LogisticFit:
+def fit_logistic(
+    x: ArrayLike, y: ArrayLike, c: float = 1.0, weight: ArrayLike | None = None
+) -> LogisticFit:
     """Maximum penalised likelihood for ``y`` (0/1) on the columns of ``x``.
 
-    ``c`` is scikit-learn's C (inverse penalty strength). Raises ValueError when
+    ``c`` is scikit-learn's C (inverse penalty strength); ``weight`` (one
+    non-negative number a row, default 1) scales each row's log loss, as
+    scikit-learn's ``sample_weight`` does. Raises ValueError when
     ``y`` holds one class only or Newton fails to improve (a singular problem,
     e.g. a constant column with ``c`` huge).
     """
@@ -59,19 +63,20 @@ def fit_logistic(x: ArrayLike, y: ArrayLike, c: float = 1.0) -> LogisticFit:
         raise ValueError("y must be one 0/1 value per row of x")
     if target.min() == target.max():
         raise ValueError("logistic regression needs both classes")
+    w = _weights(weight, len(target))
     penalty = np.full(design.shape[1], 1.0 / c)
     penalty[-1] = 0.0  # the intercept
     beta = np.zeros(design.shape[1])
-    loss = _objective(design, target, beta, penalty)
+    loss = _objective(design, target, beta, penalty, w)
     for _ in range(_MAX_ITER):
         p = expit(_einsum("ni,i->n", design, beta))
-        grad = _einsum("ni,n->i", design, p - target) + penalty * beta
-        hessian = _einsum("ni,nj->ij", design * (p * (1 - p))[:, None], design)
+        grad = _einsum("ni,n->i", design, w * (p - target)) + penalty * beta
+        hessian = _einsum("ni,nj->ij", design * (w * p * (1 - p))[:, None], design)
         step = _solve_spd(hessian + np.diag(penalty), grad)
         t, improved = 1.0, False
         for _ in range(_MAX_HALVINGS):
             candidate = beta - t * step
-            new_loss = _objective(design, target, candidate, penalty)
+            new_loss = _objective(design, target, candidate, penalty, w)
             if new_loss <= loss:
                 improved = True
                 break
@@ -87,11 +92,24 @@ def fit_logistic(x: ArrayLike, y: ArrayLike, c: float = 1.0) -> LogisticFit:
     return LogisticFit(coef=beta[:-1].copy(), intercept=float(beta[-1]))
 
 
-def _objective(design: FloatArray, y: FloatArray, beta: FloatArray, penalty: FloatArray) -> float:
-    """Sum of log losses plus the penalty, on the scale the Newton step uses (divided by C)."""
+def _objective(
+    design: FloatArray, y: FloatArray, beta: FloatArray, penalty: FloatArray, w: FloatArray
+) -> float:
+    """Weighted sum of log losses plus the penalty, on the scale the Newton step uses
+    (divided by C)."""
     z = _einsum("ni,i->n", design, beta)
     losses = logaddexp(0.0, z) - y * z  # log(1 + e^z) - y z
-    return float(np.sum(losses) + 0.5 * np.sum(penalty * beta * beta))
+    return float(np.sum(w * losses) + 0.5 * np.sum(penalty * beta * beta))
+
+
+def _weights(weight: ArrayLike | None, n: int) -> FloatArray:
+    """Row weights: all ones by default; otherwise n finite non-negative numbers."""
+    if weight is None:
+        return np.ones(n)
+    w = np.asarray(weight, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weight must be one finite non-negative number per row of x")
+    return w
 
 
 def _solve_spd(matrix: FloatArray, rhs: FloatArray) -> FloatArray:

@@ -34,6 +34,7 @@ from churn.model.churn_model import (
     learn_categories,
     model_matrix,
 )
+from churn.model.recency import cutoff_weights
 from churn.model.sufficiency import check_training_data
 from churn.progress import lightgbm_callback, progress
 from churn.schema import LABEL, SPLIT, TRAIN_SPLIT, VALID_SPLIT
@@ -102,6 +103,7 @@ def _refit(
     full_set = lgb.Dataset(
         model_matrix(rows, features, categories),
         label=rows[LABEL],
+        weight=cutoff_weights(rows, config.recency_half_life),
         categorical_feature=categorical,
     )
     with _threads(config), progress("train", n_trees, unit) as shown:
@@ -167,6 +169,7 @@ def _fit_early_stopped(
     train_set = lgb.Dataset(
         model_matrix(train, features, categories),
         label=train[LABEL],
+        weight=cutoff_weights(train, config.recency_half_life),
         categorical_feature=categorical,
     )
     valid_set = lgb.Dataset(
