@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from churn.config import GenerateConfig, IngestConfig
+from churn.data import spark_ingest as spark_ingest_module
 from churn.data.generate import generate_shop
 from churn.data.ingest import ingest
 from churn.data.spark_ingest import spark_ingest
@@ -275,6 +276,18 @@ def test_messy_exports_ingest_the_same(spark: Any, tmp_path: Path) -> None:
     messy.write_text(MESSY_CSV)
     _both_ingests(spark, messy, tmp_path / "messy", dt.date(2025, 1, 1))
     _both_ingests(spark, FIXTURES / "online_retail_messy.csv", tmp_path / "retail", None)
+
+
+@requires_spark
+def test_an_export_of_copies_takes_the_shuffle_join(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``_BROADCAST_COPIES`` later copies the duplicates are joined with a shuffle
+    and the outputs sorted back into file order: the same outputs as DuckDB's."""
+    monkeypatch.setattr(spark_ingest_module, "_BROADCAST_COPIES", 0)
+    messy = tmp_path / "messy.csv"
+    messy.write_text(MESSY_CSV)
+    _both_ingests(spark, messy, tmp_path / "messy", dt.date(2025, 1, 1))
 
 
 @requires_spark

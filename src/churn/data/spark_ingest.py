@@ -110,8 +110,10 @@ def _dayfirst(frame: Any, column: str, config: IngestConfig) -> tuple[bool, str]
         return config.dayfirst, "params"
     day, month = sp.dayfirst_evidence(column)
     # The first rows: a limit takes the partitions in order (no sort of the whole source).
-    sample = frame.select(sp.ident(column)).limit(_DAYFIRST_SAMPLE).selectExpr(
-        f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw"
+    sample = (
+        frame.select(sp.ident(column))
+        .limit(_DAYFIRST_SAMPLE)
+        .selectExpr(f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw")
     )
     row = sample.selectExpr(
         "count_if(a > 12) AS first_big",
