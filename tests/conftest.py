@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,3 +22,20 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def small_shop_config() -> GenerateConfig:
     """A shop small enough for a unit test but with every kind of customer in it."""
     return GenerateConfig(seed=3, n_customers=3_000)
+
+
+@pytest.fixture(scope="session")
+def shared_spark() -> Iterator[Any]:
+    """One local Spark session for every test that needs one in this process.
+
+    Starting a session (a JVM, the churn package shipped to it) costs 10-30 s here,
+    and Spark keeps one per process anyway; the modules that test on Spark share it
+    instead of each starting and stopping their own. Stopped when the run ends.
+    """
+    pytest.importorskip("pyspark")
+    from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
+    from features.test_engines import TEST_SPARK_CONF
+
+    session = spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
+    yield session
+    session.stop()

@@ -28,10 +28,9 @@ from churn.data import spark_ingest as spark_ingest_module
 from churn.data.generate import generate_shop
 from churn.data.ingest import ingest
 from churn.data.spark_ingest import spark_ingest
-from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
 from churn.stages.inputs import read_dataset
 from churn.stages.spark_features import PARTITION
-from features.test_engines import TEST_SPARK_CONF, requires_spark
+from features.test_engines import requires_spark
 from nightly_shop import run_cli, write_raw
 
 FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
@@ -57,10 +56,9 @@ ENGINES = ("duckdb", "pyspark")
 
 
 @pytest.fixture(scope="module")
-def spark() -> object:
-    """The module's one local Spark session (the CLI runs below reuse it)."""
-    pytest.importorskip("pyspark")
-    return spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
+def spark(shared_spark: Any) -> Any:
+    """The run's one local Spark session (tests/conftest.py); the CLI runs reuse it."""
+    return shared_spark
 
 
 def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
@@ -150,7 +148,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[
         model = str(root / "pyspark" / "data" / "churn_model")
         _run(params["pyspark"], "nightly", "--as-of", as_of, "--model", model)
         yield {e: root / e / "data" for e in ENGINES}
-    spark.stop()
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -215,13 +212,15 @@ def test_same_scores_and_list(runs: dict[str, Path]) -> None:
 
 
 @requires_spark
-def test_export_brings_back_only_the_candidates(runs: dict[str, Path]) -> None:
-    """On Spark the driver reads the customers worth contacting, not the score table: the
-    targets table holds exactly DuckDB's candidate rows and the summary is DuckDB's."""
+def test_export_brings_back_only_the_targeted(runs: dict[str, Path]) -> None:
+    """On Spark the driver reads the pick's columns of the customers worth contacting and
+    then the full rows of the targeted ones, not the score table: the targets table holds
+    exactly DuckDB's targeted rows and the summary is DuckDB's."""
     duck, spark = (_read(runs[e] / "targets.parquet") for e in ENGINES)
-    worth = duck[(duck["expected_gain"] > 0) & (duck["action"] != "No action")]
-    assert 0 < len(spark) < len(duck) and spark["selected"].sum() == duck["selected"].sum()
-    _same(worth.drop(columns="model_uri"), spark.drop(columns="model_uri"))
+    worth = (duck["expected_gain"] > 0) & (duck["action"] != "No action")
+    targeted = duck[duck["targeted"]]
+    assert 0 < len(spark) == len(targeted) < worth.sum() < len(duck)
+    _same(targeted.drop(columns="model_uri"), spark.drop(columns="model_uri"))
     duck_summary, spark_summary = (
         json.loads((runs[e] / "retention_targets.summary.json").read_text()) for e in ENGINES
     )

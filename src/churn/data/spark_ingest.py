@@ -8,8 +8,12 @@ same way (every later copy of a line, by position) and the same accounting
 (``rows_in == rows_out + rows_quarantined``, checked on what was written, and
 ``ingest.max_bad_fraction`` checked before anything is published). Transactions
 and quarantine are written by Spark as Parquet folders; only counts reach the
-driver. Both folders hold their rows in file order (a range sort on the row's
-position), as DuckDB's files do, so a rerun writes the same parts.
+driver. Both folders hold their rows in file order, as DuckDB's files do, so a rerun
+writes the same parts: the scan's partitions already are in file order and the rows
+never leave them (the few later copies of lines are broadcast), unless an export
+repeats itself wholesale, when a range sort on the row's position restores it.
+The source is read twice (partition sizes, then the rows, kept in memory for the
+aggregate and the two writes), the first rows' dates once more.
 """
 
 from __future__ import annotations
