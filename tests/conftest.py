@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,10 @@ def shared_spark() -> Iterator[Any]:
     """
     pytest.importorskip("pyspark")
     from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
+
+    # py4j says goodbye at interpreter exit, after pytest closed the stream the in-process
+    # CLI tests bound logging to; keep it quiet so the run does not end on a logging error.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     from features.test_engines import TEST_SPARK_CONF
 
     session = spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)

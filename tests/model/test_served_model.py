@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
 import shutil
@@ -153,9 +152,6 @@ def test_spark_udf_gives_the_loaders_probabilities(
 ) -> None:
     import mlflow.pyfunc
 
-    # py4j says goodbye at interpreter exit, after pytest closed the stream the in-process
-    # CLI tests bound logging to; keep it quiet so the run does not end on a logging error.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     # The run's one session (tests/conftest.py): its Python workers are this interpreter.
     folder, expected, rows = model_dir
     frame = shared_spark.createDataFrame(
