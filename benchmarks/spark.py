@@ -106,9 +106,13 @@ def run_spark(raw: Path, out: Path, master: str, model: Any) -> dict[str, float]
     )
     spark = con._session
     tx, quarantine = out / "transactions", out / "quarantine"
+    jobs = spark.sparkContext.statusTracker()
+    before = len(jobs.getJobIdsForGroup())
     _timed(
         "ingest", seconds, lambda: spark_ingest(spark, raw, IngestConfig(), None, tx, quarantine)
     )
+    # Spark's cost at small sizes is per job: say how many ingest ran.
+    print(f"  ingest ran {len(jobs.getJobIdsForGroup()) - before} Spark jobs", flush=True)
     table = backend.read_transactions(con, tx)
     snapshots, features = SnapshotConfig(), FeaturesConfig()
     train_path, score_path = out / "train", out / "score"
