@@ -69,6 +69,8 @@ def spark_rows_of(scores: Any, customer_ids: pd.Series) -> pa.Table:
     """The full score rows of ``customer_ids`` (a few: the pick), in rank order."""
     from pyspark.sql import functions as sf
 
+    if customer_ids.empty:  # nobody targeted: the schema, no rows, no join
+        return scores.limit(0).toArrow()
     spark = scores.sparkSession
     wanted = spark.createDataFrame(
         pd.DataFrame({CUSTOMER_ID: customer_ids.astype(str).to_numpy()}),
