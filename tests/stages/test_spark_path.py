@@ -345,3 +345,18 @@ def _export_both(runs: dict[str, Path], tmp_path: Path, name: str) -> dict[str, 
     summaries = [json.loads(outputs[e].with_suffix(".summary.json").read_text()) for e in ENGINES]
     assert {**summaries[0], "files": None} == {**summaries[1], "files": None}
     return dict(summaries[0])
+
+
+@requires_spark
+def test_rows_numbered_after_a_sort_are_each_numbered_once(spark: Any) -> None:
+    """Row numbers after a shuffle (the score table's rank) are 0..n-1, each once: the
+    partition sizes are counted on the same rows that are then numbered."""
+    from pyspark.sql import functions as sf
+
+    from churn.data.spark_rows import numbered
+
+    n = 300_000
+    frame = spark.range(n).withColumn("p", sf.rand(1)).withColumn("id", sf.col("id").cast("string"))
+    ordered = frame.orderBy(sf.col("p").desc(), sf.col("id").asc())
+    rows = numbered(ordered, "n").select("n").toPandas()["n"]
+    assert sorted(rows) == list(range(n))
