@@ -25,13 +25,14 @@ def small_shop_config() -> GenerateConfig:
     return GenerateConfig(seed=3, n_customers=3_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_spark() -> Iterator[Any]:
-    """One local Spark session for every test that needs one in this process.
+    """The process's local Spark session, started by the first module that needs one.
 
     Starting a session (a JVM, the churn package shipped to it) costs 10-30 s here,
-    and Spark keeps one per process anyway; the modules that test on Spark share it
-    instead of each starting and stopping their own. Stopped when the run ends.
+    and Spark keeps one per process anyway; the modules that test on Spark reuse it
+    instead of each starting and stopping their own (a module that must have a fresh
+    one, tests/model/test_served_model.py, stops it; the next module starts another).
     """
     pytest.importorskip("pyspark")
     from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
@@ -41,6 +42,4 @@ def shared_spark() -> Iterator[Any]:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     from features.test_engines import TEST_SPARK_CONF
 
-    session = spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
-    yield session
-    session.stop()
+    yield spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -148,15 +149,36 @@ def test_mlflow_models_serve_answers_with_the_loaders_probabilities(
 @pytest.mark.skipif(shutil.which("java") is None, reason="spark_udf needs Java 17")
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 def test_spark_udf_gives_the_loaders_probabilities(
-    model_dir: tuple[Path, np.ndarray, pd.DataFrame], shared_spark: Any
+    model_dir: tuple[Path, np.ndarray, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pytest.importorskip("pyspark")
     import mlflow.pyfunc
+    from pyspark.sql import SparkSession
 
-    # The run's one session (tests/conftest.py): its Python workers are this interpreter.
-    folder, expected, rows = model_dir
-    frame = shared_spark.createDataFrame(
-        rows.astype({c: object for c in rows.select_dtypes("string")})
+    from churn.features.backend import spark_session
+
+    # The UDF runs in Spark's Python workers: they must be this interpreter (with MLflow).
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    # py4j says goodbye at interpreter exit, after pytest closed the stream the in-process
+    # CLI tests bound logging to; keep it quiet so the run does not end on a logging error.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # Not the run's shared session: spark_udf puts the model folder's partial copy of
+    # churn on the Python workers' path, and workers are reused, so a later
+    # mapInPandas would import the wrong churn. A fresh session, stopped after.
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+    spark = spark_session(
+        "local[1]",
+        {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"},
     )
-    predict = mlflow.pyfunc.spark_udf(shared_spark, model_uri=str(folder), result_type="double")
-    scored = frame.withColumn("p", predict(*rows.columns)).select("p").toPandas()
+    try:
+        folder, expected, rows = model_dir
+        frame = spark.createDataFrame(
+            rows.astype({c: object for c in rows.select_dtypes("string")})
+        )
+        predict = mlflow.pyfunc.spark_udf(spark, model_uri=str(folder), result_type="double")
+        scored = frame.withColumn("p", predict(*rows.columns)).select("p").toPandas()
+    finally:
+        spark.stop()
     assert np.allclose(scored["p"].to_numpy(), expected, rtol=0, atol=1e-12)
