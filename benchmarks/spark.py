@@ -48,8 +48,10 @@ from churn.scoring.score import score_customers
 from churn.scoring.spark_score import spark_scores
 from churn.stages.inputs import read_dataset
 from churn.stages.spark_features import PARTITION, write_spark_feature_tables
+from churn.stages.training_rows import training_snapshots
 
 ROWS_PER_CUSTOMER = 3.07  # the generator's default shop (61,422 rows for 20,000 customers)
+TRAIN_ROWS = 1_000_000  # the model only has to exist; training is not compared
 SPARK_CONF = {"spark.driver.memory": "6g", "spark.sql.shuffle.partitions": "8"}
 
 
@@ -85,7 +87,9 @@ def run_duckdb(raw: Path, out: Path, train: TrainConfig) -> tuple[dict[str, floa
         seconds,
         lambda: write_feature_tables(table, snapshots, features, train_path, score_path),
     )
-    model = train_model(pd.read_parquet(train_path), train).model
+    # A hashed sample of customers (train.max_rows' reader): 10 M lines make ~40 M labelled
+    # rows, ~19 GB as one frame, which the OOM killer took on a 24 GB machine.
+    model = train_model(training_snapshots(train_path, TRAIN_ROWS), train).model
     identity = ModelIdentity("benchmark")
 
     def score() -> None:
@@ -106,9 +110,13 @@ def run_spark(raw: Path, out: Path, master: str, model: Any) -> dict[str, float]
     )
     spark = con._session
     tx, quarantine = out / "transactions", out / "quarantine"
+    jobs = spark.sparkContext.statusTracker()
+    before = len(jobs.getJobIdsForGroup())
     _timed(
         "ingest", seconds, lambda: spark_ingest(spark, raw, IngestConfig(), None, tx, quarantine)
     )
+    # Spark's cost at small sizes is per job: say how many ingest ran.
+    print(f"  ingest ran {len(jobs.getJobIdsForGroup()) - before} Spark jobs", flush=True)
     table = backend.read_transactions(con, tx)
     snapshots, features = SnapshotConfig(), FeaturesConfig()
     train_path, score_path = out / "train", out / "score"

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,12 +159,9 @@ def duckdb_backend() -> BaseBackend:
 
 
 @pytest.fixture(scope="module")
-def spark_backend() -> Iterator[BaseBackend]:
-    """One local Spark session for the module; starting one costs 10-30 s here."""
-    pytest.importorskip("pyspark")
-    backend = connect("pyspark", spark_master=DEFAULT_SPARK_MASTER, spark_conf=TEST_SPARK_CONF)
-    yield backend
-    backend.disconnect()
+def spark_backend(shared_spark: Any) -> BaseBackend:
+    """Ibis on the run's one local Spark session (tests/conftest.py), left running."""
+    return connect("pyspark", spark_master=DEFAULT_SPARK_MASTER, spark_conf=TEST_SPARK_CONF)
 
 
 def assert_same_table(duck: pd.DataFrame, spark: pd.DataFrame) -> None:

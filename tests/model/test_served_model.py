@@ -162,7 +162,12 @@ def test_spark_udf_gives_the_loaders_probabilities(
     # py4j says goodbye at interpreter exit, after pytest closed the stream the in-process
     # CLI tests bound logging to; keep it quiet so the run does not end on a logging error.
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    ours = SparkSession.getActiveSession() is None
+    # Not the run's shared session: spark_udf puts the model folder's partial copy of
+    # churn on the Python workers' path, and workers are reused, so a later
+    # mapInPandas would import the wrong churn. A fresh session, stopped after.
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
     spark = spark_session(
         "local[1]",
         {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"},
@@ -175,6 +180,5 @@ def test_spark_udf_gives_the_loaders_probabilities(
         predict = mlflow.pyfunc.spark_udf(spark, model_uri=str(folder), result_type="double")
         scored = frame.withColumn("p", predict(*rows.columns)).select("p").toPandas()
     finally:
-        if ours:
-            spark.stop()
+        spark.stop()
     assert np.allclose(scored["p"].to_numpy(), expected, rtol=0, atol=1e-12)

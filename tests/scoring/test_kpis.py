@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -143,6 +144,28 @@ def test_churn_rate_by_cutoff() -> None:
     assert out["customers"].tolist() == [4, 3]
     assert out["churned"].tolist() == [2, 2]
     assert out["churn_rate"].tolist() == pytest.approx([0.5, 2 / 3])
+
+
+def test_churn_rate_by_cutoff_streams_a_folder_of_parts(tmp_path: Path) -> None:
+    """A folder of parts (as Spark writes the labelled table, cutoffs split across parts
+    and in no order) gives the table the frame gives, counted by DuckDB as it streams."""
+    labelled = pd.DataFrame(
+        {
+            "cutoff": pd.to_datetime(["2025-02-01", "2025-01-01"] * 3 + ["2025-01-01"]),
+            "split": ["test", "train"] * 3 + ["train"],
+            "churned": np.array([1, 1, 0, 0, 1, 0, 1], dtype="int8"),
+            "recency_days": np.arange(7.0),
+        }
+    )
+    folder = tmp_path / "train.parquet"
+    folder.mkdir()
+    for i, part in enumerate((labelled.iloc[:3], labelled.iloc[3:])):
+        part.to_parquet(folder / f"part-{i:05d}.snappy.parquet", index=False)
+    (folder / "_SUCCESS").touch()
+    expected = churn_rate_by_cutoff(labelled[["cutoff", "split", "churned"]])
+    # pandas keeps int8 for sums this small (int64 from a few hundred rows up); DuckDB: int64.
+    expected = expected.astype({"churned": "int64"})
+    pd.testing.assert_frame_equal(churn_rate_by_cutoff(folder), expected)
 
 
 def test_segment_sizes_keep_segment_order_and_empty_segments() -> None:

@@ -24,13 +24,13 @@ import pytest
 import yaml
 
 from churn.config import GenerateConfig, IngestConfig
+from churn.data import spark_ingest as spark_ingest_module
 from churn.data.generate import generate_shop
 from churn.data.ingest import ingest
 from churn.data.spark_ingest import spark_ingest
-from churn.features.backend import DEFAULT_SPARK_MASTER, spark_session
 from churn.stages.inputs import read_dataset
 from churn.stages.spark_features import PARTITION
-from features.test_engines import TEST_SPARK_CONF, requires_spark
+from features.test_engines import requires_spark
 from nightly_shop import run_cli, write_raw
 
 FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
@@ -56,10 +56,9 @@ ENGINES = ("duckdb", "pyspark")
 
 
 @pytest.fixture(scope="module")
-def spark() -> object:
-    """The module's one local Spark session (the CLI runs below reuse it)."""
-    pytest.importorskip("pyspark")
-    return spark_session(DEFAULT_SPARK_MASTER, TEST_SPARK_CONF)
+def spark(shared_spark: Any) -> Any:
+    """The run's one local Spark session (tests/conftest.py); the CLI runs reuse it."""
+    return shared_spark
 
 
 def _params(folder: Path, raw: Path, engine: str, tracking: str) -> Path:
@@ -149,7 +148,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[
         model = str(root / "pyspark" / "data" / "churn_model")
         _run(params["pyspark"], "nightly", "--as-of", as_of, "--model", model)
         yield {e: root / e / "data" for e in ENGINES}
-    spark.stop()
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -214,13 +212,15 @@ def test_same_scores_and_list(runs: dict[str, Path]) -> None:
 
 
 @requires_spark
-def test_export_brings_back_only_the_candidates(runs: dict[str, Path]) -> None:
-    """On Spark the driver reads the customers worth contacting, not the score table: the
-    targets table holds exactly DuckDB's candidate rows and the summary is DuckDB's."""
+def test_export_brings_back_only_the_targeted(runs: dict[str, Path]) -> None:
+    """On Spark the driver reads the pick's columns of the customers worth contacting and
+    then the full rows of the targeted ones, not the score table: the targets table holds
+    exactly DuckDB's targeted rows and the summary is DuckDB's."""
     duck, spark = (_read(runs[e] / "targets.parquet") for e in ENGINES)
-    worth = duck[(duck["expected_gain"] > 0) & (duck["action"] != "No action")]
-    assert 0 < len(spark) < len(duck) and spark["selected"].sum() == duck["selected"].sum()
-    _same(worth.drop(columns="model_uri"), spark.drop(columns="model_uri"))
+    worth = (duck["expected_gain"] > 0) & (duck["action"] != "No action")
+    targeted = duck[duck["targeted"]]
+    assert 0 < len(spark) == len(targeted) < worth.sum() < len(duck)
+    _same(targeted.drop(columns="model_uri"), spark.drop(columns="model_uri"))
     duck_summary, spark_summary = (
         json.loads((runs[e] / "retention_targets.summary.json").read_text()) for e in ENGINES
     )
@@ -278,6 +278,18 @@ def test_messy_exports_ingest_the_same(spark: Any, tmp_path: Path) -> None:
 
 
 @requires_spark
+def test_an_export_of_copies_takes_the_shuffle_join(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``_BROADCAST_COPIES`` later copies the duplicates are joined with a shuffle
+    and the outputs sorted back into file order: the same outputs as DuckDB's."""
+    monkeypatch.setattr(spark_ingest_module, "_BROADCAST_COPIES", 0)
+    messy = tmp_path / "messy.csv"
+    messy.write_text(MESSY_CSV)
+    _both_ingests(spark, messy, tmp_path / "messy", dt.date(2025, 1, 1))
+
+
+@requires_spark
 def test_lakehouse_folder_and_catalog_table(spark: Any, tmp_path: Path) -> None:
     """A Parquet folder Spark wrote and a catalog table read like the export they hold."""
     raw = spark.read.options(header="true").csv(str(FIXTURES / "online_retail_messy.csv"))
@@ -293,3 +305,58 @@ def test_lakehouse_folder_and_catalog_table(spark: Any, tmp_path: Path) -> None:
     assert reports[0].reasons == reports[1].reasons
     assert reports[0].rows_out == reports[1].rows_out > 0
     _same(*(read_dataset(tmp_path / f"tx{i}").sort_values(["customer_id", "ts"]) for i in (0, 1)))
+
+
+@requires_spark
+def test_spark_pick_counts_consent_over_every_candidate(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """With consent refused, unknown or missing for some of the riskiest customers, Spark's pick
+    (made on the candidates' pick columns, then the targeted rows fetched) leaves out the
+    same customers for the same reasons: the same list and summary as DuckDB's."""
+    scores = _read(runs["duckdb"] / "scores.parquet").sort_values("risk_rank")
+    ids = scores["customer_id"].astype(str).to_numpy()
+    consent = pd.array([True] * len(ids), dtype="boolean")
+    consent[:5], consent[5:10] = False, pd.NA
+    customers = pd.DataFrame(
+        {"customer_id": ids, "email": "", "name": "", "country": "", "marketing_consent": consent}
+    )
+    # ranks 11-15 are missing from the table: not_in_customers_table
+    customers.drop(index=range(10, 15)).to_parquet(tmp_path / "customers.parquet", index=False)
+    assert all(_export_both(runs, tmp_path, "some")["left_out"].values())
+    # Nobody may be contacted: an empty list, and the same reason why on both engines.
+    customers.assign(marketing_consent=False).to_parquet(tmp_path / "customers.parquet")
+    assert _export_both(runs, tmp_path, "none")["targeted_under_budget"] == 0
+
+
+def _export_both(runs: dict[str, Path], tmp_path: Path, name: str) -> dict[str, Any]:
+    """`churn export --output` on each engine with ``tmp_path``'s customers table; asserts
+    the same list and summary, and returns the summary."""
+    outputs = {}
+    for engine in ENGINES:
+        settings = yaml.safe_load((runs[engine].parent / "params.yaml").read_text())
+        settings["paths"]["customers"] = str(tmp_path / "customers.parquet")
+        params = tmp_path / f"{engine}.yaml"
+        params.write_text(yaml.safe_dump(settings))
+        outputs[engine] = tmp_path / f"{engine}_{name}.csv"
+        _run(params, "export", "--output", str(outputs[engine]))
+    duck, spark = (outputs[e].read_bytes() for e in ENGINES)
+    assert duck == spark
+    summaries = [json.loads(outputs[e].with_suffix(".summary.json").read_text()) for e in ENGINES]
+    assert {**summaries[0], "files": None} == {**summaries[1], "files": None}
+    return dict(summaries[0])
+
+
+@requires_spark
+def test_rows_numbered_after_a_sort_are_each_numbered_once(spark: Any) -> None:
+    """Row numbers after a shuffle (the score table's rank) are 0..n-1, each once: the
+    partition sizes are counted on the same rows that are then numbered."""
+    from pyspark.sql import functions as sf
+
+    from churn.data.spark_rows import numbered
+
+    n = 300_000
+    frame = spark.range(n).withColumn("p", sf.rand(1)).withColumn("id", sf.col("id").cast("string"))
+    ordered = frame.orderBy(sf.col("p").desc(), sf.col("id").asc())
+    rows = numbered(ordered, "n").select("n").toPandas()["n"]
+    assert sorted(rows) == list(range(n))

@@ -8,15 +8,19 @@ same way (every later copy of a line, by position) and the same accounting
 (``rows_in == rows_out + rows_quarantined``, checked on what was written, and
 ``ingest.max_bad_fraction`` checked before anything is published). Transactions
 and quarantine are written by Spark as Parquet folders; only counts reach the
-driver. Both folders hold their rows in file order (a range sort on the row's
-position), as DuckDB's files do, so a rerun writes the same parts.
+driver. Both folders hold their rows in file order, as DuckDB's files do, so a rerun
+writes the same parts: the scan's partitions already are in file order and the rows
+never leave them (the few later copies of lines are broadcast), unless an export
+repeats itself wholesale, when a range sort on the row's position restores it.
+The source is read twice (partition sizes, then the rows, kept in memory for the
+aggregate and the two writes), the first rows' dates once more.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,9 @@ from churn.schema import OPTIONAL_TRANSACTION_COLUMNS, QUARANTINE_COLUMNS, TRANS
 log = logging.getLogger(__name__)
 
 _DAYFIRST_SAMPLE = 200_000
+# Later copies of lines up to this many are broadcast (8 bytes each) so whole rows never
+# shuffle; above it (an export appended to itself) a shuffle join and a sort take over.
+_BROADCAST_COPIES = 2_000_000
 
 
 def spark_ingest(
@@ -69,22 +76,25 @@ def spark_ingest(
     require(columns, src.columns, "ingest.columns")
     ts_column = columns["timestamp"]
     assert ts_column is not None
-    dayfirst, dayfirst_from = _dayfirst(src.frame, ts_column, config)
+    dayfirst, dayfirst_from = _dayfirst(src.rows, ts_column, config)
     rules = Rules(config.max_amount, as_of, config.cancellations == "drop", plausible)
-    staged = _staged(src.frame, src.columns, columns, config, dayfirst, rules)
-    staged = _with_duplicates(staged).persist()
+    base = _staged(src.frame, src.columns, columns, config, dayfirst, rules).persist()
+    later = _later_copies(base).persist()
     try:
-        reasons = {str(r): int(n) for r, n in staged.groupBy("reason").count().collect() if r}
-        rows_in = staged.count()
+        staged, ordered = _with_duplicates(base, later)
+        rows_in, reasons, starts = _accounting(staged)
         if not rows_in:
             raise UserError(f"{src.files[0]}: no data rows (only a header?); nothing to ingest")
         check_bad_fraction(reasons, rows_in, config.max_bad_fraction)
         output = [*TRANSACTION_COLUMNS, *filter(columns.get, OPTIONAL_TRANSACTION_COLUMNS)]
-        clean = staged.filter("reason IS NULL").orderBy(POSITION)  # file order, run after run
+        clean = ordered(staged.filter("reason IS NULL"))
         clean.select(*output).write.parquet(str(transactions))
-        _quarantined(staged).write.parquet(str(quarantine))
+        _quarantined(spark, ordered(staged.filter("reason IS NOT NULL")), starts).write.parquet(
+            str(quarantine)
+        )
     finally:
-        staged.unpersist()
+        later.unpersist()
+        base.unpersist()
     report = _report(spark, rows_in, transactions, quarantine)
     return replace(
         report,
@@ -104,8 +114,10 @@ def _dayfirst(frame: Any, column: str, config: IngestConfig) -> tuple[bool, str]
         return config.dayfirst, "params"
     day, month = sp.dayfirst_evidence(column)
     # The first rows: a limit takes the partitions in order (no sort of the whole source).
-    sample = frame.limit(_DAYFIRST_SAMPLE).selectExpr(
-        f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw"
+    sample = (
+        frame.select(sp.ident(column))
+        .limit(_DAYFIRST_SAMPLE)
+        .selectExpr(f"{day} AS a", f"{month} AS b", f"{sp.text(column)} AS raw")
     )
     row = sample.selectExpr(
         "count_if(a > 12) AS first_big",
@@ -232,33 +244,72 @@ def _staged(
     )  # fmt: skip
 
 
-def _with_duplicates(staged: Any) -> Any:
-    """Every later copy of a line (by position) becomes ``duplicate_line`` (a wholly empty
-    row repeats without being a copy): a window over the two line hashes, a shuffle
-    of three longs a row."""
+def _later_copies(staged: Any) -> Any:
+    """Positions of every later copy of a line (a wholly empty row repeats without being
+    a copy): a window over the two line hashes, a shuffle of three longs a row."""
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     lines = staged.filter("reason IS DISTINCT FROM 'empty_row' AND raw_line IS NULL")
-    window = Window.partitionBy("line_hash", "line_hash2")
-    first = sf.min(POSITION).over(window)
-    later = (
+    first = sf.min(POSITION).over(Window.partitionBy("line_hash", "line_hash2"))
+    return (
         lines.select(POSITION, first.alias("__first"))
         .filter(f"{POSITION} <> __first")
         .select(POSITION, sf.lit(True).alias("__dup"))
     )
-    reason = sf.when(sf.col("__dup"), sf.lit("duplicate_line")).otherwise(sf.col("reason"))
-    return staged.join(later, POSITION, "left").withColumn("reason", reason).drop("__dup")
 
 
-def _quarantined(staged: Any) -> Any:
-    """Rejected rows in file order, with their row number within their file (1 = first)."""
+Ordering = Callable[[Any], Any]
+
+
+def _with_duplicates(staged: Any, later: Any) -> tuple[Any, Ordering]:
+    """``staged`` with later copies marked ``duplicate_line``, and how to put rows in file
+    order for writing.
+
+    Usually few lines repeat: their positions are broadcast and the rows never move, so
+    they stay in the scan's partitions, which are already in file order (no sort, no
+    shuffle of whole rows). An export that repeats itself wholesale (more than
+    ``_BROADCAST_COPIES`` copies) takes a shuffle join and a range sort on the position.
+    """
     from pyspark.sql import functions as sf
 
-    starts = staged.groupBy("file_index").agg(sf.min(POSITION).alias("__file_start"))
-    rejected = staged.filter("reason IS NOT NULL").join(sf.broadcast(starts), "file_index")
+    small = later.count() <= _BROADCAST_COPIES
+    right = sf.broadcast(later) if small else later
+    reason = sf.when(sf.col("__dup"), sf.lit("duplicate_line")).otherwise(sf.col("reason"))
+    marked = staged.join(right, POSITION, "left").withColumn("reason", reason).drop("__dup")
+    if small:
+        return marked, lambda frame: frame
+    return marked, lambda frame: frame.orderBy(POSITION)
+
+
+def _accounting(staged: Any) -> tuple[int, dict[str, int], dict[int, int]]:
+    """Rows in, rows per quarantine reason and each file's first position: one job."""
+    from pyspark.sql import functions as sf
+
+    groups = (
+        staged.groupBy("file_index", "reason")
+        .agg(sf.count(sf.lit(1)).alias("n"), sf.min(POSITION).alias("start"))
+        .collect()
+    )
+    reasons: dict[str, int] = {}
+    starts: dict[int, int] = {}
+    for file_index, reason, n, start in groups:
+        if reason:
+            reasons[str(reason)] = reasons.get(str(reason), 0) + int(n)
+        starts[int(file_index)] = min(int(start), starts.get(int(file_index), int(start)))
+    return sum(int(row.n) for row in groups), reasons, starts
+
+
+def _quarantined(spark: Any, rejected: Any, starts: dict[int, int]) -> Any:
+    """Rejected rows (in file order), with their row number within their file (1 = first)."""
+    from pyspark.sql import functions as sf
+
+    offsets = spark.createDataFrame(
+        sorted(starts.items()) or [(0, 0)], "file_index INT, __file_start LONG"
+    )
+    rejected = rejected.join(sf.broadcast(offsets), "file_index")
     rejected = rejected.withColumn("source_row", sf.col(POSITION) - sf.col("__file_start") + 1)
-    return rejected.orderBy(POSITION).select(*QUARANTINE_COLUMNS)
+    return rejected.select(*QUARANTINE_COLUMNS)
 
 
 def _report(spark: Any, rows_in: int, transactions: Path, quarantine: Path) -> IngestReport:

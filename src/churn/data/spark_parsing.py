@@ -138,6 +138,8 @@ def java_pattern(strftime: str) -> str:
 def dayfirst_evidence(column: str) -> tuple[str, str]:
     """(day, month) of ``a/b/yyyy`` cells as integers, for :func:`churn.data.parsing`'s rule."""
     t = text(column)
-    day = f"try_cast(regexp_extract({t}, {literal(_DMY)}, 1) AS INT)"
-    month = f"try_cast(regexp_extract({t}, {literal(_DMY)}, 2) AS INT)"
+    # NULLIF first: a cell that is no ``a/b/yyyy`` extracts '', and a failing try_cast
+    # costs a thrown exception per row (5 s per 100,000 ISO dates), a NULL costs nothing.
+    day = f"try_cast(NULLIF(regexp_extract({t}, {literal(_DMY)}, 1), '') AS INT)"
+    month = f"try_cast(NULLIF(regexp_extract({t}, {literal(_DMY)}, 2), '') AS INT)"
     return day, month

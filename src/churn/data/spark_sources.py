@@ -38,6 +38,7 @@ class SparkSource:
     columns: list[str]
     files: list[str]
     kind: str  # csv, parquet, dataset or table
+    rows: Any  # the same rows before numbering: a look at the first rows needs no position
 
 
 def _is_dataset(path: Path) -> bool:
@@ -163,4 +164,4 @@ def _header(reader: Any, first: Path, header: bool) -> list[str]:
 def _positioned(frame: Any, files: list[str], kind: str) -> SparkSource:
     """``frame`` with ``__pos``, its rows' position in the files read one after another."""
     columns = [c for c in frame.columns if c not in (FILE, FILE_INDEX, CORRUPT)]
-    return SparkSource(numbered(frame, POSITION), columns, files, kind)
+    return SparkSource(numbered(frame, POSITION, reproducible=True), columns, files, kind, frame)

@@ -21,9 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeAlias
 
+import duckdb
 import ibis.expr.types as ir
 import pandas as pd
 
+from churn.data.sources import quote_literal
 from churn.features.backend import to_pandas
 from churn.features.segments import SEGMENTS
 from churn.schema import CUTOFF, LABEL, SPLIT, TRANSACTION_COLUMNS, subset
@@ -35,6 +37,8 @@ KPI_TRANSACTION_COLUMNS = subset(TRANSACTION_COLUMNS, "customer_id", "order_id",
 KPI_LABELLED_COLUMNS = (CUTOFF, SPLIT, LABEL)
 # The canonical transactions as a frame, a Parquet file or an engine table.
 KpiSource: TypeAlias = pd.DataFrame | Path | ir.Table
+# The labelled snapshots (KPI_LABELLED_COLUMNS) as a frame, or a Parquet file or folder.
+LabelledSource: TypeAlias = pd.DataFrame | Path
 
 
 def purchases(transactions: KpiSource) -> pd.DataFrame:
@@ -141,17 +145,40 @@ def cohort_retention(transactions: KpiSource) -> pd.DataFrame:
     return kpis.cohorts
 
 
-def churn_rate_by_cutoff(labelled: pd.DataFrame) -> pd.DataFrame:
+def churn_rate_by_cutoff(labelled: LabelledSource) -> pd.DataFrame:
     """Per snapshot cutoff: population size, churned customers and churn rate.
 
     A rate that jumps between cutoffs (e.g. around Christmas) means the label's base
     rate moves with the season, which the model must see across training cutoffs.
+    A path (Spark's folder of parts, up to 1.4 G rows at 100 M customers) is counted
+    by DuckDB as it streams the parts: only a row per cutoff reaches memory.
     """
-    out = labelled.groupby(CUTOFF).agg(customers=(LABEL, "size"), churned=(LABEL, "sum"))
+    if isinstance(labelled, Path):
+        labelled = _counts_per_cutoff(labelled)
+        out = labelled.set_index(CUTOFF)[["customers", "churned"]]
+    else:
+        out = labelled.groupby(CUTOFF).agg(customers=(LABEL, "size"), churned=(LABEL, "sum"))
     out["churn_rate"] = out["churned"] / out["customers"]
     if SPLIT in labelled.columns:
         out.insert(0, SPLIT, labelled.groupby(CUTOFF)[SPLIT].first())
     return out
+
+
+def _counts_per_cutoff(path: Path) -> pd.DataFrame:
+    """Customers, churned and the split per cutoff of a labelled table on disk, in
+    cutoff order (a cutoff belongs to one split, so any row's split is its split)."""
+    source = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    con = duckdb.connect()
+    try:
+        table = con.execute(
+            f"SELECT {CUTOFF}, any_value({SPLIT}) AS {SPLIT}, count(*) AS customers,"
+            f" CAST(sum(CAST({LABEL} AS BIGINT)) AS BIGINT) AS churned"
+            f" FROM read_parquet({quote_literal(source)}, hive_partitioning = false)"
+            f" GROUP BY {CUTOFF} ORDER BY {CUTOFF}"
+        ).fetch_arrow_table()
+    finally:
+        con.close()
+    return table.to_pandas()
 
 
 def segment_sizes(snapshots: pd.DataFrame, *, normalize: bool = False) -> pd.DataFrame:

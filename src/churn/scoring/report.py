@@ -199,7 +199,7 @@ def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
 
 def _kpi_section(
     transactions: kpis.KpiSource,
-    labelled: pd.DataFrame | None,
+    labelled: kpis.LabelledSource | None,
     as_of: pd.Timestamp,
     config: ReportConfig,
     horizon_days: int,
@@ -243,7 +243,7 @@ def render_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: kpis.KpiSource | None,
-    labelled: pd.DataFrame | None,
+    labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     config: ReportConfig,
     *,
@@ -373,7 +373,7 @@ def render_pipeline_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: kpis.KpiSource | None,
-    labelled: pd.DataFrame | None,
+    labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,
     readout: did_it_work.CampaignReadout | None = None,

@@ -154,7 +154,7 @@ class ExportPlan:
     customers: pd.DataFrame | None
     files: ExportFiles
     contacts: pd.DataFrame | None = None  # contact details the customers table lacks
-    pushed: PickInput | None = None  # engine: pyspark: scores holds only the candidates
+    pushed: PickInput | None = None  # engine: pyspark: scores holds only the targeted
 
 
 def plan(params: Params, request: ExportRequest) -> ExportPlan:
@@ -171,8 +171,11 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
         export_output(params, formats, request.output)
     if request.scores is not None and not request.scores.exists():
         raise UserError(f"score table not found: {request.scores} (check --scores)")
-    pushed = None if request.scores is not None else spark_pick_input(params)
-    if pushed is not None:  # engine: pyspark: only the candidates come back
+    customers = None
+    if params.paths.customers.exists():
+        customers = read_parquet(params.paths.customers, "ingest")
+    pushed = None if request.scores is not None else spark_pick_input(params, customers)
+    if pushed is not None:  # engine: pyspark: only the targeted rows come back
         scores = pushed.scores
     else:
         scores = read_parquet(request.scores or params.paths.scores, "score")
@@ -181,9 +184,6 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
         as_of = run_name(scores, request.scores) if request.scores is not None else None
         parts = export_parts({f: request.options[f] for f in request.given}, as_of)
     files = export_files(params, formats, request.output, parts)
-    customers = None
-    if params.paths.customers.exists():
-        customers = read_parquet(params.paths.customers, "ingest")
     scored_at = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
     if pushed is not None and pushed.as_of is not None:
         scored_at = pushed.as_of.date()
@@ -203,7 +203,7 @@ def export(params: Params, planned: ExportPlan) -> Exported:
         scores, planned.customers, params, planned.filters, reasons, snapshot_for, planned.contacts
     )
     if planned.pushed is not None:
-        chosen = over_all_scored(chosen, planned.pushed, planned.filters)
+        chosen = over_all_scored(chosen, planned.pushed, planned.filters, planned.customers)
     refuse_filtered_empty(chosen)
     currency, horizon = params.report.currency, params.snapshots.horizon_days
     return Exported(

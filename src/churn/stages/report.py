@@ -12,7 +12,7 @@ from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
-from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource
+from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource, LabelledSource
 from churn.scoring.score_digest import ScoreDigest, digest_frame, digest_parquet
 from churn.stages.inputs import (
     input_file,
@@ -39,7 +39,7 @@ def write_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
     transactions: KpiSource | None,
-    labelled: pd.DataFrame | None,
+    labelled: LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,
     target: Path,
@@ -68,7 +68,7 @@ class ReportInputs:
     scores: ScoreTable
     targets: pd.DataFrame
     transactions: Path | None  # canonical transactions, read by the engine
-    labelled: pd.DataFrame | None
+    labelled: LabelledSource | None
     previous_scores: ScoreTable | None
     target: Path
 
@@ -89,14 +89,17 @@ def report_inputs(params: Params, previous: Path | None, output: Path | None) ->
         previous_run = str(previous_scores.as_of.date()) if previous_scores.as_of else previous.stem
     target = report_file(params, previous_run, output)
     transactions = optional_input(paths.transactions, "the monthly KPIs", "ingest", "report")
-    labelled = read_optional_parquet(
-        paths.train_features,
-        KPI_LABELLED_COLUMNS,
-        "the churn rate per cutoff",
-        "features",
-        "report",
-    )
+    labelled = labelled_input(paths.train_features)
     return ReportInputs(scores, targets, transactions, labelled, previous_scores, target)
+
+
+def labelled_input(path: Path) -> LabelledSource | None:
+    """The churn rate per cutoff's input: the file's three columns, as ever; a folder of
+    parts Spark wrote is passed on as a path, for DuckDB to count as it streams it."""
+    if path.exists() and is_spark_dataset(input_file(path, "features")):
+        return path
+    what = "the churn rate per cutoff"
+    return read_optional_parquet(path, KPI_LABELLED_COLUMNS, what, "features", "report")
 
 
 def score_table(path: Path) -> ScoreDigest:

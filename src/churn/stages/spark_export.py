@@ -1,26 +1,34 @@
-"""The `export` stage's input on Spark (``engine: pyspark``): the candidates, not the table.
+"""The `export` stage's input on Spark (``engine: pyspark``): the pick, not the table.
 
 When Spark wrote the score table and the pick ranks by churn risk, the executors
-keep only the customers worth contacting (churn.scoring.spark_candidates) and the
-driver reads those, with the number scored and the as-of date; the pick, reasons
-and list then run as on DuckDB's path, so the list is the same byte for byte. The
-targets table then holds those candidates (every selected, targeted and control
-customer), not every scored customer. Ranking by a measured uplift model needs
-every customer's features, so it reads the whole table as before.
+send back the pick's columns of the customers worth contacting
+(churn.scoring.spark_candidates); the driver checks consent and runs the budgeted
+pick on those, exactly as :func:`churn.scoring.targeting.select_targets` does on
+the whole table, then fetches the full score rows of the targeted customers only.
+The reasons and the list then run as on DuckDB's path on those rows (a set the
+budget already allows, so the pick keeps all of them), so the list is the same
+byte for byte; the summary's counts over everyone worth contacting (left out,
+the pick's bound) come from the first pick. The targets table holds the targeted
+customers (selected and control), not every scored customer. Ranking by a measured
+uplift model needs every customer's features, so it reads the whole table as before.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from churn.config import Params
+from churn.config import Params, TargetingConfig
 from churn.features import backend
-from churn.scoring.export import ExportFilters, why_empty
+from churn.outcomes.in_effect import rates_in_effect
+from churn.scoring.budget_pick import optimal_selection
+from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status, why_empty
 from churn.scoring.retention import RetentionList
-from churn.scoring.spark_candidates import spark_candidates
+from churn.scoring.spark_candidates import Candidates, spark_candidates, spark_rows_of
 from churn.stages.inputs import dataset_frame, input_file, is_spark_dataset
 from churn.stages.spark_features import PARTITION
 
@@ -29,16 +37,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PickInput:
-    """The score rows the pick may choose from, and the counts of the whole table."""
+    """The targeted customers' score rows, and what the summary says of everyone else."""
 
     scores: pd.DataFrame
     scored: int
     as_of: pd.Timestamp | None
+    counts: dict[str, Any]  # worth_contacting, left_out, budget_pick: over every candidate
 
 
-def spark_pick_input(params: Params) -> PickInput | None:
-    """The candidates of ``paths.scores`` computed on Spark, or None where the driver
-    must read the table (DuckDB's engine, a file, or ranking by uplift)."""
+def spark_pick_input(params: Params, customers: pd.DataFrame | None) -> PickInput | None:
+    """The targeted rows of ``paths.scores`` picked from Spark's candidates, or None where
+    the driver must read the table (DuckDB's engine, a file, or ranking by uplift)."""
     path = params.paths.scores
     if params.engine != "pyspark" or params.targeting.rank_by != "risk":
         return None
@@ -48,25 +57,71 @@ def spark_pick_input(params: Params) -> PickInput | None:
     frame = spark.read.parquet(str(path.resolve()))
     if PARTITION in frame.columns:
         frame = frame.drop(PARTITION)
-    found = spark_candidates(frame, params.targeting)
-    log.info(
-        "export: %d of %d scored customers worth contacting came back from Spark",
-        found.scores.num_rows,
-        found.scored,
+    # The save rates the driver's pick will use (measured ones may replace the assumed).
+    targeting, _ = rates_in_effect(
+        params.targeting, params.paths.save_rates, params.outcomes.min_control
     )
-    return PickInput(dataset_frame(found.scores), found.scored, found.as_of)
+    found = spark_candidates(frame, targeting)
+    targeted, counts = _first_pick(found, customers, targeting)
+    rows = dataset_frame(spark_rows_of(frame, targeted))
+    log.info(
+        "export: %d of %d scored customers worth contacting came back as pick columns,"
+        " %d targeted as full rows",
+        found.pick.num_rows,
+        found.scored,
+        len(rows),
+    )
+    return PickInput(rows, found.scored, found.as_of, counts)
+
+
+def _first_pick(
+    found: Candidates, customers: pd.DataFrame | None, config: TargetingConfig
+) -> tuple[pd.Series, dict[str, Any]]:
+    """The budgeted pick over every candidate, as select_targets makes it (rank order,
+    no consent: no gain); the targeted ids and the summary's counts over candidates."""
+    pick = found.pick.to_pandas()
+    consent = consent_status(pick["customer_id"], customers)
+    gains = pick["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
+    gains = np.where((consent == CONSENT_OK).to_numpy(), gains, np.nan)
+    chosen = optimal_selection(
+        gains,
+        pick["contact_cost"].to_numpy(),
+        config.max_contacts,
+        config.max_budget,
+        config.max_seconds,
+    )
+    counts = {
+        "worth_contacting": len(pick),
+        "left_out": {
+            status: int((consent == status).sum())
+            for status in consent.unique()
+            if status != CONSENT_OK
+        },
+        "budget_pick": chosen.summary(),
+    }
+    return pick.loc[chosen.chosen, "customer_id"], counts
 
 
 def over_all_scored(
-    chosen: RetentionList, pushed: PickInput, filters: ExportFilters
+    chosen: RetentionList,
+    pushed: PickInput,
+    filters: ExportFilters,
+    customers: pd.DataFrame | None,
 ) -> RetentionList:
-    """The summary of a list built from candidates counts every scored customer, as the
-    same list built from the whole table does (and says so when nobody was worth it)."""
+    """The summary of a list built from the targeted rows counts every scored customer
+    and every candidate, as the same list built from the whole table does (and says why
+    when it came out empty)."""
     summary = dict(chosen.summary)
     summary["scored_customers"] = pushed.scored
     if pushed.as_of is not None:
         summary["as_of"] = str(pushed.as_of.date())
+    summary["worth_contacting"] = pushed.counts["worth_contacting"]
+    summary["left_out"] = {
+        status: pushed.counts["left_out"].get(status, 0) for status in summary["left_out"]
+    }
+    summary["budget_pick"] = pushed.counts["budget_pick"]
     empty = chosen.empty_reason
-    if empty is not None and not summary["worth_contacting"]:
-        empty = why_empty(chosen.targets, pd.Series(dtype="object"), summary, filters)
+    if empty is not None:
+        consent = consent_status(chosen.targets["customer_id"], customers)
+        empty = why_empty(chosen.targets, consent, summary, filters)
     return replace(chosen, summary=summary, empty_reason=empty)
