@@ -138,3 +138,19 @@ def test_columns_of_repeated_values_are_transformed_once_per_value_with_the_same
     )
     assert fitted.transform(x).tobytes() == want.tobytes()
     assert fitted.transform(np.asfortranarray(x)).tobytes() == want.tobytes()
+
+
+def test_a_point_mass_gives_the_same_score_to_a_value_a_last_bit_away() -> None:
+    """A run of equal quantiles (a third of the customers with a trend of exactly 1) is a
+    jump in the transform. DuckDB and Spark compute such ratios a last bit apart, and the
+    same customer scored 0.002 apart on the two engines: a value within 1e-9 of a quantile
+    is that quantile; a value clearly beside it keeps its own score."""
+    rng = np.random.default_rng(3)
+    trend = rng.uniform(0, 2, 3_000)
+    trend[:1_000] = 1.0
+    fitted = QuantileNormal.fit(trend[:, None])
+    at, hair_below, hair_above = 1.0, float(np.nextafter(1.0, 0)), float(np.nextafter(1.0, 2))
+    scores = fitted.transform(np.array([[at], [hair_below], [hair_above], [1 - 1e-6], [1 + 1e-6]]))
+    assert scores[0, 0] == scores[1, 0] == scores[2, 0]
+    # Clearly beside the point mass, a value is scored where it is: the run's two ends.
+    assert scores[3, 0] < scores[0, 0] - 0.3 and scores[4, 0] > scores[0, 0] + 0.3
