@@ -34,7 +34,6 @@ import pandas as pd
 from churn.features import backend as engine
 
 
-
 @dataclass(frozen=True)
 class ReportKpis:
     """What the report shows of the transactions: its monthly table (kpis.monthly_kpis's
@@ -45,12 +44,17 @@ class ReportKpis:
     repeat_purchase_rate: float
 
 
-def transactions_table(source: pd.DataFrame | Path | ir.Table) -> ir.Table:
+def transactions_table(
+    source: pd.DataFrame | Path | ir.Table, memory_limit: str | None = None
+) -> ir.Table:
     """The canonical transactions as an engine table: a Parquet file is read by DuckDB
-    itself (never through pandas), a frame is handed to it as is."""
+    itself (never through pandas), a frame is handed to it as is. ``memory_limit`` (a
+    DuckDB size) makes the KPI queries spill beyond it rather than raise the job's peak."""
     if isinstance(source, ir.Table):
         return source
     con = engine.connect("duckdb")
+    if memory_limit is not None:
+        engine.limit_memory(con, memory_limit)
     if isinstance(source, Path):
         return engine.read_transactions(con, source)
     name = "kpi_transactions"
