@@ -83,6 +83,8 @@ def test_a_changed_default_is_caught(tmp_path: Path) -> None:
         ("ingest:\n  cancellations: keep\n", "ingest.cancellations"),
         ("train:\n  num_leavs: 31\n", "train.num_leavs"),
         ("export:\n  top_n: 0\n", "export.top_n"),
+        ("report:\n  memory_limit: lots\n", "report.memory_limit"),
+        ("report:\n  memory_limit: 0MB\n", "report.memory_limit"),
     ],
 )
 def test_invalid_value_names_the_dotted_key(tmp_path: Path, text: str, key: str) -> None:

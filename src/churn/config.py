@@ -530,6 +530,9 @@ class ReportConfig(_Section):
     kpi_months: int = Field(12, gt=0, le=120)  # months in the monthly KPI table
     cohorts_shown: int = Field(6, gt=0, le=60)  # retention curves drawn, one per cohort
     cohort_months: int = Field(12, gt=0, le=120)  # months after first purchase on the curve
+    # DuckDB spills its KPI work to disk beyond this: at 10 M lines it held 1.2 GB
+    # unbounded, the nightly job's memory peak (issue 20); 512MB costs no time there.
+    memory_limit: str = Field("512MB", pattern=r"^[1-9][0-9]*\s*(MB|GB|MiB|GiB)$")
 
 
 class AttributionConfig(_Section):

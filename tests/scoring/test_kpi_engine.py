@@ -12,6 +12,7 @@ import datetime as dt
 import math
 from pathlib import Path
 
+import ibis
 import kpi_oracle
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from test_kpis import shops
 from churn.config import GenerateConfig, IngestConfig
 from churn.data.generate import generate_shop
 from churn.data.ingest_stage import IngestTargets, run_ingest_stage
+from churn.data.staging import memory_limit_bytes
 from churn.scoring import kpi_engine
 from churn.scoring.kpis import KPI_TRANSACTION_COLUMNS
 
@@ -77,6 +79,17 @@ def test_report_kpis_cut_at_the_as_of_date(sample: tuple[Path, pd.DataFrame]) ->
     want = kpi_oracle.monthly_kpis(older, lookback_days=365, horizon_days=90)
     pd.testing.assert_frame_equal(got.monthly, want, check_exact=False, rtol=1e-12)
     assert kpi_engine.report_kpis(kpi_engine.before(table, dt.date(2000, 1, 1))) is None
+
+
+def test_a_memory_limit_bounds_the_engine_and_keeps_the_numbers(
+    sample: tuple[Path, pd.DataFrame],
+) -> None:
+    """report.memory_limit reaches DuckDB (at 10 M lines its KPI work held 1.2 GB
+    unbounded, the nightly job's peak); a limit small enough to spill changes no number."""
+    path, frame = sample
+    table = kpi_engine.transactions_table(path, "20MB")
+    assert memory_limit_bytes(ibis.get_backend(table).con) == pytest.approx(20e6, rel=0.05)
+    _same_kpis(table, frame, lookback=365, horizon=90)
 
 
 @settings(max_examples=10, deadline=None)

@@ -2,8 +2,9 @@
 
 At 10 M transaction lines the pandas definitions took 167 s of a 234 s nightly run
 (issue 20): a Python set per month for the churn rate, a groupby over every line per
-table. Here each KPI is a few aggregations that the engine runs out of core, and
-only month-sized results (tens of rows) come back to pandas. The definitions are
+table. Here the engine groups the lines into purchases, makes one window pass over
+them and counts them by a few small keys (``_purchase_facts``), out of core; only
+those counts (a few thousand rows) come back to pandas, which derives every KPI. The definitions are
 those of :mod:`churn.scoring.kpis` (a purchase, the monthly rates, the cohort
 table), which delegates here; tests hold the same numbers against the former
 pandas code.
@@ -16,7 +17,7 @@ one at or before exactly the cutoffs in ``[p, n)``; the customer is in the base 
 those cutoffs below ``p + lookback``, and churned at those below ``n - horizon`` too
 (no next purchase: all of them). So each purchase adds +1 at the first month start
 of a range and -1 at the first past it, and a running sum over the months gives
-both counts: one window function and two group-bys.
+both counts.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import pandas as pd
 
 from churn.features import backend as engine
 
-_MONTHLY_COUNTS = ("active_customers", "new_customers", "orders")
-
 
 @dataclass(frozen=True)
 class ReportKpis:
@@ -45,12 +44,17 @@ class ReportKpis:
     repeat_purchase_rate: float
 
 
-def transactions_table(source: pd.DataFrame | Path | ir.Table) -> ir.Table:
+def transactions_table(
+    source: pd.DataFrame | Path | ir.Table, memory_limit: str | None = None
+) -> ir.Table:
     """The canonical transactions as an engine table: a Parquet file is read by DuckDB
-    itself (never through pandas), a frame is handed to it as is."""
+    itself (never through pandas), a frame is handed to it as is. ``memory_limit`` (a
+    DuckDB size) makes the KPI queries spill beyond it rather than raise the job's peak."""
     if isinstance(source, ir.Table):
         return source
     con = engine.connect("duckdb")
+    if memory_limit is not None:
+        engine.limit_memory(con, memory_limit)
     if isinstance(source, Path):
         return engine.read_transactions(con, source)
     name = "kpi_transactions"
@@ -87,13 +91,38 @@ def purchases(table: ir.Table) -> ir.Table:
     return bought.select("customer_id", "ts", "amount", month=_month(bought.ts))
 
 
-def _customer_months(bought: ir.Table) -> ir.Table:
-    """Per (customer, month with a purchase): purchases, first month, and whether the
-    customer has two or more purchases by the month's end (a repeater): bought in an
-    earlier month too, or twice in this one (no running sum needed)."""
-    per = bought.group_by(["customer_id", "month"]).aggregate(n=bought.count())
-    per = per.mutate(first_month=per.month.min().over(ibis.window(group_by=per.customer_id)))
-    return per.mutate(repeater=(per.month > per.first_month) | (per.n >= 2))
+def _purchase_facts(bought: ir.Table, lookback: int, horizon: int) -> ir.Table:
+    """Purchases counted by what every KPI asks of one (a few thousand rows at any size).
+
+    One window pass over the purchases, ordered per customer, gives each its previous and
+    next purchase and the customer's first month; the KPIs are then counts over small
+    integer keys, so no per-purchase table is ever stored (three temp tables of 8 M rows
+    were 80 % of the report's time and its memory peak at 10 M lines, issue 20). Keys:
+    ``opens`` the first purchase of a (customer, month), ``again`` another follows in the
+    same month, ``first``/``has_next`` the customer's first purchase and whether a second
+    one exists; ``start``/``base_end``/``churn_end`` the month ranges of the module doc.
+    """
+    following = ibis.window(group_by=bought.customer_id, order_by=bought.ts)
+    customer = ibis.window(group_by=bought.customer_id)
+    f = bought.mutate(
+        prev=bought.ts.lag().over(following),
+        nxt=bought.ts.lead().over(following),
+        first_month=bought.month.min().over(customer),
+    )
+    reach = f.ts + ibis.interval(days=lookback)
+    base_end = ibis.least(ibis.coalesce(f.nxt, reach), reach)
+    churn_end = ibis.least(ibis.coalesce(f.nxt - ibis.interval(days=horizon), reach), reach)
+    return f.group_by(
+        month=f.month,
+        first_month=f.first_month,
+        opens=f.prev.isnull() | (_month(f.prev) < f.month),
+        again=(_month(f.nxt) == f.month).fill_null(False),
+        first=f.prev.isnull(),
+        has_next=f.nxt.notnull(),
+        start=_first_cutoff_from(f.ts),
+        base_end=_first_cutoff_from(base_end),
+        churn_end=_first_cutoff_from(churn_end),
+    ).aggregate(purchases=f.count())
 
 
 def report_kpis(
@@ -101,8 +130,8 @@ def report_kpis(
 ) -> ReportKpis | None:
     """The report's KPIs of ``table`` (canonical transactions); None when it is empty.
 
-    Purchases and the per-(customer, month) counts are computed once (engine temp
-    tables) and read by every KPI.
+    Two engine queries: revenue per month over every line, and the purchase facts
+    (:func:`_purchase_facts`) from which pandas derives every count on a few thousand rows.
     """
     by_month = engine.to_pandas(
         table.group_by(month=_month(table.ts)).aggregate(
@@ -114,66 +143,52 @@ def report_kpis(
     first, last_month = int(by_month.index.min()), int(by_month.index.max())
     months = pd.RangeIndex(first, last_month + 1, name="month")
     last = pd.Timestamp(by_month["last"].max())
-    with (
-        engine.materialized(purchases(table)) as bought,
-        engine.materialized(_customer_months(bought)) as per,
-    ):
-        monthly = _monthly(per, by_month["revenue"], months)
-        monthly["churn_rate"] = _churn_rates(bought, months, last, lookback_days, horizon_days)
-        cohorts = _cohorts(per, last_month)
-        rate = _repeat_purchase_rate(per)
+    facts = engine.to_pandas(_purchase_facts(purchases(table), lookback_days, horizon_days))
+    facts = facts.dropna(subset=["month", "first_month"])  # a purchase without a time
+    opened = facts[facts["opens"].astype(bool)]  # one row per (customer, month) bought in
+    monthly = _monthly(facts, opened, by_month["revenue"], months)
+    monthly["churn_rate"] = _churn_rates(facts, months, last, horizon_days)
+    cohorts = _cohorts(opened, last_month)
+    rate = _repeat_purchase_rate(facts)
     monthly.index = _to_period(months).rename("month")
     return ReportKpis(monthly, cohorts, rate)
 
 
-def _monthly(per: ir.Table, revenue: pd.Series, months: pd.RangeIndex) -> pd.DataFrame:
-    """Buyers, new buyers, purchases, repeat rate (from ``per``) and ``revenue`` (of every
-    line, customer or not) per month of ``months``."""
-    counts = engine.to_pandas(
-        per.group_by("month").aggregate(
-            active_customers=per.count(),
-            new_customers=(per.month == per.first_month).sum(),
-            orders=per.n.sum(),
-            repeaters=per.repeater.sum(),
-        )
-    ).set_index("month")
-    out = counts.reindex(months)
-    buyers = out["active_customers"]
+def _per_month(counted: pd.DataFrame, months: pd.RangeIndex) -> pd.Series:
+    """``counted``'s purchases summed per month of ``months`` (0 where none)."""
+    sums = counted.groupby(counted["month"].astype("int64"))["purchases"].sum()
+    return sums.reindex(months, fill_value=0).astype("int64")
+
+
+def _monthly(
+    facts: pd.DataFrame, opened: pd.DataFrame, revenue: pd.Series, months: pd.RangeIndex
+) -> pd.DataFrame:
+    """Buyers, new buyers, purchases, repeat rate and ``revenue`` (of every line, customer
+    or not) per month of ``months``. A buyer repeats by the month's end when they bought
+    in an earlier month too, or twice in this one."""
+    later = opened["month"] > opened["first_month"]
     frame = pd.DataFrame(
-        {name: out[name].fillna(0).astype("int64") for name in _MONTHLY_COUNTS}, index=months
+        {
+            "active_customers": _per_month(opened, months),
+            "new_customers": _per_month(opened[opened["month"] == opened["first_month"]], months),
+            "orders": _per_month(facts, months),
+        },
+        index=months,
     )
+    repeaters = _per_month(opened[later | opened["again"].astype(bool)], months)
     frame["revenue"] = revenue.reindex(months).fillna(0.0).astype("float64")
-    frame["repeat_rate"] = (out["repeaters"] / buyers).astype("float64")  # NaN: no buyers
+    buyers = frame["active_customers"].where(frame["active_customers"] > 0)
+    frame["repeat_rate"] = (repeaters / buyers).astype("float64")  # NaN: no buyers
     return frame
 
 
 def _churn_rates(
-    bought: ir.Table, months: pd.RangeIndex, last: pd.Timestamp, lookback: int, horizon: int
+    facts: pd.DataFrame, months: pd.RangeIndex, last: pd.Timestamp, horizon: int
 ) -> np.ndarray:
     """The DESIGN.md label at each month start (see the module doc); NaN until its window
     has closed (by ``last``) or when nobody was active."""
-    following = ibis.window(group_by=bought.customer_id, order_by=bought.ts)
-    nxt = bought.ts.lead().over(following)
-    ends = bought.mutate(nxt=nxt).mutate(
-        base_end=ibis.least(
-            ibis.coalesce(ibis._.nxt, ibis._.ts + ibis.interval(days=lookback)),
-            ibis._.ts + ibis.interval(days=lookback),
-        ),
-        churn_end=ibis.least(
-            ibis.coalesce(
-                ibis._.nxt - ibis.interval(days=horizon), ibis._.ts + ibis.interval(days=lookback)
-            ),
-            ibis._.ts + ibis.interval(days=lookback),
-        ),
-    )
-    ranges = ends.select(
-        start=_first_cutoff_from(ends.ts),
-        base_end=_first_cutoff_from(ends.base_end),
-        churn_end=_first_cutoff_from(ends.churn_end),
-    )
-    with engine.materialized(ranges) as computed:  # one window pass for both counts
-        base = _running_count(computed, "base_end", months)
-        churned = _running_count(computed, "churn_end", months)
+    base = _running_count(facts, "base_end", months)
+    churned = _running_count(facts, "churn_end", months)
     cutoffs = _to_period(months).to_timestamp()
     closed = (cutoffs + pd.Timedelta(days=horizon)) <= last
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,28 +196,27 @@ def _churn_rates(
     return np.where(closed & (base > 0), rate, np.nan)
 
 
-def _running_count(ranges: ir.Table, end: str, months: pd.RangeIndex) -> np.ndarray:
-    """How many ``[start, end)`` month ranges of ``ranges`` hold each month of ``months``."""
-    live = ranges.filter(ranges[end] > ranges.start)
-    opened = engine.to_pandas(live.group_by(month=live.start).aggregate(d=live.count()))
-    closed = engine.to_pandas(live.group_by(month=live[end]).aggregate(d=-live.count()))
-    steps = pd.concat([opened, closed]).groupby("month")["d"].sum().sort_index()
+def _running_count(facts: pd.DataFrame, end: str, months: pd.RangeIndex) -> np.ndarray:
+    """How many purchases' ``[start, end)`` month ranges hold each month of ``months``."""
+    live = facts[facts[end] > facts["start"]]
+    opened = live.groupby(live["start"].astype("int64"))["purchases"].sum()
+    closed = -live.groupby(live[end].astype("int64"))["purchases"].sum()
+    steps = pd.concat([opened, closed]).groupby(level=0).sum().sort_index()
     running = steps.cumsum()
     # A month between two steps holds the count of the step before it.
     at = running.reindex(running.index.union(months)).ffill().fillna(0)
     return at.reindex(months).to_numpy(dtype="float64")
 
 
-def _cohorts(per: ir.Table, last: int) -> pd.DataFrame:
+def _cohorts(opened: pd.DataFrame, last: int) -> pd.DataFrame:
     """Cohort (first purchase month) x months since: the share of the cohort who bought;
     NaN past ``last`` (the data's last month)."""
-    k = per.month - per.first_month
-    counts = engine.to_pandas(
-        per.group_by(cohort=per.first_month, k=k).aggregate(customers=per.count())
-    )
-    if counts.empty:
+    if opened.empty:
         return pd.DataFrame(index=pd.PeriodIndex([], freq="M", name="cohort"), dtype=float)
-    wide = counts.pivot(index="cohort", columns="k", values="customers").sort_index()
+    cohort = opened["first_month"].astype("int64")
+    k = opened["month"].astype("int64") - cohort
+    counts = opened.groupby([cohort.rename("cohort"), k.rename("k")])["purchases"].sum()
+    wide = counts.unstack("k").sort_index()
     sizes = wide[0]
     wide = wide.reindex(columns=range(last - int(sizes.index.min()) + 1)).fillna(0)
     table = wide.div(sizes, axis=0).astype(float)
@@ -213,14 +227,12 @@ def _cohorts(per: ir.Table, last: int) -> pd.DataFrame:
     return table
 
 
-def _repeat_purchase_rate(per: ir.Table) -> float:
+def _repeat_purchase_rate(facts: pd.DataFrame) -> float:
     """Share of customers with a purchase who made two or more."""
-    totals = per.group_by("customer_id").aggregate(n=per.n.sum())
-    row = engine.to_pandas(
-        totals.aggregate(customers=totals.count(), repeaters=(totals.n >= 2).sum())
-    ).iloc[0]
-    customers = int(row["customers"])
-    return float(int(row["repeaters"]) / customers) if customers else float("nan")
+    firsts = facts[facts["first"].astype(bool)]
+    customers = int(firsts["purchases"].sum())
+    repeaters = int(firsts.loc[firsts["has_next"].astype(bool), "purchases"].sum())
+    return float(repeaters / customers) if customers else float("nan")
 
 
 def _to_period(month_numbers: pd.Index) -> pd.PeriodIndex:

@@ -207,7 +207,7 @@ def _kpi_section(
 ) -> dict[str, object] | None:
     """The KPI part, computed by the engine on the transactions before ``as_of`` (None:
     there are none)."""
-    tx = kpi_engine.before(kpi_engine.transactions_table(transactions), as_of)
+    tx = kpi_engine.before(kpi_engine.transactions_table(transactions, config.memory_limit), as_of)
     found = kpi_engine.report_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
     if found is None:
         return None
