@@ -100,6 +100,24 @@ def worth_contacting(targets: pd.DataFrame) -> pd.Series:
     return (targets["expected_gain"] > 0) & (targets["action"] != NO_ACTION)
 
 
+def budgeted_pick(
+    candidates: pd.DataFrame, allowed: np.ndarray | None, config: TargetingConfig
+) -> Selection:
+    """The best set of ``candidates`` (``expected_gain``, ``contact_cost``) within the
+    contact and money budgets; a customer not ``allowed`` (no consent) has no gain. One
+    function, so that the DuckDB pick and Spark's driver-side pick cannot drift apart."""
+    gains = candidates["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
+    if allowed is not None:
+        gains = np.where(allowed, gains, np.nan)
+    return optimal_selection(
+        gains,
+        candidates["contact_cost"].to_numpy(),
+        config.max_contacts,
+        config.max_budget,
+        config.max_seconds,
+    )
+
+
 def select_targets(
     scores: pd.DataFrame, config: TargetingConfig, contactable: pd.Series | None = None
 ) -> tuple[pd.DataFrame, Selection]:
@@ -114,17 +132,10 @@ def select_targets(
     on targeted customers of whom about ``control_fraction`` are then held out.
     """
     out = with_gains(scores, config)
-    gains = out["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
+    allowed = None
     if contactable is not None:
         allowed = contactable.reindex(out.index).fillna(False).to_numpy(dtype=bool)
-        gains = np.where(allowed, gains, np.nan)
-    pick = optimal_selection(
-        gains,
-        out["contact_cost"].to_numpy(),
-        config.max_contacts,
-        config.max_budget,
-        config.max_seconds,
-    )
+    pick = budgeted_pick(out, allowed, config)
     out["targeted"] = pick.chosen
     out["control_group"] = control_group(out["customer_id"], config.seed, config.control_fraction)
     out["selected"] = out["targeted"] & ~out["control_group"]

@@ -19,16 +19,15 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from churn.config import Params, TargetingConfig
 from churn.features import backend
 from churn.outcomes.in_effect import rates_in_effect
-from churn.scoring.budget_pick import optimal_selection
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status, why_empty
 from churn.scoring.retention import RetentionList
 from churn.scoring.spark_candidates import Candidates, spark_candidates, spark_rows_of
+from churn.scoring.targeting import budgeted_pick
 from churn.stages.inputs import dataset_frame, input_file, is_spark_dataset
 from churn.stages.spark_features import PARTITION
 
@@ -81,15 +80,7 @@ def _first_pick(
     no consent: no gain); the targeted ids and the summary's counts over candidates."""
     pick = found.pick.to_pandas()
     consent = consent_status(pick["customer_id"], customers)
-    gains = pick["expected_gain"].to_numpy(dtype="float64", na_value=np.nan)
-    gains = np.where((consent == CONSENT_OK).to_numpy(), gains, np.nan)
-    chosen = optimal_selection(
-        gains,
-        pick["contact_cost"].to_numpy(),
-        config.max_contacts,
-        config.max_budget,
-        config.max_seconds,
-    )
+    chosen = budgeted_pick(pick, (consent == CONSENT_OK).to_numpy(), config)
     counts = {
         "worth_contacting": len(pick),
         "left_out": {
