@@ -36,7 +36,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from churn.config import FeaturesConfig, GenerateConfig, IngestConfig, SnapshotConfig, TrainConfig
+from churn.config import (
+    FeaturesConfig,
+    GenerateConfig,
+    IngestConfig,
+    ScoringConfig,
+    SnapshotConfig,
+    TrainConfig,
+)
 from churn.data.generate import generate_shop
 from churn.data.ingest import IngestOutputs, ingest
 from churn.data.spark_ingest import spark_ingest
@@ -128,17 +135,11 @@ def run_spark(raw: Path, out: Path, master: str, model: Any) -> dict[str, float]
 
     def score() -> None:
         snapshot = spark.read.parquet(str(score_path)).drop(PARTITION)
-        scores = spark_scores(snapshot, model, ModelIdentity("benchmark"), _scoring())
+        scores = spark_scores(snapshot, model, ModelIdentity("benchmark"), ScoringConfig())
         scores.write.parquet(str(out / "scores"))
 
     _timed("score", seconds, score)
     return seconds
-
-
-def _scoring() -> Any:
-    from churn.config import ScoringConfig
-
-    return ScoringConfig()
 
 
 def check_same(duck: Path, spark: Path) -> float:

@@ -46,8 +46,8 @@ XLSX_TIME = dt.datetime(1980, 1, 1)
 # not of 3 M, issue 20).
 Contacts = pd.DataFrame | Callable[[pd.Series], pd.DataFrame]
 
-# The exported columns rounded to cents.
-_MONEY = subset(
+# The exported money columns: rounded to cents here, shown as money on the page.
+MONEY_COLUMNS = subset(
     EXPORT_HEADERS,
     "expected_value_12m",
     "clv_discounted",
@@ -235,7 +235,7 @@ def _marketing_view(
     out["churn_probability"] = (100 * out["churn_probability"]).round(1)
     out["save_rate"] = (100 * out["save_rate"]).round(1)
     out["recency_days"] = out["recency_days"].round().astype("int64")
-    for column in _MONEY:
+    for column in MONEY_COLUMNS:
         out[column] = out[column].round(2)
     # A calendar date (an XLSX date cell); empty where no next purchase is expected.
     when = pd.to_datetime(out["next_purchase_date"])

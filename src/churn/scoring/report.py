@@ -179,9 +179,14 @@ def fmt_pct(value: float | None, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(*packages: str) -> jinja2.Environment:
+    """Templates of ``packages`` (first match wins) then the report's own: autoescaped
+    (every value from data is escaped), strict, with the report's number filters. The
+    page builds on it, so it words and escapes numbers exactly as the report does."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("churn.scoring", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.PackageLoader(p, "templates") for p in (*packages, "churn.scoring")]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -189,6 +194,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["count"] = fmt_count
     env.filters["pct"] = fmt_pct
+    env.filters["money"] = fmt_money
     return env
 
 
@@ -297,7 +303,7 @@ def render_report(
         "generated_for": dt.date.isoformat(as_of.date()),
         "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
     }
-    return _environment().get_template("report.html.j2").render(**context)
+    return template_environment().get_template("report.html.j2").render(**context)
 
 
 def _digest_or_none(scores: ScoreTable | None) -> ScoreDigest | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from churn.schema import EXPORT_HEADERS, subset
+from churn.scoring.export import MONEY_COLUMNS
 
 # The columns of the list the page shows (the downloads hold every export column).
 SHOWN = tuple(
@@ -37,18 +38,7 @@ BAND_HEADER = EXPORT_HEADERS["risk_band"]
 PERCENT = frozenset(
     EXPORT_HEADERS[c] for c in ("churn_probability", "p_alive") if c in EXPORT_HEADERS
 )
-MONEY = frozenset(
-    EXPORT_HEADERS[c]
-    for c in (
-        "expected_value_12m",
-        "clv_discounted",
-        "value_at_risk",
-        "contact_cost",
-        "expected_gain",
-        "revenue",
-    )
-    if c in EXPORT_HEADERS
-)
+MONEY = frozenset(EXPORT_HEADERS[c] for c in MONEY_COLUMNS)
 NUMERIC = PERCENT | MONEY | {EXPORT_HEADERS["priority"]}
 
 

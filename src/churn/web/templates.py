@@ -7,28 +7,13 @@ from functools import cache
 
 import jinja2
 
-from churn.scoring.report import fmt_count, fmt_money, fmt_pct
+from churn.scoring.report import template_environment
 
 
 @cache
 def environment() -> jinja2.Environment:
-    """One environment per process; every value from data is escaped (autoescape)."""
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [
-                jinja2.PackageLoader("churn.web", "templates"),
-                jinja2.PackageLoader("churn.scoring", "templates"),
-            ]
-        ),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["count"] = fmt_count
-    env.filters["pct"] = fmt_pct
-    env.filters["money"] = fmt_money
-    return env
+    """One environment per process: the page's templates, then the report's."""
+    return template_environment("churn.web")
 
 
 def render(name: str, **context: object) -> str:
