@@ -39,12 +39,12 @@ from sklearn.metrics import roc_auc_score
 from churn.config import TrainConfig, load_params
 from churn.model.training_run import find_local_training_run
 from churn.schema import EXPORT_HEADERS, SCORE_COLUMNS, TARGET_COLUMNS, TRANSACTION_COLUMNS
+from project_copy import PROJECT_ROOT, copy_project
 from stage_inputs import load_stages
 from web.page_server import serving
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EVAL_KEYS = {"roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "base_rate", "n"}
 BASELINES = {"recency", "rfm_score", "bgnbd", "pnbd", "logistic"}
 # What a clone holds (plus src/, bin/ and .dvc/): pyproject.toml and uv.lock too, since
@@ -118,16 +118,7 @@ def _checksums(repo: Path, folders: tuple[str, ...]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     repo = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / name, repo / name)
-    shutil.copytree(
-        PROJECT_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
-    )
-    for folder in ("src", "bin"):
-        shutil.copytree(
-            PROJECT_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    copy_project(repo, PROJECT_FILES)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["generate"]["n_customers"] = 4_000
     params["train"]["n_estimators"] = 400

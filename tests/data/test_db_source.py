@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,11 +26,11 @@ from churn.data.contacts import ingest_contacts
 from churn.data.generate import generate_shop
 from nightly_shop import run_cli
 from pg_server import PASSWORD, USER, PgServer, running_server
+from project_copy import copy_project
 
 if TYPE_CHECKING:
     import psycopg
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-03-01"
 COLUMNS = '"Invoice" text, "InvoiceDate" timestamp, "CustomerID" text, "Amount" numeric(14, 2),'
 COLUMNS += ' "Country" text'
@@ -246,15 +245,7 @@ def _database_pipeline(repo: Path, url: str) -> None:
     """The project in ``repo`` as README "Reading from a database" sets it up: the
     `generate` stage dropped, `ingest` with no file dep for the source and
     ``always_changed``, and `paths.raw_transactions` naming the table."""
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
-        shutil.copy2(PROJECT_ROOT / name, repo / name)
-    shutil.copytree(
-        PROJECT_ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache")
-    )
-    for folder in ("src", "bin"):
-        shutil.copytree(
-            PROJECT_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    copy_project(repo, ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"))
     (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
     del pipeline["stages"]["generate"]
