@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -52,10 +53,20 @@ def spark_pick_input(params: Params, customers: pd.DataFrame | None) -> PickInpu
         return None
     if not is_spark_dataset(input_file(path, "score")):
         return None
+    return pick_input_of(spark_table(params, path), params, customers)
+
+
+def spark_table(params: Params, path: Path) -> Any:
+    """The Parquet folder (or file) at ``path`` as a Spark DataFrame, without the folder
+    level the snapshots are partitioned by (the cutoff is in the rows)."""
     spark = backend.spark_session(backend.resolve_spark_master(params.spark_master))
     frame = spark.read.parquet(str(path.resolve()))
-    if PARTITION in frame.columns:
-        frame = frame.drop(PARTITION)
+    return frame.drop(PARTITION) if PARTITION in frame.columns else frame
+
+
+def pick_input_of(frame: Any, params: Params, customers: pd.DataFrame | None) -> PickInput:
+    """The targeted rows of the Spark score table ``frame``, picked from its candidates
+    (the export stage's and the nightly job's, ``engine: pyspark``, ranking by risk)."""
     # The save rates the driver's pick will use (measured ones may replace the assumed).
     targeting, _ = rates_in_effect(
         params.targeting, params.paths.save_rates, params.outcomes.min_control
