@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from churn.config import GenerateConfig, IngestConfig
+from churn.config import GenerateConfig, IngestConfig, load_params
 from churn.data import spark_ingest as spark_ingest_module
 from churn.data.generate import generate_shop
 from churn.data.ingest import ingest
@@ -295,6 +296,59 @@ def test_nightly_on_spark_publishes_the_same_run(runs: dict[str, Path]) -> None:
     assert [_unplaced(a) for a in manifests[1]["drift_accepted"]] == manifests[0]["drift_accepted"]
     for key in ("rows", "new_orders", "quarantine", "save_rates", "ranking"):
         assert manifests[0][key] == manifests[1][key], key
+
+
+@requires_spark
+def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Ranking by a measured uplift model: the nightly's Spark list adds the uplift column
+    on the executors before the pick and fetches the targeted rows; the pandas path
+    predicts over the whole snapshot. The same list, summary and targeted rows."""
+    from churn.nightly import spark_steps, steps
+    from churn.nightly.model import load_pinned
+    from churn.outcomes.uplift_model import fit_t_learner, model_folder
+
+    snapshot = _read(runs["duckdb"] / "score.parquet")
+    rng = np.random.default_rng(3)
+    arms = snapshot.assign(
+        treated=rng.random(len(snapshot)) < 0.5,
+        retained=(rng.random(len(snapshot)) < 0.6).astype(float),
+    )
+    fit_t_learner(arms).save(model_folder(tmp_path / "outcomes"))
+    as_of = dt.date.fromisoformat(
+        json.loads((runs["pyspark"] / "calendar.json").read_text())["as_of"]
+    )
+    made = {}
+    for engine in ENGINES:
+        data = runs[engine]
+        settings = yaml.safe_load((data.parent / "params.yaml").read_text())
+        settings["targeting"]["rank_by"] = "uplift"
+        settings["paths"]["outcomes_dir"] = str(tmp_path / "outcomes")
+        (tmp_path / f"{engine}.yaml").write_text(yaml.safe_dump(settings))
+        params = load_params(tmp_path / f"{engine}.yaml")
+        loaded = load_pinned(str(data / "churn_model"), params)
+        customers = pd.read_parquet(data / "customers.parquet")
+        if engine == "duckdb":
+            scores, features = _read(data / "scores.parquet"), _read(data / "score.parquet")
+            made[engine] = steps.retention_list(
+                scores, features, loaded, customers, params, data / "transactions.parquet"
+            )
+        else:
+            report: Any = None  # not read by the list
+            ingested = steps.Ingested(report, data / "transactions.parquet", customers)
+            run = spark_steps.SparkRun(as_of, params, ingested, None, loaded, tmp_path, tmp_path)
+            made[engine] = spark_steps.retention_list(
+                run, data / "scores.parquet", data / "score.parquet", as_of
+            )
+    duck, spark = made["duckdb"], made["pyspark"]
+    assert duck.summary["ranking"]["rank_by"] == "uplift"
+    assert len(duck.contact_list) > 10
+    by_risk = _read(runs["duckdb"] / "targets.parquet")
+    picked = duck.targets.loc[duck.targets["targeted"], "customer_id"]
+    assert set(by_risk.loc[by_risk["targeted"], "customer_id"]) != set(picked)
+    pd.testing.assert_frame_equal(spark.contact_list, duck.contact_list)
+    assert spark.summary == duck.summary
+    targeted = duck.targets[duck.targets["targeted"]].drop(columns="model_uri")
+    _same(targeted, spark.targets.drop(columns="model_uri"))
 
 
 def _both_ingests(spark: Any, source: Path, out: Path, as_of: dt.date | None) -> None:

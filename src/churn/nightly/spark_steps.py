@@ -7,15 +7,16 @@ outputs) and the driver only ever holds what it must:
 
 - the drift guards' PSI: bin counts per feature and for the score, DuckDB streaming
   the parts (:mod:`churn.nightly.streamed_psi`), the same values as the pandas path;
-- the list: the export stage's Spark path (the candidates' pick columns, the budgeted
-  pick on the driver, the targeted customers' full rows, reasons from their snapshot
-  rows fetched by id: :mod:`churn.stages.spark_export`);
+- the list: the export stage's Spark path, by risk or by uplift (the candidates' pick
+  columns, the budgeted pick on the driver, the targeted customers' full rows, reasons
+  from their snapshot rows fetched by id: :mod:`churn.stages.spark_export`);
 - the report: the score table's aggregates (:func:`churn.scoring.score_digest.digest_parquet`)
   and the targeted rows; the KPIs come from the transactions as on DuckDB's path;
 - the manifest's counts: rows from the parts' metadata, the contactable by a join.
 
-Ranking by a measured uplift model needs every customer's features, so that one case
-reads both tables whole, as the export stage does.
+Ranking by a measured uplift model adds the uplift column on the executors
+(:mod:`churn.outcomes.spark_uplift`) before the pick, and the targeted customers'
+snapshot rows give theirs again for the list.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from churn.scoring.score import explain
 from churn.scoring.score_digest import digest_parquet
 from churn.scoring.spark_candidates import rows_with_ids
 from churn.stages.export import param_filters, retention
-from churn.stages.inputs import dataset_frame, read_dataset
+from churn.stages.inputs import dataset_frame
 from churn.stages.report import write_report
 from churn.stages.spark_export import over_all_scored, pick_input_of, spark_table
 from churn.stages.spark_features import write_spark_scoring_snapshot
@@ -162,17 +163,14 @@ def retention_list(
     """The list `churn export` makes on Spark: picked from the candidates' pick columns,
     with the targeted customers' full rows and reasons from their snapshot rows only."""
     params, customers = run.params, run.ingested.customers
-    if params.targeting.rank_by != "risk":  # an uplift model scores every customer
-        whole, features = read_dataset(scores), read_dataset(snapshot)
-        return steps.retention_list(
-            whole, features, run.loaded, customers, params, run.ingested.transactions
-        )
-    pushed = pick_input_of(spark_table(params, scores), params, customers)
-    rows = spark_table(params, snapshot)
+    features = spark_table(params, snapshot)
+    pushed = pick_input_of(spark_table(params, scores), params, customers, features)
+
+    def targeted_rows(wanted: pd.Series) -> pd.DataFrame:
+        return dataset_frame(rows_with_ids(features, wanted))
 
     def reasons_for(wanted: pd.Series) -> pd.DataFrame:
-        fetched = dataset_frame(rows_with_ids(rows, wanted))
-        return explain(fetched, run.loaded.model, wanted, params.attribution)
+        return explain(targeted_rows(wanted), run.loaded.model, wanted, params.attribution)
 
     contacts: Contacts | None = None
     if customers["country"].replace("", None).isna().all():
@@ -185,7 +183,7 @@ def retention_list(
         params,
         filters,
         reasons_for,
-        lambda: read_dataset(snapshot),
+        lambda: targeted_rows(pushed.scores[CUSTOMER_ID]),  # uplift: the targeted only
         contacts,
     )
     return over_all_scored(chosen, pushed, filters, customers)
