@@ -8,7 +8,9 @@ date replayed on the same raw data and model gives byte-identical Parquet and
 CSV files and a manifest that differs only under ``timings``.
 
 The steps (churn.nightly.steps) call the same stage functions as the CLI
-(churn.stages); this module runs them in order and records the run.
+(churn.stages); this module runs them in order and records the run. With
+``engine: pyspark`` the steps after ingest are churn.nightly.spark_steps, which keep
+the snapshot and the score table on the executors.
 """
 
 from __future__ import annotations
