@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from churn.config import GenerateConfig, IngestConfig
+from churn.config import GenerateConfig, IngestConfig, load_params
 from churn.data import spark_ingest as spark_ingest_module
 from churn.data.generate import generate_shop
 from churn.data.ingest import ingest
@@ -53,6 +54,7 @@ C500006,2024-01-09 09:00:00,12345,-20.50,United Kingdom
 """
 TOLERANCE = 1e-9
 ENGINES = ("duckdb", "pyspark")
+NIGHTLY_DAYS_LATER = 21
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +145,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Iterator[dict[
             _run(params[engine], "score")
             _run(params[engine], "export")
             _run(params[engine], "report")
-        # The nightly job on Spark, at the pipeline's as-of date with the same model.
+        # The nightly job on each engine with the same model, three weeks after the
+        # pipeline's snapshot (its PSI reference): the features moved, so the drift
+        # guards measure real PSI values, and --accept-drift publishes all the same.
         as_of = json.loads((root / "pyspark" / "data" / "calendar.json").read_text())["as_of"]
-        model = str(root / "pyspark" / "data" / "churn_model")
-        _run(params["pyspark"], "nightly", "--as-of", as_of, "--model", model)
+        later = (dt.date.fromisoformat(as_of) + dt.timedelta(days=NIGHTLY_DAYS_LATER)).isoformat()
+        for engine in ENGINES:
+            model = str(root / engine / "data" / "churn_model")
+            _run(params[engine], "nightly", "--as-of", later, "--model", model, "--accept-drift")
         yield {e: root / e / "data" for e in ENGINES}
 
 
@@ -244,15 +250,105 @@ def _report(path: Path) -> str:
     return re.sub(r"\bp[0-9a-f]{10}\b", "pX", path.read_text())
 
 
+def _published(data: Path) -> Path:
+    """The one run the nightly job published beside ``data``."""
+    (folder,) = (data.parent / "nightly").glob("as_of=*")
+    return folder
+
+
+def _unplaced(text: str) -> str:
+    """Text that names one engine's folders, as if it named DuckDB's."""
+    return text.replace("/pyspark/", "/duckdb/")
+
+
 @requires_spark
-def test_nightly_on_spark_publishes_the_same_list(runs: dict[str, Path]) -> None:
-    """`churn nightly` with engine: pyspark ingests on Spark, passes its guards and
-    publishes the list `churn export` wrote."""
-    as_of = json.loads((runs["pyspark"] / "calendar.json").read_text())["as_of"]
-    published = runs["pyspark"].parent / "nightly" / f"as_of={as_of}"
-    assert (published / "retention_targets.csv").read_bytes() == (
-        runs["duckdb"] / "retention_targets.csv"
-    ).read_bytes()
+def test_nightly_on_spark_publishes_the_same_run(runs: dict[str, Path]) -> None:
+    """`churn nightly` with engine: pyspark (the snapshot and the scores written by Spark,
+    PSI from bin counts, the list from the pick columns, the report from aggregates)
+    publishes what DuckDB's nightly publishes: the same scores, list, summary and report,
+    and the manifest the same guard values and counts."""
+    duck, spark = (_published(runs[e]) for e in ENGINES)
+    assert (spark / "scores.parquet" / "_SUCCESS").is_file()  # Spark's parts, not a file
+    duck_scores, spark_scores = (_read(p / "scores.parquet") for p in (duck, spark))
+    assert len(duck_scores) > 100
+    _same(duck_scores.drop(columns="model_uri"), spark_scores.drop(columns="model_uri"))
+    csv = (duck / "retention_targets.csv").read_bytes()
+    assert csv.count(b"\n") > 10
+    assert (spark / "retention_targets.csv").read_bytes() == csv
+    duck_targets = _read(duck / "targets.parquet")
+    targeted = duck_targets[duck_targets["targeted"]]
+    _same(
+        targeted.drop(columns="model_uri"),
+        _read(spark / "targets.parquet").drop(columns="model_uri"),
+    )
+    summaries = [
+        json.loads((p / "retention_targets.summary.json").read_text()) for p in (duck, spark)
+    ]
+    assert summaries[0] == summaries[1]
+    assert _unplaced(_report(spark / "retention_report.html")) == _report(
+        duck / "retention_report.html"
+    )
+    manifests = [json.loads((p / "manifest.json").read_text()) for p in (duck, spark)]
+    psi = [m["psi"] for m in manifests]
+    assert psi[0]["values"] == psi[1]["values"]
+    assert psi[0]["values"]["recency_days"] > 0.1  # measured, and let through
+    assert _unplaced(psi[1]["reference"]) == psi[0]["reference"]
+    assert [_unplaced(a) for a in manifests[1]["drift_accepted"]] == manifests[0]["drift_accepted"]
+    for key in ("rows", "new_orders", "quarantine", "save_rates", "ranking"):
+        assert manifests[0][key] == manifests[1][key], key
+
+
+@requires_spark
+def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Ranking by a measured uplift model: the nightly's Spark list adds the uplift column
+    on the executors before the pick and fetches the targeted rows; the pandas path
+    predicts over the whole snapshot. The same list, summary and targeted rows."""
+    from churn.nightly import spark_steps, steps
+    from churn.nightly.model import load_pinned
+    from churn.outcomes.uplift_model import fit_t_learner, model_folder
+
+    snapshot = _read(runs["duckdb"] / "score.parquet")
+    rng = np.random.default_rng(3)
+    arms = snapshot.assign(
+        treated=rng.random(len(snapshot)) < 0.5,
+        retained=(rng.random(len(snapshot)) < 0.6).astype(float),
+    )
+    fit_t_learner(arms).save(model_folder(tmp_path / "outcomes"))
+    as_of = dt.date.fromisoformat(
+        json.loads((runs["pyspark"] / "calendar.json").read_text())["as_of"]
+    )
+    made = {}
+    for engine in ENGINES:
+        data = runs[engine]
+        settings = yaml.safe_load((data.parent / "params.yaml").read_text())
+        settings["targeting"]["rank_by"] = "uplift"
+        settings["paths"]["outcomes_dir"] = str(tmp_path / "outcomes")
+        (tmp_path / f"{engine}.yaml").write_text(yaml.safe_dump(settings))
+        params = load_params(tmp_path / f"{engine}.yaml")
+        loaded = load_pinned(str(data / "churn_model"), params)
+        customers = pd.read_parquet(data / "customers.parquet")
+        if engine == "duckdb":
+            scores, features = _read(data / "scores.parquet"), _read(data / "score.parquet")
+            made[engine] = steps.retention_list(
+                scores, features, loaded, customers, params, data / "transactions.parquet"
+            )
+        else:
+            report: Any = None  # not read by the list
+            ingested = steps.Ingested(report, data / "transactions.parquet", customers)
+            run = spark_steps.SparkRun(as_of, params, ingested, None, loaded, tmp_path, tmp_path)
+            made[engine] = spark_steps.retention_list(
+                run, data / "scores.parquet", data / "score.parquet", as_of
+            )
+    duck, spark = made["duckdb"], made["pyspark"]
+    assert duck.summary["ranking"]["rank_by"] == "uplift"
+    assert len(duck.contact_list) > 10
+    by_risk = _read(runs["duckdb"] / "targets.parquet")
+    picked = duck.targets.loc[duck.targets["targeted"], "customer_id"]
+    assert set(by_risk.loc[by_risk["targeted"], "customer_id"]) != set(picked)
+    pd.testing.assert_frame_equal(spark.contact_list, duck.contact_list)
+    assert spark.summary == duck.summary
+    targeted = duck.targets[duck.targets["targeted"]].drop(columns="model_uri")
+    _same(targeted, spark.targets.drop(columns="model_uri"))
 
 
 def _both_ingests(spark: Any, source: Path, out: Path, as_of: dt.date | None) -> None:

@@ -8,7 +8,9 @@ date replayed on the same raw data and model gives byte-identical Parquet and
 CSV files and a manifest that differs only under ``timings``.
 
 The steps (churn.nightly.steps) call the same stage functions as the CLI
-(churn.stages); this module runs them in order and records the run.
+(churn.stages); this module runs them in order and records the run. With
+``engine: pyspark`` the steps after ingest are churn.nightly.spark_steps, which keep
+the snapshot and the score table on the executors.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
-
 from churn.atomic import record_json, write_record
 from churn.config import Params
 from churn.model.tracking import file_fingerprint, git_commit
-from churn.nightly import guards, partitions, reachability, run_log, steps
+from churn.nightly import guards, partitions, reachability, run_log, spark_steps, steps
 from churn.nightly.lock import RunLockedError, exclusive_lock
 from churn.nightly.manifest import (
     EXPORT_SUMMARY_FILE,
@@ -45,8 +45,7 @@ from churn.nightly.manifest import (
     previous_run,
 )
 from churn.nightly.model import ModelUnavailableError, default_model_uri, load_pinned
-from churn.scoring.export import CONSENT_OK, consent_status
-from churn.scoring.retention import RetentionList
+from churn.nightly.spark_steps import SparkRun
 from churn.stages.score import score_snapshot
 from churn.stages.snapshot import build_snapshot
 
@@ -196,6 +195,11 @@ def _run_steps(
     news = steps.check_new_data(ingested, previous, params.nightly, acceptance)
     with timings.step("load_model"):
         loaded = load_pinned(model_uri, params)
+    if params.engine == "pyspark":  # the tables stay on the executors
+        spark = SparkRun(as_of, params, ingested, previous, loaded, work, out)
+        made = spark_steps.score_and_list(spark, acceptance, timings)
+        run = _Run(as_of, params, ingested, previous, news, made, acceptance)
+        return _finish(run, ModelUsed.of(loaded.identity), out, timings)
     with timings.step("features"):
         snapshot = build_snapshot(ingested.transactions, as_of, params)
     with timings.step("score"):
@@ -212,9 +216,15 @@ def _run_steps(
         reports = steps.report(
             scores, chosen.targets, ingested.transactions, drift.reference, params, out
         )
-    run = _Run(as_of, params, ingested, previous, news, scores, chosen, drift, acceptance)
-    manifest = _manifest(run, ModelUsed.of(loaded.identity), out, reports, timings)
-    write_record(manifest, out / partitions.MANIFEST)  # last: its presence marks a whole run
+    made = steps.Scored(chosen, drift, reports, steps.ScoreCounts.of(scores, ingested.customers))
+    run = _Run(as_of, params, ingested, previous, news, made, acceptance)
+    return _finish(run, ModelUsed.of(loaded.identity), out, timings)
+
+
+def _finish(run: _Run, model: ModelUsed, out: Path, timings: steps.Timings) -> NightlyManifest:
+    """The manifest, written last: its presence marks a whole run."""
+    manifest = _manifest(run, model, out, run.made.reports, timings)
+    write_record(manifest, out / partitions.MANIFEST)
     return manifest
 
 
@@ -227,16 +237,14 @@ class _Run:
     ingested: steps.Ingested
     previous: PreviousRun | None
     news: steps.NewData
-    scores: pd.DataFrame
-    chosen: RetentionList
-    drift: steps.Drift
+    made: steps.Scored  # the list, the drift measured, the reports, the counts
     acceptance: guards.DriftAcceptance
 
 
 def _manifest(
     run: _Run, model: ModelUsed, out: Path, reports: list[str], timings: steps.Timings
 ) -> NightlyManifest:
-    report, drift = run.ingested.report, run.drift
+    report, drift = run.ingested.report, run.made.drift
     outputs = [
         SCORES_FILE,
         TARGETS_TABLE_FILE,
@@ -258,8 +266,8 @@ def _manifest(
         outputs={name: file_fingerprint(out / name) for name in outputs},
         code=CodeVersion(metadata.version("churn"), git_commit()),
         timings=timings.record(),
-        save_rates=run.chosen.summary.get("save_rates"),
-        ranking=run.chosen.summary.get("ranking"),
+        save_rates=run.made.chosen.summary.get("save_rates"),
+        ranking=run.made.chosen.summary.get("ranking"),
         drift_accepted=run.acceptance.record(),
     )
 
@@ -277,16 +285,15 @@ def _data_read(run: _Run) -> DataRead:
 
 
 def _row_counts(run: _Run) -> RowCounts:
-    report, customers, chosen = run.ingested.report, run.ingested.customers, run.chosen
-    consent = consent_status(run.scores["customer_id"], customers)
+    report, customers, chosen = run.ingested.report, run.ingested.customers, run.made.chosen
     return RowCounts(
         raw=report.rows_in,
         transactions=run.news.transactions,
         quarantined=report.rows_quarantined,
         malformed=report.malformed_rows,
         customers_in_master=len(customers),
-        scored=len(run.scores),
-        contactable=int((consent == CONSENT_OK).sum()),
+        scored=run.made.counts.scored,
+        contactable=run.made.counts.contactable,
         selected=int(chosen.targets["selected"].sum()),
         targets=len(chosen.contact_list),
     )

@@ -39,7 +39,7 @@ from churn.nightly.manifest import (
     TARGETS_TABLE_FILE,
     PreviousRun,
 )
-from churn.scoring.export import Contacts
+from churn.scoring.export import CONSENT_OK, Contacts, consent_status
 from churn.scoring.retention import RetentionList
 from churn.stages.export import param_filters, reasons_from, retention, write_list
 from churn.stages.ingest import ingest_to
@@ -168,6 +168,29 @@ class Drift:
     same_model: bool
 
 
+@dataclass(frozen=True)
+class ScoreCounts:
+    """For the manifest: customers scored, and those of them who may be contacted."""
+
+    scored: int
+    contactable: int
+
+    @classmethod
+    def of(cls, scores: pd.DataFrame, customers: pd.DataFrame) -> ScoreCounts:
+        consent = consent_status(scores["customer_id"], customers)
+        return cls(len(scores), int((consent == CONSENT_OK).sum()))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the steps after ingest made, on either engine, for the manifest."""
+
+    chosen: RetentionList
+    drift: Drift
+    reports: list[str]
+    counts: ScoreCounts
+
+
 def check_drift(
     scores: pd.DataFrame,
     previous: PreviousRun | None,
@@ -186,7 +209,22 @@ def check_drift(
         psi = guards.distribution_psi(
             reference, scores, config.psi_features, SCORE_COLUMN, config.psi_bins, name
         )
-    if reference is None:
+    same_model = judge_drift(psi, reference is not None, previous, uri, config, acceptance)
+    return Drift(psi, reference if previous else None, same_model)
+
+
+def judge_drift(
+    psi: guards.PsiResult,
+    measured: bool,
+    previous: PreviousRun | None,
+    uri: str,
+    config: NightlyConfig,
+    acceptance: guards.DriftAcceptance | None = None,
+) -> bool:
+    """Log the PSI measured (``measured``: against a reference) and refuse above the
+    thresholds (exit 13) unless accepted; whether the score was held to its threshold
+    (the same model as the reference run). Both engines' drift checks end here."""
+    if not measured:
         log.warning("nightly: PSI not measured: reference %s", psi.reference)
     else:
         log.info("nightly: PSI against %s: %s", psi.reference, psi.values)
@@ -205,7 +243,7 @@ def check_drift(
         guards.check_psi(
             psi, SCORE_COLUMN, config.max_feature_psi, config.max_score_psi, same_model
         )
-    return Drift(psi, reference if previous else None, same_model)
+    return same_model
 
 
 def psi_reference(
@@ -265,9 +303,11 @@ def _latest_countries_of(transactions: Path, as_of: dt.date | None) -> Contacts:
     return lambda listed: latest_countries(transactions, as_of, listed)
 
 
-def write_outputs(scores: pd.DataFrame, chosen: RetentionList, out: Path) -> None:
-    """The score table and the list (table, CSV, summary) into the run's outputs."""
-    write_parquet(scores, out / SCORES_FILE)
+def write_outputs(scores: pd.DataFrame | None, chosen: RetentionList, out: Path) -> None:
+    """The score table and the list (table, CSV, summary) into the run's outputs (no
+    score table when Spark wrote it there already)."""
+    if scores is not None:
+        write_parquet(scores, out / SCORES_FILE)
     files = ExportFiles(
         lists={"csv": out / TARGETS_FILE},
         summary=out / EXPORT_SUMMARY_FILE,

@@ -53,9 +53,24 @@ def ranking_in_effect(
     ``snapshot`` gives the scoring snapshot of the scored customers (the uplift model's
     features); it is called only when uplift is used.
     """
+    model, record = uplift_in_effect(targeting, outcomes_dir, outcomes_metrics)
+    if model is None:
+        return scores, record
+    features = snapshot()
+    uplift = pd.Series(model.predict(features), index=features["customer_id"].astype(str))
+    out = scores.copy()
+    out[UPLIFT_COLUMN] = out["customer_id"].astype(str).map(uplift).to_numpy(dtype="float64")
+    return out, record
+
+
+def uplift_in_effect(
+    targeting: TargetingConfig, outcomes_dir: Path, outcomes_metrics: Path
+) -> tuple[UpliftModel | None, dict[str, Any]]:
+    """The uplift model the list ranks by (None: by risk) and the record of why; one
+    decision for the pandas ranking above and Spark's (churn.outcomes.spark_uplift)."""
     wanted = targeting.rank_by
     if wanted == "risk":
-        return scores, {"rank_by": "risk", "requested": "risk"}
+        return None, {"rank_by": "risk", "requested": "risk"}
     folder = model_folder(outcomes_dir)
     why = uplift_verdict(outcomes_metrics) if wanted == "auto" else None
     if why is None and not (folder / "uplift_model.json").is_file():
@@ -68,11 +83,7 @@ def ranking_in_effect(
             )
     if why is not None:
         log.info("ranking: by risk (targeting.rank_by %s: %s)", wanted, why)
-        return scores, {"rank_by": "risk", "requested": wanted, "why": why}
-    features = snapshot()
-    model = UpliftModel.load(folder)
-    uplift = pd.Series(model.predict(features), index=features["customer_id"].astype(str))
-    out = scores.copy()
-    out[UPLIFT_COLUMN] = out["customer_id"].astype(str).map(uplift).to_numpy(dtype="float64")
+        return None, {"rank_by": "risk", "requested": wanted, "why": why}
     log.info("ranking: by predicted uplift x value - cost (model %s)", folder)
-    return out, {"rank_by": "uplift", "requested": wanted, "model": str(folder)}
+    record = {"rank_by": "uplift", "requested": wanted, "model": str(folder)}
+    return UpliftModel.load(folder), record

@@ -67,13 +67,18 @@ def spark_candidates(scores: Any, config: TargetingConfig) -> Candidates:
 
 def spark_rows_of(scores: Any, customer_ids: pd.Series) -> pa.Table:
     """The full score rows of ``customer_ids`` (a few: the pick), in rank order."""
+    return rows_with_ids(scores, customer_ids).sort_by(_RANK)
+
+
+def rows_with_ids(table: Any, customer_ids: pd.Series) -> pa.Table:
+    """The rows of the Spark DataFrame ``table`` whose id is in ``customer_ids`` (a few: the
+    pick), by a broadcast of the ids and a filter on the executors, in no set order."""
     from pyspark.sql import functions as sf
 
-    if customer_ids.empty:  # nobody targeted: the schema, no rows, no join
-        return scores.limit(0).toArrow()
-    spark = scores.sparkSession
-    wanted = spark.createDataFrame(
+    if customer_ids.empty:  # nobody wanted: the schema, no rows, no join
+        return table.limit(0).toArrow()
+    wanted = table.sparkSession.createDataFrame(
         pd.DataFrame({CUSTOMER_ID: customer_ids.astype(str).to_numpy()}),
         f"{CUSTOMER_ID} STRING",
     )
-    return scores.join(sf.broadcast(wanted), CUSTOMER_ID, "left_semi").toArrow().sort_by(_RANK)
+    return table.join(sf.broadcast(wanted), CUSTOMER_ID, "left_semi").toArrow()

@@ -10,13 +10,15 @@ budget already allows, so the pick keeps all of them), so the list is the same
 byte for byte; the summary's counts over everyone worth contacting (left out,
 the pick's bound) come from the first pick. The targets table holds the targeted
 customers (selected and control), not every scored customer. Ranking by a measured
-uplift model needs every customer's features, so it reads the whole table as before.
+uplift model adds the uplift column on the executors when the caller passes the Spark
+snapshot (the nightly job); `churn export` still reads the whole table for it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,8 @@ import pandas as pd
 from churn.config import Params, TargetingConfig
 from churn.features import backend
 from churn.outcomes.in_effect import rates_in_effect
+from churn.outcomes.ranking import uplift_in_effect
+from churn.outcomes.spark_uplift import with_spark_uplift
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status, why_empty
 from churn.scoring.retention import RetentionList
 from churn.scoring.spark_candidates import Candidates, spark_candidates, spark_rows_of
@@ -52,10 +56,31 @@ def spark_pick_input(params: Params, customers: pd.DataFrame | None) -> PickInpu
         return None
     if not is_spark_dataset(input_file(path, "score")):
         return None
+    return pick_input_of(spark_table(params, path), params, customers)
+
+
+def spark_table(params: Params, path: Path) -> Any:
+    """The Parquet folder (or file) at ``path`` as a Spark DataFrame, without the folder
+    level the snapshots are partitioned by (the cutoff is in the rows)."""
     spark = backend.spark_session(backend.resolve_spark_master(params.spark_master))
     frame = spark.read.parquet(str(path.resolve()))
-    if PARTITION in frame.columns:
-        frame = frame.drop(PARTITION)
+    return frame.drop(PARTITION) if PARTITION in frame.columns else frame
+
+
+def pick_input_of(
+    frame: Any, params: Params, customers: pd.DataFrame | None, snapshot: Any = None
+) -> PickInput:
+    """The targeted rows of the Spark score table ``frame``, picked from its candidates
+    (the export stage's and the nightly job's, ``engine: pyspark``). Ranking by uplift
+    needs the Spark scoring snapshot ``snapshot``: the uplift column is added on the
+    executors (churn.outcomes.spark_uplift) and comes back with the targeted rows."""
+    model, _ = uplift_in_effect(
+        params.targeting, params.paths.outcomes_dir, params.paths.outcomes_metrics
+    )
+    if model is not None:
+        if snapshot is None:
+            raise ValueError("ranking by uplift on Spark needs the scoring snapshot")
+        frame = with_spark_uplift(frame, snapshot, model)
     # The save rates the driver's pick will use (measured ones may replace the assumed).
     targeting, _ = rates_in_effect(
         params.targeting, params.paths.save_rates, params.outcomes.min_control

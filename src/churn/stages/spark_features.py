@@ -23,6 +23,7 @@ cutoff) and the edges, whatever the number of customers.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,12 +67,47 @@ def write_spark_feature_tables(
     """Both snapshot tables as partitioned Parquet folders, computed on the executors."""
     first, last, n = _date_range(transactions)
     calendar = build_calendar(snapshots, first, last)
+    with _computed(transactions, calendar.labelled(), calendar.as_of, snapshots, features) as (
+        history,
+        step,
+    ):
+        return _write(history, step, calendar, n, labelled_path, scoring_path)
+
+
+def write_spark_scoring_snapshot(
+    transactions: ir.Table,
+    as_of: dt.date,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    target: Path,
+) -> int:
+    """The scoring snapshot at any ``as_of`` as a partitioned Parquet folder; its rows.
+
+    The Spark twin of :func:`churn.features.tables.build_scoring_snapshot`, for the
+    nightly job (``engine: pyspark``): the same rows as the features stage's scoring
+    table at that date, written by the executors, never collected to the driver.
+    """
+    no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
+    with _computed(transactions, no_labels, as_of, snapshots, features) as (history, step):
+        population = history.filter("in_population")
+        return sum(_write_one(population, _transform(step, (LABEL,)), target).values())
+
+
+@contextlib.contextmanager
+def _computed(
+    transactions: ir.Table,
+    labelled: pd.DataFrame,
+    as_of: dt.date,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+) -> Iterator[tuple[Any, _Step]]:
+    """Every cutoff's rows (``labelled``'s and ``as_of``), kept on the executors for the
+    block, and the step that adds the BTYD columns and RFM segments to them."""
     backend = ibis.get_backend(transactions)
-    labelled = calendar.labelled()
-    scoring = pd.DataFrame({CUTOFF: [calendar.as_of], SPLIT: [SCORE_SPLIT]})
-    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], calendar.as_of], snapshots, features)
+    scoring = pd.DataFrame({CUTOFF: [as_of], SPLIT: [SCORE_SPLIT]})
+    plan = BucketPlan.for_cutoffs([*labelled[CUTOFF], as_of], snapshots, features)
     edges = plan.edge_table([(labelled, True), (scoring, False)])
-    with materialized(bucket_table(transactions, plan, calendar.as_of)) as running:
+    with materialized(bucket_table(transactions, plan, as_of)) as running:
         expr = history_expr(running, ibis.memtable(edges), snapshots, features, with_label=True)
         with spark_frame(backend, expr) as frame:
             history = frame.persist()
@@ -79,8 +115,7 @@ def write_spark_feature_tables(
                 fitter = _fitter(backend, running, snapshots, features)
                 fitted = _fit_cutoffs(history, edges, fitter, features)
                 scorer = _rfm_scorer(history, features)
-                step = _Step(fitted, scorer, _numeric_types(expr))
-                return _write(history, step, calendar, n, labelled_path, scoring_path)
+                yield history, _Step(fitted, scorer, _numeric_types(expr))
             finally:
                 history.unpersist()
 

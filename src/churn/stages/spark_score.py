@@ -27,13 +27,21 @@ def spark_score_folder(
     params: Params, snapshot: Path, loaded: LoadedModel, target: Path
 ) -> tuple[pd.DataFrame, int]:
     """Score the snapshot folder into ``target`` on Spark; (the scores, snapshot rows)."""
+    rows = write_spark_scores(params, snapshot, loaded, target)
+    return read_dataset(target), rows
+
+
+def write_spark_scores(params: Params, snapshot: Path, loaded: LoadedModel, target: Path) -> int:
+    """Score the snapshot at ``snapshot`` (a Spark folder or a file) into the Parquet folder
+    ``target`` on the executors, swapped in whole; the snapshot's rows. Nothing comes back
+    to the driver (the nightly job reads aggregates and the pick from the folder)."""
     spark = backend.spark_session(backend.resolve_spark_master(params.spark_master))
     frame = spark.read.parquet(str(snapshot.resolve()))
     if PARTITION in frame.columns:
         frame = frame.drop(PARTITION)
-    rows = frame.count()
+    rows = int(frame.count())
     scores = spark_scores(frame, loaded.model, loaded.identity, params.scoring)
     with atomic_dir(target) as tmp:
         shutil.rmtree(tmp)
         scores.write.parquet(str(tmp))
-    return read_dataset(target), rows
+    return rows
