@@ -25,7 +25,7 @@ import pandas as pd
 
 from churn.atomic import record_json, write_record
 from churn.config import Params
-from churn.model.tracking import file_fingerprint, git_commit
+from churn.model.provenance import file_fingerprint, git_commit
 from churn.nightly import guards, partitions, reachability, run_log, steps
 from churn.nightly.lock import RunLockedError, exclusive_lock
 from churn.nightly.manifest import (
@@ -206,6 +206,7 @@ def _run_steps(
         chosen = steps.retention_list(
             scores, snapshot, loaded, ingested.customers, params, ingested.transactions
         )
+    del snapshot  # the feature rows (~1 GB at 2 M customers) are not needed past the list
     with timings.step("write"):
         steps.write_outputs(scores, chosen, out)
     with timings.step("report"):
