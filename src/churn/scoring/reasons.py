@@ -327,8 +327,8 @@ def with_value_reason(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
             reworded[int(row)] = texts + [""] * (N_REASONS - len(texts))
     if reworded:
         rows = sorted(reworded)
-        columns = [out.columns.get_loc(c) for c in REASON_COLUMNS]
-        out.iloc[rows, columns] = np.array([reworded[r] for r in rows], dtype=object)
+        worded = np.array([reworded[r] for r in rows], dtype=object)
+        out.loc[out.index[rows], list(REASON_COLUMNS)] = worded
     return out
 
 
