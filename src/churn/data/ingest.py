@@ -234,7 +234,11 @@ def _written_directly(target: Path) -> Iterator[Path]:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
-    con.execute(f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet)")
+    # Into the caller's own temporary file: DuckDB's own (tmp_<name>, renamed over an
+    # existing target) was left behind when the disk filled up.
+    con.execute(
+        f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet, USE_TMP_FILE false)"
+    )
 
 
 def _no_rows(files: list[Path]) -> str:
