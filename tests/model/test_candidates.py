@@ -226,6 +226,27 @@ def test_scores_and_reasons_work_whichever_candidate_is_served(
         assert (reasons["reason_1"] != "").all()
 
 
+def test_scoring_computes_only_the_served_candidates_parts(
+    snapshots: pd.DataFrame, platt: TrainingResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A served booster never runs the logistic part's transform over every row (half of
+    the nightly's scoring, issue 20), and its scores are the same bits as before."""
+    from churn.model.linear_part import LinearPart
+
+    assert platt.model.ensemble is not None
+    model = copy.copy(platt.model)
+    model.ensemble = dataclasses.replace(platt.model.ensemble, served=BOOSTER_PART)
+    model.calibrator = model.ensemble.candidates[BOOSTER_PART].calibrator
+    rows = snapshots[snapshots["split"] == "test"]
+    expected = model.candidate_probabilities(rows)[BOOSTER_PART]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the served booster needs no logistic part")
+
+    monkeypatch.setattr(LinearPart, "probability", refuse)
+    assert np.array_equal(model.churn_probability(rows), expected)
+
+
 def test_without_two_out_of_time_folds_the_validation_halves_judge_and_nothing_is_refit(
     snapshots: pd.DataFrame,
 ) -> None:

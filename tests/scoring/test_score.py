@@ -7,6 +7,7 @@ import datetime as dt
 import ibis
 import numpy as np
 import pandas as pd
+import pytest
 from trained_model import Trained
 
 from churn.config import ScoringConfig
@@ -162,3 +163,15 @@ def test_riskiest_first_is_a_stable_sort_on_probability_then_id() -> None:
     p = np.array([0.2, 0.9, 0.2, 0.2, np.nan, 0.9])
     ids = pd.Series(["b", "z", "a", "b", "c", "y"], dtype="str")
     assert riskiest_first(p, ids).tolist() == [5, 1, 2, 0, 3, 4]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_riskiest_first_on_ids_in_order_is_the_order_of_their_sort_codes(seed: int) -> None:
+    """Ids already in order (the snapshot's) skip their sort; the same order comes out,
+    ties in probability and repeated ids included."""
+    rng = np.random.default_rng(seed)
+    ids = pd.Series(np.sort(rng.choice([f"c{i:03d}" for i in range(60)], 400)), dtype="str")
+    p = rng.choice([0.1, 0.5, 0.9, np.nan], 400)
+    codes, _ = pd.factorize(ids, sort=True, use_na_sentinel=False)
+    assert ids.is_monotonic_increasing
+    assert riskiest_first(p, ids).tolist() == np.lexsort((codes, -p)).tolist()

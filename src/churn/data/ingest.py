@@ -221,7 +221,7 @@ def _split(
         writer(outputs.transactions) as tx_tmp,
         writer(outputs.quarantine) as q_tmp,
     ):
-        _copy(con, _transactions_sql(output_columns), tx_tmp)
+        _copy(con, _transactions_sql(output_columns, n_duplicates > 0), tx_tmp)
         _copy(con, _quarantine_sql(counts.rejected > 0), q_tmp)
         report = _report(con, rows_in, tx_tmp, q_tmp)
         check_bad_fraction(report.reasons, rows_in, config.max_bad_fraction)
@@ -234,7 +234,11 @@ def _written_directly(target: Path) -> Iterator[Path]:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
-    con.execute(f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet)")
+    # Into the caller's own temporary file: DuckDB's own (tmp_<name>, renamed over an
+    # existing target) was left behind when the disk filled up.
+    con.execute(
+        f"COPY ({query}) TO {quote_literal(str(target))} (FORMAT parquet, USE_TMP_FILE false)"
+    )
 
 
 def _no_rows(files: list[Path]) -> str:
@@ -355,11 +359,15 @@ def _parsed_sql(
     }
 
 
-def _transactions_sql(output_columns: list[str]) -> str:
-    return (
-        f"SELECT {', '.join(output_columns)} FROM {staging.STAGED}"
-        " WHERE reason IS NULL AND position NOT IN (SELECT position FROM duplicate_rows)"
-    )
+def _transactions_sql(output_columns: list[str], with_duplicates: bool) -> str:
+    """Clean rows in file order. A filter keeps the scan's order; the duplicates' anti-join
+    does not (chunks of rows came out swapped, so one export gave differently ordered
+    files from run to run), so with duplicates the rows are put back in order, and
+    without any (the usual export) there is no join and no sort."""
+    clean = f"SELECT {', '.join(output_columns)} FROM {staging.STAGED} WHERE reason IS NULL"
+    if not with_duplicates:
+        return clean
+    return f"{clean} AND position NOT IN (SELECT position FROM duplicate_rows) ORDER BY position"
 
 
 def _quarantine_sql(with_rejected_lines: bool) -> str:

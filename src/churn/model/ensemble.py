@@ -72,14 +72,20 @@ class Ensemble:
         linear = [] if self.linear is None else self.linear.features
         return sorted(extra | set(linear))
 
-    def parts(self, frame: pd.DataFrame, booster: np.ndarray) -> dict[str, np.ndarray]:
-        """Each part's P(churn) for ``frame``'s rows (``booster``: the booster's own)."""
-        needed = {p for c in self.candidates.values() for p in c.blend.parts}
+    def parts(
+        self, frame: pd.DataFrame, booster: np.ndarray, only: Candidate | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each part's P(churn) for ``frame``'s rows (``booster``: the booster's own); with
+        ``only``, just the parts that candidate blends. Scoring needs the served candidate
+        alone: a served booster skipped the logistic part's transform of every row, half
+        of the nightly's scoring time (issue 20)."""
+        chosen = self.candidates.values() if only is None else [only]
+        needed = {p for c in chosen for p in c.blend.parts}
         missing = [c for c in needed - {BOOSTER_PART, LINEAR_PART} if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(sorted(missing))}")
         out = {BOOSTER_PART: np.asarray(booster, dtype=float)}
-        if self.linear is not None:
+        if self.linear is not None and LINEAR_PART in needed:
             out[LINEAR_PART] = self.linear.probability(frame)
         for column in needed - {BOOSTER_PART, LINEAR_PART}:
             # A customer the BTYD fit could not score gets an uninformative 0.5, not a NaN.
@@ -88,7 +94,8 @@ class Ensemble:
 
     def raw(self, frame: pd.DataFrame, booster: np.ndarray) -> np.ndarray:
         """The served candidate's probability before its calibrator."""
-        return self.candidates[self.served].blend.combine(self.parts(frame, booster))
+        served = self.candidates[self.served]
+        return served.blend.combine(self.parts(frame, booster, only=served))
 
     def probabilities(self, frame: pd.DataFrame, booster: np.ndarray) -> dict[str, np.ndarray]:
         """Every candidate's calibrated P(churn), by name."""

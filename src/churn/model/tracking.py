@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,75 +30,18 @@ from churn.model.mlflow_noise import known_noise_silenced, quiet_mlflow_logger
 from churn.model.model_files import BOOSTER_PATH, SPEC_PATH, write_model_files
 from churn.model.model_folder import normalise, served_code
 from churn.model.model_record import CODE_PATH, MODEL_PATHS, ModelRecord, sha256_file, tag_key
+from churn.model.provenance import tracking_uri
 from churn.model.pyfunc import BOOSTER_ARTIFACT, MODEL_CODE, SPEC_ARTIFACT
 from churn.model.registration import MODEL_ARTIFACT, REGISTRATION_TAG, set_challenger
 from churn.model.training_run import FINGERPRINT_TAG
 
-_SQLITE = "sqlite:///"
 PLOTS_ARTIFACT = "plots"
-
-
-def _real_project_dir(cwd: Path) -> Path:
-    """Where ``cwd`` is in the real project when a stage runs in a ``dvc exp run --temp``
-    or ``--queue`` workspace (a copy of the repository under ``<DVC_ROOT>/.dvc/tmp``, with
-    its own ``.dvc``), else ``cwd`` itself."""
-    root = os.environ.get("DVC_ROOT")
-    if not root:
-        return cwd
-    project = Path(root).resolve()
-    if not cwd.is_relative_to(project / ".dvc"):
-        return cwd
-    for workspace in (cwd, *cwd.parents):
-        if workspace == project:
-            break
-        if (workspace / ".dvc").is_dir():
-            return project / cwd.relative_to(workspace)
-    return cwd
-
-
-def tracking_uri(config: TrackingConfig) -> str:
-    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``; a relative SQLite path used in a
-    temporary ``dvc exp run`` workspace points into the real project instead, so the
-    runs of ``--temp``/``--queue`` experiments do not vanish with the workspace."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
-    if not configured.startswith(_SQLITE):
-        return configured
-    database = Path(configured[len(_SQLITE) :])
-    cwd = Path.cwd().resolve()
-    project = _real_project_dir(cwd)
-    if database.is_absolute() or project == cwd:
-        return configured
-    return f"{_SQLITE}{project / database}"
 
 
 def configure(config: TrackingConfig) -> None:
     quiet_mlflow_logger()
     mlflow.set_tracking_uri(tracking_uri(config))
     mlflow.set_experiment(config.experiment)
-
-
-def git_commit(cwd: Path | None = None) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
-def file_fingerprint(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks so a large Parquet file costs no memory;
-    for a folder (the parts Spark writes), of every file's relative name and bytes."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def params_hash(params: BaseModel) -> str:

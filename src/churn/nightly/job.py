@@ -25,7 +25,7 @@ from pathlib import Path
 
 from churn.atomic import record_json, write_record
 from churn.config import Params
-from churn.model.tracking import file_fingerprint, git_commit
+from churn.model.provenance import file_fingerprint, git_commit
 from churn.nightly import guards, partitions, reachability, run_log, spark_steps, steps
 from churn.nightly.lock import RunLockedError, exclusive_lock
 from churn.nightly.manifest import (
@@ -204,14 +204,16 @@ def _run_steps(
         snapshot = build_snapshot(ingested.transactions, as_of, params)
     with timings.step("score"):
         scores = score_snapshot(snapshot, loaded, params)
-    with timings.step("psi"):
-        drift = steps.check_drift(scores, previous, loaded, params, acceptance)
-    with timings.step("export"):
-        chosen = steps.retention_list(
-            scores, snapshot, loaded, ingested.customers, params, ingested.transactions
-        )
-    with timings.step("write"):
-        steps.write_outputs(scores, chosen, out)
+    with steps.scores_written(scores, out) as scores_file:
+        with timings.step("psi"):
+            drift = steps.check_drift(scores, previous, loaded, params, acceptance)
+        with timings.step("export"):
+            chosen = steps.retention_list(
+                scores, snapshot, loaded, ingested.customers, params, ingested.transactions
+            )
+        del snapshot  # the feature rows (~1 GB at 2 M customers) are not needed past the list
+        with timings.step("write"):
+            steps.write_outputs(scores_file, chosen, out)
     with timings.step("report"):
         reports = steps.report(
             scores, chosen.targets, ingested.transactions, drift.reference, params, out

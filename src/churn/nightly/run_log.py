@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import sys
 from typing import Any
 
 from churn.config import Params
 from churn.errors import UserError
+from churn.model.provenance import tracking_uri
 from churn.nightly.reachability import describe
 
 log = logging.getLogger(__name__)
@@ -53,12 +56,18 @@ def configure(params: Params) -> None:
     the server that, were it down, would retry for minutes before the job's own
     bounds (churn.nightly.reachability) apply; the job names its experiment
     when it logs instead.
+
+    Without importing MLflow (1-2 s of the job's start, issue 20): the URI goes where
+    ``mlflow.set_tracking_uri`` itself puts it, ``MLFLOW_TRACKING_URI``, which MLflow
+    reads once it is imported (on the probe's thread, beside the first steps). An
+    MLflow already imported (a notebook, a test) may hold another URI: it is set there.
     """
-    import mlflow
+    uri = tracking_uri(params.tracking)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    if "mlflow" in sys.modules:
+        import mlflow
 
-    from churn.model.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri(params.tracking))
+        mlflow.set_tracking_uri(uri)
 
 
 def log_unpublished(as_of: dt.date, exc: BaseException, seconds: float, experiment: str) -> None:

@@ -14,7 +14,7 @@ import mlflow
 
 from churn.config import TrackingConfig
 from churn.model.mlflow_noise import quiet_mlflow_logger
-from churn.model.tracking import git_commit, tracking_uri
+from churn.model.provenance import git_commit, tracking_uri
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 

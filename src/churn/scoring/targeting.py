@@ -17,6 +17,7 @@ customer's assignment never depends on who else is in the table.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,14 @@ def control_group(customer_ids: pd.Series, seed: int, fraction: float) -> np.nda
 
 
 def assign_actions(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFrame:
-    """action, contact_cost and save_rate per customer: the first rule that matches wins."""
-    action = pd.Series(NO_ACTION, index=scores.index, dtype="object")
-    open_rows = pd.Series(True, index=scores.index)
-    value = scores["expected_value_12m"].astype("float64")
+    """action, contact_cost and save_rate per customer: the first rule that matches wins.
+
+    Each row's rule is an integer, and the action, cost and save rate are looked up by
+    it in one go: a text column mapped through dicts cost a second at 2 M rows (issue 20).
+    """
+    rule_of = np.full(len(scores), len(config.rules))  # past the last rule: no action
+    open_rows = np.ones(len(scores), dtype=bool)
+    value = scores["expected_value_12m"].to_numpy(dtype="float64", na_value=np.nan)
     for i, rule in enumerate(config.rules):
         unknown = sorted(set(rule.segments or ()) - set(SEGMENTS))
         if unknown:  # a typo would silently match nobody
@@ -60,23 +65,30 @@ def assign_actions(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFram
             )
         match = open_rows.copy()
         if rule.segments is not None:
-            match &= scores["segment"].isin(rule.segments)
+            match &= scores["segment"].isin(rule.segments).to_numpy(dtype=bool)
         if rule.bands is not None:
-            match &= scores["risk_band"].isin(rule.bands)
+            match &= scores["risk_band"].isin(rule.bands).to_numpy(dtype=bool)
         if rule.min_value is not None:
             match &= value >= rule.min_value
-        action[match] = rule.action
+        rule_of[match] = i
         open_rows &= ~match
-    cost = {name: a.cost for name, a in config.actions.items()}
-    save = {name: a.save_rate for name, a in config.actions.items()}
+    names = [rule.action for rule in config.rules] + [NO_ACTION]
+    cost = [_rate(config.actions[n].cost if n in config.actions else None) for n in names]
+    save = [_rate(config.actions[n].save_rate if n in config.actions else None) for n in names]
+    action = pd.Series(np.asarray(names, dtype=object)[rule_of], index=scores.index, dtype=object)
     return pd.DataFrame(
         {
             "action": action.astype(str),
-            "contact_cost": action.map(cost).fillna(0.0).astype("float64"),
-            "save_rate": action.map(save).fillna(0.0).astype("float64"),
+            "contact_cost": np.asarray(cost, dtype="float64")[rule_of],
+            "save_rate": np.asarray(save, dtype="float64")[rule_of],
         },
         index=scores.index,
     )
+
+
+def _rate(value: float | None) -> float:
+    """An action's cost or save rate; 0 for no action (or none given)."""
+    return 0.0 if value is None or math.isnan(value) else float(value)
 
 
 def with_gains(scores: pd.DataFrame, config: TargetingConfig) -> pd.DataFrame:

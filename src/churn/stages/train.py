@@ -16,7 +16,7 @@ import pandas as pd
 
 from churn.atomic import atomic_dir, record_json, write_json
 from churn.config import Params
-from churn.model import registration, tracking
+from churn.model import provenance, registration, tracking
 from churn.model.model_record import TRAIN_RUN_KEY
 from churn.model.run_context import RunContext, run_context, snapshot_as_of
 from churn.model.train import TrainingResult, lightgbm_params, train_model
@@ -95,7 +95,7 @@ def _log_run(
         mlflow.set_tags(
             {
                 **context.tags(),
-                "data_fingerprint": tracking.file_fingerprint(params.paths.transactions),
+                "data_fingerprint": provenance.file_fingerprint(params.paths.transactions),
                 "params_hash": tracking.params_hash(params),
             }
         )

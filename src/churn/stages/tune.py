@@ -23,7 +23,7 @@ import pandas as pd
 
 from churn.atomic import write_json
 from churn.config import Params
-from churn.model import tracking
+from churn.model import provenance, tracking
 from churn.model.mlflow_noise import quiet_mlflow_logger
 from churn.model.tuning import TUNED_KEYS, Trial, TuneResult, tune
 from churn.schema import SPLIT, TRAIN_SPLIT, VALID_SPLIT
@@ -55,7 +55,7 @@ def run_tune(params: Params, snapshots: pd.DataFrame, apply_to: Path | None = No
     mlflow.set_tracking_uri(tracking.tracking_uri(params.tracking))
     mlflow.set_experiment(params.tune.experiment)
     with mlflow.start_run(run_name="tune") as parent:
-        mlflow.set_tags({"stage": "tune", "git_commit": tracking.git_commit()})
+        mlflow.set_tags({"stage": "tune", "git_commit": provenance.git_commit()})
         mlflow.log_params({f"tune.{k}": v for k, v in params.tune.model_dump().items()})
         result = tune(train, valid, params.train, params.tune, on_trial=_log_trial)
         mlflow.log_params({f"best.{k}": v for k, v in result.best.params.items()})
