@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from churn.config import TrainConfig
-from churn.model.blend import EQUAL_LINEAR_PART
-from churn.model.linear_part import choose_linear_part, fit_linear_part, linear_features
+from churn.model.linear_part import fit_linear_part, linear_features
 from churn.model.logistic import fit_logistic
-from churn.model.model_files import read_model_files, write_model_files
 from churn.model.recency import cutoff_weights
-from churn.model.train import TrainingResult, train_model
+from churn.model.train import train_model
 
 CONFIG = TrainConfig(n_estimators=40, early_stopping_rounds=10, min_customers=100, num_threads=1)
 
@@ -53,21 +49,8 @@ def snapshots() -> pd.DataFrame:
     return _drifting()
 
 
-def _trained(snapshots: pd.DataFrame, half_life: float | None) -> TrainingResult:
-    return train_model(snapshots, CONFIG.model_copy(update={"recency_half_life": half_life}))
-
-
-@pytest.fixture(scope="module")
-def equal(snapshots: pd.DataFrame) -> TrainingResult:
-    return _trained(snapshots, None)
-
-
-@pytest.fixture(scope="module")
-def weighted(snapshots: pd.DataFrame) -> TrainingResult:
-    return _trained(snapshots, 1.0)
-
-
-def _test_auc(snapshots: pd.DataFrame, result: TrainingResult) -> dict[str, float]:
+def _test_auc(snapshots: pd.DataFrame, half_life: float | None) -> dict[str, float]:
+    result = train_model(snapshots, CONFIG.model_copy(update={"recency_half_life": half_life}))
     test = snapshots[snapshots["split"] == "test"]
     assert result.model.ensemble is not None
     out = {"served": float(roc_auc_score(test["churned"], result.model.churn_probability(test)))}
@@ -76,12 +59,10 @@ def _test_auc(snapshots: pd.DataFrame, result: TrainingResult) -> dict[str, floa
     return out
 
 
-def test_recency_weights_follow_drifting_drivers(
-    snapshots: pd.DataFrame, equal: TrainingResult, weighted: TrainingResult
-) -> None:
-    flat, recent = _test_auc(snapshots, equal), _test_auc(snapshots, weighted)
+def test_recency_weights_follow_drifting_drivers(snapshots: pd.DataFrame) -> None:
+    equal, weighted = _test_auc(snapshots, None), _test_auc(snapshots, 1.0)
     for name in ("lightgbm", "logistic", "served"):
-        assert recent[name] > flat[name] + 0.005, (name, flat, recent)
+        assert weighted[name] > equal[name] + 0.005, (name, equal, weighted)
 
 
 def test_the_logistic_part_uses_the_row_weights(snapshots: pd.DataFrame) -> None:
@@ -91,35 +72,3 @@ def test_the_logistic_part_uses_the_row_weights(snapshots: pd.DataFrame) -> None
     expected = fit_logistic(x, rows["churned"], c=0.1, weight=cutoff_weights(rows, 2.0))
     np.testing.assert_allclose(part.coef, expected.coef, rtol=1e-12)
     assert not np.allclose(part.coef, fit_linear_part(rows, c=0.1).coef, rtol=1e-3)
-
-
-def test_with_recency_weights_the_equal_weight_logistic_part_rides_along(
-    snapshots: pd.DataFrame, weighted: TrainingResult, tmp_path: Path
-) -> None:
-    """The logistic baseline's recipe (equal weights, its validation-chosen penalty) is a
-    part of the blend and a candidate beside the weighted one, refitted like it, so serving
-    by held-out log loss can pick it where the weights hurt; it survives the model files."""
-    result = weighted
-    ensemble = result.model.ensemble
-    assert ensemble is not None and ensemble.linear is not None
-    equal = ensemble.linear_equal
-    assert equal is not None and EQUAL_LINEAR_PART in ensemble.candidates
-    train, valid = (snapshots[snapshots["split"] == s] for s in ("train", "valid"))
-    assert equal.c == choose_linear_part(train, valid).c  # the baseline's penalty
-    expected = fit_linear_part(pd.concat([train, valid]), equal.c)  # refitted, equal weights
-    np.testing.assert_allclose(equal.coef, expected.coef, rtol=1e-12)
-    assert not np.allclose(equal.coef, ensemble.linear.coef, rtol=1e-3)
-
-    files = write_model_files(result.model, tmp_path)
-    loaded = read_model_files(files.booster, files.spec)
-    test = snapshots[snapshots["split"] == "test"]
-    np.testing.assert_array_equal(
-        loaded.candidate_probabilities(test)[EQUAL_LINEAR_PART],
-        result.model.candidate_probabilities(test)[EQUAL_LINEAR_PART],
-    )
-
-
-def test_without_recency_weights_there_is_one_logistic_part(equal: TrainingResult) -> None:
-    assert equal.model.ensemble is not None
-    assert equal.model.ensemble.linear_equal is None
-    assert EQUAL_LINEAR_PART not in equal.model.ensemble.candidates

@@ -24,9 +24,6 @@ from churn.portable_math import log
 
 BOOSTER_PART = "lightgbm"
 LINEAR_PART = "logistic"
-# The logistic part fitted with equal row weights (the logistic baseline's recipe) beside the
-# recency-weighted one: which of the two ranks the next cutoff better is the blend's to learn.
-EQUAL_LINEAR_PART = "logistic_equal"
 BTYD_SUFFIX = "_p_no_purchase"
 BLEND_NAME = "blend"
 # Inverse penalty of the stacker: mild, it only keeps correlated parts' weights finite.

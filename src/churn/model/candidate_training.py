@@ -43,17 +43,8 @@ def train_candidates(
     ``fit_fold`` and ``refit`` train one like it on other rows (fold models, the refit)."""
     half_life = config.recency_half_life
     linear = choose_linear_part(train, valid, cutoff_weights(train, half_life))
-    # With recency weights, the baseline's recipe (equal weights) rides along as a part.
-    equal = None if half_life is None else choose_linear_part(train, valid)
     crossfit = cross_fit(
-        train,
-        valid,
-        held_out,
-        fit_fold,
-        linear.c,
-        config.calibration_cutoffs,
-        half_life,
-        None if equal is None else equal.c,
+        train, valid, held_out, fit_fold, linear.c, config.calibration_cutoffs, half_life
     )
     selection = select(crossfit, config.calibration)
     booster, n_fit = held_out.booster, len(train)
@@ -61,10 +52,8 @@ def train_candidates(
         rows = pd.concat([train, valid])
         booster = refit(rows)
         linear = fit_linear_part(rows, linear.c, cutoff_weights(rows, half_life))
-        if equal is not None:
-            equal = fit_linear_part(rows, equal.c)
         n_fit = len(rows)
-    ensemble = Ensemble(selection.candidates, selection.served, linear, equal)
+    ensemble = Ensemble(selection.candidates, selection.served, linear)
     calibrator = selection.candidates[selection.served].calibrator
     model = ChurnModel(booster, held_out.features, calibrator, held_out.categories, ensemble)
     return ServedModel(model, selection, n_fit)

@@ -19,14 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from churn.model.blend import (
-    BLEND_NAME,
-    BOOSTER_PART,
-    EQUAL_LINEAR_PART,
-    LINEAR_PART,
-    Blend,
-    fit_blend,
-)
+from churn.model.blend import BLEND_NAME, BOOSTER_PART, LINEAR_PART, Blend, fit_blend
 from churn.model.calibrate import METHODS, CalibrationMethod, ScoreCalibrator
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Candidate
@@ -104,8 +97,8 @@ def candidate_blends(parts: list[str]) -> list[str]:
 
 
 def part_order(parts: list[str]) -> list[str]:
-    """Booster first, then the logistic parts, then BTYD columns: the tie-break order."""
-    head = [p for p in (BOOSTER_PART, LINEAR_PART, EQUAL_LINEAR_PART) if p in parts]
+    """Booster first, then the logistic part, then BTYD columns: the tie-break order."""
+    head = [p for p in (BOOSTER_PART, LINEAR_PART) if p in parts]
     return head + sorted(p for p in parts if p not in head)
 
 

@@ -25,7 +25,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.model.blend import BOOSTER_PART, EQUAL_LINEAR_PART, LINEAR_PART, btyd_parts
+from churn.model.blend import BOOSTER_PART, LINEAR_PART, btyd_parts
 from churn.model.churn_model import LABEL, ChurnModel
 from churn.model.linear_part import fit_linear_part
 from churn.model.recency import cutoff_weights
@@ -90,14 +90,12 @@ def cross_fit(
     linear_c: float,
     k: int,
     half_life: float | None = None,
-    equal_c: float | None = None,
 ) -> CrossFit:
     """Each part's out-of-time predictions on the last ``k`` usable cutoffs.
 
     ``model`` holds the booster trained on ``train`` (used for the validation
     fold); ``fit_booster`` trains one with the same settings on other rows;
-    ``half_life`` weights the logistic part's rows as the served one's;
-    ``equal_c``: also the logistic part with equal weights, with this penalty.
+    ``half_life`` weights the logistic part's rows as the served one's.
     """
     last = pd.Timestamp(valid["cutoff"].max())
     folds = []
@@ -110,8 +108,6 @@ def cross_fit(
             BOOSTER_PART: fold_model.booster_probability(here),
             LINEAR_PART: fit_linear_part(fit_rows, linear_c, weight).probability(here),
         }
-        if equal_c is not None:
-            parts[EQUAL_LINEAR_PART] = fit_linear_part(fit_rows, equal_c).probability(here)
         for column in btyd_parts(here.columns):
             parts[column] = here[column].fillna(0.5).to_numpy(dtype="float64")
         name = str(target.date())

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.model.blend import BOOSTER_PART, EQUAL_LINEAR_PART, LINEAR_PART, Blend
+from churn.model.blend import BOOSTER_PART, LINEAR_PART, Blend
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.linear_part import LinearPart
 
@@ -56,41 +56,32 @@ class Ensemble:
     candidates: dict[str, Candidate]
     served: str
     linear: LinearPart | None = None
-    # The logistic part with equal row weights (None: training had no recency weights).
-    linear_equal: LinearPart | None = None
 
     def __post_init__(self) -> None:
         if self.served not in self.candidates:
             raise ValueError(f"the served candidate {self.served!r} is not among the candidates")
         for name, candidate in self.candidates.items():
-            for part, fitted in self._learned().items():
-                if part in candidate.blend.parts and fitted is None:
-                    raise ValueError(f"candidate {name!r} needs the {part} part, which is missing")
-
-    def _learned(self) -> dict[str, LinearPart | None]:
-        """The learned parts besides the booster, by part name."""
-        return {LINEAR_PART: self.linear, EQUAL_LINEAR_PART: self.linear_equal}
+            if LINEAR_PART in candidate.blend.parts and self.linear is None:
+                raise ValueError(f"candidate {name!r} needs the logistic part, which is missing")
 
     @property
     def columns(self) -> list[str]:
         """Snapshot columns the parts read, beyond the booster's features."""
         needed = {p for c in self.candidates.values() for p in c.blend.parts}
-        extra = needed - {BOOSTER_PART, *self._learned()}
-        linear = {f for part in self._learned().values() if part for f in part.features}
-        return sorted(extra | linear)
+        extra = needed - {BOOSTER_PART, LINEAR_PART}
+        linear = [] if self.linear is None else self.linear.features
+        return sorted(extra | set(linear))
 
     def parts(self, frame: pd.DataFrame, booster: np.ndarray) -> dict[str, np.ndarray]:
         """Each part's P(churn) for ``frame``'s rows (``booster``: the booster's own)."""
         needed = {p for c in self.candidates.values() for p in c.blend.parts}
-        btyd = needed - {BOOSTER_PART, *self._learned()}
-        missing = [c for c in btyd if c not in frame.columns]
+        missing = [c for c in needed - {BOOSTER_PART, LINEAR_PART} if c not in frame.columns]
         if missing:
             raise ValueError(f"input lacks model features: {', '.join(sorted(missing))}")
         out = {BOOSTER_PART: np.asarray(booster, dtype=float)}
-        for name, part in self._learned().items():
-            if part is not None:
-                out[name] = part.probability(frame)
-        for column in btyd:
+        if self.linear is not None:
+            out[LINEAR_PART] = self.linear.probability(frame)
+        for column in needed - {BOOSTER_PART, LINEAR_PART}:
             # A customer the BTYD fit could not score gets an uninformative 0.5, not a NaN.
             out[column] = frame[column].fillna(0.5).to_numpy(dtype="float64")
         return out
@@ -111,7 +102,6 @@ class Ensemble:
         return {
             "served": self.served,
             "linear": None if self.linear is None else self.linear.to_dict(),
-            "linear_equal": None if self.linear_equal is None else self.linear_equal.to_dict(),
             "candidates": {name: c.to_dict() for name, c in self.candidates.items()},
         }
 
@@ -120,10 +110,9 @@ class Ensemble:
         """An ensemble from ``to_dict``'s output; anything else is a ValueError saying what."""
         if not isinstance(data, dict) or not isinstance(data.get("candidates"), dict):
             raise ValueError("candidates must be an object mapping names to candidates")
-        linear, equal = data.get("linear"), data.get("linear_equal")
+        linear = data.get("linear")
         return cls(
             candidates={str(k): Candidate.from_dict(v) for k, v in data["candidates"].items()},
             served=str(data.get("served")),
             linear=None if linear is None else LinearPart.from_dict(linear),
-            linear_equal=None if equal is None else LinearPart.from_dict(equal),
         )
