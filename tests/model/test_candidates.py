@@ -261,3 +261,30 @@ def test_without_two_out_of_time_folds_the_validation_halves_judge_and_nothing_i
     assert result.n_fit == result.n_train
     judged_on = {j.candidate.valid["n"] for j in result.selection.judged.values()}
     assert len(judged_on) == 1 and 0 < judged_on.pop() < result.n_valid  # the second half
+
+
+def test_rows_or_a_blend_the_model_cannot_score_are_one_user_error_naming_the_columns(
+    snapshots: pd.DataFrame, platt: TrainingResult
+) -> None:
+    """A blend naming a part this code does not know (a model file from other code) and
+    rows built without a feature the booster reads are the user's to fix: a UserError
+    naming the columns (one line from the CLI), not a ValueError traceback."""
+    from churn.errors import UserError
+    from churn.model.blend import Blend
+
+    assert platt.model.ensemble is not None
+    rows = snapshots[snapshots["split"] == "test"].head(50)
+    model = copy.copy(platt.model)
+    served = model.ensemble.candidates[BLEND_NAME]
+    weights = {**served.blend.weights, "logistic_equal": 0.5}
+    unknown = Blend(weights, served.blend.intercept)
+    model.ensemble = dataclasses.replace(
+        platt.model.ensemble,
+        served=BLEND_NAME,
+        candidates={BLEND_NAME: dataclasses.replace(served, blend=unknown)},
+    )
+    with pytest.raises(UserError, match=r"lack columns the model reads: logistic_equal \("):
+        model.churn_probability(rows)
+    feature = platt.model.features[0]
+    with pytest.raises(UserError, match=f"lack columns the model reads: {feature} "):
+        platt.model.churn_probability(rows.drop(columns=[feature]))

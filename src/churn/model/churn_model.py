@@ -17,6 +17,7 @@ import pandas as pd
 
 from churn.features.segments import SEGMENTS
 from churn.model.calibrate import ScoreCalibrator
+from churn.model.model_input import require_columns
 
 if TYPE_CHECKING:
     from churn.model.ensemble import Ensemble
@@ -117,9 +118,7 @@ class ChurnModel:
         self.ensemble = ensemble
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise ValueError(f"input lacks model features: {', '.join(missing)}")
+        require_columns(frame, self.features)
         return model_matrix(frame, self.features, self.categories)
 
     def booster_probability(self, frame: pd.DataFrame) -> np.ndarray:

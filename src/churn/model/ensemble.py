@@ -18,6 +18,7 @@ import pandas as pd
 from churn.model.blend import BOOSTER_PART, LINEAR_PART, Blend
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.linear_part import LinearPart
+from churn.model.model_input import require_columns
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,7 @@ class Ensemble:
         of the nightly's scoring time (issue 20)."""
         chosen = self.candidates.values() if only is None else [only]
         needed = {p for c in chosen for p in c.blend.parts}
-        missing = [c for c in needed - {BOOSTER_PART, LINEAR_PART} if c not in frame.columns]
-        if missing:
-            raise ValueError(f"input lacks model features: {', '.join(sorted(missing))}")
+        require_columns(frame, needed - {BOOSTER_PART, LINEAR_PART})
         out = {BOOSTER_PART: np.asarray(booster, dtype=float)}
         if self.linear is not None and LINEAR_PART in needed:
             out[LINEAR_PART] = self.linear.probability(frame)

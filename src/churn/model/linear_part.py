@@ -23,6 +23,7 @@ import pandas as pd
 
 from churn.model.churn_model import LABEL, LEARNED_CATEGORICALS, feature_columns, model_matrix
 from churn.model.logistic import LogisticFit, fit_logistic
+from churn.model.model_input import require_columns
 from churn.model.quantile_normal import QuantileNormal
 from churn.portable_math import log
 
@@ -47,9 +48,7 @@ class LinearPart:
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """The transformed matrix the coefficients apply to."""
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise ValueError(f"input lacks model features: {', '.join(missing)}")
+        require_columns(frame, self.features)
         return self.transform.transform(_matrix(frame, self.features))
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
