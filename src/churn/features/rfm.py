@@ -106,7 +106,11 @@ def bucket_aggregates(
     """:func:`bucket_totals`' aggregates, over the events ``where`` holds (all: None).
 
     The single-cutoff path (``cutoff_totals``) sums the same definitions straight
-    from the events, restricted to the buckets up to its cutoff.
+    from the events, restricted to the buckets up to its cutoff. ``country`` is the
+    one non-null ``first_country`` of the group (only a customer's first purchase
+    carries one), so any non-null value is it: ``arbitrary`` (DuckDB ``any_value``,
+    Spark ``first ... IGNORE NULLS``) instead of a string ``max``, ~10 % of the
+    nightly's per-customer query at 3.3 M customers.
     """
 
     def within(condition: ir.BooleanValue) -> ir.BooleanValue:
@@ -124,7 +128,7 @@ def bucket_aggregates(
         "gap_sq_s": (gap * gap).sum(where=where).cast("int64"),
         "n_holiday_orders": count_where(p & events.is_holiday).cast("int64"),
         "n_returns": count_where(within(~events.is_purchase)).cast("int64"),
-        "country": events.first_country.max(where=where),
+        "country": events.first_country.arbitrary(where=where),
     }
 
 
