@@ -482,8 +482,8 @@ def test_a_replay_writes_the_same_folders(
         write_spark_scores(params, runs["pyspark"] / "score.parquet", loaded, out / "scores")
     for name in ("tx", "q", "scores"):
         first, again = tmp_path / "first" / name, tmp_path / "again" / name
-        assert sorted(p.name for p in first.iterdir())[:2] == ["_SUCCESS", "part-00000.parquet"]
         assert file_fingerprint(first) == file_fingerprint(again), name
+        assert sorted(p.name for p in first.iterdir())[:2] == ["_SUCCESS", "part-00000.parquet"]
     published = runs["pyspark"].parent / "nightly"
     for folder in [runs["pyspark"] / "train.parquet", *published.glob("as_of=*/scores.parquet")]:
         names = {p.name for p in folder.rglob("*") if p.is_file()}
