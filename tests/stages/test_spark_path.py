@@ -456,3 +456,109 @@ def test_rows_numbered_after_a_sort_are_each_numbered_once(spark: Any) -> None:
     ordered = frame.orderBy(sf.col("p").desc(), sf.col("id").asc())
     rows = numbered(ordered, "n").select("n").toPandas()["n"]
     assert sorted(rows) == list(range(n))
+
+
+def _spark_params(runs: dict[str, Path]) -> Any:
+    return load_params(runs["pyspark"].parent / "params.yaml")
+
+
+@requires_spark
+def test_a_replay_writes_the_same_folders(
+    runs: dict[str, Path], spark: Any, tmp_path: Path
+) -> None:
+    """Spark names its parts by a random job id; they are renamed part-00000.parquet, ...
+    before the folder is swapped in, so the same date ingested and scored again gives the
+    same fingerprints (the nightly manifest's) of the transactions and the scores."""
+    from churn.model.tracking import file_fingerprint
+    from churn.nightly.model import load_pinned
+    from churn.stages.spark_score import write_spark_scores
+
+    params = _spark_params(runs)
+    loaded = load_pinned(str(runs["pyspark"] / "churn_model"), params)
+    raw = runs["pyspark"].parents[1] / "raw.csv"
+    for replay in ("first", "again"):
+        out = tmp_path / replay
+        spark_ingest(spark, raw, params.ingest, None, out / "tx", out / "q")
+        write_spark_scores(params, runs["pyspark"] / "score.parquet", loaded, out / "scores")
+    for name in ("tx", "q", "scores"):
+        first, again = tmp_path / "first" / name, tmp_path / "again" / name
+        assert file_fingerprint(first) == file_fingerprint(again), name
+        assert sorted(p.name for p in first.iterdir())[:2] == ["_SUCCESS", "part-00000.parquet"]
+    published = runs["pyspark"].parent / "nightly"
+    for folder in [runs["pyspark"] / "train.parquet", *published.glob("as_of=*/scores.parquet")]:
+        names = {p.name for p in folder.rglob("*") if p.is_file()}
+        assert names and all(re.fullmatch(r"part-\d{5}\.parquet|_SUCCESS", n) for n in names)
+
+
+@requires_spark
+def test_no_active_customer_is_refused_as_on_duckdb(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A date more than the active window after the last order: nobody to score. DuckDB's
+    nightly stops at scoring with one error line; on Spark the snapshot folder is written
+    (one column-less file) and scoring refuses with the same words, writing nothing."""
+    from churn.errors import UserError
+    from churn.features import backend
+    from churn.nightly.model import load_pinned
+    from churn.stages.score import score_snapshot
+    from churn.stages.snapshot import build_snapshot
+    from churn.stages.spark_features import write_spark_scoring_snapshot
+    from churn.stages.spark_score import write_spark_scores
+
+    params = _spark_params(runs)
+    transactions = runs["pyspark"] / "transactions.parquet"
+    last = _read(transactions)["ts"].max().date()
+    empty = last + dt.timedelta(days=params.snapshots.active_window_days + 30)
+    duck = load_params(runs["duckdb"].parent / "params.yaml")
+    nobody = build_snapshot(runs["duckdb"] / "transactions.parquet", empty, duck)
+    assert nobody.empty
+    with pytest.raises(UserError) as on_duckdb:  # the DuckDB nightly's score step
+        score_snapshot(nobody, load_pinned(str(runs["duckdb"] / "churn_model"), duck), duck)
+    con = backend.connect(params.engine, spark_master=params.spark_master)
+    table = backend.read_transactions(con, transactions)
+    snapshot = tmp_path / "snapshot.parquet"
+    rows = write_spark_scoring_snapshot(table, empty, params.snapshots, params.features, snapshot)
+    assert rows == 0
+    loaded: Any = None  # refused before the model is used
+    with pytest.raises(UserError) as on_spark:
+        write_spark_scores(params, snapshot, loaded, tmp_path / "scores.parquet")
+    assert str(on_spark.value) == str(on_duckdb.value)
+    assert not (tmp_path / "scores.parquet").exists()
+
+
+@requires_spark
+def test_export_ranked_by_uplift_brings_back_only_the_targeted(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """`churn export` ranking by a measured uplift model on Spark: the uplift column is
+    added on the executors (churn.outcomes.spark_uplift) and only the targeted rows come
+    back, as for the risk ranking; the same list and summary as DuckDB's whole-table one."""
+    from churn.outcomes.uplift_model import fit_t_learner, model_folder
+
+    snapshot = _read(runs["duckdb"] / "score.parquet")
+    rng = np.random.default_rng(3)
+    arms = snapshot.assign(
+        treated=rng.random(len(snapshot)) < 0.5,
+        retained=(rng.random(len(snapshot)) < 0.6).astype(float),
+    )
+    fit_t_learner(arms).save(model_folder(tmp_path / "outcomes"))
+    for engine in ENGINES:
+        settings = yaml.safe_load((runs[engine].parent / "params.yaml").read_text())
+        settings["targeting"]["rank_by"] = "uplift"
+        settings["paths"]["outcomes_dir"] = str(tmp_path / "outcomes")
+        for key in ("targets", "targets_table", "targets_xlsx", "export_summary"):
+            settings["paths"][key] = str(tmp_path / engine / Path(settings["paths"][key]).name)
+        (tmp_path / f"{engine}.yaml").write_text(yaml.safe_dump(settings))
+        _run(tmp_path / f"{engine}.yaml", "export")
+    duck, spark = tmp_path / "duckdb", tmp_path / "pyspark"
+    csv = (duck / "retention_targets.csv").read_bytes()
+    assert csv.count(b"\n") > 10
+    assert (spark / "retention_targets.csv").read_bytes() == csv
+    summaries = [
+        json.loads((p / "retention_targets.summary.json").read_text()) for p in (duck, spark)
+    ]
+    assert summaries[0]["ranking"]["rank_by"] == "uplift"
+    assert {**summaries[0], "files": None} == {**summaries[1], "files": None}
+    duck_targets = _read(duck / "targets.parquet")
+    targeted = duck_targets[duck_targets["targeted"]].drop(columns="model_uri")
+    spark_targets = _read(spark / "targets.parquet").drop(columns="model_uri")
+    assert len(spark_targets) == len(targeted) < len(duck_targets)
+    _same(targeted, spark_targets)

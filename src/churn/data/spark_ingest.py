@@ -35,6 +35,7 @@ from churn.data.quarantine import (
     Rules,
     check_bad_fraction,
 )
+from churn.data.spark_parts import fix_part_names
 from churn.data.spark_sources import CORRUPT, FILE, FILE_INDEX, POSITION, open_spark_source
 from churn.errors import UserError
 from churn.schema import OPTIONAL_TRANSACTION_COLUMNS, QUARANTINE_COLUMNS, TRANSACTION_COLUMNS
@@ -92,6 +93,8 @@ def spark_ingest(
         _quarantined(spark, ordered(staged.filter("reason IS NOT NULL")), starts).write.parquet(
             str(quarantine)
         )
+        fix_part_names(transactions)  # a replay writes the same folders, names included
+        fix_part_names(quarantine)
     finally:
         later.unpersist()
         base.unpersist()

@@ -194,9 +194,12 @@ def plan(params: Params, request: ExportRequest) -> ExportPlan:
 def export(params: Params, planned: ExportPlan) -> Exported:
     """The DVC stage (no options) or a one-off list (any option): pick, explain, write."""
     scores = planned.scores
-    reasons = _reasons_of_scorer(scores, params)
+    rows_of = planned.pushed.snapshot_rows if planned.pushed is not None else None
+    reasons = _reasons_of_scorer(scores, params, rows_of)
 
     def snapshot_for() -> pd.DataFrame:
+        if rows_of is not None:  # engine: pyspark: the targeted customers' rows only
+            return rows_of(scores["customer_id"])
         return scoring_snapshot(params, pd.Timestamp(scores["as_of"].iloc[0]).date())
 
     chosen = retention(
@@ -232,14 +235,19 @@ def refuse_filtered_empty(chosen: RetentionList) -> None:
     )
 
 
-def _reasons_of_scorer(scores: pd.DataFrame, params: Params) -> ReasonsFor:
+def _reasons_of_scorer(
+    scores: pd.DataFrame,
+    params: Params,
+    rows_of: Callable[[pd.Series], pd.DataFrame] | None = None,
+) -> ReasonsFor:
     """Reasons from the very model that scored (an alias may have moved since), at the
-    scores' as-of date; loaded only when someone was picked."""
+    scores' as-of date; loaded only when someone was picked. ``rows_of``: the snapshot
+    rows of the wanted ids (Spark's), instead of reading the whole snapshot."""
 
     def reasons_for(wanted: pd.Series) -> pd.DataFrame:
         as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
         loaded = scoring_model(params, scored_by(scores).pinned_uri)
-        snapshot = scoring_snapshot(params, as_of)
+        snapshot = rows_of(wanted) if rows_of is not None else scoring_snapshot(params, as_of)
         return reasons_from(snapshot, loaded.model, params)(wanted)
 
     return reasons_for

@@ -10,27 +10,38 @@ budget already allows, so the pick keeps all of them), so the list is the same
 byte for byte; the summary's counts over everyone worth contacting (left out,
 the pick's bound) come from the first pick. The targets table holds the targeted
 customers (selected and control), not every scored customer. Ranking by a measured
-uplift model adds the uplift column on the executors when the caller passes the Spark
-snapshot (the nightly job); `churn export` still reads the whole table for it.
+uplift model adds the uplift column on the executors from the Spark scoring snapshot
+(churn.outcomes.spark_uplift): the nightly job passes its own, `churn export` the
+features stage's when it is a Spark folder of the scores' date (else the driver
+reads the score table, as DuckDB's path does). The uplift and the reasons of the
+targeted customers then come from their snapshot rows only, fetched by id.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 
 from churn.config import Params, TargetingConfig
 from churn.features import backend
 from churn.outcomes.in_effect import rates_in_effect
 from churn.outcomes.ranking import uplift_in_effect
 from churn.outcomes.spark_uplift import with_spark_uplift
+from churn.schema import CUTOFF
 from churn.scoring.export import CONSENT_OK, ExportFilters, consent_status, why_empty
 from churn.scoring.retention import RetentionList
-from churn.scoring.spark_candidates import Candidates, spark_candidates, spark_rows_of
+from churn.scoring.spark_candidates import (
+    Candidates,
+    rows_with_ids,
+    spark_candidates,
+    spark_rows_of,
+)
 from churn.scoring.targeting import budgeted_pick
 from churn.stages.inputs import dataset_frame, input_file, is_spark_dataset
 from churn.stages.spark_features import PARTITION
@@ -46,17 +57,44 @@ class PickInput:
     scored: int
     as_of: pd.Timestamp | None
     counts: dict[str, Any]  # worth_contacting, left_out, budget_pick: over every candidate
+    # The Spark snapshot's rows of some ids (the targeted), when the picker had it.
+    snapshot_rows: Callable[[pd.Series], pd.DataFrame] | None = None
 
 
 def spark_pick_input(params: Params, customers: pd.DataFrame | None) -> PickInput | None:
     """The targeted rows of ``paths.scores`` picked from Spark's candidates, or None where
-    the driver must read the table (DuckDB's engine, a file, or ranking by uplift)."""
+    the driver must read the table (DuckDB's engine, a file, or ranking by uplift without
+    a Spark scoring snapshot of the scores' date)."""
     path = params.paths.scores
-    if params.engine != "pyspark" or params.targeting.rank_by != "risk":
+    if params.engine != "pyspark" or not is_spark_dataset(input_file(path, "score")):
         return None
-    if not is_spark_dataset(input_file(path, "score")):
+    snapshot = _snapshot_of(params, path)
+    if snapshot is None and params.targeting.rank_by != "risk":
+        return None  # the uplift is predicted from the snapshot scoring_snapshot builds
+    pushed = pick_input_of(spark_table(params, path), params, customers, snapshot)
+    if snapshot is None:
+        return pushed
+    return replace(pushed, snapshot_rows=lambda ids: dataset_frame(rows_with_ids(snapshot, ids)))
+
+
+def _snapshot_of(params: Params, scores: Path) -> Any:
+    """The features stage's scoring snapshot as a Spark DataFrame when Spark wrote it and
+    it is of the date ``scores`` were made at (what scoring_snapshot would read), else None."""
+    path = params.paths.score_features
+    if not is_spark_dataset(path):
         return None
-    return pick_input_of(spark_table(params, path), params, customers)
+    cutoff, as_of = _first_date(path, CUTOFF), _first_date(scores, "as_of")
+    if cutoff is None or cutoff != as_of:
+        return None
+    return spark_table(params, path)
+
+
+def _first_date(folder: Path, column: str) -> pd.Timestamp | None:
+    """``column`` of the first row of the Parquet parts in ``folder`` (None: no rows)."""
+    dataset = ds.dataset(folder, format="parquet", partitioning=None)
+    if dataset.count_rows() == 0:  # an empty snapshot's one file has no columns
+        return None
+    return pd.Timestamp(dataset.head(1, columns=[column]).column(column)[0].as_py())
 
 
 def spark_table(params: Params, path: Path) -> Any:

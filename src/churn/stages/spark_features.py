@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from churn.atomic import atomic_dir
 from churn.config import FeaturesConfig, SnapshotConfig
+from churn.data.spark_parts import fix_part_names
 from churn.features.backend import materialized
 from churn.features.btyd_features import CutoffFitter, FittedCutoff, sampled_ids
 from churn.features.buckets import BucketPlan
@@ -268,6 +269,7 @@ def _write_one(rows: Any, run: Any, target: Path) -> dict[str, int]:
         out.write.partitionBy(PARTITION).parquet(str(folder))
         written = rows.sparkSession.read.parquet(str(folder)).groupBy(PARTITION).count()
         counts = {str(r[0]): int(r[1]) for r in written.collect()}
+        fix_part_names(folder)  # a replay of the same date writes the same folder
         for part in folder.iterdir():
             part.replace(tmp / part.name)
         folder.rmdir()
