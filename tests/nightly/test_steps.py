@@ -59,3 +59,66 @@ def test_a_failed_score_write_is_raised_and_waited_for(
     ):
         steps.write_outputs(written, chosen, tmp_path)
     assert not (tmp_path / TARGETS_FILE).exists()  # the list waits for the score table
+
+
+def test_the_report_kpis_are_computed_on_a_thread_and_their_error_reaches_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kpis_ahead computes what the report would compute itself, with the report's own
+    windows (the model's label), on its own thread; a failure there is raised where the
+    report asks for them, and leaving the block waits for the thread."""
+    import datetime as dt
+    import threading
+
+    from churn.config import Params
+    from churn.scoring import kpi_engine
+
+    params = Params()
+    history = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "c", "c"],
+            "order_id": ["1", "2", "3", "4", "5", "6"],
+            "ts": pd.to_datetime(
+                ["2026-01-05", "2026-03-01", "2026-02-10", "2026-04-01", "2026-06-01", "2026-07-01"]
+            ),
+            "amount": [10.0, 20.0, 5.0, 7.0, 8.0, 9.0],
+        }
+    )
+    transactions = tmp_path / "transactions.parquet"
+    history.to_parquet(transactions)
+    as_of = dt.date(2026, 6, 15)
+    threads: list[str] = []
+    computed = kpi_engine.kpis_at
+
+    def recording(*args: object, **kwargs: int) -> kpi_engine.KpisAt:
+        threads.append(threading.current_thread().name)
+        assert kwargs == kpi_engine.label_windows(params)
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "kpis_at", recording)
+    with steps.kpis_ahead(transactions, as_of, params) as kpis:
+        got = kpis.result(timeout=60)
+    assert threads and threads[0].startswith("report-kpis")
+    want = computed(transactions, as_of, None, **kpi_engine.label_windows(params))
+    assert got.as_of == want.as_of and got.kpis is not None and want.kpis is not None
+    pd.testing.assert_frame_equal(got.kpis.monthly, want.kpis.monthly)
+
+    finished: list[bool] = []
+
+    def failing(*args: object, **kwargs: object) -> None:
+        time.sleep(0.5)
+        finished.append(True)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(steps, "kpis_at", failing)
+    with (
+        pytest.raises(ValueError, match="a step failed"),
+        steps.kpis_ahead(transactions, as_of, params),
+    ):
+        raise ValueError("a step failed")
+    assert finished == [True]  # waited for before the block let go
+    with (
+        pytest.raises(OSError, match="disk full"),
+        steps.kpis_ahead(transactions, as_of, params) as kpis,
+    ):
+        kpis.result()

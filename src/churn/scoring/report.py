@@ -204,17 +204,28 @@ def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
 
 
 def _kpi_section(
-    transactions: kpis.KpiSource,
+    transactions: kpis.KpiSource | kpi_engine.KpisAt,
     labelled: kpis.LabelledSource | None,
     as_of: pd.Timestamp,
     config: ReportConfig,
     horizon_days: int,
     lookback_days: int,
 ) -> dict[str, object] | None:
-    """The KPI part, computed by the engine on the transactions before ``as_of`` (None:
-    there are none)."""
-    tx = kpi_engine.before(kpi_engine.transactions_table(transactions, config.memory_limit), as_of)
-    found = kpi_engine.report_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
+    """The KPI part, computed by the engine on the transactions before ``as_of``, or
+    computed ahead for that date (None: there are none)."""
+    if isinstance(transactions, kpi_engine.KpisAt):
+        ahead = transactions
+        if ahead.as_of != as_of:
+            raise ValueError(f"KPIs computed at {ahead.as_of} for a report at {as_of}")
+    else:
+        ahead = kpi_engine.kpis_at(
+            transactions,
+            as_of,
+            config.memory_limit,
+            lookback_days=lookback_days,
+            horizon_days=horizon_days,
+        )
+    found = ahead.kpis
     if found is None:
         return None
     monthly = found.monthly
@@ -248,7 +259,7 @@ def _kpi_section(
 def render_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | None,
+    transactions: kpis.KpiSource | kpi_engine.KpisAt | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     config: ReportConfig,
@@ -261,7 +272,7 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string.
 
-    ``transactions`` (canonical: a frame or, read by the engine, a Parquet file) feed the
+    ``transactions`` (canonical: a frame, a Parquet file, or KPIs computed ahead) feed the
     monthly KPIs and cohort curves and
     ``labelled`` (the training snapshots) the churn rate per model cutoff; either
     may be None and its part is left out. ``previous_scores`` is the score table of
@@ -378,7 +389,7 @@ def _score_charts(
 def render_pipeline_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | None,
+    transactions: kpis.KpiSource | kpi_engine.KpisAt | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,
@@ -398,7 +409,6 @@ def render_pipeline_report(
         params.report,
         budget=params.targeting.max_budget,
         max_contacts=params.targeting.max_contacts,
-        horizon_days=params.snapshots.horizon_days,
-        lookback_days=params.snapshots.active_window_days,
+        **kpi_engine.label_windows(params),
         readout=readout,
     )
