@@ -202,8 +202,9 @@ class FittedCutoff:
         """Pareto/NBD columns, in place, one evaluation per distinct history."""
         assert self.pnbd is not None
         dx, dt_x, dage = history
-        out["pnbd_p_alive"][:] = self.pnbd.p_alive(dx, dt_x, dage)[index]
-        p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage)
+        alive = self.pnbd.p_alive(dx, dt_x, dage)
+        out["pnbd_p_alive"][:] = alive[index]
+        p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage, alive)
         out["pnbd_p_no_purchase"][:] = p_quiet[index]
 
     def _frame(self, out: dict[str, np.ndarray], rows: pd.DataFrame) -> pd.DataFrame:
