@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,3 +91,40 @@ def test_both_fit_samples_from_one_hashing_are_the_sampled_ids(
         assert (got is None) == (expected is None)
         if got is not None and expected is not None:
             assert got.equals(expected)
+
+
+def test_pareto_nbd_is_predicted_beside_bg_nbd_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """predict evaluates Pareto/NBD on a second thread while BG/NBD runs on the caller's
+    (issue 20: the second core idled), and every column is the models' own answer."""
+    rows = _histories(800, seed=3)
+    fitted = CutoffFitter(90).fit(rows)
+    assert fitted.bg is not None and fitted.pnbd is not None
+    threads: dict[str, int] = {}
+    for name, model in (("bg", fitted.bg), ("pnbd", fitted.pnbd)):
+        p_alive = model.p_alive
+
+        def spy(*args: object, _name: str = name, _f: object = p_alive) -> object:
+            threads[_name] = threading.get_ident()
+            return _f(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(model, "p_alive", spy)
+    predicted = fitted.predict(rows)
+    assert threads["bg"] == threading.get_ident() != threads["pnbd"]
+    monkeypatch.undo()
+    x = rows["n_purchase_days"].to_numpy(float) - 1
+    age_days = np.ceil(rows["tenure_days"].to_numpy())
+    age = age_days / 7
+    t_x = np.clip((age_days - np.ceil(rows["recency_days"].to_numpy())) / 7, 0, age)
+    # One evaluation per distinct history, as predict does (Pareto/NBD's series length
+    # follows the batch, so per-row calls may differ in the last bit).
+    distinct, index = np.unique(np.column_stack([x, t_x, age]), axis=0, return_inverse=True)
+    history, h = tuple(distinct.T), 90 / 7
+    for column, want in (
+        ("btyd_p_alive", fitted.bg.p_alive(*history)),
+        ("btyd_p_no_purchase", fitted.bg.p_no_purchase(h, *history)),
+        ("pnbd_p_alive", fitted.pnbd.p_alive(*history)),
+        ("pnbd_p_no_purchase", fitted.pnbd.p_no_purchase(h, *history)),
+    ):
+        np.testing.assert_array_equal(predicted[column].to_numpy(), want[index.ravel()])

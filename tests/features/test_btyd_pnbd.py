@@ -233,3 +233,14 @@ def test_series_stop_early_only_where_the_rest_is_below_rounding(cdnow: pd.DataF
         full = _pnbd_loglik(params, d)
     assert short[0] == full[0]
     np.testing.assert_array_equal(short[1], full[1])
+
+
+def test_a_given_p_alive_gives_the_same_p_no_purchase(
+    cdnow: pd.DataFrame, cdnow_pnbd: ParetoNBDModel
+) -> None:
+    """Callers that have P(alive) already pass it in (issue 20): the same bits, once."""
+    x, t_x, T = (cdnow[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    alive = cdnow_pnbd.p_alive(x, t_x, T)
+    given = cdnow_pnbd.p_no_purchase(39.0, x, t_x, T, alive)
+    np.testing.assert_array_equal(given, cdnow_pnbd.p_no_purchase(39.0, x, t_x, T))
+    assert not np.array_equal(given, cdnow_pnbd.p_no_purchase(39.0, x, t_x, T, alive * 0.5))

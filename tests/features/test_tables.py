@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import ibis
@@ -14,7 +15,7 @@ import pytest
 
 from churn.config import FeaturesConfig, SnapshotConfig
 from churn.features.backend import connect, read_transactions
-from churn.features.btyd_features import BTYD_FEATURES, btyd_features, fit_sample
+from churn.features.btyd_features import BTYD_FEATURES, FittedCutoff, btyd_features, fit_sample
 from churn.features.tables import (
     FeatureTables,
     build_feature_tables,
@@ -200,4 +201,24 @@ def test_the_scoring_snapshot_alone_is_the_one_built_with_the_labelled_cutoffs(
     alone = build_scoring_snapshot(
         ibis.memtable(transactions), tables.calendar.as_of, SNAPSHOTS, FeaturesConfig()
     )
+    pd.testing.assert_frame_equal(alone, tables.scoring, check_exact=True)
+
+
+def test_the_as_of_predictions_run_beside_the_pandas_conversion(
+    transactions: pd.DataFrame, tables: FeatureTables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly's BTYD predictions run on a second thread (the second core idled while
+    this one converted the rows to pandas and scored RFM); the snapshot stays the same."""
+    threads: list[int] = []
+    predict = FittedCutoff.predict
+
+    def spy(self: FittedCutoff, rows: pd.DataFrame) -> pd.DataFrame:
+        threads.append(threading.get_ident())
+        return predict(self, rows)
+
+    monkeypatch.setattr(FittedCutoff, "predict", spy)
+    table = ibis.memtable(transactions)
+    as_of = tables.calendar.as_of
+    alone = build_scoring_snapshot(table, as_of, SNAPSHOTS, FeaturesConfig())
+    assert threads and threading.get_ident() not in threads
     pd.testing.assert_frame_equal(alone, tables.scoring, check_exact=True)

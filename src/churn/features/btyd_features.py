@@ -21,6 +21,7 @@ predictions are computed once per distinct (x, t_x, T), m_x per row.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,18 +180,36 @@ class FittedCutoff:
             return self._frame(out, rows)
         x, t_x, age, m_x = _inputs(rows)
         distinct, index = _distinct(x, t_x, age)
-        dx, dt_x, dage = distinct.T
-        if self.bg is not None:
-            self._predict_bgnbd(out, (dx, dt_x, dage), index, x, m_x)
-        if self.pnbd is not None:
-            out["pnbd_p_alive"][:] = self.pnbd.p_alive(dx, dt_x, dage)[index]
-            p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage)
-            out["pnbd_p_no_purchase"][:] = p_quiet[index]
+        history = (distinct[:, 0], distinct[:, 1], distinct[:, 2])
+        # BG/NBD (+ Gamma-Gamma, lifetime) and Pareto/NBD write disjoint columns, and
+        # NumPy/SciPy release the GIL in their loops: the second core takes Pareto/NBD
+        # (a third of the step at 3.3 M) while this thread does BG/NBD. The same
+        # functions on the same inputs, so the same bits.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pnbd = pool.submit(self._predict_pnbd, out, history, index) if self.pnbd else None
+            if self.bg is not None:
+                self._predict_bgnbd(out, history, index, x, m_x)
+            if pnbd is not None:
+                pnbd.result()
         return self._frame(out, rows)
+
+    def _predict_pnbd(
+        self,
+        out: dict[str, np.ndarray],
+        history: tuple[np.ndarray, np.ndarray, np.ndarray],
+        index: np.ndarray,
+    ) -> None:
+        """Pareto/NBD columns, in place, one evaluation per distinct history."""
+        assert self.pnbd is not None
+        dx, dt_x, dage = history
+        alive = self.pnbd.p_alive(dx, dt_x, dage)
+        out["pnbd_p_alive"][:] = alive[index]
+        p_quiet = self.pnbd.p_no_purchase(self.horizon_weeks, dx, dt_x, dage, alive)
+        out["pnbd_p_no_purchase"][:] = p_quiet[index]
 
     def _frame(self, out: dict[str, np.ndarray], rows: pd.DataFrame) -> pd.DataFrame:
         """The columns as a frame; the next purchase's wait (weeks) becomes a date."""
-        frame = pd.DataFrame(out, index=rows.index)
+        frame = pd.DataFrame(out, index=rows.index, copy=False)  # no 2-D block: no copy
         if self.lifetime is not None:
             wait = pd.to_timedelta(frame[NEXT_PURCHASE] * DAYS_PER_WEEK, unit="D")
             when = pd.to_datetime(rows["cutoff"]) + wait.to_numpy()

@@ -397,12 +397,21 @@ class ParetoNBDModel:
             dropped = log(s) + tail
             return np.asarray(exp(alive - logaddexp(alive, dropped)), dtype=np.float64)
 
-    def p_no_purchase(self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
+    def p_no_purchase(
+        self,
+        t: ArrayLike,
+        x: ArrayLike,
+        t_x: ArrayLike,
+        T: ArrayLike,
+        alive: FloatArray | None = None,
+    ) -> FloatArray:
         """P(no purchase in (T, T + t] | history): the model's probability of our churn label.
 
         Alive at T, lambda ~ Gamma(r + x, alpha + T) and mu ~ Gamma(s, beta + T); the next
         purchase comes before dropout and within t with probability
-        E[lambda int_0^t e^-(lambda + mu) v dv], one more tail integral.
+        E[lambda int_0^t e^-(lambda + mu) v dv], one more tail integral. ``alive`` is
+        :meth:`p_alive` of the same histories when the caller has it already (it was half
+        the cost, evaluated twice).
         """
         r, alpha, s, beta = self._params()
         ts, xs, txs, Ts = np.broadcast_arrays(
@@ -410,7 +419,7 @@ class ParetoNBDModel:
         )
         if np.any(ts < 0):
             raise ValueError("t must be non-negative")
-        alive = self.p_alive(xs, txs, Ts)
+        alive = self.p_alive(xs, txs, Ts) if alive is None else alive
         with np.errstate(all="ignore"):
             a, b = alpha + Ts, beta + Ts
             scale = log(r + xs) + (r + xs) * log(a) + s * log(b)
