@@ -72,3 +72,24 @@ def test_segments_follow_the_documented_table() -> None:
     )
     scored = scorer.fit(frame).transform(frame)
     assert scored["segment"].tolist() == ["Champions", "New", "Can't lose them", "Lost"]
+
+
+def test_the_segment_column_is_the_grid_cell_as_plain_text_on_random_rows() -> None:
+    """Built from Arrow (issue 20), the column must stay what the grid lookup gave: the
+    same names, the plain "str" dtype MLflow and the exports read, the frame's index."""
+    rng = np.random.default_rng(4)
+    n = 5_000
+    rows = pd.DataFrame(
+        {
+            "cutoff": pd.Timestamp("2026-01-01"),
+            "recency_days": rng.integers(0, 400, n),
+            "n_orders": rng.integers(1, 12, n),
+            "revenue": rng.gamma(2.0, 50.0, n),
+        },
+        index=pd.RangeIndex(10, 10 + n),
+    )
+    out = RFMScorer().fit(rows).transform(rows)
+    cell = _SEGMENT_GRID[out["r_score"].to_numpy() - 1, out["fm_score"].to_numpy() - 1]
+    expected = pd.Series(cell, index=rows.index, dtype="str", name="segment")
+    pd.testing.assert_series_equal(out["segment"], expected)
+    assert out["segment"].nunique() > 5
