@@ -23,7 +23,6 @@ from PIL import Image
 from churn.config import ReportConfig
 from churn.errors import UserError
 from churn.features.segments import SEGMENTS
-from churn.scoring import kpi_engine
 from churn.scoring.report import fmt_money, headline, render_report
 from synthetic import canonical_transactions
 
@@ -528,32 +527,3 @@ def test_cli_missing_targets_says_which_stage_to_run(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "nowhere.parquet not found" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def _history(n: int = 600, seed: int = 5) -> pd.DataFrame:
-    """Orders of ten customers over two years, some after the report's as-of date."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "customer_id": rng.choice(list("ABCDEFGHIJ"), n),
-            "order_id": [f"o{i}" for i in range(n)],
-            "ts": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
-            "amount": rng.gamma(2.0, 20.0, n).round(2),
-        }
-    )
-
-
-def test_kpis_computed_ahead_render_the_same_report() -> None:
-    """The nightly job computes the KPIs on a thread while it scores (issue 20): the report
-    from them is the report from the transactions, byte for byte, and KPIs computed for
-    another date are refused rather than shown."""
-    scores, history = _tiny_scores(), _history()
-    targets, config = _tiny_targets(scores), ReportConfig()
-    windows = {"lookback_days": 365, "horizon_days": 90}
-    direct = render_report(scores, targets, history, None, None, config, **windows)
-    ahead = kpi_engine.kpis_at(history, AS_OF, config.memory_limit, **windows)
-    assert ahead.kpis is not None and ahead.kpis.monthly["orders"].sum() > 0
-    assert render_report(scores, targets, ahead, None, None, config, **windows) == direct
-    other_day = kpi_engine.kpis_at(history, AS_OF - pd.Timedelta(days=1), None, **windows)
-    with pytest.raises(ValueError, match="KPIs computed at 2026-09-30"):
-        render_report(scores, targets, other_day, None, None, config, **windows)

@@ -202,23 +202,22 @@ def _run_steps(
         return _finish(run, ModelUsed.of(loaded.identity), out, timings)
     with timings.step("features"):
         snapshot = build_snapshot(ingested.transactions, as_of, params)
-    with steps.kpis_ahead(ingested.transactions, as_of, params) as kpis:
-        with timings.step("score"):
-            scores = score_snapshot(snapshot, loaded, params)
-        with steps.scores_written(scores, out) as scores_file:
-            with timings.step("psi"):
-                drift = steps.check_drift(scores, previous, loaded, params, acceptance)
-            with timings.step("export"):
-                chosen = steps.retention_list(
-                    scores, snapshot, loaded, ingested.customers, params, ingested.transactions
-                )
-            del snapshot  # the feature rows (~1 GB at 2 M customers) are done with
-            with timings.step("write"):
-                steps.write_outputs(scores_file, chosen, out)
-        with timings.step("report"):
-            reports = steps.report(
-                scores, chosen.targets, kpis.result(), drift.reference, params, out
+    with timings.step("score"):
+        scores = score_snapshot(snapshot, loaded, params)
+    with steps.scores_written(scores, out) as scores_file:
+        with timings.step("psi"):
+            drift = steps.check_drift(scores, previous, loaded, params, acceptance)
+        with timings.step("export"):
+            chosen = steps.retention_list(
+                scores, snapshot, loaded, ingested.customers, params, ingested.transactions
             )
+        del snapshot  # the feature rows (~1 GB at 2 M customers) are not needed past the list
+        with timings.step("write"):
+            steps.write_outputs(scores_file, chosen, out)
+    with timings.step("report"):
+        reports = steps.report(
+            scores, chosen.targets, ingested.transactions, drift.reference, params, out
+        )
     made = steps.Scored(chosen, drift, reports, steps.ScoreCounts.of(scores, ingested.customers))
     run = _Run(as_of, params, ingested, previous, news, made, acceptance)
     return _finish(run, ModelUsed.of(loaded.identity), out, timings)

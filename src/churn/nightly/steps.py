@@ -41,7 +41,6 @@ from churn.nightly.manifest import (
     PreviousRun,
 )
 from churn.scoring.export import CONSENT_OK, Contacts, consent_status
-from churn.scoring.kpi_engine import KpisAt, kpis_at, label_windows
 from churn.scoring.retention import RetentionList
 from churn.stages.export import param_filters, reasons_from, retention, write_list
 from churn.stages.ingest import ingest_to
@@ -333,31 +332,15 @@ def write_outputs(scores: Future[None] | None, chosen: RetentionList, out: Path)
     write_list(chosen, files, name_files=False)
 
 
-@contextmanager
-def kpis_ahead(transactions: Path, as_of: dt.date, params: Params) -> Iterator[Future[KpisAt]]:
-    """The report's KPIs computed on a thread while the job scores and lists.
-
-    Once the features are built, DuckDB has the transactions to itself: the KPI
-    queries (grouping 10 M lines into purchases, ~3 s at 3.3 M customers) run on the
-    core that scoring's pandas leaves idle, and the report step only waits and renders
-    (issue 20). Leaving the block waits for the thread, whatever happened; the report
-    step raises its error.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-kpis") as pool:
-        windows = label_windows(params)
-        yield pool.submit(kpis_at, transactions, as_of, params.report.memory_limit, **windows)
-
-
 def report(
     scores: pd.DataFrame,
     targets: pd.DataFrame,
-    transactions: Path | KpisAt,
+    transactions: Path,
     previous_scores: pd.DataFrame | None,
     params: Params,
     out: Path,
 ) -> list[str]:
     """The marketing HTML report beside the list; returns the file names written. Its KPIs
-    are computed by the engine on the transactions file (no pandas copy of 10 M rows), or
-    were computed ahead (:func:`kpis_ahead`)."""
+    are computed by the engine on the transactions file (no pandas copy of 10 M rows)."""
     write_report(scores, targets, transactions, None, previous_scores, params, out / REPORT_FILE)
     return [REPORT_FILE]

@@ -31,7 +31,6 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from churn.config import Params
 from churn.features import backend as engine
 
 
@@ -61,43 +60,6 @@ def transactions_table(
     name = "kpi_transactions"
     con.con.register(name, source)  # a view on the frame (Ibis' create_table drops a nameless view)
     return con.table(name)
-
-
-@dataclass(frozen=True)
-class KpisAt:
-    """The report's KPIs computed ahead, for the one as-of date they were computed at.
-
-    The nightly job computes them on a thread while it scores and lists (DuckDB works
-    on the idle core while pandas holds the other), so the report only renders; the
-    date travels with them so a report of another date cannot show them.
-    """
-
-    as_of: pd.Timestamp
-    kpis: ReportKpis | None
-
-
-def label_windows(params: Params) -> dict[str, int]:
-    """The monthly churn rate's windows: the model's own label (active within the
-    active window before a month start, no purchase within the horizon after it), so
-    the report's churn rate and the model's measure the same thing."""
-    return {
-        "lookback_days": params.snapshots.active_window_days,
-        "horizon_days": params.snapshots.horizon_days,
-    }
-
-
-def kpis_at(
-    source: pd.DataFrame | Path | ir.Table,
-    as_of: dt.date | pd.Timestamp,
-    memory_limit: str | None,
-    *,
-    lookback_days: int,
-    horizon_days: int,
-) -> KpisAt:
-    """The report's KPIs of the transactions before ``as_of`` (see :func:`report_kpis`)."""
-    table = before(transactions_table(source, memory_limit), as_of)
-    found = report_kpis(table, lookback_days=lookback_days, horizon_days=horizon_days)
-    return KpisAt(pd.Timestamp(as_of), found)
 
 
 def before(table: ir.Table, as_of: dt.date | pd.Timestamp) -> ir.Table:

@@ -204,28 +204,17 @@ def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
 
 
 def _kpi_section(
-    transactions: kpis.KpiSource | kpi_engine.KpisAt,
+    transactions: kpis.KpiSource,
     labelled: kpis.LabelledSource | None,
     as_of: pd.Timestamp,
     config: ReportConfig,
     horizon_days: int,
     lookback_days: int,
 ) -> dict[str, object] | None:
-    """The KPI part, computed by the engine on the transactions before ``as_of``, or
-    computed ahead for that date (None: there are none)."""
-    if isinstance(transactions, kpi_engine.KpisAt):
-        ahead = transactions
-        if ahead.as_of != as_of:
-            raise ValueError(f"KPIs computed at {ahead.as_of} for a report at {as_of}")
-    else:
-        ahead = kpi_engine.kpis_at(
-            transactions,
-            as_of,
-            config.memory_limit,
-            lookback_days=lookback_days,
-            horizon_days=horizon_days,
-        )
-    found = ahead.kpis
+    """The KPI part, computed by the engine on the transactions before ``as_of`` (None:
+    there are none)."""
+    tx = kpi_engine.before(kpi_engine.transactions_table(transactions, config.memory_limit), as_of)
+    found = kpi_engine.report_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
     if found is None:
         return None
     monthly = found.monthly
@@ -259,7 +248,7 @@ def _kpi_section(
 def render_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | kpi_engine.KpisAt | None,
+    transactions: kpis.KpiSource | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     config: ReportConfig,
@@ -272,7 +261,7 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string.
 
-    ``transactions`` (canonical: a frame, a Parquet file, or KPIs computed ahead) feed the
+    ``transactions`` (canonical: a frame or, read by the engine, a Parquet file) feed the
     monthly KPIs and cohort curves and
     ``labelled`` (the training snapshots) the churn rate per model cutoff; either
     may be None and its part is left out. ``previous_scores`` is the score table of
@@ -389,7 +378,7 @@ def _score_charts(
 def render_pipeline_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | kpi_engine.KpisAt | None,
+    transactions: kpis.KpiSource | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,
@@ -409,6 +398,7 @@ def render_pipeline_report(
         params.report,
         budget=params.targeting.max_budget,
         max_contacts=params.targeting.max_contacts,
-        **kpi_engine.label_windows(params),
+        horizon_days=params.snapshots.horizon_days,
+        lookback_days=params.snapshots.active_window_days,
         readout=readout,
     )

@@ -12,7 +12,6 @@ from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
-from churn.scoring.kpi_engine import KpisAt
 from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource, LabelledSource
 from churn.scoring.score_digest import ScoreDigest, digest_frame, digest_parquet
 from churn.stages.inputs import (
@@ -39,7 +38,7 @@ class Reported:
 def write_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: KpiSource | KpisAt | None,
+    transactions: KpiSource | None,
     labelled: LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,
