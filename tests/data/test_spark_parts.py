@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from churn.data.spark_parts import fix_part_names
-from churn.model.tracking import file_fingerprint
+from churn.model.provenance import file_fingerprint
 
 
 def _spark_write(folder: Path, job: str) -> None:

@@ -298,13 +298,9 @@ def test_nightly_on_spark_publishes_the_same_run(runs: dict[str, Path]) -> None:
         assert manifests[0][key] == manifests[1][key], key
 
 
-@requires_spark
-def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_path: Path) -> None:
-    """Ranking by a measured uplift model: the nightly's Spark list adds the uplift column
-    on the executors before the pick and fetches the targeted rows; the pandas path
-    predicts over the whole snapshot. The same list, summary and targeted rows."""
-    from churn.nightly import spark_steps, steps
-    from churn.nightly.model import load_pinned
+def _plant_uplift_model(runs: dict[str, Path], outcomes: Path) -> None:
+    """A measured uplift model in ``outcomes``, fitted on random arms over the DuckDB
+    run's scoring snapshot, for the ranking-by-uplift tests."""
     from churn.outcomes.uplift_model import fit_t_learner, model_folder
 
     snapshot = _read(runs["duckdb"] / "score.parquet")
@@ -313,7 +309,18 @@ def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_
         treated=rng.random(len(snapshot)) < 0.5,
         retained=(rng.random(len(snapshot)) < 0.6).astype(float),
     )
-    fit_t_learner(arms).save(model_folder(tmp_path / "outcomes"))
+    fit_t_learner(arms).save(model_folder(outcomes))
+
+
+@requires_spark
+def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Ranking by a measured uplift model: the nightly's Spark list adds the uplift column
+    on the executors before the pick and fetches the targeted rows; the pandas path
+    predicts over the whole snapshot. The same list, summary and targeted rows."""
+    from churn.nightly import spark_steps, steps
+    from churn.nightly.model import load_pinned
+
+    _plant_uplift_model(runs, tmp_path / "outcomes")
     as_of = dt.date.fromisoformat(
         json.loads((runs["pyspark"] / "calendar.json").read_text())["as_of"]
     )
@@ -469,7 +476,7 @@ def test_a_replay_writes_the_same_folders(
     """Spark names its parts by a random job id; they are renamed part-00000.parquet, ...
     before the folder is swapped in, so the same date ingested and scored again gives the
     same fingerprints (the nightly manifest's) of the transactions and the scores."""
-    from churn.model.tracking import file_fingerprint
+    from churn.model.provenance import file_fingerprint
     from churn.nightly.model import load_pinned
     from churn.stages.spark_score import write_spark_scores
 
@@ -531,15 +538,7 @@ def test_export_ranked_by_uplift_brings_back_only_the_targeted(
     """`churn export` ranking by a measured uplift model on Spark: the uplift column is
     added on the executors (churn.outcomes.spark_uplift) and only the targeted rows come
     back, as for the risk ranking; the same list and summary as DuckDB's whole-table one."""
-    from churn.outcomes.uplift_model import fit_t_learner, model_folder
-
-    snapshot = _read(runs["duckdb"] / "score.parquet")
-    rng = np.random.default_rng(3)
-    arms = snapshot.assign(
-        treated=rng.random(len(snapshot)) < 0.5,
-        retained=(rng.random(len(snapshot)) < 0.6).astype(float),
-    )
-    fit_t_learner(arms).save(model_folder(tmp_path / "outcomes"))
+    _plant_uplift_model(runs, tmp_path / "outcomes")
     for engine in ENGINES:
         settings = yaml.safe_load((runs[engine].parent / "params.yaml").read_text())
         settings["targeting"]["rank_by"] = "uplift"
