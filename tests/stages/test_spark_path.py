@@ -358,6 +358,35 @@ def test_uplift_ranking_on_spark_makes_the_same_list(runs: dict[str, Path], tmp_
     _same(targeted, spark.targets.drop(columns="model_uri"))
 
 
+@requires_spark
+def test_a_duckdb_pipelines_snapshot_is_the_spark_nightlys_psi_reference(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Switched to Spark after a DuckDB pipeline: the first nightly's PSI reference is the
+    pipeline's one-file snapshot, whose nanosecond times Spark cannot read (it failed with
+    PARQUET_TYPE_ILLEGAL); it is scored on the driver, as the DuckDB nightly scores it."""
+    from churn.nightly import spark_steps, steps
+    from churn.nightly.model import load_pinned
+
+    data = runs["pyspark"]
+    settings = yaml.safe_load((data.parent / "params.yaml").read_text())
+    settings["paths"]["score_features"] = str(runs["duckdb"] / "score.parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+    params = load_params(tmp_path / "params.yaml")
+    loaded = load_pinned(str(data / "churn_model"), params)
+    as_of = dt.date.fromisoformat(json.loads((data / "calendar.json").read_text())["as_of"])
+    report: Any = None  # not read for the reference
+    ingested = steps.Ingested(report, data / "transactions.parquet", pd.DataFrame())
+    run = spark_steps.SparkRun(as_of, params, ingested, None, loaded, tmp_path, tmp_path)
+    reference, name = spark_steps.psi_reference(run, as_of)
+    assert reference is not None and name.startswith(str(runs["duckdb"] / "score.parquet"))
+    expected, _ = steps.psi_reference(None, loaded, params, as_of)
+    assert expected is not None
+    got = pd.read_parquet(reference).sort_values("customer_id", ignore_index=True)
+    want = expected.sort_values("customer_id", ignore_index=True)
+    np.testing.assert_allclose(got["churn_probability"], want["churn_probability"], rtol=1e-12)
+
+
 def _both_ingests(spark: Any, source: Path, out: Path, as_of: dt.date | None) -> None:
     """DuckDB's and Spark's ingest of ``source`` agree on every output and the report."""
     config = IngestConfig(max_bad_fraction=1.0)

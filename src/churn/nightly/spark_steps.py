@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as ds
 
+from churn.atomic import write_parquet
 from churn.config import Params
 from churn.data.countries import latest_countries
 from churn.data.session import connect as duckdb_connect
@@ -45,8 +46,9 @@ from churn.scoring.score import explain
 from churn.scoring.score_digest import digest_parquet
 from churn.scoring.spark_candidates import rows_with_ids
 from churn.stages.export import param_filters, retention
-from churn.stages.inputs import dataset_frame
+from churn.stages.inputs import dataset_frame, is_spark_dataset
 from churn.stages.report import write_report
+from churn.stages.score import score_snapshot
 from churn.stages.spark_export import over_all_scored, pick_input_of, spark_table
 from churn.stages.spark_features import write_spark_scoring_snapshot
 from churn.stages.spark_score import write_spark_scores
@@ -153,7 +155,12 @@ def psi_reference(run: SparkRun, as_of: dt.date | None) -> tuple[Path | None, st
             f" {snapshot_path} is later: cutoff {cutoff.isoformat()})"
         )
     target = run.work / REFERENCE_FOLDER
-    write_spark_scores(params, snapshot_path, run.loaded, target)
+    if is_spark_dataset(snapshot_path):
+        write_spark_scores(params, snapshot_path, run.loaded, target)
+    else:  # the DuckDB pipeline's one file (nanosecond times Spark cannot read): one
+        # machine's snapshot, scored on the driver exactly as the DuckDB nightly scores it
+        frame = pd.read_parquet(snapshot_path)
+        write_parquet(score_snapshot(frame, run.loaded, params), target)
     return target, f"{snapshot_path} (cutoff {cutoff.isoformat()})"
 
 

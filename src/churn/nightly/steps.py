@@ -134,13 +134,16 @@ def check_new_data(
             config.max_new_order_median_ratio,
             config.max_new_order_psi,
         )
-    log.info(
-        "nightly: %s new orders, median value %sx the history's, PSI %s%s",
-        orders.orders,
-        orders.median_ratio,
-        orders.psi,
-        "" if orders.judged else f"; not judged: {orders.skipped}",
-    )
+    if orders.median_ratio is None:  # nothing measured (e.g. the first run): no "Nonex"
+        log.info("nightly: %s new orders; not judged: %s", orders.orders, orders.skipped)
+    else:
+        log.info(
+            "nightly: %s new orders, median value %sx the history's, PSI %s%s",
+            orders.orders,
+            orders.median_ratio,
+            orders.psi,
+            "" if orders.judged else f"; not judged: {orders.skipped}",
+        )
     return NewData(n_transactions, n_new, orders)
 
 
