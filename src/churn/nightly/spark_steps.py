@@ -39,8 +39,8 @@ from churn.model.loader import LoadedModel
 from churn.nightly import guards, steps
 from churn.nightly.manifest import REPORT_FILE, SCORES_FILE, PreviousRun
 from churn.nightly.streamed_psi import parquet_psi
-from churn.schema import CUSTOMER_ID, CUTOFF, MARKETING_CONSENT
-from churn.scoring.export import Contacts
+from churn.schema import CUSTOMER_ID, CUTOFF
+from churn.scoring.export import CONSENT_OK, Contacts, consent_status
 from churn.scoring.retention import RetentionList
 from churn.scoring.score import explain
 from churn.scoring.score_digest import digest_parquet
@@ -48,8 +48,7 @@ from churn.scoring.spark_candidates import rows_with_ids
 from churn.stages.export import param_filters, retention
 from churn.stages.inputs import dataset_frame, is_spark_dataset
 from churn.stages.report import write_report
-from churn.stages.score import score_snapshot
-from churn.stages.spark_export import over_all_scored, pick_input_of, spark_table
+from churn.stages.spark_export import first_date, over_all_scored, pick_input_of, spark_table
 from churn.stages.spark_features import write_spark_scoring_snapshot
 from churn.stages.spark_score import write_spark_scores
 
@@ -136,31 +135,27 @@ def check_drift(
 
 def psi_reference(run: SparkRun, as_of: dt.date | None) -> tuple[Path | None, str]:
     """:func:`churn.nightly.steps.psi_reference` as a score table on disk: the previous
-    run's (a file or a folder), else the pipeline's scoring snapshot scored now on Spark
-    into the work folder when it is not later than ``as_of``, else none."""
+    run's (a file or a folder), else the pipeline's scoring snapshot scored now into the
+    work folder when it is not later than ``as_of``, else none."""
     previous, params = run.previous, run.params
     if previous is not None:
         return previous.scores, f"the run of {previous.as_of.isoformat()}"
-    snapshot_path = params.paths.score_features
-    if not snapshot_path.exists():
-        return None, "none (first run, no pipeline snapshot)"
-    dataset = ds.dataset(snapshot_path, format="parquet", partitioning=None)
-    if dataset.count_rows() == 0:
+    snapshot_path, target = params.paths.score_features, run.work / REFERENCE_FOLDER
+    if not is_spark_dataset(snapshot_path):
+        # None, or the DuckDB pipeline's one file (nanosecond times, which Spark cannot
+        # read): one machine's snapshot, judged and scored exactly as the DuckDB nightly does.
+        scored, name = steps.psi_reference(None, run.loaded, params, as_of)
+        if scored is None:
+            return None, name
+        write_parquet(scored, target)
+        return target, name
+    first = first_date(snapshot_path, CUTOFF)
+    if first is None:
         return None, "none (first run, the pipeline snapshot is empty)"
-    first = dataset.head(1, columns=[CUTOFF]).column(CUTOFF)[0].as_py()
-    cutoff = pd.Timestamp(first).date()
+    cutoff = first.date()
     if as_of is not None and cutoff > as_of:
-        return None, (
-            f"none (no run published before {as_of.isoformat()}, and the pipeline snapshot"
-            f" {snapshot_path} is later: cutoff {cutoff.isoformat()})"
-        )
-    target = run.work / REFERENCE_FOLDER
-    if is_spark_dataset(snapshot_path):
-        write_spark_scores(params, snapshot_path, run.loaded, target)
-    else:  # the DuckDB pipeline's one file (nanosecond times Spark cannot read): one
-        # machine's snapshot, scored on the driver exactly as the DuckDB nightly scores it
-        frame = pd.read_parquet(snapshot_path)
-        write_parquet(score_snapshot(frame, run.loaded, params), target)
+        return None, steps.later_snapshot(as_of, snapshot_path, cutoff)
+    write_spark_scores(params, snapshot_path, run.loaded, target)
     return target, f"{snapshot_path} (cutoff {cutoff.isoformat()})"
 
 
@@ -202,11 +197,11 @@ def score_counts(scores: Path, customers: pd.DataFrame) -> steps.ScoreCounts:
     scored = ds.dataset(scores, format="parquet", partitioning=None).count_rows()
     if customers.empty:  # no customers table: everyone may be contacted
         return steps.ScoreCounts(scored, scored)
-    first = customers.drop_duplicates(CUSTOMER_ID)
-    granted = first[MARKETING_CONSENT].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    ids = customers[CUSTOMER_ID].drop_duplicates()
+    consenting = ids[(consent_status(ids, customers) == CONSENT_OK).to_numpy()]
     con = duckdb_connect()
     try:
-        con.register("consenting", pd.DataFrame({CUSTOMER_ID: first.loc[granted, CUSTOMER_ID]}))
+        con.register("consenting", pd.DataFrame({CUSTOMER_ID: consenting}))
         row = con.execute(
             f"SELECT count(*) FROM read_parquet(?) WHERE {CUSTOMER_ID} IN"
             f" (SELECT {CUSTOMER_ID} FROM consenting)",

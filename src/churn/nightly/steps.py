@@ -274,12 +274,17 @@ def psi_reference(
         return None, "none (first run, the pipeline snapshot is empty)"
     cutoff = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
     if as_of is not None and cutoff > as_of:
-        return None, (
-            f"none (no run published before {as_of.isoformat()}, and the pipeline snapshot"
-            f" {snapshot_path} is later: cutoff {cutoff.isoformat()})"
-        )
+        return None, later_snapshot(as_of, snapshot_path, cutoff)
     scored = score_snapshot(snapshot, loaded, params)
     return scored, f"{snapshot_path} (cutoff {cutoff.isoformat()})"
+
+
+def later_snapshot(as_of: dt.date, snapshot_path: Path, cutoff: dt.date) -> str:
+    """Why a pipeline snapshot later than ``as_of`` is no PSI reference (see above)."""
+    return (
+        f"none (no run published before {as_of.isoformat()}, and the pipeline snapshot"
+        f" {snapshot_path} is later: cutoff {cutoff.isoformat()})"
+    )
 
 
 def retention_list(

@@ -83,13 +83,13 @@ def _snapshot_of(params: Params, scores: Path) -> Any:
     path = params.paths.score_features
     if not is_spark_dataset(path):
         return None
-    cutoff, as_of = _first_date(path, CUTOFF), _first_date(scores, "as_of")
+    cutoff, as_of = first_date(path, CUTOFF), first_date(scores, "as_of")
     if cutoff is None or cutoff != as_of:
         return None
     return spark_table(params, path)
 
 
-def _first_date(folder: Path, column: str) -> pd.Timestamp | None:
+def first_date(folder: Path, column: str) -> pd.Timestamp | None:
     """``column`` of the first row of the Parquet parts in ``folder`` (None: no rows)."""
     dataset = ds.dataset(folder, format="parquet", partitioning=None)
     if dataset.count_rows() == 0:  # an empty snapshot's one file has no columns
