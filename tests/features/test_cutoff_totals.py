@@ -16,7 +16,7 @@ from churn.config import FeaturesConfig, SnapshotConfig
 from churn.features.backend import arrow_to_pandas, connect
 from churn.features.buckets import BucketPlan
 from churn.features.cutoff_totals import cutoff_features
-from churn.features.snapshots import bucket_table, cutoff_table, history_expr
+from churn.features.snapshots import as_of_events, bucket_table, cutoff_table, history_expr
 from churn.schema import CUSTOMER_ID, CUTOFF, LABEL, SCORE_SPLIT, SPLIT
 from features.test_snapshots import FAST, TRANSACTION_SCHEMA, Shop, shops
 
@@ -51,7 +51,7 @@ def _single_cutoff_rows(con: BaseBackend, shop: Shop) -> pd.DataFrame:
     scoring = pd.DataFrame({CUTOFF: [shop.as_of], SPLIT: [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([shop.as_of], shop.snapshots, shop.features)
     edges = plan.edge_table([(scoring, False)])
-    totals = cutoff_table(_table(shop), plan, shop.as_of, edges)
+    totals = cutoff_table(as_of_events(_table(shop), shop.as_of), plan, shop.as_of, edges)
     windows_days = shop.features.windows_days
     expr = cutoff_features(
         totals, ibis.memtable(edges), plan.windows(), windows_days, shop.snapshots
@@ -76,6 +76,6 @@ def test_the_one_cutoff_must_be_as_of() -> None:
     as_of = dt.date(2026, 10, 1)
     earlier = pd.DataFrame({CUTOFF: [as_of - dt.timedelta(days=1)], SPLIT: [SCORE_SPLIT]})
     plan = BucketPlan.for_cutoffs([as_of, *earlier[CUTOFF]], snapshots, features)
-    transactions = ibis.memtable(pa.table({"ts": pa.array([], pa.timestamp("us"))}))
+    events = ibis.memtable(pa.table({"ts_s": pa.array([], pa.int64())}))
     with pytest.raises(ValueError, match="one cutoff 2026-10-01"):
-        cutoff_table(transactions, plan, as_of, plan.edge_table([(earlier, False)]))
+        cutoff_table(events, plan, as_of, plan.edge_table([(earlier, False)]))

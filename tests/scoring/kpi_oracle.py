@@ -1,11 +1,16 @@
 """The report KPIs as pandas computed them before issue 20, kept only as a test oracle.
 
 ``churn.scoring.kpis`` now computes them in the engine (``churn.scoring.kpi_engine``);
-these row-by-row definitions are the reference its numbers are held to.
+these row-by-row definitions are the reference its numbers are held to. One change
+since: a purchase is the feature stage's purchase event (an order's lines on one day,
+summed in integer millionths, netting positive, at its first line's whole second), as
+the model's label counts them; the sample has no order spanning two days and no
+sub-second time, so its numbers did not move.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 _DAY = pd.Timedelta(days=1)
@@ -13,13 +18,16 @@ _DAY = pd.Timedelta(days=1)
 
 def purchases(transactions: pd.DataFrame) -> pd.DataFrame:
     tx = transactions[transactions["customer_id"].notna()]
-    key = tx["order_id"].astype("string").fillna(tx["ts"].astype("string"))
+    key = tx["order_id"].astype("string").fillna(tx["ts"].astype("string"))  # exact time
+    tx = tx.assign(ts=tx["ts"].dt.floor("s"))  # the features count whole seconds
+    scaled = tx["amount"].to_numpy(dtype=float) * 1e6
+    micros = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # SQL ROUND: half away from 0
     orders = (
-        tx.assign(order_key=key)
-        .groupby(["customer_id", "order_key"], as_index=False, sort=False)
-        .agg(ts=("ts", "min"), amount=("amount", "sum"))
+        tx.assign(order_key=key, day=tx["ts"].dt.normalize(), micros=micros)
+        .groupby(["customer_id", "order_key", "day"], as_index=False, sort=False)
+        .agg(ts=("ts", "min"), amount=("amount", "sum"), micros=("micros", "sum"))
     )
-    bought = orders[orders["amount"] > 0]
+    bought = orders[orders["micros"] > 0]
     return bought.sort_values(["customer_id", "ts"], kind="stable")[
         ["customer_id", "ts", "amount"]
     ].reset_index(drop=True)

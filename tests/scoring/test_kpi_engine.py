@@ -20,10 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_kpis import shops
 
-from churn.config import GenerateConfig, IngestConfig
+from churn.config import FeaturesConfig, GenerateConfig, IngestConfig, SnapshotConfig
 from churn.data.generate import generate_shop
 from churn.data.ingest_stage import IngestTargets, run_ingest_stage
 from churn.data.staging import memory_limit_bytes
+from churn.features import backend as engine
+from churn.features.tables import build_scoring_snapshot
 from churn.scoring import kpi_engine
 from churn.scoring.kpis import KPI_TRANSACTION_COLUMNS
 
@@ -99,3 +101,57 @@ def test_random_shops_give_the_pandas_numbers(
 ) -> None:
     shop = shop.assign(customer_id=shop["customer_id"].where(shop.index % 7 != 3))  # guests
     _same_kpis(shop, shop, lookback, horizon)
+
+
+_EDGE_TIMES = [
+    pd.Timedelta(0),
+    pd.Timedelta(microseconds=1),  # the features' whole second: still the month start
+    pd.Timedelta(seconds=1),
+    pd.Timedelta(days=1, microseconds=-1),
+]
+
+
+@settings(max_examples=10, deadline=None)
+@given(shops(), st.data(), st.sampled_from([1, 31, 365]), st.sampled_from([1, 31, 90]))
+def test_purchases_on_month_starts_and_midnights_give_the_pandas_numbers(
+    shop: pd.DataFrame, data: st.DataObject, lookback: int, horizon: int
+) -> None:
+    """A purchase exactly at a month start is the latest one at that cutoff; a second
+    later it is not (the monthly churn rate's ranges turn on it). Time counts in whole
+    seconds, as the features count it. The random shops buy at noon, so here lines
+    move to month starts and to a day's first and last instants."""
+    days = shop["ts"].dt.normalize()
+    starts = data.draw(st.lists(st.booleans(), min_size=len(shop), max_size=len(shop)))
+    days = days.where(~pd.Series(starts, index=shop.index), days.dt.to_period("M").dt.start_time)
+    times = data.draw(
+        st.lists(st.sampled_from(_EDGE_TIMES), min_size=len(shop), max_size=len(shop))
+    )
+    shop = shop.assign(ts=days + pd.to_timedelta(pd.Series(times, index=shop.index)))
+    _same_kpis(shop, shop, lookback, horizon)
+
+
+def test_the_feature_steps_order_events_give_the_same_kpis(
+    sample: tuple[Path, pd.DataFrame],
+) -> None:
+    """The nightly job counts its report's purchase facts on the order events its feature
+    step stored; they are the very facts the report computes from the transactions."""
+    path, frame = sample
+    con = engine.connect("duckdb")
+    table = engine.read_transactions(con, path.parent / "tx.parquet")
+    collected = kpi_engine.FactsOfEvents(lookback_days=365, horizon_days=90)
+    snapshot = build_scoring_snapshot(
+        table, AS_OF.date(), SnapshotConfig(), FeaturesConfig(), collected.collect
+    )
+    assert len(snapshot) and collected.facts is not None
+    alone = kpi_engine.collect_facts(
+        kpi_engine.purchase_events(kpi_engine.before(table, AS_OF)), 365, 90
+    )
+    keys = list(alone.rows.columns)
+    pd.testing.assert_frame_equal(
+        collected.facts.rows.sort_values(keys).reset_index(drop=True),
+        alone.rows.sort_values(keys).reset_index(drop=True),
+    )
+    shared = kpi_engine.kpis_before(path, AS_OF, lookback_days=365, facts=collected.facts)
+    assert shared is not None
+    want = kpi_oracle.monthly_kpis(frame, lookback_days=365, horizon_days=90)
+    pd.testing.assert_frame_equal(shared.monthly, want, check_exact=False, rtol=1e-12, atol=1e-9)

@@ -21,8 +21,9 @@ in pieces of ``chunk`` customers (one piece for None), predicted and scored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any
 
 import ibis
@@ -31,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churn.config import FeaturesConfig, SnapshotConfig
-from churn.features.backend import arrow_to_pandas, materialized, to_pandas
+from churn.features.backend import arrow_to_pandas, materialized, stands_alone, to_pandas
 from churn.features.btyd_clv import LifetimeSettings
 from churn.features.btyd_features import (
     INPUT_COLUMNS,
@@ -42,7 +43,7 @@ from churn.features.btyd_features import (
 from churn.features.buckets import BucketPlan
 from churn.features.cutoff_totals import cutoff_features
 from churn.features.segments import RFM_INPUTS, RFMScorer
-from churn.features.snapshots import cutoff_table
+from churn.features.snapshots import as_of_events, cutoff_table
 from churn.schema import CUSTOMER_ID, CUTOFF
 
 # What the BTYD fit reads of each sampled customer.
@@ -59,11 +60,31 @@ def as_of_pieces(
     snapshots: SnapshotConfig,
     features: FeaturesConfig,
     chunk: int | None,
+    on_events: Callable[[ir.Table], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """The active customers' rows at the one cutoff of ``edges`` (``as_of``), BTYD columns
-    and RFM segments added, in id order, ``chunk`` rows a piece; each with the RFM edges."""
+    and RFM segments added, in id order, ``chunk`` rows a piece; each with the RFM edges.
+
+    ``on_events`` is handed the stored order events, with what the report's KPIs read
+    of each purchase (``rfm.order_events(neighbours=True)``), while they exist: the
+    nightly job counts its report's purchase facts there rather than grouping and
+    sorting the transactions a second time (issue 20).
+    """
     as_of = pd.Timestamp(edges[CUTOFF].iloc[0]).date()
-    with materialized(cutoff_table(transactions, plan, as_of, edges)) as totals:
+    with ExitStack() as held:
+        # The order events stored first, then summed: one fused query (group-by, window,
+        # group-by) took 9.1 s at 10 M lines where the two took 6.9 s (issue 20).
+        stored = ExitStack()
+        held.push(stored)  # dropped at the end at the latest
+        neighbours = on_events is not None
+        events = stored.enter_context(
+            materialized(as_of_events(transactions, as_of, neighbours=neighbours))
+        )
+        totals = held.enter_context(materialized(cutoff_table(events, plan, as_of, edges)))
+        if on_events is not None:
+            on_events(events)
+        if stands_alone(totals):  # DuckDB: ~0.5 GB of events freed before the reads below
+            stored.close()
         fitter = _fitter(totals, features, snapshots.horizon_days)
         rows = cutoff_features(
             totals, ibis.memtable(edges), plan.windows(), plan.features.windows_days, snapshots

@@ -204,6 +204,12 @@ def materialized(expr: ir.Table) -> Iterator[ir.Table]:
             backend.raw_sql(drop)
 
 
+def stands_alone(table: ir.Table) -> bool:
+    """Whether a :func:`materialized` table outlives what it was computed from: a DuckDB
+    temp table holds its rows; Spark's cached view still names the views it reads."""
+    return ibis.get_backend(table).name == "duckdb"
+
+
 @contextlib.contextmanager
 def repeated_query(
     backend: BaseBackend, build: Callable[[ir.Table], ir.Table], example: pd.DataFrame

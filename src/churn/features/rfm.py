@@ -33,7 +33,12 @@ MICROS = 1_000_000
 _CHRISTMAS_DOY = 359
 
 
-def order_events(transactions: ir.Table) -> ir.Table:
+def month_number(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Months since year 0, so "months between" is a plain integer difference."""
+    return ts.year().cast("int64") * 12 + ts.month().cast("int64") - 1
+
+
+def order_events(transactions: ir.Table, *, neighbours: bool = False) -> ir.Table:
     """One row per order and day (lines summed); purchases carry the gap since the last one.
 
     Cancellations and returns stay as negative events: they reduce revenue and
@@ -48,6 +53,10 @@ def order_events(transactions: ir.Table) -> ir.Table:
     ``first_country`` is set on the customer's first purchase only: the
     country of their earliest order (same-instant orders: the smallest
     country), which no later transaction can change.
+
+    ``neighbours`` adds what the report's KPIs ask of each purchase beyond its gap,
+    from the same window (one sort serves both): the next purchase's ``next_s`` and the
+    customer's first purchase ``first_s`` (churn.scoring.kpi_engine).
     """
     t = transactions
     micros = (t.amount * MICROS).round().cast("int64")
@@ -65,6 +74,11 @@ def order_events(transactions: ir.Table) -> ir.Table:
         is_purchase=is_purchase,
         is_holiday=orders.ts.month().isin([11, 12]),
     )
+    return _with_window_columns(orders, neighbours)
+
+
+def _with_window_columns(orders: ir.Table, neighbours: bool) -> ir.Table:
+    """:func:`order_events`' columns read along each customer's orders in time."""
     # Purchases and returns in separate partitions: a purchase's gap is to the previous
     # purchase. Same-instant purchases tie on ts; their gaps sum the same either way.
     # One window (one sort) for all three: a day's orders are contiguous in time, so the
@@ -76,15 +90,23 @@ def order_events(transactions: ir.Table) -> ir.Table:
     )
     first = orders.is_purchase & (ibis.row_number().over(by_time) == 0)
     previous_day = orders.order_day.lag().over(by_time)
+    # In the same mutate as the rest: a column added after it is a second window, a
+    # second sort of every order.
+    neighbour_columns = (
+        {"next_s": orders.ts_s.lead().over(by_time), "first_s": orders.ts_s.first().over(by_time)}
+        if neighbours
+        else {}
+    )
     events = orders.mutate(
         gap_s=ibis.ifelse(
             orders.is_purchase, orders.ts_s - orders.ts_s.lag().over(by_time), ibis.null("int64")
         ),
         first_country=ibis.ifelse(first, orders.country, ibis.null("string")),
         new_day=orders.is_purchase & ibis.coalesce(previous_day != orders.order_day, True),
+        **neighbour_columns,
     )
     columns = ["customer_id", "ts_s", "amount", "is_purchase", "is_holiday", "gap_s", "new_day"]
-    return events.select(*columns, "first_country")
+    return events.select(*columns, "first_country", *neighbour_columns)
 
 
 def count_where(condition: ir.BooleanValue) -> ir.IntegerScalar:

@@ -88,9 +88,10 @@ def build_calendar(
     return Calendar(as_of=as_of, test_cutoff=test, valid_cutoff=valid, train_cutoffs=train)
 
 
-def _events(transactions: ir.Table, as_of: dt.date) -> ir.Table:
+def _events(transactions: ir.Table, as_of: dt.date, *, neighbours: bool = False) -> ir.Table:
     as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
-    return rfm.order_events(transactions.filter(transactions.ts.epoch_seconds() < as_of_s))
+    before = transactions.filter(transactions.ts.epoch_seconds() < as_of_s)
+    return rfm.order_events(before, neighbours=neighbours)
 
 
 def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir.Table:
@@ -103,19 +104,24 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
     return rfm.running_totals(rfm.bucket_totals(events))
 
 
+def as_of_events(transactions: ir.Table, as_of: dt.date, *, neighbours: bool = False) -> ir.Table:
+    """The order events before ``as_of`` (:func:`rfm.order_events`), for one cutoff;
+    ``neighbours`` adds what the report's KPIs read of each purchase."""
+    return _events(transactions, as_of, neighbours=neighbours)
+
+
 def cutoff_table(
-    transactions: ir.Table, plan: BucketPlan, as_of: dt.date, edges: pd.DataFrame
+    events: ir.Table, plan: BucketPlan, as_of: dt.date, edges: pd.DataFrame
 ) -> ir.Table:
-    """Order events before ``as_of`` summed per customer at the as-of cutoff (``edges``'
-    one row): what :func:`bucket_table` holds at that cutoff's edges, by one group-by
-    (:mod:`churn.features.cutoff_totals`)."""
+    """``events`` (:func:`as_of_events`) summed per customer at the as-of cutoff
+    (``edges``' one row): what :func:`bucket_table` holds at that cutoff's edges, by one
+    group-by (:mod:`churn.features.cutoff_totals`)."""
     if len(edges) != 1 or pd.Timestamp(edges["cutoff"].iloc[0]).date() != as_of:
         raise ValueError(f"cutoff_table is for the one cutoff {as_of}, got {len(edges)}")
     windows = plan.windows()
     # Bucket k holds the events before midnight boundaries[k]: "bucket <= lo_<w>d" is
     # "before the window's first midnight" (buckets.bucket_of).
     before_s = {w: plan.boundaries[int(edges[f"lo_{w}d"].iloc[0])] * buckets.DAY for w in windows}
-    events = _events(transactions, as_of)
     return cutoff_totals.cutoff_totals(events, before_s, plan.features.windows_days)
 
 

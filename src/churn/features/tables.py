@@ -413,7 +413,11 @@ def write_feature_tables(
 
 
 def build_scoring_snapshot(
-    transactions: ir.Table, as_of: dt.date, snapshots: SnapshotConfig, features: FeaturesConfig
+    transactions: ir.Table,
+    as_of: dt.date,
+    snapshots: SnapshotConfig,
+    features: FeaturesConfig,
+    on_events: Callable[[ir.Table], None] | None = None,
 ) -> pd.DataFrame:
     """The scoring snapshot for any as-of date, through the very code `features` runs.
 
@@ -421,9 +425,10 @@ def build_scoring_snapshot(
     later) date without the labelled cutoffs, which cost far more than one.
     The rows come as one piece: the snapshot is whole in memory anyway, so
     pieces of ``features.chunk_customers`` would only add a copy to stack them.
+    ``on_events``: see :func:`as_of_pieces`.
     """
     limit_memory(ibis.get_backend(transactions), features.memory_limit)
     no_labels = pd.DataFrame({CUTOFF: pd.Series(dtype="object"), SPLIT: pd.Series(dtype="str")})
     plan, edges, scorer = _plan(no_labels, as_of, snapshots, features)
-    pieces = as_of_pieces(transactions, plan, edges, scorer, snapshots, features, None)
+    pieces = as_of_pieces(transactions, plan, edges, scorer, snapshots, features, None, on_events)
     return _stack([piece for piece, _ in pieces])

@@ -46,6 +46,7 @@ from churn.nightly.manifest import (
 )
 from churn.nightly.model import ModelUnavailableError, default_model_uri, load_pinned
 from churn.nightly.spark_steps import SparkRun
+from churn.scoring.kpi_engine import FactsOfEvents
 from churn.stages.score import score_snapshot
 from churn.stages.snapshot import build_snapshot
 
@@ -200,8 +201,10 @@ def _run_steps(
         made = spark_steps.score_and_list(spark, acceptance, timings)
         run = _Run(as_of, params, ingested, previous, news, made, acceptance)
         return _finish(run, ModelUsed.of(loaded.identity), out, timings)
+    # The report's purchase facts come from the feature step's order events (issue 20).
+    kpi_facts = FactsOfEvents(params.snapshots.active_window_days, params.snapshots.horizon_days)
     with timings.step("features"):
-        snapshot = build_snapshot(ingested.transactions, as_of, params)
+        snapshot = build_snapshot(ingested.transactions, as_of, params, kpi_facts.collect)
     with timings.step("score"):
         scores = score_snapshot(snapshot, loaded, params)
     with steps.scores_written(scores, out) as scores_file:
@@ -216,7 +219,13 @@ def _run_steps(
             steps.write_outputs(scores_file, chosen, out)
     with timings.step("report"):
         reports = steps.report(
-            scores, chosen.targets, ingested.transactions, drift.reference, params, out
+            scores,
+            chosen.targets,
+            ingested.transactions,
+            drift.reference,
+            params,
+            out,
+            kpi_facts.facts,
         )
     made = steps.Scored(chosen, drift, reports, steps.ScoreCounts.of(scores, ingested.customers))
     run = _Run(as_of, params, ingested, previous, news, made, acceptance)

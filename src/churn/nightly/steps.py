@@ -41,6 +41,7 @@ from churn.nightly.manifest import (
     PreviousRun,
 )
 from churn.scoring.export import CONSENT_OK, Contacts, consent_status
+from churn.scoring.kpi_engine import PurchaseFacts
 from churn.scoring.retention import RetentionList
 from churn.stages.export import param_filters, reasons_from, retention, write_list
 from churn.stages.ingest import ingest_to
@@ -347,8 +348,11 @@ def report(
     previous_scores: pd.DataFrame | None,
     params: Params,
     out: Path,
+    facts: PurchaseFacts | None = None,
 ) -> list[str]:
     """The marketing HTML report beside the list; returns the file names written. Its KPIs
-    are computed by the engine on the transactions file (no pandas copy of 10 M rows)."""
-    write_report(scores, targets, transactions, None, previous_scores, params, out / REPORT_FILE)
+    are computed by the engine on the transactions file (no pandas copy of 10 M rows),
+    from the purchase ``facts`` the feature step counted on its order events."""
+    target = out / REPORT_FILE
+    write_report(scores, targets, transactions, None, previous_scores, params, target, facts)
     return [REPORT_FILE]

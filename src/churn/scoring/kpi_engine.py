@@ -1,5 +1,11 @@
 """The report's KPIs computed by the engine (Ibis on DuckDB), on the canonical transactions.
 
+A purchase is the feature stage's purchase event (``rfm.order_events``): an order's
+lines on one day, summed in integer millionths, when they net positive. So the
+report's monthly churn rate is the model's label exactly, and the nightly job takes
+the per-purchase facts from the order events its feature step has just built
+(``purchase_facts``) instead of grouping and sorting 10 M lines a second time.
+
 At 10 M transaction lines the pandas definitions took 167 s of a 234 s nightly run
 (issue 20): a Python set per month for the churn rate, a groupby over every line per
 table. Here the engine groups the lines into purchases, makes one window pass over
@@ -23,6 +29,9 @@ both counts.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +41,8 @@ import numpy as np
 import pandas as pd
 
 from churn.features import backend as engine
+from churn.features.buckets import DAY
+from churn.features.rfm import MICROS, month_number, order_events
 
 
 @dataclass(frozen=True)
@@ -67,74 +78,119 @@ def before(table: ir.Table, as_of: dt.date | pd.Timestamp) -> ir.Table:
     return table.filter(table.ts < pd.Timestamp(as_of).to_pydatetime())
 
 
-def _month(ts: ir.TimestampValue) -> ir.IntegerValue:
-    """Months since year 0, so "months between" is a plain integer difference."""
-    return ts.year().cast("int64") * 12 + ts.month().cast("int64") - 1
+def _timestamp(seconds: ir.IntegerValue) -> ir.TimestampValue:
+    """An epoch second as a (time-zone free) timestamp: through milliseconds, which
+    DuckDB reads as they are (``epoch_ms``), where whole seconds become a zoned
+    timestamp whose fields cost a time-zone lookup each (8x at 10 M purchases)."""
+    return (seconds * 1000).as_timestamp("ms")
 
 
-def _first_cutoff_from(ts: ir.TimestampValue) -> ir.IntegerValue:
-    """The month number of the first month start at or after ``ts``."""
-    return _month(ts) + ibis.ifelse(ts > ts.truncate("M"), 1, 0).cast("int64")
+def _month_of(seconds: ir.IntegerValue) -> ir.IntegerValue:
+    """The month number (:func:`rfm.month_number`) of an epoch second."""
+    return month_number(_timestamp(seconds))
+
+
+def _first_cutoff_from(seconds: ir.IntegerValue) -> ir.IntegerValue:
+    """The month number of the first month start at or after the epoch second
+    ``seconds``: the month after the second just before it (a month start is its own)."""
+    return _month_of(seconds - 1) + 1
+
+
+def purchase_events(table: ir.Table) -> ir.Table:
+    """The order events of ``table`` (canonical transactions) with what the KPIs ask of
+    each purchase (``rfm.order_events(neighbours=True)``); a table without a country
+    (the KPIs' own column subset) gets an empty one, which no KPI reads."""
+    if "country" not in table.columns:
+        table = table.mutate(country=ibis.null("string"))
+    return order_events(table, neighbours=True)
 
 
 def purchases(table: ir.Table) -> ir.Table:
-    """One row per purchase (customer_id, ts, amount, month): lines grouped by customer and
-    order id (a line without one by its timestamp), kept when the order nets positive."""
-    t = table.filter(table.customer_id.notnull())
-    guest_ts = ibis.cases((t.order_id.isnull(), t.ts), else_=ibis.null(t.ts.type()))
-    orders = (
-        t.mutate(guest_ts=guest_ts)
-        .group_by(["customer_id", "order_id", "guest_ts"])
-        .aggregate(ts=t.ts.min(), amount=t.amount.sum())
-    )
-    bought = orders.filter(orders.amount > 0)
-    return bought.select("customer_id", "ts", "amount", month=_month(bought.ts))
+    """One row per purchase (customer_id, ts, amount, month) of a customer; ts in whole
+    seconds, as the features count time."""
+    f = _bought(purchase_events(table))
+    ts = _timestamp(f.ts_s)
+    return f.select("customer_id", ts=ts, amount=f.amount / MICROS, month=month_number(ts))
 
 
-def _purchase_facts(bought: ir.Table, lookback: int, horizon: int) -> ir.Table:
+def _bought(events: ir.Table) -> ir.Table:
+    return events.filter(events.is_purchase & events.customer_id.notnull())
+
+
+@dataclass(frozen=True)
+class PurchaseFacts:
+    """:func:`purchase_facts` computed, for the label it was computed with."""
+
+    rows: pd.DataFrame
+    lookback_days: int
+    horizon_days: int
+
+
+def purchase_facts(events: ir.Table, lookback: int, horizon: int) -> ir.Table:
     """Purchases counted by what every KPI asks of one (a few thousand rows at any size).
 
-    One window pass over the purchases, ordered per customer, gives each its previous and
-    next purchase and the customer's first month; the KPIs are then counts over small
-    integer keys, so no per-purchase table is ever stored (three temp tables of 8 M rows
-    were 80 % of the report's time and its memory peak at 10 M lines, issue 20). Keys:
-    ``opens`` the first purchase of a (customer, month), ``again`` another follows in the
-    same month, ``first``/``has_next`` the customer's first purchase and whether a second
-    one exists; ``start``/``base_end``/``churn_end`` the month ranges of the module doc.
+    ``events`` are :func:`purchase_events`: the window that orders each customer's
+    purchases has given each its gap to the previous one, the next one's time and the
+    customer's first, so the KPIs are counts over small integer keys and no per-purchase table
+    is ever stored (three temp tables of 8 M rows were 80 % of the report's time and
+    its memory peak at 10 M lines, issue 20). Keys: ``opens`` the first purchase of a
+    (customer, month), ``again`` another follows in the same month, ``first`` /
+    ``has_next`` the customer's first purchase and whether a second one exists;
+    ``start``/``base_end``/``churn_end`` the month ranges of the module doc.
     """
-    following = ibis.window(group_by=bought.customer_id, order_by=bought.ts)
-    customer = ibis.window(group_by=bought.customer_id)
-    f = bought.mutate(
-        prev=bought.ts.lag().over(following),
-        nxt=bought.ts.lead().over(following),
-        first_month=bought.month.min().over(customer),
-    )
-    reach = f.ts + ibis.interval(days=lookback)
-    base_end = ibis.least(ibis.coalesce(f.nxt, reach), reach)
-    churn_end = ibis.least(ibis.coalesce(f.nxt - ibis.interval(days=horizon), reach), reach)
+    f = _bought(events)
+    month = _month_of(f.ts_s)
+    reach = f.ts_s + lookback * DAY
+    base_end = ibis.least(ibis.coalesce(f.next_s, reach), reach)
+    churn_end = ibis.least(ibis.coalesce(f.next_s - horizon * DAY, reach), reach)
+    first = f.gap_s.isnull()  # the gap to the previous purchase: none for the first
     return f.group_by(
-        month=f.month,
-        first_month=f.first_month,
-        opens=f.prev.isnull() | (_month(f.prev) < f.month),
-        again=(_month(f.nxt) == f.month).fill_null(False),
-        first=f.prev.isnull(),
-        has_next=f.nxt.notnull(),
-        start=_first_cutoff_from(f.ts),
+        month=month,
+        first_month=_month_of(f.first_s),
+        opens=first | (_month_of(f.ts_s - f.gap_s) < month),
+        again=(_month_of(f.next_s) == month).fill_null(False),
+        first=first,
+        has_next=f.next_s.notnull(),
+        start=_first_cutoff_from(f.ts_s),
         base_end=_first_cutoff_from(base_end),
         churn_end=_first_cutoff_from(churn_end),
     ).aggregate(purchases=f.count())
 
 
+def collect_facts(events: ir.Table, lookback: int, horizon: int) -> PurchaseFacts:
+    """:func:`purchase_facts` of ``events`` into pandas."""
+    rows = engine.to_pandas(purchase_facts(events, lookback, horizon))
+    return PurchaseFacts(rows, lookback, horizon)
+
+
+@dataclass
+class FactsOfEvents:
+    """Collects the purchase facts of order events someone else stored (the nightly's
+    feature step, ``as_of_pieces(on_events=...)``), for the report that follows."""
+
+    lookback_days: int
+    horizon_days: int
+    facts: PurchaseFacts | None = None
+
+    def collect(self, events: ir.Table) -> None:
+        self.facts = collect_facts(events, self.lookback_days, self.horizon_days)
+
+
 def report_kpis(
-    table: ir.Table, *, lookback_days: int = 90, horizon_days: int = 90
+    table: ir.Table,
+    *,
+    lookback_days: int = 90,
+    horizon_days: int = 90,
+    facts: PurchaseFacts | None = None,
 ) -> ReportKpis | None:
     """The report's KPIs of ``table`` (canonical transactions); None when it is empty.
 
     Two engine queries: revenue per month over every line, and the purchase facts
-    (:func:`_purchase_facts`) from which pandas derives every count on a few thousand rows.
+    (:func:`purchase_facts`, unless ``facts`` brings them for this label), from which
+    pandas derives every count on a few thousand rows.
     """
     by_month = engine.to_pandas(
-        table.group_by(month=_month(table.ts)).aggregate(
+        table.group_by(month=month_number(table.ts)).aggregate(
             revenue=table.amount.sum(), last=table.ts.max()
         )
     ).set_index("month")
@@ -143,15 +199,61 @@ def report_kpis(
     first, last_month = int(by_month.index.min()), int(by_month.index.max())
     months = pd.RangeIndex(first, last_month + 1, name="month")
     last = pd.Timestamp(by_month["last"].max())
-    facts = engine.to_pandas(_purchase_facts(purchases(table), lookback_days, horizon_days))
-    facts = facts.dropna(subset=["month", "first_month"])  # a purchase without a time
-    opened = facts[facts["opens"].astype(bool)]  # one row per (customer, month) bought in
-    monthly = _monthly(facts, opened, by_month["revenue"], months)
-    monthly["churn_rate"] = _churn_rates(facts, months, last, horizon_days)
+    if facts is None or (facts.lookback_days, facts.horizon_days) != (lookback_days, horizon_days):
+        facts = collect_facts(purchase_events(table), lookback_days, horizon_days)
+    counted = facts.rows.dropna(subset=["month", "first_month"])  # a purchase without a time
+    opened = counted[counted["opens"].astype(bool)]  # one row per (customer, month) bought in
+    monthly = _monthly(counted, opened, by_month["revenue"], months)
+    monthly["churn_rate"] = _churn_rates(counted, months, last, horizon_days)
     cohorts = _cohorts(opened, last_month)
-    rate = _repeat_purchase_rate(facts)
+    rate = _repeat_purchase_rate(counted)
     monthly.index = _to_period(months).rename("month")
     return ReportKpis(monthly, cohorts, rate)
+
+
+def kpis_before(
+    source: pd.DataFrame | Path | ir.Table,
+    as_of: dt.date | pd.Timestamp,
+    *,
+    memory_limit: str | None = None,
+    lookback_days: int = 90,
+    horizon_days: int = 90,
+    facts: PurchaseFacts | None = None,
+) -> ReportKpis | None:
+    """The report's KPIs of the transactions in ``source`` before ``as_of`` (``facts``:
+    their purchase facts, already computed by whoever built the order events)."""
+    table = before(transactions_table(source, memory_limit), as_of)
+    return report_kpis(table, lookback_days=lookback_days, horizon_days=horizon_days, facts=facts)
+
+
+@contextmanager
+def kpis_in_background(
+    source: pd.DataFrame | Path | ir.Table,
+    as_of: dt.date | pd.Timestamp,
+    *,
+    memory_limit: str | None = None,
+    lookback_days: int = 90,
+    horizon_days: int = 90,
+    facts: PurchaseFacts | None = None,
+) -> Iterator[Future[ReportKpis | None]]:
+    """:func:`kpis_before` on a worker thread, while the caller draws the rest.
+
+    The engine releases the GIL for the whole query, and the report's Python side
+    (matplotlib's import, the score digest, the score charts: about a second at 2 M
+    customers) needs none of the KPIs, so it runs meanwhile instead of after (issue 20).
+    The connection is made and used on the worker only. Leaving the block waits for
+    the query, whatever happened, so no engine work outlives the report.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-kpis") as pool:
+        yield pool.submit(
+            kpis_before,
+            source,
+            as_of,
+            memory_limit=memory_limit,
+            lookback_days=lookback_days,
+            horizon_days=horizon_days,
+            facts=facts,
+        )
 
 
 def _per_month(counted: pd.DataFrame, months: pd.RangeIndex) -> pd.Series:

@@ -4,12 +4,14 @@ They are defined once here, over the canonical transactions frame and the
 snapshot tables, so the exploration notebook and the marketing report (issue 6)
 cannot disagree about what "repeat rate" or "churn rate" means.
 
-A *purchase* is an order whose lines sum to a positive amount. Lines are grouped
-per customer by ``order_id`` (a line without one is keyed by its timestamp, as in
-``rfm.order_events``), so a cancelled order or a ``C`` invoice, which nets to zero
-or below, is never counted as a purchase; its negative amount still reduces
-revenue. Rows without a customer id cannot belong to anyone and are ignored by the
-per-customer KPIs.
+A *purchase* is the feature stage's purchase event (``rfm.order_events``): an order's
+lines on one day summing to a positive amount. Lines are grouped per customer by
+``order_id`` and day (a line without one is keyed by its timestamp), so a cancelled
+order or a ``C`` invoice, which nets to zero or below, is never counted as a
+purchase; its negative amount still reduces revenue. A cancellation posted days
+later under the same invoice is a return on its own day, as the model's label sees
+it, so the report's monthly churn rate and the label agree. Rows without a customer
+id cannot belong to anyone and are ignored by the per-customer KPIs.
 
 The report's KPIs (purchases, monthly rates, cohort retention, repeat rate) run in
 the engine (``kpi_engine``: DuckDB via Ibis) on a frame, a Parquet file or an engine
@@ -44,7 +46,7 @@ LabelledSource: TypeAlias = pd.DataFrame | Path
 def purchases(transactions: KpiSource) -> pd.DataFrame:
     """One row per purchase (customer_id, ts, amount), sorted by customer and time.
 
-    ts is the order's first line, amount the sum of its lines; every other KPI
+    ts is the order's first line that day, amount the sum of those lines; every other KPI
     counts these rows, so they all share one notion of "a purchase"
     (``kpi_engine.purchases``, run by the engine).
     """

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import jinja2
@@ -204,17 +205,13 @@ def _month_label(period: pd.Period, as_of: pd.Timestamp) -> str:
 
 
 def _kpi_section(
-    transactions: kpis.KpiSource,
+    found: kpi_engine.ReportKpis | None,
     labelled: kpis.LabelledSource | None,
     as_of: pd.Timestamp,
     config: ReportConfig,
-    horizon_days: int,
-    lookback_days: int,
 ) -> dict[str, object] | None:
-    """The KPI part, computed by the engine on the transactions before ``as_of`` (None:
+    """The KPI part, from the engine's KPIs of the transactions before ``as_of`` (None:
     there are none)."""
-    tx = kpi_engine.before(kpi_engine.transactions_table(transactions, config.memory_limit), as_of)
-    found = kpi_engine.report_kpis(tx, lookback_days=lookback_days, horizon_days=horizon_days)
     if found is None:
         return None
     monthly = found.monthly
@@ -248,7 +245,7 @@ def _kpi_section(
 def render_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | None,
+    transactions: kpis.KpiSource | Future[kpi_engine.ReportKpis | None] | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     config: ReportConfig,
@@ -261,7 +258,8 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string.
 
-    ``transactions`` (canonical: a frame or, read by the engine, a Parquet file) feed the
+    ``transactions`` (canonical: a frame or, read by the engine, a Parquet file; or the
+    engine's KPIs of them under way, :func:`kpi_engine.kpis_in_background`) feed the
     monthly KPIs and cohort curves and
     ``labelled`` (the training snapshots) the churn rate per model cutoff; either
     may be None and its part is left out. ``previous_scores`` is the score table of
@@ -278,11 +276,10 @@ def render_report(
     previous_numbers, _ = _previous_run(previous_scores)
     segments = current_segments(scores)
     summary = segment_summary(scores, targets)
-    kpi = (
-        _kpi_section(transactions, labelled, as_of, config, horizon_days, lookback_days)
-        if transactions is not None
-        else None
-    )
+    score_charts = _score_charts(scores, summary, segments, previous_scores, money)
+    # The score side drawn first: KPIs under way in the background are waited for last.
+    found = _engine_kpis(transactions, as_of, config, horizon_days, lookback_days)
+    kpi = _kpi_section(found, labelled, as_of, config)
     top = top_targets(targets, config.top_targets)
     context = {
         "title": config.title,
@@ -294,7 +291,7 @@ def render_report(
         "kpi": kpi,
         "horizon_days": horizon_days,
         "lookback_days": lookback_days,
-        **_score_charts(scores, summary, segments, previous_scores, money),
+        **score_charts,
         "segments": summary.reset_index().to_dict("records"),
         "targets": top.to_dict("records"),
         "n_selected": numbers.contacted,
@@ -304,6 +301,28 @@ def render_report(
         "did_it_work": did_it_work.section(readout, as_of.date(), horizon_days, money),
     }
     return template_environment().get_template("report.html.j2").render(**context)
+
+
+def _engine_kpis(
+    transactions: kpis.KpiSource | Future[kpi_engine.ReportKpis | None] | None,
+    as_of: pd.Timestamp,
+    config: ReportConfig,
+    horizon_days: int,
+    lookback_days: int,
+) -> kpi_engine.ReportKpis | None:
+    """The KPIs the engine computes on ``transactions``: already under way
+    (:func:`kpi_engine.kpis_in_background`, the pipeline's report), or computed now."""
+    if transactions is None:
+        return None
+    if isinstance(transactions, Future):
+        return transactions.result()
+    return kpi_engine.kpis_before(
+        transactions,
+        as_of,
+        memory_limit=config.memory_limit,
+        lookback_days=lookback_days,
+        horizon_days=horizon_days,
+    )
 
 
 def _digest_or_none(scores: ScoreTable | None) -> ScoreDigest | None:
@@ -378,7 +397,7 @@ def _score_charts(
 def render_pipeline_report(
     scores: ScoreTable,
     targets: pd.DataFrame,
-    transactions: kpis.KpiSource | None,
+    transactions: kpis.KpiSource | Future[kpi_engine.ReportKpis | None] | None,
     labelled: kpis.LabelledSource | None,
     previous_scores: ScoreTable | None,
     params: Params,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
+from churn.scoring.kpi_engine import PurchaseFacts, ReportKpis, kpis_in_background
 from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource, LabelledSource
 from churn.scoring.score_digest import ScoreDigest, digest_frame, digest_parquet
 from churn.stages.inputs import (
@@ -43,22 +47,60 @@ def write_report(
     previous_scores: ScoreTable | None,
     params: Params,
     target: Path,
+    facts: PurchaseFacts | None = None,
 ) -> Reported:
     """Render the report from its inputs (None: that part is left out) and write ``target``.
 
     The campaign read-out of `churn outcomes` (when one exists and applies at the
     scores' as-of date) adds "Did it work?"; the CLI and the nightly job both come here.
+    The engine computes the KPIs of ``transactions`` in the background meanwhile, from
+    their purchase ``facts`` when the caller's feature step counted them already.
     """
-    from churn.scoring.report import render_pipeline_report  # matplotlib: after the inputs
-
     readout = readout_for_report(params.paths.outcomes_metrics, params.outcomes.min_control)
-    scores = scores if isinstance(scores, ScoreDigest) else digest_frame(scores)
-    html = render_pipeline_report(
-        scores, targets, transactions, labelled, previous_scores, params, readout
-    )
+    with _kpis_under_way(transactions, _as_of(scores), params, facts) as kpis:
+        scores = scores if isinstance(scores, ScoreDigest) else digest_frame(scores)
+        from churn.scoring.report import render_pipeline_report  # matplotlib: after the inputs
+
+        html = render_pipeline_report(
+            scores, targets, kpis, labelled, previous_scores, params, readout
+        )
     with atomic_path(target) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return Reported(target, scores.rows, int(targets["selected"].sum()), len(html.encode()))
+
+
+def _as_of(scores: ScoreTable) -> pd.Timestamp | None:
+    """The scores' as-of date, None for a table without rows (or without the column:
+    the report then says what is missing)."""
+    if isinstance(scores, ScoreDigest):
+        return pd.Timestamp(str(scores.as_of)) if scores.rows else None
+    if scores.empty or "as_of" not in scores.columns:
+        return None
+    return pd.Timestamp(scores["as_of"].iloc[0])
+
+
+@contextmanager
+def _kpis_under_way(
+    transactions: KpiSource | None,
+    as_of: pd.Timestamp | None,
+    params: Params,
+    facts: PurchaseFacts | None,
+) -> Iterator[Future[ReportKpis | None] | None]:
+    """The report's KPIs of ``transactions`` before ``as_of``, under way on the engine
+    while the rest (the score digest included) is drawn; None without transactions or
+    an as-of date (nothing to compute)."""
+    if transactions is None or as_of is None:
+        yield None
+        return
+    with kpis_in_background(
+        transactions,
+        as_of,
+        memory_limit=params.report.memory_limit,
+        lookback_days=params.snapshots.active_window_days,
+        horizon_days=params.snapshots.horizon_days,
+        facts=facts,
+    ) as kpis:
+        yield kpis
 
 
 @dataclass(frozen=True)
