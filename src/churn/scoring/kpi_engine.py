@@ -211,32 +211,32 @@ def report_kpis(
     return ReportKpis(monthly, cohorts, rate)
 
 
-def kpis_before(
-    source: pd.DataFrame | Path | ir.Table,
-    as_of: dt.date | pd.Timestamp,
-    *,
-    memory_limit: str | None = None,
-    lookback_days: int = 90,
-    horizon_days: int = 90,
-    facts: PurchaseFacts | None = None,
-) -> ReportKpis | None:
-    """The report's KPIs of the transactions in ``source`` before ``as_of`` (``facts``:
-    their purchase facts, already computed by whoever built the order events)."""
-    table = before(transactions_table(source, memory_limit), as_of)
-    return report_kpis(table, lookback_days=lookback_days, horizon_days=horizon_days, facts=facts)
+@dataclass(frozen=True)
+class KpiRequest:
+    """The report's KPIs of the transactions in ``source`` before ``as_of``, for the label
+    ``lookback_days``/``horizon_days``; ``facts``: their purchase facts, already counted
+    by whoever built the order events; ``memory_limit`` bounds DuckDB's KPI work."""
+
+    source: pd.DataFrame | Path | ir.Table
+    as_of: dt.date | pd.Timestamp
+    memory_limit: str | None = None
+    lookback_days: int = 90
+    horizon_days: int = 90
+    facts: PurchaseFacts | None = None
+
+    def compute(self) -> ReportKpis | None:
+        table = before(transactions_table(self.source, self.memory_limit), self.as_of)
+        return report_kpis(
+            table,
+            lookback_days=self.lookback_days,
+            horizon_days=self.horizon_days,
+            facts=self.facts,
+        )
 
 
 @contextmanager
-def kpis_in_background(
-    source: pd.DataFrame | Path | ir.Table,
-    as_of: dt.date | pd.Timestamp,
-    *,
-    memory_limit: str | None = None,
-    lookback_days: int = 90,
-    horizon_days: int = 90,
-    facts: PurchaseFacts | None = None,
-) -> Iterator[Future[ReportKpis | None]]:
-    """:func:`kpis_before` on a worker thread, while the caller draws the rest.
+def kpis_in_background(request: KpiRequest) -> Iterator[Future[ReportKpis | None]]:
+    """``request`` computed on a worker thread, while the caller draws the rest.
 
     The engine releases the GIL for the whole query, and the report's Python side
     (matplotlib's import, the score digest, the score charts: about a second at 2 M
@@ -245,15 +245,7 @@ def kpis_in_background(
     the query, whatever happened, so no engine work outlives the report.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-kpis") as pool:
-        yield pool.submit(
-            kpis_before,
-            source,
-            as_of,
-            memory_limit=memory_limit,
-            lookback_days=lookback_days,
-            horizon_days=horizon_days,
-            facts=facts,
-        )
+        yield pool.submit(request.compute)
 
 
 def _per_month(counted: pd.DataFrame, months: pd.RangeIndex) -> pd.Series:

@@ -316,13 +316,9 @@ def _engine_kpis(
         return None
     if isinstance(transactions, Future):
         return transactions.result()
-    return kpi_engine.kpis_before(
-        transactions,
-        as_of,
-        memory_limit=config.memory_limit,
-        lookback_days=lookback_days,
-        horizon_days=horizon_days,
-    )
+    return kpi_engine.KpiRequest(
+        transactions, as_of, config.memory_limit, lookback_days, horizon_days
+    ).compute()
 
 
 def _digest_or_none(scores: ScoreTable | None) -> ScoreDigest | None:

@@ -15,7 +15,12 @@ from churn.atomic import atomic_path
 from churn.config import Params
 from churn.errors import UserError
 from churn.outcomes.for_report import readout_for_report
-from churn.scoring.kpi_engine import PurchaseFacts, ReportKpis, kpis_in_background
+from churn.scoring.kpi_engine import (
+    KpiRequest,
+    PurchaseFacts,
+    ReportKpis,
+    kpis_in_background,
+)
 from churn.scoring.kpis import KPI_LABELLED_COLUMNS, KpiSource, LabelledSource
 from churn.scoring.score_digest import ScoreDigest, digest_frame, digest_parquet
 from churn.stages.inputs import (
@@ -92,14 +97,15 @@ def _kpis_under_way(
     if transactions is None or as_of is None:
         yield None
         return
-    with kpis_in_background(
+    request = KpiRequest(
         transactions,
         as_of,
-        memory_limit=params.report.memory_limit,
-        lookback_days=params.snapshots.active_window_days,
-        horizon_days=params.snapshots.horizon_days,
-        facts=facts,
-    ) as kpis:
+        params.report.memory_limit,
+        params.snapshots.active_window_days,
+        params.snapshots.horizon_days,
+        facts,
+    )
+    with kpis_in_background(request) as kpis:
         yield kpis
 
 
