@@ -88,7 +88,9 @@ def build_calendar(
     return Calendar(as_of=as_of, test_cutoff=test, valid_cutoff=valid, train_cutoffs=train)
 
 
-def _events(transactions: ir.Table, as_of: dt.date, *, neighbours: bool = False) -> ir.Table:
+def as_of_events(transactions: ir.Table, as_of: dt.date, *, neighbours: bool = False) -> ir.Table:
+    """The order events before ``as_of`` (:func:`rfm.order_events`); ``neighbours`` adds
+    what the report's KPIs read of each purchase."""
     as_of_s = int((pd.Timestamp(as_of) - pd.Timestamp(0)).total_seconds())
     before = transactions.filter(transactions.ts.epoch_seconds() < as_of_s)
     return rfm.order_events(before, neighbours=neighbours)
@@ -100,14 +102,8 @@ def bucket_table(transactions: ir.Table, plan: BucketPlan, as_of: dt.date) -> ir
     Transactions at or after ``as_of`` are dropped first, so replaying a past
     date sees exactly what existed then.
     """
-    events = buckets.bucket_of(_events(transactions, as_of), plan)
+    events = buckets.bucket_of(as_of_events(transactions, as_of), plan)
     return rfm.running_totals(rfm.bucket_totals(events))
-
-
-def as_of_events(transactions: ir.Table, as_of: dt.date, *, neighbours: bool = False) -> ir.Table:
-    """The order events before ``as_of`` (:func:`rfm.order_events`), for one cutoff;
-    ``neighbours`` adds what the report's KPIs read of each purchase."""
-    return _events(transactions, as_of, neighbours=neighbours)
 
 
 def cutoff_table(

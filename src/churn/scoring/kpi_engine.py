@@ -1,16 +1,16 @@
 """The report's KPIs computed by the engine (Ibis on DuckDB), on the canonical transactions.
 
 A purchase is the feature stage's purchase event (``rfm.order_events``): an order's
-lines on one day, summed in integer millionths, when they net positive. So the
-report's monthly churn rate is the model's label exactly, and the nightly job takes
+lines on one day, summed in integer millionths, when they net positive, at whole
+seconds. So the report counts purchases as the model's label does, and the nightly job takes
 the per-purchase facts from the order events its feature step has just built
 (``purchase_facts``) instead of grouping and sorting 10 M lines a second time.
 
 At 10 M transaction lines the pandas definitions took 167 s of a 234 s nightly run
 (issue 20): a Python set per month for the churn rate, a groupby over every line per
 table. Here the engine groups the lines into purchases, makes one window pass over
-them and counts them by a few small keys (``_purchase_facts``), out of core; only
-those counts (a few thousand rows) come back to pandas, which derives every KPI. The definitions are
+them and counts them by a few small keys (``purchase_facts``), out of core; only those
+counts (a few thousand rows) come back to pandas, which derives every KPI. The definitions are
 those of :mod:`churn.scoring.kpis` (a purchase, the monthly rates, the cohort
 table), which delegates here; tests hold the same numbers against the former
 pandas code.
