@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +50,19 @@ def test_a_kept_folder_with_features_reruns_only_train_and_evaluate(
     quality.evaluate_data_set(data, 10, tmp_path)
     assert steps == ["train", "evaluate"]
     assert (tmp_path / data.name / "params.yaml").exists()
+
+
+def test_a_generated_regime_overrides_only_its_generate_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quality = _quality(monkeypatch)
+    sparse = next(d for d in quality.DATA_SETS if d.name == "sparse")
+    written = yaml.safe_load(quality.project_params(tmp_path, sparse, 10).read_text())
+    ours = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert written["generate"] == {**ours["generate"], **sparse.generate}
+    assert written["generate"] != ours["generate"]
+    assert written["snapshots"] == ours["snapshots"]
+
+    typo = quality.DataSet("typo", None, cdnow=False, generate={"n_customer": 10})
+    with pytest.raises(SystemExit, match=r"generate\.n_customer"):
+        quality.project_params(tmp_path, typo, 10)
