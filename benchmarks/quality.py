@@ -25,7 +25,7 @@ of the served model over it with 95 % intervals (positive: served is better; AUC
 margin = served - other, Brier margin = other - served). The last line says
 whether the target holds: on every data set the served model's point estimates
 are at least as good as every baseline's on ROC-AUC and Brier, and no paired
-interval lies wholly below zero. Takes ~15 min on 2 idle cores (the CDNOW bootstraps
+interval lies wholly below zero. Takes 15-20 min on 2 idle cores (the CDNOW bootstraps
 and the big regime's training are most of it).
 """
 
