@@ -192,7 +192,12 @@ def target_failures(name: str, result: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", help="data set names to run (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=[d.name for d in DATA_SETS],
+        help="data set names to run (default: all)",
+    )
     parser.add_argument("--n-bootstrap", type=int, default=200)
     parser.add_argument("--workdir", type=Path, help="keep project folders here and reuse features")
     args = parser.parse_args()

@@ -66,3 +66,13 @@ def test_a_generated_regime_overrides_only_its_generate_values(
     typo = quality.DataSet("typo", None, cdnow=False, generate={"n_customer": 10})
     with pytest.raises(SystemExit, match=r"generate\.n_customer"):
         quality.project_params(tmp_path, typo, 10)
+
+
+def test_an_unknown_data_set_name_is_refused_not_skipped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quality = _quality(monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["quality.py", "--only", "cdnow-1998-13-01"])
+    with pytest.raises(SystemExit):
+        quality.main()
+    assert "invalid choice: 'cdnow-1998-13-01'" in capsys.readouterr().err
