@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
+from churn.features.newton import newton_minimise
 from churn.portable_math import exp, expm1, log, log1p, logaddexp
 
 FloatArray = NDArray[np.float64]
@@ -126,11 +127,18 @@ def _maximise(
     starts: Sequence[Sequence[float]],
     model: str,
     optimiser: dict[str, Any] | None = None,
+    newton: bool = True,
 ) -> FloatArray:
-    """TNC on log-parameters from each start until one converges."""
+    """Newton (churn.features.newton, when ``newton``) on log-parameters from each start
+    until one converges; where Newton is not the tool, TNC from that start, then Newton
+    from where TNC stopped (TNC's tolerances leave it ~1e-5 short of the optimum in
+    log-parameters, Newton's ~1e-10), or TNC's answer as it is (e.g. at a bound)."""
     message = ""
     for start in starts:
         theta0 = log(np.asarray(start, dtype=np.float64))
+        found = _newton(objective, theta0) if newton else None
+        if found is not None:
+            return found
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
         with np.errstate(all="ignore"):
             result = minimize(
@@ -144,11 +152,17 @@ def _maximise(
         at_bound = np.abs(theta) >= _LOG_BOUND - 1e-9
         small = np.all(np.abs(np.where(at_bound, 0.0, grad)) < 1e-5)
         if np.isfinite(result.fun) and np.all(np.isfinite(theta)) and (result.success or small):
-            return theta
+            polished = _newton(objective, theta) if newton else None
+            return theta if polished is None else polished
     raise ValueError(
-        f"{model} fit did not converge (L-BFGS-B: {message or 'no reason given'}); "
+        f"{model} fit did not converge (TNC: {message or 'no reason given'}); "
         "check the inputs (enough customers, not all identical) or set penalizer > 0"
     )
+
+
+def _newton(objective: Objective, theta0: FloatArray) -> FloatArray | None:
+    with np.errstate(all="ignore"):
+        return newton_minimise(objective, theta0, _LOG_BOUND)
 
 
 def _weighted_sums(rows: list[FloatArray], weights: FloatArray) -> FloatArray:
@@ -158,9 +172,39 @@ def _weighted_sums(rows: list[FloatArray], weights: FloatArray) -> FloatArray:
     return np.einsum("kn,n->k", np.stack(rows), weights)
 
 
-def _bgnbd_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
+@dataclass(frozen=True)
+class _Histories:
+    """BG/NBD's likelihood data: the grouped rows, and the distinct values of x and of the
+    ages (t_x and T together) with each row's index into them.
+
+    Every log of a parameter plus an age, or of b + x - 1, is evaluated once per distinct
+    value and gathered: ages are whole days, so a few hundred values serve hundreds of
+    thousands of rows, and it is the same function of the same number, so the same bits.
+    """
+
+    rows: _Grouped
+    at_x: np.ndarray  # row -> x level
+    ages: FloatArray
+    at_tx: np.ndarray  # row -> index of its t_x in ages
+    at_age: np.ndarray
+
+    @property
+    def weight(self) -> FloatArray:
+        return self.rows.weight
+
+
+def _histories(h: _Grouped) -> _Histories:
+    t_x, T = h.rest
+    ages, index = np.unique(np.concatenate([t_x, T]), return_inverse=True)
+    index = index.ravel()
+    at_x = np.searchsorted(h.x_levels, h.x)
+    return _Histories(h, at_x, ages, index[: len(t_x)], index[len(t_x) :])
+
+
+def _bgnbd_loglik(params: FloatArray, d: _Histories) -> tuple[float, FloatArray]:
     """Total weighted log-likelihood and its gradient w.r.t. log(r, alpha, a, b)."""
     r, alpha, a, b = params
+    h = d.rows
     u, x = h.x_levels, h.x
     t_x, T = h.rest
     # Terms in x alone: Gamma(r + x) alpha^r / Gamma(r) and B(a, b + x) / B(a, b).
@@ -175,8 +219,10 @@ def _bgnbd_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     # Per row: alive at T, or dropped out right after the purchase at t_x (needs x > 0).
     repeat, s = x > 0, r + x
     bx1 = np.where(repeat, b + x - 1, 1.0)  # b + x - 1 >= b > 0 wherever it is used
-    log_age_T, log_age_tx = log(alpha + T), log(alpha + t_x)
-    log_drop = np.where(repeat, log(a) - log(bx1) - s * log_age_tx, -np.inf)
+    log_ages = log(alpha + d.ages)
+    log_age_T, log_age_tx = log_ages[d.at_age], log_ages[d.at_tx]
+    log_bx1 = log(np.where(u > 0, b + u - 1, 1.0))[d.at_x]
+    log_drop = np.where(repeat, log(a) - log_bx1 - s * log_age_tx, -np.inf)
     mix = logaddexp(-s * log_age_T, log_drop)
     share = exp(log_drop - mix)  # posterior probability of "dropped out after t_x"
     stay = 1 - share
@@ -191,11 +237,33 @@ def _bgnbd_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
     return float(total[0]), total[1:] * params
 
 
-def _gg_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
+@dataclass(frozen=True)
+class _Spends:
+    """Gamma-Gamma's likelihood data: the grouped (x, m_x) rows and the logs that do not
+    depend on the parameters (of m, x and the total spend x m), taken once per fit
+    instead of once per evaluation: the same values, so the same bits."""
+
+    rows: _Grouped
+    total: FloatArray  # x m
+    log_m: FloatArray
+    log_x: FloatArray
+    log_xm: FloatArray
+
+    @property
+    def weight(self) -> FloatArray:
+        return self.rows.weight
+
+
+def _spends(h: _Grouped) -> _Spends:
+    (m,) = h.rest
+    return _Spends(h, h.x * m, log(m), log(h.x), log(h.x * m))
+
+
+def _gg_loglik(params: FloatArray, d: _Spends) -> tuple[float, FloatArray]:
     """Total weighted Gamma-Gamma log-likelihood of mean spends m_x and its gradient in logs."""
     p, q, v = params
+    h = d.rows
     u, x = h.x_levels, h.x
-    (m,) = h.rest
     pu, px = p * u, p * x
     per_x = [
         gammaln(pu + q) - gammaln(pu) - gammaln(q) + q * log(v),
@@ -203,12 +271,12 @@ def _gg_loglik(params: FloatArray, h: _Grouped) -> tuple[float, FloatArray]:
         digamma(pu + q) - digamma(q) + log(v),
         np.full_like(u, q / v),
     ]
-    log_total = log(v + x * m)
+    log_total = log(v + d.total)
     per_row = [
-        (px - 1) * log(m) + px * log(x) - (px + q) * log_total,
-        x * (log(x * m) - log_total),
+        (px - 1) * d.log_m + px * d.log_x - (px + q) * log_total,
+        x * (d.log_xm - log_total),
         -log_total,
-        -(px + q) / (v + x * m),
+        -(px + q) / (v + d.total),
     ]
     total = _weighted_sums(per_x, h.x_weight) + _weighted_sums(per_row, h.weight)
     return float(total[0]), total[1:] * params
@@ -315,11 +383,11 @@ class BetaGeoModel:
         if start is not None:
             r0, a0, aa0, b0 = start
             starts.insert(0, (r0, a0 / scale, aa0, b0))
-        objective = _objective(_bgnbd_loglik, scaled, self.penalizer)
+        objective = _objective(_bgnbd_loglik, _histories(scaled), self.penalizer)
         r, alpha, a, b = exp(_maximise(objective, starts, "BG/NBD"))
         self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
         with np.errstate(all="ignore"):
-            self.log_likelihood_ = _bgnbd_loglik(self._params(), h)[0]
+            self.log_likelihood_ = _bgnbd_loglik(self._params(), _histories(h))[0]
         return self
 
     def _params(self) -> FloatArray:
@@ -355,42 +423,77 @@ class BetaGeoModel:
 
         This, not P(alive), is the churn-facing quantity. P(alive) is 1 for every one-time
         buyer, though most of them never return; here they still get a high probability of
-        not buying when their (posterior) purchase rate is low. Given alive, lambda ~
-        Gamma(r + x, alpha + T), and an alive customer who does not buy cannot drop out, so
-        P(0 | alive) = ((alpha + T) / (alpha + T + t))^(r + x) exactly.
+        not buying when their (posterior) purchase rate is low. An alive customer who does
+        not buy cannot drop out, so P(no purchase) = 1 - P(alive) P(buys | alive).
         """
         with np.errstate(all="ignore"):
             ts, xs, Ts, odds = self._history(t, x, t_x, T)
-            buys_if_alive = -expm1(-(self.r_ + xs) * log1p(ts / (self.alpha_ + Ts)))
-            return np.asarray(1 - expit(-odds) * buys_if_alive, dtype=np.float64)
+            return np.asarray(1 - expit(-odds) * self._buys_if_alive(ts, xs, Ts), dtype=np.float64)
+
+    def p_buy_if_alive(self, t: ArrayLike, x: ArrayLike, T: ArrayLike) -> FloatArray:
+        """P(a purchase in (T, T + t] | alive at T, x, T): does not depend on t_x, so a caller
+        with many histories evaluates it once per distinct (x, T) (:meth:`p_no_purchase`)."""
+        ts, xs, Ts = self._age_history(t, x, T)
+        with np.errstate(all="ignore"):
+            return self._buys_if_alive(ts, xs, Ts)
+
+    def _buys_if_alive(self, ts: FloatArray, xs: FloatArray, Ts: FloatArray) -> FloatArray:
+        # Given alive, lambda ~ Gamma(r + x, alpha + T): P(0 | alive) = ((alpha + T) /
+        # (alpha + T + t))^(r + x) exactly.
+        return np.asarray(
+            -expm1(-(self.r_ + xs) * log1p(ts / (self.alpha_ + Ts))), dtype=np.float64
+        )
+
+    def _age_history(
+        self, t: ArrayLike, x: ArrayLike, T: ArrayLike
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Validated, broadcast (t, x, T), for the terms that do not depend on t_x."""
+        self._params()
+        ts, xs, Ts = np.broadcast_arrays(_array("t", t), _array("x", x), _array("T", T))
+        _check_history(xs, np.zeros_like(Ts), Ts)
+        if np.any(ts < 0):
+            raise ValueError("t must be non-negative")
+        return ts, xs, Ts
 
     def expected_purchases(
         self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
     ) -> FloatArray:
-        """E[purchases in (T, T + t] | history] (Fader, Hardie & Lee 2005a, eq. 10).
+        """E[purchases in (T, T + t] | history] (Fader, Hardie & Lee 2005a, eq. 10):
+        P(alive) times :meth:`expected_if_alive`."""
+        with np.errstate(all="ignore"):
+            ts, xs, Ts, odds = self._history(t, x, t_x, T)
+            if_alive = self._expected_if_alive(ts, xs, Ts)
+            return np.asarray(np.where(ts > 0, expit(-odds) * if_alive, 0.0), dtype=np.float64)
 
-        The 2F1 is evaluated after Euler's transformation,
+    def expected_if_alive(self, t: ArrayLike, x: ArrayLike, T: ArrayLike) -> FloatArray:
+        """E[purchases in (T, T + t] | alive at T, x, T]. It does not depend on t_x, so a
+        caller with many histories evaluates its 2F1 once per distinct (x, T): ten times
+        fewer than distinct histories on day-level data."""
+        ts, xs, Ts = self._age_history(t, x, T)
+        with np.errstate(all="ignore"):
+            return self._expected_if_alive(ts, xs, Ts)
+
+    def _expected_if_alive(self, ts: FloatArray, xs: FloatArray, Ts: FloatArray) -> FloatArray:
+        """The 2F1 is evaluated after Euler's transformation,
         (1-z)^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; c; z),
         whose terms stay near 1 instead of overflowing for large x; any value still
         not finite (and a ~ 1, where the closed form is 0/0) comes from quadrature.
         """
-        with np.errstate(all="ignore"):
-            ts, xs, Ts, odds = self._history(t, x, t_x, T)
-            r, alpha, a, b = self._params()
-            k, c = alpha + Ts, a + b + xs - 1
-            tail = exp(-(a - 1) * log1p(ts / k)) * hyp2f1(a + b - 1 - r, a - 1, c, ts / (k + ts))
-            if_alive = c / (a - 1) * (1 - tail)
-            # E[Y | alive] = E_p[(1 - (1 + p t / k)^-(r+x)) / p], and the integrand falls
-            # from (r+x) t / k at p = 0 to 1 - (1 + t / k)^-(r+x) at p = 1: a value outside
-            # those bounds means hyp2f1 lost accuracy (huge or near-singular parameters).
-            upper = (r + xs) * ts / k
-            lower = -expm1(-(r + xs) * log1p(ts / k))
-            slack = 1e-9 * upper + 1e-300
-            redo = ~((if_alive >= lower - slack) & (if_alive <= upper + slack))
-            redo |= abs(a - 1) < 1e-6
-            if np.any(redo):
-                if_alive[redo] = _expected_if_alive_quadrature(ts[redo], xs[redo], k[redo], r, a, b)
-            return np.asarray(np.where(ts > 0, expit(-odds) * if_alive, 0.0), dtype=np.float64)
+        r, alpha, a, b = self._params()
+        k, c = alpha + Ts, a + b + xs - 1
+        tail = exp(-(a - 1) * log1p(ts / k)) * hyp2f1(a + b - 1 - r, a - 1, c, ts / (k + ts))
+        if_alive = c / (a - 1) * (1 - tail)
+        # E[Y | alive] = E_p[(1 - (1 + p t / k)^-(r+x)) / p], and the integrand falls
+        # from (r+x) t / k at p = 0 to 1 - (1 + t / k)^-(r+x) at p = 1: a value outside
+        # those bounds means hyp2f1 lost accuracy (huge or near-singular parameters).
+        upper = (r + xs) * ts / k
+        lower = -expm1(-(r + xs) * log1p(ts / k))
+        slack = 1e-9 * upper + 1e-300
+        redo = ~((if_alive >= lower - slack) & (if_alive <= upper + slack))
+        redo |= abs(a - 1) < 1e-6
+        if np.any(redo):
+            if_alive[redo] = _expected_if_alive_quadrature(ts[redo], xs[redo], k[redo], r, a, b)
+        return np.asarray(if_alive, dtype=np.float64)
 
 
 @dataclass
@@ -426,7 +529,8 @@ class GammaGammaModel:
             raise ValueError("m_x (mean spend) must be positive for every customer with x > 0")
         h = _grouped(xs, [ms], w, self.group_identical)
         scale = float(np.sum(h.weight * h.rest[0]) / h.weight.sum())
-        objective = _objective(_gg_loglik, replace(h, rest=(h.rest[0] / scale,)), self.penalizer)
+        scaled = _spends(replace(h, rest=(h.rest[0] / scale,)))
+        objective = _objective(_gg_loglik, scaled, self.penalizer)
         starts = [(1.0, 2.0, 1.0), (5.0, 3.0, 10.0), (0.5, 1.5, 0.5)]
         if start is not None:
             p0, q0, v0 = start
@@ -434,7 +538,8 @@ class GammaGammaModel:
         p, q, v = exp(_maximise(objective, starts, "Gamma-Gamma"))
         self.p_, self.q_, self.v_ = float(p), float(q), float(v * scale)
         with np.errstate(all="ignore"):
-            self.log_likelihood_ = _gg_loglik(np.array([self.p_, self.q_, self.v_]), h)[0]
+            params = np.array([self.p_, self.q_, self.v_])
+            self.log_likelihood_ = _gg_loglik(params, _spends(h))[0]
         return self
 
     def expected_spend(self, x: ArrayLike, m_x: ArrayLike) -> FloatArray:

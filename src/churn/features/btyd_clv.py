@@ -57,25 +57,24 @@ def discounted_purchases(
     history: tuple[np.ndarray, np.ndarray, np.ndarray],
     months: int,
     discount_rate_annual: float,
+    alive: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sum over months m of E[purchases in month m | history] / (1 + d)^(m / 12).
 
-    ``history`` is (x, t_x, T) in weeks, one row per distinct history. BG/NBD's
-    expectation is P(alive | x, t_x, T) x E[purchases | alive, x, T], and the second
-    factor does not depend on t_x: the month ends (the expensive 2F1 terms, ~36 per
-    row) are evaluated once per distinct (x, T), far fewer than distinct histories.
+    ``history`` is (x, t_x, T) in weeks, one row per distinct history; ``alive`` its
+    P(alive) when the caller has it. BG/NBD's expectation is P(alive | x, t_x, T) x
+    E[purchases | alive, x, T], and the second factor does not depend on t_x: the month
+    ends (the expensive 2F1 terms, ~36 per row) are evaluated once per distinct (x, T),
+    far fewer than distinct histories.
     """
     x, t_x, age = history
     pairs, index = distinct_rows((x, age), (1.0, DAYS_PER_WEEK))
     px, page = pairs.T
-    last = np.where(px > 0, page, 0.0)  # t_x = T (0 for one-time buyers, who are alive)
     n = len(px)
     ends = np.arange(1, months + 1) * DAYS_PER_MONTH / DAYS_PER_WEEK
-    # Any t_x gives the same (x, T) term; dividing by that history's P(alive) leaves
-    # E[purchases | alive].
-    cumulative = bg.expected_purchases(
-        np.repeat(ends, n), np.tile(px, months), np.tile(last, months), np.tile(page, months)
-    ).reshape(months, n) / bg.p_alive(px, last, page)
+    cumulative = bg.expected_if_alive(
+        np.repeat(ends, n), np.tile(px, months), np.tile(page, months)
+    ).reshape(months, n)
     monthly = np.diff(cumulative, axis=0, prepend=0.0)
     discount = exp(-np.arange(1, months + 1) / 12.0 * float(log1p(discount_rate_annual)))
     # Month by month, not a BLAS product: these bits are a DVC output, the same on every
@@ -83,8 +82,8 @@ def discounted_purchases(
     if_alive = np.zeros(n)
     for weight, purchases in zip(discount, monthly, strict=True):
         if_alive += weight * purchases
-    if_alive = if_alive[index]
-    return np.asarray(bg.p_alive(x, t_x, age) * if_alive, dtype=np.float64)
+    alive = bg.p_alive(x, t_x, age) if alive is None else alive
+    return np.asarray(alive * if_alive[index], dtype=np.float64)
 
 
 def median_wait_if_alive(bg: BetaGeoModel, x: np.ndarray, age: np.ndarray) -> np.ndarray:
@@ -97,10 +96,13 @@ def next_purchase_weeks(
     history: tuple[np.ndarray, np.ndarray, np.ndarray],
     min_p_alive: float,
     span_weeks: float,
+    alive: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The median wait in weeks, NaN where P(alive) < ``min_p_alive`` or the wait is
-    longer than ``span_weeks`` (the longest history the fit saw)."""
+    """The median wait in weeks, NaN where P(alive) (``alive``, when the caller has it)
+    is below ``min_p_alive`` or the wait is longer than ``span_weeks`` (the longest
+    history the fit saw)."""
     x, t_x, age = history
     wait = median_wait_if_alive(bg, x, age)
-    unlikely = (bg.p_alive(x, t_x, age) < min_p_alive) | (wait > span_weeks)
+    alive = bg.p_alive(x, t_x, age) if alive is None else alive
+    unlikely = (alive < min_p_alive) | (wait > span_weeks)
     return np.where(unlikely, np.nan, wait)

@@ -370,7 +370,7 @@ class ParetoNBDModel:
             [float(v) for v in exp(_to_spread(log(np.asarray(x0, dtype=np.float64))))]
             for x0 in starts
         ]
-        phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER)
+        phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER, newton=False)
         r, alpha, s, beta = exp(_from_spread(phi))
         self.r_, self.s_ = float(r), float(s)
         self.alpha_, self.beta_ = float(alpha * scale), float(beta * scale)
