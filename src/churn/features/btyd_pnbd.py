@@ -50,6 +50,7 @@ from churn.features.btyd import (
     _weighted_sums,
     _weights,
 )
+from churn.features.distinct import first_of_each
 from churn.portable_math import exp, expm1, log, log1p, logaddexp
 
 
@@ -389,10 +390,7 @@ class ParetoNBDModel:
         xs, txs, Ts = np.broadcast_arrays(_array("x", x), _array("t_x", t_x), _array("T", T))
         _check_history(xs, txs, Ts)
         with np.errstate(all="ignore"):
-            a, b = np.full_like(Ts, alpha), np.full_like(Ts, beta)
-            tail = _log_difference(
-                log_tail(a, b, r + xs, s + 1, txs), log_tail(a, b, r + xs, s + 1, Ts)
-            )
+            tail = _log_difference(self._log_dropout_tail(xs, txs), self._log_dropout_tail(xs, Ts))
             alive = -(r + xs) * log(alpha + Ts) - s * log(beta + Ts)
             dropped = log(s) + tail
             return np.asarray(exp(alive - logaddexp(alive, dropped)), dtype=np.float64)
@@ -420,14 +418,27 @@ class ParetoNBDModel:
         if np.any(ts < 0):
             raise ValueError("t must be non-negative")
         alive = self.p_alive(xs, txs, Ts) if alive is None else alive
+        # P(buys | alive) depends on (t, x, T) alone: once per distinct triple.
+        first, which = first_of_each((ts, xs, Ts))
+        t1, x1, T1 = ts[first], xs[first], Ts[first]
         with np.errstate(all="ignore"):
-            a, b = alpha + Ts, beta + Ts
-            scale = log(r + xs) + (r + xs) * log(a) + s * log(b)
+            a, b = alpha + T1, beta + T1
+            scale = log(r + x1) + (r + x1) * log(a) + s * log(b)
             buys = exp(
                 scale
                 + _log_difference(
-                    log_tail(a, b, r + xs + 1, np.full_like(Ts, s), np.zeros_like(Ts)),
-                    log_tail(a, b, r + xs + 1, np.full_like(Ts, s), ts),
+                    log_tail(a, b, r + x1 + 1, np.full_like(T1, s), np.zeros_like(T1)),
+                    log_tail(a, b, r + x1 + 1, np.full_like(T1, s), t1),
                 )
             )
-            return np.asarray(1 - alive * np.where(ts > 0, buys, 0.0), dtype=np.float64)
+            return np.asarray(1 - alive * np.where(ts > 0, buys[which], 0.0), dtype=np.float64)
+
+    def _log_dropout_tail(self, xs: FloatArray, ts: FloatArray) -> FloatArray:
+        """log int_t^inf (alpha + v)^-(r + x) (beta + v)^-(s + 1) dv per row, its 2F1 once
+        per distinct (x, t): day-level histories share a few (x, t_x) and (x, T) pairs
+        between many customers (45 k pairs for 465 k distinct histories at 10 M)."""
+        r, alpha, s, beta = self._params()
+        first, which = first_of_each((xs, ts))
+        x1, t1 = xs[first], ts[first]
+        a, b = np.full_like(t1, alpha), np.full_like(t1, beta)
+        return log_tail(a, b, r + x1, np.full_like(t1, s + 1), t1)[which]
