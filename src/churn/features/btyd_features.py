@@ -298,6 +298,8 @@ class CutoffFitter:
         if group.empty:
             return FittedCutoff(self.horizon_weeks, None, None, lifetime=self.lifetime)
         cutoff = group["cutoff"].iloc[0]
+        # The columns the fits read first: the row filter then copies five, not all ~40.
+        group = group[["customer_id", *INPUT_COLUMNS]]
         if self.sample is not None:
             group = group[_in_sample(group["customer_id"], self.sample)]
         pnbd = self._fit_pnbd(group, cutoff)
