@@ -24,7 +24,7 @@ from churn.features.btyd_pnbd import (
     ParetoNBDModel,
     _from_spread,
     _in_spread,
-    _pairs,
+    _histories,
     _pnbd_loglik,
     _to_spread,
     log_tail,
@@ -81,7 +81,7 @@ def test_log_likelihood_matches_the_integral_oracle(
         _oracle_ll(*params, int(x), t, T) for x, t, T in rows[["x", "t_x", "T"]].to_numpy()
     )
     x, t_x, T = (rows[c].to_numpy(float) for c in ("x", "t_x", "T"))
-    d = _pairs(x, t_x, T, np.ones(len(rows)))
+    d = _histories(x, t_x, T, np.ones(len(rows)))
     assert _pnbd_loglik(np.array(params), d)[0] == pytest.approx(expected, rel=1e-10)
 
 
@@ -90,7 +90,7 @@ def test_exact_gradient_matches_finite_differences(
     cdnow: pd.DataFrame, params: tuple[float, float, float, float]
 ) -> None:
     x, t_x, T = (cdnow[c].to_numpy(float) for c in ("x", "t_x", "T"))
-    d = _pairs(x, t_x, T, np.ones(len(cdnow)))
+    d = _histories(x, t_x, T, np.ones(len(cdnow)))
     theta = np.log(params)
     _, grad = _pnbd_loglik(np.exp(theta), d)
     for k in range(4):
@@ -204,7 +204,7 @@ def test_the_constant_dropout_ridge_is_crossed_in_few_evaluations(
 
 def test_the_search_coordinates_keep_the_exact_gradient(cdnow: pd.DataFrame) -> None:
     x, t_x, T = (cdnow[c].to_numpy(float) for c in ("x", "t_x", "T"))
-    d = _pairs(x, t_x, T, np.ones(len(cdnow)))
+    d = _histories(x, t_x, T, np.ones(len(cdnow)))
     objective = _in_spread(_objective(_pnbd_loglik, d, 0.0))
     phi = _to_spread(np.log([0.3, 2.0, 1.5, 30.0]))
     np.testing.assert_allclose(_from_spread(phi), np.log([0.3, 2.0, 1.5, 30.0]), rtol=1e-15)
@@ -214,25 +214,6 @@ def test_the_search_coordinates_keep_the_exact_gradient(cdnow: pd.DataFrame) -> 
         step[k] = 1e-6
         up, down = (objective(phi + sign * step)[0] for sign in (1, -1))
         assert grad[k] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-8)
-
-
-def test_series_stop_early_only_where_the_rest_is_below_rounding(cdnow: pd.DataFrame) -> None:
-    """Pairs whose terms fall fast (c_n ~ n^-Q) stop after a few dozen terms; the
-    likelihood and its gradient are then bit for bit those of the full-length series."""
-    x, t_x, T = (cdnow[c].to_numpy(float) for c in ("x", "t_x", "T"))
-    d = _pairs(x, t_x / T.mean(), T / T.mean(), np.ones(len(cdnow)))
-    params = np.array([0.5, 40.0 / T.mean(), 20.0, 0.7 / T.mean()])  # alpha > beta
-    P, Q = params[0] + d.x_levels, np.full_like(d.x_levels, params[2] + 1)
-    z = (params[1] - params[3]) / (params[1] + d.pair_t)
-    c = btyd_pnbd._coefficients(P, Q, btyd_pnbd._n_terms(float(np.max(z))))[0]
-    needed = btyd_pnbd._terms_needed(c, d.pair_level, z)
-    assert np.median(needed) <= 50 < c.shape[1]
-    short = _pnbd_loglik(params, d)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(btyd_pnbd, "_TERM_CLASSES", ())
-        full = _pnbd_loglik(params, d)
-    assert short[0] == full[0]
-    np.testing.assert_array_equal(short[1], full[1])
 
 
 def test_a_given_p_alive_gives_the_same_p_no_purchase(
