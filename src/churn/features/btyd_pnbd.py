@@ -114,6 +114,28 @@ def _log_tails(
     return log_tail(A[first], B[first], p[first], q[first], u[first])[codes]
 
 
+def _repaired(
+    log_value: FloatArray,
+    A: FloatArray,
+    B: FloatArray,
+    p: FloatArray,
+    q: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+) -> FloatArray:
+    """``log_value``, log int_lo^hi (A + v)^-p (B + v)^-q dv as a difference of two
+    :func:`log_tail`, where it is finite; by quadrature (churn.features.pnbd_quadrature)
+    where it is not although lo < hi: hyp2f1 gives NaN at extreme parameters (a
+    degenerate fit that ended near its bounds), and the difference is -inf where the two
+    tails agree to the last bit."""
+    bad = np.flatnonzero(~np.isfinite(log_value) & (lo < hi))
+    if not len(bad):
+        return log_value
+    fixed = log_value.copy()
+    fixed[bad] = log_integral(A[bad], B[bad], p[bad], q[bad], lo[bad], hi[bad]).value
+    return fixed
+
+
 def _codes(x: FloatArray, time: FloatArray) -> np.ndarray:
     """Equal codes for equal (x, time) rows (a hash table on one complex key: exact)."""
     return np.asarray(pd.factorize(x + 1j * time)[0], dtype=np.int64)
@@ -285,7 +307,8 @@ class ParetoNBDModel:
             x2 = np.concatenate([xs, xs])
             a, b = np.full(2 * n, alpha), np.full(2 * n, beta)
             tails = _log_tails(a, b, r + x2, np.full(2 * n, s + 1), both, _codes(x2, both))
-            tail = _log_difference(tails[:n], tails[n:])
+            tail = np.where(txs < Ts, _log_difference(tails[:n], tails[n:]), -np.inf)
+            tail = _repaired(tail, a[:n], b[:n], r + xs, np.full(n, s + 1), txs, Ts)
             alive = -(r + xs) * log(alpha + Ts) - s * log(beta + Ts)
             dropped = log(s) + tail
             return np.asarray(exp(alive - logaddexp(alive, dropped)), dtype=np.float64)
@@ -320,11 +343,9 @@ class ParetoNBDModel:
             per_age = _codes(xs, Ts)  # both tails depend on (x, T) and t only
             same_t = len(ts) == 0 or bool(np.all(ts == ts[0]))
             horizon = per_age if same_t else _codes(per_age.astype(np.float64), ts)
-            buys = exp(
-                scale
-                + _log_difference(
-                    _log_tails(a, b, p, q, np.zeros_like(Ts), per_age),
-                    _log_tails(a, b, p, q, ts, horizon),
-                )
+            within = _log_difference(
+                _log_tails(a, b, p, q, np.zeros_like(Ts), per_age),
+                _log_tails(a, b, p, q, ts, horizon),
             )
+            buys = exp(scale + _repaired(within, a, b, p, q, np.zeros_like(Ts), ts))
             return np.asarray(1 - alive * np.where(ts > 0, buys, 0.0), dtype=np.float64)

@@ -133,6 +133,17 @@ def _line_search(
     return None
 
 
+def _updated(
+    matrix: FloatArray, full: bool, step: FloatArray, gradient: FloatArray, new: FloatArray
+) -> FloatArray | None:
+    """The Hessian for the next step: BFGS-corrected while full Newton steps (from a
+    positive definite one) make progress; None (measure it again) after a shortened or
+    shifted step, or one that raised the gradient."""
+    if not full or _dot(new, new) > _dot(gradient, gradient):
+        return None
+    return _bfgs(matrix, step, new - gradient)
+
+
 def _bfgs(matrix: FloatArray, step: FloatArray, change: FloatArray) -> FloatArray | None:
     """The Hessian corrected by BFGS along the last step: H + y y'/y's - (H s)(H s)'/s'H s
     for step s and gradient change y, so the curvature along the step is the measured one
@@ -193,20 +204,14 @@ def newton_minimise(
         slope = _dot(gradient, step)  # -2 x the predicted decrease
         if -slope / 2 <= tol:  # stationary: a minimum only where the Hessian says so
             return result(definite, "converged" if definite else "stationary, not a minimum")
-        longest = float(np.max(np.abs(step)))
-        if longest > max_step:  # a trust region: the quadratic model is local
-            step, slope = step * (max_step / longest), slope * (max_step / longest)
+        shrink = min(1.0, max_step / float(np.max(np.abs(step))))  # the model is local
+        step, slope = step * shrink, slope * shrink
         if not feasible(x + step):
             return result(False, "a step would leave the feasible region")
         searched = _line_search(counted, x, value, step, slope)
         if searched is None:
             return result(False, "no step decreased the objective")
         t, new_x, value, new_gradient = searched
-        # BFGS keeps a positive definite Hessian so while full steps make progress; an
-        # indefinite one, or one whose step raised the gradient, is measured again.
-        keep = (
-            definite and t == 1.0 and _dot(new_gradient, new_gradient) <= _dot(gradient, gradient)
-        )
-        matrix = _bfgs(matrix, new_x - x, new_gradient - gradient) if keep else None
+        matrix = _updated(matrix, definite and t == 1.0, new_x - x, gradient, new_gradient)
         x, gradient = new_x, new_gradient
     return result(False, f"no convergence in {max_evaluations} evaluations")
