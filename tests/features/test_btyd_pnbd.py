@@ -95,7 +95,9 @@ def test_log_likelihood_matches_the_integral_oracle(
     assert _pnbd_loglik(np.array(params), d)[0] == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.parametrize("params", [(0.55, 10.58, 0.61, 11.67), (0.3, 2.0, 1.5, 30.0)])
+@pytest.mark.parametrize(
+    "params", [(0.55, 10.58, 0.61, 11.67), (0.3, 2.0, 1.5, 30.0), (0.64, 1.2, 3.0, 120.0)]
+)
 def test_exact_gradient_matches_finite_differences(
     cdnow: pd.DataFrame, params: tuple[float, float, float, float]
 ) -> None:

@@ -69,8 +69,9 @@ _OPTIMISER = {
     "method": "TNC",
     "options": {"maxfun": 400, "ftol": 1e-10, "xtol": 1e-9, "gtol": 1e-7},
 }
-# Newton stops where its next step would gain at most this much mean log-likelihood
-# per customer: 5e-12 in all at 5,000 customers, where TNC's ftol stopped 1e-9 short.
+# Newton stops where its next step would raise the mean log-likelihood per customer by at
+# most this (5e-12 in all at 5,000 customers): there the gradient per customer is ~1e-9,
+# where TNC's tolerances had stopped the 10 M benchmark's fits at up to 2e-4.
 _NEWTON_TOL = 1e-15
 
 
@@ -205,7 +206,7 @@ def _pnbd_loglik(params: FloatArray, d: _Histories) -> tuple[float, FloatArray]:
 
 def _to_spread(theta: FloatArray) -> FloatArray:
     """log(r, alpha, s, beta) -> (log r, log alpha/r, log s, log beta/s): shapes and mean
-    inverse rates, the coordinates TNC searches in.
+    inverse rates, the coordinates Newton's method and TNC search in.
 
     The flat ridge where dropout rates barely vary (s and beta growing together, their
     ratio, the mean dropout rate, pinned) runs diagonally in log(s, beta): TNC zig-zagged
@@ -260,7 +261,9 @@ class ParetoNBDModel:
         weights: ArrayLike | None = None,
         start: Sequence[float] | None = None,
     ) -> ParetoNBDModel:
-        """Maximum likelihood; ``start`` = (r, alpha, s, beta) is tried first (a warm start)."""
+        """Maximum likelihood by Newton's method from ``start`` = (r, alpha, s, beta) when
+        given (a warm start: the previous cutoff's fit), else from a default; by TNC from
+        where Newton stopped and from every start when Newton cannot finish."""
         xs, txs, Ts = _array("x", x), _array("t_x", t_x), _array("T", T)
         if not len(xs) == len(txs) == len(Ts):
             raise ValueError("x, t_x and T must have the same length")
@@ -281,8 +284,9 @@ class ParetoNBDModel:
         newton = _newton(objective, spread_starts[0])
         if newton.converged:
             phi = newton.x
-        else:  # TNC from where Newton stopped (lower than its start), then the usual starts
-            spread_starts.insert(0, [float(v) for v in exp(newton.x)])
+        else:  # TNC from where Newton stopped (no higher than its start), then the starts
+            if newton.evaluations > 1:
+                spread_starts.insert(0, [float(v) for v in exp(newton.x)])
             phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER)
         r, alpha, s, beta = exp(_from_spread(phi))
         self.r_, self.s_ = float(r), float(s)
