@@ -70,7 +70,7 @@ def pnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> None:
     calls = []
     loglik = btyd_pnbd._pnbd_loglik
 
-    def counted(params: np.ndarray, d: btyd_pnbd._Pairs) -> tuple[float, np.ndarray]:
+    def counted(params: np.ndarray, d: btyd_pnbd._Histories) -> tuple[float, np.ndarray]:
         calls.append(1)
         return loglik(params, d)
 
