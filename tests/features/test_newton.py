@@ -51,6 +51,22 @@ def test_a_near_start_converges_in_a_few_evaluations() -> None:
     assert result.evaluations <= 10
 
 
+@pytest.mark.parametrize("given", ["last fit's", "wrong"])
+def test_a_given_hessian_saves_measuring_one_and_a_wrong_one_is_replaced(given: str) -> None:
+    """A warm start's Hessian (from a fit 0.1 away) saves the four gradients of measuring
+    one; a wrong one (indefinite) costs steps, not the answer."""
+    start = np.array([0.3, -1.0, 2.0, 0.5]) + 0.1
+    previous = newton_minimise(_smooth, start + 0.1, _anywhere)
+    assert previous.converged and previous.hessian is not None
+    fresh = newton_minimise(_smooth, start, _anywhere)
+    hessian = previous.hessian if given == "last fit's" else -np.eye(4)
+    result = newton_minimise(_smooth, start, _anywhere, hessian0=hessian)
+    assert result.converged
+    np.testing.assert_allclose(result.x, [0.3, -1.0, 2.0, 0.5], atol=1e-7)
+    if given == "last fit's":
+        assert result.evaluations <= fresh.evaluations - 3
+
+
 def test_a_non_convex_start_still_reaches_the_minimum() -> None:
     """Rosenbrock's valley from (-1.2, 1): the Hessian is indefinite on the way."""
 

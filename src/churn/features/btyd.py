@@ -45,6 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
+from churn.features.distinct import first_of_each
 from churn.features.newton import NewtonResult, newton_minimise
 from churn.portable_math import exp, expm1, log, log1p, logaddexp
 
@@ -101,15 +102,11 @@ class _Grouped:
 
 
 def _grouped(x: FloatArray, rest: list[FloatArray], weight: FloatArray, merge: bool) -> _Grouped:
-    """Merge identical rows (sort, then keep the first of each run) when asked; exact either way."""
+    """Merge identical rows (a hash table; the first of each kept, in input order) when
+    asked; exact either way."""
     if merge:
-        order = np.lexsort([*rest[::-1], x])
-        x, rest, weight = x[order], [c[order] for c in rest], weight[order]
-        same = np.ones(len(x) - 1, dtype=bool)
-        for column in (x, *rest):
-            same &= column[1:] == column[:-1]
-        first = np.concatenate([[True], ~same])
-        weight = np.bincount(np.cumsum(first) - 1, weights=weight).astype(np.float64)
+        first, codes = first_of_each((x, *rest))
+        weight = np.bincount(codes, weights=weight, minlength=len(first)).astype(np.float64)
         x, rest = x[first], [c[first] for c in rest]
     levels, index = np.unique(x, return_inverse=True)
     x_weight = np.bincount(index.ravel(), weights=weight, minlength=len(levels))
@@ -133,18 +130,24 @@ def _maximise(
     model: str,
     optimiser: dict[str, Any] | None = None,
     inside: Callable[[FloatArray], bool] | None = None,
-) -> FloatArray:
-    """Newton's method (churn.features.newton) on log-parameters from each start until
+    curvature: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray | None]:
+    """(the optimum, and the Hessian there when Newton's method knows it).
+
+    Newton's method (churn.features.newton) on log-parameters from each start until
     one converges; where Newton is not the tool, TNC from where it stopped, then Newton
     from where TNC stopped (TNC's tolerances leave it ~1e-5 short of the optimum in
     log-parameters, Newton's ~1e-8), or TNC's answer as it is (e.g. at a bound).
     ``inside``: which points Newton may step to (default: every coordinate within the
-    bounds)."""
+    bounds). ``curvature``: the Hessian of a similar fit (the previous cutoff's, with
+    the first start: a warm start), which saves measuring it.
+    """
     message = ""
-    for start in starts:
-        newton = _newton(objective, log(np.asarray(start, dtype=np.float64)), inside)
+    for number, start in enumerate(starts):
+        theta0 = log(np.asarray(start, dtype=np.float64))
+        newton = _newton(objective, theta0, inside, curvature if number == 0 else None)
         if newton.converged:
-            return newton.x
+            return newton.x, newton.hessian
         theta0 = newton.x  # where Newton stopped: no higher than the start
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
         with np.errstate(all="ignore"):
@@ -159,8 +162,8 @@ def _maximise(
         at_bound = np.abs(theta) >= _LOG_BOUND - 1e-9
         small = np.all(np.abs(np.where(at_bound, 0.0, grad)) < 1e-5)
         if np.isfinite(result.fun) and np.all(np.isfinite(theta)) and (result.success or small):
-            polished = _newton(objective, theta, inside)
-            return polished.x if polished.converged else theta
+            polished = _newton(objective, theta, inside, None)
+            return (polished.x, polished.hessian) if polished.converged else (theta, None)
     raise ValueError(
         f"{model} fit did not converge (TNC: {message or 'no reason given'}); "
         "check the inputs (enough customers, not all identical) or set penalizer > 0"
@@ -168,10 +171,15 @@ def _maximise(
 
 
 def _newton(
-    objective: Objective, theta0: FloatArray, inside: Callable[[FloatArray], bool] | None
+    objective: Objective,
+    theta0: FloatArray,
+    inside: Callable[[FloatArray], bool] | None,
+    curvature: FloatArray | None,
 ) -> NewtonResult:
     with np.errstate(all="ignore"):
-        return newton_minimise(objective, theta0, inside or _inside, tol=_NEWTON_TOL)
+        return newton_minimise(
+            objective, theta0, inside or _inside, tol=_NEWTON_TOL, hessian0=curvature
+        )
 
 
 def _inside(theta: FloatArray) -> bool:
@@ -379,9 +387,11 @@ class BetaGeoModel:
         T: ArrayLike,
         weights: ArrayLike | None = None,
         start: Sequence[float] | None = None,
+        curvature: FloatArray | None = None,
     ) -> BetaGeoModel:
         """Maximum likelihood; ``start`` = (r, alpha, a, b) tried first (e.g. a previous fit's
-        parameters on similar data: a warm start converges in a fraction of the steps)."""
+        parameters on similar data: a warm start converges in a fraction of the steps), with
+        that fit's ``curvature_`` when given (it saves a Hessian)."""
         xs, txs, Ts = _array("x", x), _array("t_x", t_x), _array("T", T)
         if not len(xs) == len(txs) == len(Ts):
             raise ValueError("x, t_x and T must have the same length")
@@ -397,7 +407,9 @@ class BetaGeoModel:
             r0, a0, aa0, b0 = start
             starts.insert(0, (r0, a0 / scale, aa0, b0))
         objective = _objective(_bgnbd_loglik, _histories(scaled), self.penalizer)
-        r, alpha, a, b = exp(_maximise(objective, starts, "BG/NBD"))
+        warm = None if start is None else curvature
+        theta, self.curvature_ = _maximise(objective, starts, "BG/NBD", curvature=warm)
+        r, alpha, a, b = exp(theta)
         self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
         with np.errstate(all="ignore"):
             self.log_likelihood_ = _bgnbd_loglik(self._params(), _histories(h))[0]
@@ -525,8 +537,10 @@ class GammaGammaModel:
         m_x: ArrayLike,
         weights: ArrayLike | None = None,
         start: Sequence[float] | None = None,
+        curvature: FloatArray | None = None,
     ) -> GammaGammaModel:
-        """Maximum likelihood; ``start`` = (p, q, v) is tried first (a warm start)."""
+        """Maximum likelihood; ``start`` = (p, q, v) is tried first (a warm start), with
+        that fit's ``curvature_`` when given."""
         xs, ms = _array("x", x), _array("m_x", m_x)
         if len(xs) != len(ms):
             raise ValueError("x and m_x must have the same length")
@@ -548,7 +562,9 @@ class GammaGammaModel:
         if start is not None:
             p0, q0, v0 = start
             starts.insert(0, (p0, q0, v0 / scale))
-        p, q, v = exp(_maximise(objective, starts, "Gamma-Gamma"))
+        warm = None if start is None else curvature
+        theta, self.curvature_ = _maximise(objective, starts, "Gamma-Gamma", curvature=warm)
+        p, q, v = exp(theta)
         self.p_, self.q_, self.v_ = float(p), float(q), float(v * scale)
         with np.errstate(all="ignore"):
             params = np.array([self.p_, self.q_, self.v_])

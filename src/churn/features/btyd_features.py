@@ -292,6 +292,8 @@ class CutoffFitter:
         self.bg_start: tuple[float, ...] | None = None
         self.gg_start: tuple[float, ...] | None = None
         self.pnbd_start: tuple[float, ...] | None = None
+        # Each fit's Hessian (Newton's method), which saves measuring the next one's.
+        self.curvature: dict[str, np.ndarray | None] = {}
 
     def fit(self, group: pd.DataFrame) -> FittedCutoff:
         """Fit one cutoff on its sampled rows (of everyone with a purchase by it)."""
@@ -305,19 +307,23 @@ class CutoffFitter:
         pnbd = self._fit_pnbd(group, cutoff)
         x, t_x, age, m_x = _inputs(group)
         try:
-            bg = BetaGeoModel().fit(x, t_x, age, start=self.bg_start)
+            bg = BetaGeoModel().fit(
+                x, t_x, age, start=self.bg_start, curvature=self.curvature.get("bg")
+            )
         except ValueError as exc:
             log.warning("BG/NBD fit failed at cutoff %s: %s", cutoff, exc)
             return FittedCutoff(self.horizon_weeks, None, None, pnbd, self.lifetime)
-        self.bg_start = (bg.r_, bg.alpha_, bg.a_, bg.b_)
+        self.bg_start, self.curvature["bg"] = (bg.r_, bg.alpha_, bg.a_, bg.b_), bg.curvature_
         spend = (x > 0) & (m_x > 0)
         try:
-            gg = GammaGammaModel().fit(x[spend], m_x[spend], start=self.gg_start)
+            gg = GammaGammaModel().fit(
+                x[spend], m_x[spend], start=self.gg_start, curvature=self.curvature.get("gg")
+            )
             gg.expected_spend(np.zeros(1), np.zeros(1))  # refuses q <= 1 here, not per chunk
         except ValueError as exc:
             log.warning("Gamma-Gamma fit failed at cutoff %s: %s", cutoff, exc)
             return FittedCutoff(self.horizon_weeks, bg, None, pnbd, self.lifetime)
-        self.gg_start = (gg.p_, gg.q_, gg.v_)
+        self.gg_start, self.curvature["gg"] = (gg.p_, gg.q_, gg.v_), gg.curvature_
         span = float(age.max()) if len(age) else np.inf
         return FittedCutoff(self.horizon_weeks, bg, gg, pnbd, self.lifetime, span)
 
@@ -326,11 +332,14 @@ class CutoffFitter:
             group = group[_in_sample(group["customer_id"], self.pnbd_sample)]
         x, t_x, age, _ = _inputs(group)
         try:
-            pnbd = ParetoNBDModel().fit(x, t_x, age, start=self.pnbd_start)
+            pnbd = ParetoNBDModel().fit(
+                x, t_x, age, start=self.pnbd_start, curvature=self.curvature.get("pnbd")
+            )
         except ValueError as exc:
             log.warning("Pareto/NBD fit failed at cutoff %s: %s", cutoff, exc)
             return None
         self.pnbd_start = (pnbd.r_, pnbd.alpha_, pnbd.s_, pnbd.beta_)
+        self.curvature["pnbd"] = pnbd.curvature_
         return pnbd
 
     def features(self, group: pd.DataFrame, predict: np.ndarray | None = None) -> pd.DataFrame:

@@ -40,7 +40,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, hyp2f1
 
@@ -56,6 +55,7 @@ from churn.features.btyd import (
     _weighted_sums,
     _weights,
 )
+from churn.features.distinct import first_of_each
 from churn.features.pnbd_quadrature import log_integral
 from churn.portable_math import exp, expm1, log, log1p, logaddexp
 
@@ -133,8 +133,8 @@ def _repaired(
 
 
 def _codes(x: FloatArray, time: FloatArray) -> np.ndarray:
-    """Equal codes for equal (x, time) rows (a hash table on one complex key: exact)."""
-    return np.asarray(pd.factorize(x + 1j * time)[0], dtype=np.int64)
+    """Equal codes for equal (x, time) rows (a hash table: exact)."""
+    return first_of_each((x, time))[1]
 
 
 @dataclass(frozen=True)
@@ -249,10 +249,12 @@ class ParetoNBDModel:
         T: ArrayLike,
         weights: ArrayLike | None = None,
         start: Sequence[float] | None = None,
+        curvature: FloatArray | None = None,
     ) -> ParetoNBDModel:
         """Maximum likelihood by Newton's method from ``start`` = (r, alpha, s, beta) when
-        given (a warm start: the previous cutoff's fit), else from a default; by TNC from
-        where Newton stopped and from every start when Newton cannot finish."""
+        given (a warm start: the previous cutoff's fit, with its ``curvature_`` when given),
+        else from a default; by TNC from where Newton stopped and from every start when
+        Newton cannot finish."""
         xs, txs, Ts = _array("x", x), _array("t_x", t_x), _array("T", T)
         if not len(xs) == len(txs) == len(Ts):
             raise ValueError("x, t_x and T must have the same length")
@@ -262,6 +264,7 @@ class ParetoNBDModel:
         scale = mean_T if mean_T > 0 else 1.0
         d = _histories(xs, txs / scale, Ts / scale, w)
         starts = [(0.5, 0.5, 0.5, 0.5), (1.0, 0.2, 1.0, 2.0), (0.3, 0.05, 0.5, 0.1)]
+        warm_curvature = None if start is None else curvature
         if start is not None:
             r0, a0, s0, b0 = start
             starts.insert(0, (r0, a0 / scale, s0, b0 / scale))
@@ -270,7 +273,9 @@ class ParetoNBDModel:
             [float(v) for v in exp(_to_spread(log(np.asarray(x0, dtype=np.float64))))]
             for x0 in starts
         ]
-        phi = _maximise(objective, spread_starts, "Pareto/NBD", _OPTIMISER, _inside)
+        phi, self.curvature_ = _maximise(
+            objective, spread_starts, "Pareto/NBD", _OPTIMISER, _inside, warm_curvature
+        )
         r, alpha, s, beta = exp(_from_spread(phi))
         self.r_, self.s_ = float(r), float(s)
         self.alpha_, self.beta_ = float(alpha * scale), float(beta * scale)

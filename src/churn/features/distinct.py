@@ -59,3 +59,19 @@ def _packed(columns: list[np.ndarray]) -> np.ndarray | None:
             return None
         key = (key << _BITS) | whole.astype(np.int64)
     return key
+
+
+def first_of_each(columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(the first row of each distinct combination of ``columns``, per row the number of
+    its combination), for any float columns, in order of first appearance: a hash table
+    where ``distinct_rows`` needs whole numbers (its order is lexicographic, this one's
+    is the input's, which is just as deterministic).
+
+    Each column is folded into the running code as the imaginary part of a complex
+    number (exact: no arithmetic touches either part) and hashed by ``factorize``.
+    """
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, _ = pd.factorize(codes + 1j * np.asarray(column, dtype=np.float64))
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+    return first, np.asarray(codes, dtype=np.int64)

@@ -45,6 +45,7 @@ class NewtonResult:
     evaluations: int
     converged: bool
     message: str
+    hessian: FloatArray | None = None  # the last one used: a warm start for a similar problem
 
 
 def cholesky(matrix: Sequence[Sequence[float]]) -> list[list[float]] | None:
@@ -170,6 +171,7 @@ def newton_minimise(
     max_evaluations: int = 60,
     max_step: float = 2.0,
     fd_step: float = 1e-7,
+    hessian0: FloatArray | None = None,
 ) -> NewtonResult:
     """Minimise ``objective`` (value and exact gradient) from ``x0`` by damped Newton steps.
 
@@ -177,7 +179,9 @@ def newton_minimise(
     decrease, g' H^-1 g / 2, is at most ``tol`` (in the objective's units): the point is
     that close to the minimum in value. ``feasible`` says whether a point may be
     evaluated (e.g. inside the parameter bounds). No step moves a coordinate by more
-    than ``max_step``.
+    than ``max_step``. ``hessian0``, the Hessian of a similar problem (the previous
+    cutoff's fit), saves measuring it at the start: where it no longer fits, the steps
+    say so and it is measured afresh.
     """
     calls = [0]
 
@@ -188,15 +192,18 @@ def newton_minimise(
     x = np.array(x0, dtype=np.float64)
     value, gradient = counted(x)
 
-    def result(converged: bool, message: str) -> NewtonResult:
-        return NewtonResult(x, value, gradient, calls[0], converged, message)
+    matrix = None if hessian0 is None else np.array(hessian0, dtype=np.float64)
+    last = matrix
 
-    matrix: FloatArray | None = None
+    def result(converged: bool, message: str) -> NewtonResult:
+        return NewtonResult(x, value, gradient, calls[0], converged, message, last)
+
     while calls[0] < max_evaluations:
         if not (math.isfinite(value) and np.all(np.isfinite(gradient))):
             return result(False, "the objective or its gradient is not finite")
         if matrix is None:
             matrix = hessian(counted, x, gradient, fd_step)
+        last = matrix
         found = _descent(matrix, gradient)
         if found is None:
             return result(False, "the Hessian is not finite")
