@@ -179,9 +179,8 @@ def newton_minimise(
     decrease, g' H^-1 g / 2, is at most ``tol`` (in the objective's units): the point is
     that close to the minimum in value. ``feasible`` says whether a point may be
     evaluated (e.g. inside the parameter bounds). No step moves a coordinate by more
-    than ``max_step``. ``hessian0``, the Hessian of a similar problem (the previous
-    cutoff's fit), saves measuring it at the start: where it no longer fits, the steps
-    say so and it is measured afresh.
+    than ``max_step``. ``hessian0``, a similar problem's Hessian (the previous cutoff's
+    fit), saves measuring one at the start; where it does not fit, one is measured.
     """
     calls = [0]
 
