@@ -1,12 +1,12 @@
-"""Distinct rows of a few whole-number columns, by one integer sort.
+"""Distinct rows of a few columns, by one hash table.
 
-BTYD predictions are computed once per distinct history (x, t_x, T) and the CLV sums
-once per distinct (x, T): millions of customers share a few hundred thousand of them.
-``np.unique(axis=0)`` finds them by a lexsort of row views, which at 2 M rows cost
-seconds of the nightly feature step (issue 20). Histories are whole days, so each row
-packs into one int64 whose order is the rows' lexicographic order, and a 1-D unique
-does the same job ~10x faster. The distinct rows returned are input rows themselves,
-so every value computed from them is bit for bit what it was.
+BTYD predictions are computed once per distinct history (x, t_x, T) and the terms
+that do not depend on t_x once per distinct (x, T): millions of customers share a
+few hundred thousand of them. ``np.unique(axis=0)`` finds them by a lexsort of row
+views, which at 2 M rows cost seconds of the nightly feature step (issue 20).
+Histories are whole days, so each row packs into one int64, and ``factorize``
+numbers the keys without sorting anything. The distinct rows returned are input rows
+themselves, so every value computed from them is bit for bit the per-row one.
 """
 
 from __future__ import annotations
@@ -20,32 +20,27 @@ _BITS = 21  # per column: whole numbers below 2**21 (days: 5,700 years)
 def distinct_rows(
     columns: tuple[np.ndarray, ...], scales: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct rows of ``columns`` stacked, in lexicographic order; per input row the
-    index of its distinct row), exactly as ``np.unique(stacked, axis=0, return_inverse=True)``.
+    """(the distinct rows of ``columns`` stacked, in order of first appearance; per input
+    row the index of its distinct row).
 
-    ``column * scale`` must be a whole number (weeks * 7 = days) for the fast path;
-    otherwise the general one runs.
+    ``column * scale`` must be a whole number (weeks * 7 = days) for the fast path (one
+    int64 key per row); otherwise :func:`first_of_each` hashes the floats themselves.
+    Callers evaluate elementwise functions on the distinct rows, so their order does
+    not matter: sorting them (as ``np.unique`` does) cost more than the hashing.
     """
-    rows = np.column_stack(columns)
     key = _packed([column * scale for column, scale in zip(columns, scales, strict=True)])
     if key is None:
-        distinct, index = np.unique(rows, axis=0, return_inverse=True)
-        return distinct, index.ravel()
-    first, index = _first_and_rank(key)
-    return rows[first], index
+        first, index = first_of_each(columns)
+    else:
+        index = np.asarray(pd.factorize(key, use_na_sentinel=False)[0], dtype=np.int64)
+        first = _first_rows(index)
+    return np.column_stack([column[first] for column in columns]), index
 
 
-def _first_and_rank(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(key, return_index=True, return_inverse=True)[1:]`` by a hash table:
-    the stable argsort of every key was most of the cost; this sorts only the distinct
-    ones. ``factorize`` numbers keys by first appearance, so the running maximum of
-    the codes steps up exactly at each key's first row."""
-    codes, uniques = pd.factorize(key)
-    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
-    order = np.argsort(uniques)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order], rank[codes]
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each code: ``factorize`` numbers keys by first appearance, so the
+    running maximum of the codes steps up exactly at each key's first row."""
+    return np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
 
 
 def _packed(columns: list[np.ndarray]) -> np.ndarray | None:
@@ -64,14 +59,25 @@ def _packed(columns: list[np.ndarray]) -> np.ndarray | None:
 def first_of_each(columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(the first row of each distinct combination of ``columns``, per row the number of
     its combination), for any float columns, in order of first appearance: a hash table
-    where ``distinct_rows`` needs whole numbers (its order is lexicographic, this one's
-    is the input's, which is just as deterministic).
+    where ``distinct_rows``' fast path needs whole numbers.
 
-    Each column is folded into the running code as the imaginary part of a complex
-    number (exact: no arithmetic touches either part) and hashed by ``factorize``.
+    The first two columns are one complex number (exact: no arithmetic touches either
+    part) hashed by ``factorize``; each further one is folded into the codes so far as
+    the imaginary part of the next.
     """
-    codes = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        codes, _ = pd.factorize(codes + 1j * np.asarray(column, dtype=np.float64))
-    first = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
-    return first, np.asarray(codes, dtype=np.int64)
+    head, *rest = (_nan_free(np.asarray(column, dtype=np.float64)) for column in columns)
+    key = head + 1j * rest.pop(0) if rest else head
+    codes = np.asarray(pd.factorize(key, use_na_sentinel=False)[0], dtype=np.int64)
+    for column in rest:
+        codes = np.asarray(
+            pd.factorize(codes + 1j * column, use_na_sentinel=False)[0], dtype=np.int64
+        )
+    return _first_rows(codes), codes
+
+
+def _nan_free(column: np.ndarray) -> np.ndarray:
+    """``column``, or where it holds NaN its codes (NaN one of them): a complex key with a
+    NaN part is NaN as a whole, and would merge rows that differ in the other part."""
+    if not np.isnan(column).any():
+        return column
+    return pd.factorize(column, use_na_sentinel=False)[0].astype(np.float64)
