@@ -308,9 +308,9 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     real_materialized = tables.materialized
 
     @contextmanager
-    def materialized(expr: Any) -> Iterator[Any]:
+    def materialized(expr: Any, **options: Any) -> Iterator[Any]:
         with timer("bucket table (orders, gaps, buckets, totals)"):
-            context = real_materialized(expr)
+            context = real_materialized(expr, **options)
             table = context.__enter__()
         try:
             yield table
@@ -351,15 +351,20 @@ def run_ours_stage(job: dict[str, Any]) -> Outcome:
     tables.to_pandas = timed("queries -> pandas (customers; chunked cutoffs)", tables.to_pandas)
     real_prefetched = tables._prefetched
 
-    def prefetched(run: Any, frames: list[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Time the main thread's wait for each cutoff's rows (the query runs on a worker)."""
-        results = real_prefetched(run, frames)
-        while True:
-            with timer("per-cutoff feature queries: waiting for the worker"):
-                item = next(results, None)
-            if item is None:
-                return
-            yield item
+    @contextmanager
+    def prefetched(run: Any, frames: list[pd.DataFrame], at_once: int) -> Iterator[Any]:
+        """Time the main thread's wait for each cutoff's rows (the queries run on workers)."""
+
+        def waited(results: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            while True:
+                with timer("per-cutoff feature queries: waiting for the workers"):
+                    item = next(results, None)
+                if item is None:
+                    return
+                yield item
+
+        with real_prefetched(run, frames, at_once) as results:
+            yield waited(results)
 
     tables._prefetched = prefetched
     tables._date_range = timed("date range (min/max/count)", tables._date_range)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -173,7 +174,7 @@ def limit_memory(backend: BaseBackend, memory_limit: str) -> None:
 
 
 @contextlib.contextmanager
-def materialized(expr: ir.Table) -> Iterator[ir.Table]:
+def materialized(expr: ir.Table, *, shared: bool = False) -> Iterator[ir.Table]:
     """``expr`` computed once for the block, then dropped.
 
     Several queries read the same intermediate table; the engine would
@@ -184,11 +185,15 @@ def materialized(expr: ir.Table) -> Iterator[ir.Table]:
     compiles the SQL before registering the in-memory tables the expression
     reads, so Spark cannot find them; for the first reason the drops are raw
     SQL. Other engines get the expression back and recompute it.
+
+    ``shared``: on DuckDB a table of the connection's (in-memory) database instead of a
+    temp table, which only its own connection sees: :func:`repeated_query` runs its
+    queries on cursors of their own, so that two run at once.
     """
     backend = ibis.get_backend(expr)
     name = f"churn_tmp_{uuid.uuid4().hex}"
     if backend.name == "duckdb":
-        backend.create_table(name, expr, temp=True)
+        backend.create_table(name, expr, temp=not shared)
         drops = [f'DROP TABLE IF EXISTS "{name}"']
     elif backend.name == "pyspark":
         backend.create_view(name, expr)
@@ -219,8 +224,10 @@ def repeated_query(
     The feature stage runs one query per cutoff that differs only in a small
     input table; compiling the ~50-column Ibis expression to SQL cost about a
     quarter of a second each time. On DuckDB the expression is compiled once
-    against a view whose pandas frame is swapped between runs (``example``
-    fixes the columns and types); other engines build and compile it per run.
+    against a view (``example`` fixes its columns and types) and each run gives
+    the view its frame on a cursor of its own, so runs on several threads do not
+    wait for each other (the tables they read must be :func:`materialized`
+    ``shared``); other engines build and compile it per run.
     """
     if backend.name != "duckdb":
         yield lambda frame: to_pandas(build(ibis.memtable(frame)))
@@ -230,20 +237,53 @@ def repeated_query(
     con.register(name, example)
     try:
         expr = build(backend.table(name))
-        # Registers the memtables the expression reads, without running it: a LIMIT 0 run
-        # of this ~50-column query cost ~1.6 s at 300 k customers, all of it wasted on
-        # the nightly's single cutoff.
-        backend._run_pre_execute_hooks(expr)
+        if expr.op().find(ops.InMemoryTable):
+            # A cursor would not see the memtables Ibis registers on the connection.
+            raise ValueError("repeated_query reads tables, not in-memory frames")
         sql = str(ibis.to_sql(expr, dialect="duckdb"))
         schema = expr.schema().to_pyarrow()
 
         def run(frame: pd.DataFrame) -> pd.DataFrame:
-            con.register(name, frame)
-            return arrow_to_pandas(con.sql(sql).to_arrow_table().cast(schema))
+            with contextlib.closing(con.cursor()) as cursor:
+                use_utc(cursor)  # a session setting: each cursor starts from the host's
+                cursor.register(name, frame)
+                # execute(), not a relation: a relation's Arrow table comes in a chunk per
+                # thread and batch, which pandas copies into one block per column (~1 s in
+                # all at 10 M transactions, on the path every cutoff waits for);
+                # execute() hands over batches of a million rows, so a cutoff is mostly
+                # one chunk and its numeric columns convert without a copy.
+                table = cursor.execute(sql).to_arrow_table()
+            return arrow_to_pandas(table.cast(schema))
 
         yield run
     finally:
         con.unregister(name)
+
+
+@contextlib.contextmanager
+def concurrent_queries(backend: BaseBackend) -> Iterator[int]:
+    """How many :func:`repeated_query` runs to keep going at once, for the block.
+
+    Two on DuckDB (one on a single thread): the engine's threads are shared out
+    among them (``threads`` is one fewer, as each run's own thread works on its
+    query too). One cutoff's query (~1 s) gained little from a second thread
+    (joins and sorts of ~0.8 M rows split among threads cost ~10 % more work, and
+    its result came in one chunk per thread), while two queries on one thread each
+    keep both cores busy beside the Python work. Other engines: one at a time.
+    """
+    if backend.name != "duckdb":
+        yield 1
+        return
+    con = backend.con
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    if threads < 2:
+        yield 1
+        return
+    con.execute(f"SET threads = {threads - 1}")
+    try:
+        yield 2
+    finally:
+        con.execute(f"SET threads = {threads}")
 
 
 def to_pandas(expr: ir.Table) -> pd.DataFrame:

@@ -202,6 +202,12 @@ def running_totals(totals: ir.Table) -> ir.Table:
     )
 
 
+def customers(running: ir.Table) -> ir.Table:
+    """Each customer of a :func:`running_totals` table once: the row of their latest bucket
+    (the only one with no next bucket), which a filter finds without a distinct."""
+    return running.filter(running.next_bucket == _NO_NEXT).select("customer_id")
+
+
 def _as_of_edge(running: ir.Table, edges: ir.Table, edge: str, **columns: str) -> ir.Table:
     """Each customer's running totals at ``edges[edge]`` (a bucket number), per cutoff.
 

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from churn.errors import UserError
 from churn.features.as_of_snapshot import as_of_pieces
 from churn.features.backend import (
     arrow_to_pandas,
+    concurrent_queries,
     limit_memory,
     materialized,
     repeated_query,
@@ -42,6 +44,7 @@ from churn.features.btyd_clv import LifetimeSettings
 from churn.features.btyd_features import CutoffFitter, fit_samples
 from churn.features.buckets import BucketPlan
 from churn.features.piece_writer import PieceWriter
+from churn.features.rfm import customers
 from churn.features.segments import RFMScorer
 from churn.features.snapshots import (
     Calendar,
@@ -103,14 +106,16 @@ def feature_pieces(
             transactions, plan, edges, scorer, snapshots, features, features.chunk_customers
         )
         return
-    with materialized(bucket_table(transactions, plan, as_of)) as running:
-        fitter, chunks = _fitter_and_chunks(running, snapshots, features)
+    with materialized(bucket_table(transactions, plan, as_of), shared=True) as running:
+        chunks = _code_ranges(_n_customers(running), features.chunk_customers)
+        fitters = partial(_fitters, running, snapshots, features)
         with contextlib.ExitStack() as stack:
             history_of = [
                 stack.enter_context(query)
                 for query in _history_queries(running, edges, chunks, snapshots, features)
             ]
-            yield from _cutoff_pieces(history_of, edges, fitter, scorer, features)
+            at_once = stack.enter_context(concurrent_queries(ibis.get_backend(running)))
+            yield from _cutoff_pieces(history_of, edges, fitters, scorer, features, at_once)
 
 
 def _plan(
@@ -127,17 +132,31 @@ def _plan(
 _Query = Callable[[pd.DataFrame], pd.DataFrame]
 
 
-def _fitter_and_chunks(
+def _n_customers(running: ir.Table) -> int:
+    """How many customers the running totals hold: their codes number them from 0."""
+    top = to_pandas(running.aggregate(top=running.code.max()))["top"].iloc[0]
+    return 0 if pd.isna(top) else int(top) + 1
+
+
+def _fitters(
     running: ir.Table, snapshots: SnapshotConfig, features: FeaturesConfig
-) -> tuple[CutoffFitter, list[tuple[int | None, int | None]]]:
-    """The BTYD fitter (BG/NBD and Gamma-Gamma on a hashed sample of
-    ``features.btyd_fit_customers``, Pareto/NBD on the first ``pnbd_fit_customers`` of it)
-    and the customer code ranges each cutoff's query is split into. The customer ids
-    are read once, for both, and dropped before any cutoff runs."""
-    ids = to_pandas(running.select("customer_id").distinct())["customer_id"]
+) -> tuple[CutoffFitter, CutoffFitter]:
+    """The BTYD fitters of the labelled cutoffs and of the scoring cutoff: BG/NBD and
+    Gamma-Gamma on a hashed sample of ``features.btyd_fit_customers``, Pareto/NBD on the
+    first ``pnbd_fit_customers`` of it. The customer ids are read once, for both.
+
+    The scoring cutoff has a fitter of its own, which starts cold: BG/NBD's (a, b) sit
+    on a flat ridge where the optimum found depends on the start by up to ~1e-2 in
+    P(alive) on small data, and the scoring snapshot must be the same whether built
+    with the labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
+    nightly). It also adds lifetime value and the next purchase date, for people.
+    """
+    ids = to_pandas(customers(running))[CUSTOMER_ID]
     sample, pnbd = fit_samples(ids, features.btyd_fit_customers, features.pnbd_fit_customers)
-    fitter = CutoffFitter(snapshots.horizon_days, sample, pnbd)
-    return fitter, _code_ranges(len(ids), features.chunk_customers)
+    del ids
+    scoring = CutoffFitter(snapshots.horizon_days, sample, pnbd)
+    scoring.lifetime = _lifetime(features)
+    return CutoffFitter(snapshots.horizon_days, sample, pnbd), scoring
 
 
 def _history_rows(
@@ -167,37 +186,48 @@ def _history_queries(
 def _cutoff_pieces(
     history_of: list[_Query],
     edges: pd.DataFrame,
-    fitter: CutoffFitter,
+    fitters: Callable[[], tuple[CutoffFitter, CutoffFitter]],
     scorer: RFMScorer,
     features: FeaturesConfig,
+    at_once: int,
 ) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
-    """Each cutoff in turn: its rows, BTYD fit and RFM segments. With one customer range
-    the next cutoff's query runs while this one is fitted; with several, each cutoff is
-    handed on in chunks (``_in_chunks``)."""
-    cutoffs = [edges[edges["cutoff_i"] == number] for number in edges["cutoff_i"]]
-    one_query = len(history_of) == 1
-    histories = _prefetched(history_of[0], cutoffs) if one_query else repeat(None)
-    steps = zip(cutoffs, histories, strict=False)
-    for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
-        if mine[SPLIT].iloc[0] == SCORE_SPLIT:
-            # Cold start: BG/NBD's (a, b) sit on a flat ridge where the optimum
-            # found depends on the start by up to ~1e-2 in P(alive) on small data,
-            # and the scoring snapshot must be the same whether built with the
-            # labelled cutoffs (`churn features`) or alone (`churn score --as-of`,
-            # nightly).
-            fitter.reset()
-        # Lifetime value and next purchase date: for people, on the scoring snapshot only.
-        fitter.lifetime = _lifetime(features) if mine[SPLIT].iloc[0] == SCORE_SPLIT else None
-        if history is None:
-            queries = [partial(run, mine) for run in history_of]
-            yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
-            continue
-        piece = _population(history)
-        if piece is None:
-            continue
-        _add_btyd(piece, fitter.fit(history).predict(piece))
-        del history
-        yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+    """Each cutoff in turn (:func:`_in_turn`): its rows, BTYD fit and RFM segments. With
+    one customer range the next cutoffs' queries (``at_once`` of them) run while this one
+    is fitted, and the fitters are made while the first ones run; with several ranges
+    each cutoff is handed on in chunks (``_in_chunks``)."""
+    cutoffs = [edges[edges["cutoff_i"] == number] for number in _in_turn(edges)]
+    with contextlib.ExitStack() as stack:
+        histories: Iterator[pd.DataFrame | None] = repeat(None)
+        if len(history_of) == 1:
+            histories = stack.enter_context(_prefetched(history_of[0], cutoffs, at_once))
+        labelled, scoring = fitters()
+        steps = zip(cutoffs, histories, strict=False)
+        for mine, history in tracked(steps, "features", "cutoffs", len(cutoffs)):
+            fitter = scoring if mine[SPLIT].iloc[0] == SCORE_SPLIT else labelled
+            if history is None:
+                queries = [partial(run, mine) for run in history_of]
+                yield from _in_chunks(queries, fitter, scorer, features.chunk_customers)
+                continue
+            piece = _population(history)
+            if piece is None:
+                continue
+            _add_btyd(piece, fitter.fit(history).predict(piece))
+            del history
+            yield scorer.fit(piece).transform(piece), dict(scorer.edges_)
+
+
+def _in_turn(edges: pd.DataFrame) -> list[int]:
+    """The cutoff numbers in the order they are computed: the labelled ones oldest first
+    (each BTYD fit starts from the previous one's), the scoring cutoff second.
+
+    Its fits start cold and it alone adds lifetime values, so it is the longest to fit
+    and score; last, that ran after every query had finished, one core idle (~2 s at
+    10 M transactions). Second, it overlaps the queries of the cutoffs after it, and
+    the first rows waited for are still the oldest cutoff's, the fewest.
+    """
+    scoring = edges.loc[edges[SPLIT] == SCORE_SPLIT, "cutoff_i"].tolist()
+    labelled = edges.loc[edges[SPLIT] != SCORE_SPLIT, "cutoff_i"].tolist()
+    return [*labelled[:1], *scoring, *labelled[1:]]
 
 
 def _lifetime(features: FeaturesConfig) -> LifetimeSettings:
@@ -206,25 +236,34 @@ def _lifetime(features: FeaturesConfig) -> LifetimeSettings:
     )
 
 
+@contextlib.contextmanager
 def _prefetched(
-    run: Callable[[pd.DataFrame], pd.DataFrame], frames: list[pd.DataFrame]
-) -> Iterator[pd.DataFrame]:
-    """``run(frame)`` for each frame in turn, the next one already running on a worker thread.
+    run: Callable[[pd.DataFrame], pd.DataFrame], frames: list[pd.DataFrame], at_once: int
+) -> Iterator[Iterator[pd.DataFrame]]:
+    """``run(frame)`` for each frame in turn, the next ``at_once`` already running on
+    worker threads, all of them from the start of the block.
 
-    The engine computes cutoff k + 1 while Python fits and scores cutoff k
-    (DuckDB and NumPy release the GIL), so neither waits for the other on a
-    machine with a spare core. At most two cutoffs' rows exist at once.
+    The engine computes the next cutoffs while Python fits and scores this one
+    (DuckDB and NumPy release the GIL), so neither waits for the other. At most
+    ``at_once + 1`` cutoffs' rows exist at once.
     """
-    if not frames:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-cutoff") as pool:
-        pending = pool.submit(run, frames[0])
-        for frame in frames[1:]:
-            done = pending.result()
-            pending = pool.submit(run, frame)
-            yield done
-            del done
-        yield pending.result()
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="churn-cutoff") as pool:
+        pending = deque(pool.submit(run, frame) for frame in frames[:at_once])
+
+        def results() -> Iterator[pd.DataFrame]:
+            for frame in frames[at_once:]:
+                done = pending.popleft().result()
+                pending.append(pool.submit(run, frame))
+                yield done
+                del done
+            while pending:
+                yield pending.popleft().result()
+
+        try:
+            yield results()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # What a cutoff's BTYD fit and RFM edges read, for every customer with history.
