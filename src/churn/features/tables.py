@@ -218,16 +218,19 @@ def _cutoff_pieces(
 
 def _in_turn(edges: pd.DataFrame) -> list[int]:
     """The cutoff numbers in the order they are computed: the labelled ones oldest first
-    (each BTYD fit starts from the previous one's), the scoring cutoff second.
+    (each BTYD fit starts from the previous one's), the scoring cutoff among them
+    halfway.
 
-    Its fits start cold and it alone adds lifetime values, so it is the longest to fit
-    and score; last, that ran after every query had finished, one core idle (~2 s at
-    10 M transactions). Second, it overlaps the queries of the cutoffs after it, and
-    the first rows waited for are still the oldest cutoff's, the fewest.
+    Its fits start cold and it alone adds lifetime values, so it takes longest to
+    fit and score. Last, that ran after every query had finished, one core idle (~2 s
+    at 10 M transactions); second, the small early queries kept ahead of it ran out
+    before it was done. Halfway, the queries of the larger cutoffs after it cover it,
+    and the first rows waited for are still the oldest cutoff's, the fewest.
     """
     scoring = edges.loc[edges[SPLIT] == SCORE_SPLIT, "cutoff_i"].tolist()
     labelled = edges.loc[edges[SPLIT] != SCORE_SPLIT, "cutoff_i"].tolist()
-    return [*labelled[:1], *scoring, *labelled[1:]]
+    half = len(labelled) // 2
+    return [*labelled[:half], *scoring, *labelled[half:]]
 
 
 def _lifetime(features: FeaturesConfig) -> LifetimeSettings:
@@ -240,18 +243,22 @@ def _lifetime(features: FeaturesConfig) -> LifetimeSettings:
 def _prefetched(
     run: Callable[[pd.DataFrame], pd.DataFrame], frames: list[pd.DataFrame], at_once: int
 ) -> Iterator[Iterator[pd.DataFrame]]:
-    """``run(frame)`` for each frame in turn, the next ``at_once`` already running on
-    worker threads, all of them from the start of the block.
+    """``run(frame)`` for each frame in turn on ``at_once`` worker threads, started with
+    the block and kept one frame ahead of them.
 
     The engine computes the next cutoffs while Python fits and scores this one
-    (DuckDB and NumPy release the GIL), so neither waits for the other. At most
-    ``at_once + 1`` cutoffs' rows exist at once.
+    (DuckDB and NumPy release the GIL), so neither waits for the other. With only
+    ``at_once`` runs handed out, a worker that finished sat idle until this thread
+    took its rows, one core unused while a long cutoff (the scoring one, ~1.7 s at
+    10 M transactions) was fitted; one more keeps both busy. At most ``at_once + 2``
+    cutoffs' rows exist at once: those handed out and the one being fitted.
     """
+    ahead = at_once + 1
     with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="churn-cutoff") as pool:
-        pending = deque(pool.submit(run, frame) for frame in frames[:at_once])
+        pending = deque(pool.submit(run, frame) for frame in frames[:ahead])
 
         def results() -> Iterator[pd.DataFrame]:
-            for frame in frames[at_once:]:
+            for frame in frames[ahead:]:
                 done = pending.popleft().result()
                 pending.append(pool.submit(run, frame))
                 yield done
