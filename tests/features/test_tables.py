@@ -274,7 +274,7 @@ def test_the_stage_gives_duckdb_its_threads_back(
     tmp_path: Path,
 ) -> None:
     """Two cutoff queries at once on DuckDB's threads less one, the setting restored after;
-    the same tables."""
+    the same tables, and the RFM edges in cutoff order."""
     seen: list[int] = []
     prefetched = stage._prefetched
 
@@ -293,4 +293,7 @@ def test_the_stage_gives_duckdb_its_threads_back(
     assert int(backend.con.execute("SELECT current_setting('threads')").fetchone()[0]) == 3
     pd.testing.assert_frame_equal(again.labelled, tables.labelled, check_exact=True)
     pd.testing.assert_frame_equal(again.scoring, tables.scoring, check_exact=True)
+    # The RFM edges oldest cutoff first, the scoring one last, though it is computed halfway.
+    assert list(again.rfm_edges) == sorted(again.rfm_edges)
+    assert list(again.rfm_edges)[-1] == str(again.calendar.as_of)
     backend.disconnect()

@@ -238,7 +238,7 @@ def _join_at_edge(
 
     Most customers have the same row at both edges (no order in the window, none in
     the label window): their values are the cutoff's own, and the join looks up only
-    the others (``moved``), whose hash tables were half the rows or less: ~15 % of a
+    the others (``moved``), whose hash tables were half the rows or less: 5-20 % of a
     cutoff's query at 10 M transactions. Before the cutoff, a customer with neither
     (their first bucket began after the edge) had nothing yet: 0. After it, the row
     at the cutoff reaches the edge unless a later one does.

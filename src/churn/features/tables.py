@@ -402,6 +402,10 @@ def _split_pieces(
         )
         for piece, piece_edges in cutoffs:
             edges.update(piece_edges)
+            # Oldest cutoff first, as before the scoring cutoff was computed halfway.
+            ordered = sorted(edges.items())
+            edges.clear()
+            edges.update(ordered)
             if (piece[SPLIT] == SCORE_SPLIT).all():
                 yield True, piece.drop(columns=LABEL)
             else:
