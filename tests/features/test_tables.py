@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import ibis
 import numpy as np
@@ -296,4 +297,26 @@ def test_the_stage_gives_duckdb_its_threads_back(
     # The RFM edges oldest cutoff first, the scoring one last, though it is computed halfway.
     assert list(again.rfm_edges) == sorted(again.rfm_edges)
     assert list(again.rfm_edges)[-1] == str(again.calendar.as_of)
+    backend.disconnect()
+
+
+def test_chunked_cutoffs_keep_every_duckdb_thread(
+    transactions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Customer ranges run one after another, so each keeps all of the engine's threads."""
+    seen: list[int] = []
+    in_chunks = stage._in_chunks
+
+    def spy(*args: Any) -> Any:
+        seen.append(int(backend.con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        return in_chunks(*args)
+
+    monkeypatch.setattr(stage, "_in_chunks", spy)
+    backend = connect("duckdb")
+    backend.con.execute("SET threads = 3")
+    path = tmp_path / "transactions.parquet"
+    transactions.to_parquet(path, index=False)
+    features = FeaturesConfig(chunk_customers=CHUNK)
+    build_feature_tables(read_transactions(backend, path), SNAPSHOTS, features)
+    assert seen and set(seen) == {3}
     backend.disconnect()

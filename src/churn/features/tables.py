@@ -114,7 +114,10 @@ def feature_pieces(
                 stack.enter_context(query)
                 for query in _history_queries(running, edges, chunks, snapshots, features)
             ]
-            at_once = stack.enter_context(concurrent_queries(ibis.get_backend(running)))
+            # Several ranges run one after another, each on all of the engine's threads.
+            at_once = 1
+            if len(history_of) == 1:
+                at_once = stack.enter_context(concurrent_queries(ibis.get_backend(running)))
             yield from _cutoff_pieces(history_of, edges, fitters, scorer, features, at_once)
 
 
