@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -320,3 +322,16 @@ def test_chunked_cutoffs_keep_every_duckdb_thread(
     build_feature_tables(read_transactions(backend, path), SNAPSHOTS, features)
     assert seen and set(seen) == {3}
     backend.disconnect()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads are reniced on Linux only")
+def test_cutoff_queries_run_behind_the_fits() -> None:
+    """The query workers are nicer than the thread that fits BTYD, which they feed."""
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    frames = [pd.DataFrame({"n": [0]})]
+    with _prefetched(lambda frame: frame.assign(n=niceness()), frames, 2) as rows:
+        worker = int(next(rows)["n"].iloc[0])
+    assert worker == min(niceness() + 5, 19)

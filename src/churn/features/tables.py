@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -254,10 +257,13 @@ def _prefetched(
     ``at_once`` runs handed out, a worker that finished sat idle until this thread
     took its rows, one core unused while a long cutoff (the scoring one, ~1.7 s at
     10 M transactions) was fitted; one more keeps both busy. At most ``at_once + 2``
-    cutoffs' rows exist at once: those handed out and the one being fitted.
+    cutoffs' rows exist at once: those handed out and the one being fitted. The
+    workers run behind this thread (:func:`_behind_the_fits`).
     """
     ahead = at_once + 1
-    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="churn-cutoff") as pool:
+    with ThreadPoolExecutor(
+        max_workers=at_once, thread_name_prefix="churn-cutoff", initializer=_behind_the_fits
+    ) as pool:
         pending = deque(pool.submit(run, frame) for frame in frames[:ahead])
 
         def results() -> Iterator[pd.DataFrame]:
@@ -274,6 +280,26 @@ def _prefetched(
         finally:
             for future in pending:
                 future.cancel()
+
+
+# How much nicer (lower in priority) the query workers are than the thread fitting BTYD.
+_QUERY_NICENESS = 5
+
+
+def _behind_the_fits() -> None:
+    """Lower the calling worker thread's priority below the fitting thread's (Linux only).
+
+    The fits are a chain, each cutoff's starting from the last, on one thread; the
+    queries only need to stay ahead of it. At equal priority three threads shared
+    two cores evenly and the fits took ~30 % longer (BTYD in all 5.8 s against 4.4 s
+    at 10 M transactions, the stage no faster); behind them, the queries use what
+    the fits leave. Elsewhere a native thread id is no process id to renice.
+    """
+    if sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    niceness = os.getpriority(os.PRIO_PROCESS, tid) + _QUERY_NICENESS
+    os.setpriority(os.PRIO_PROCESS, tid, min(niceness, 19))
 
 
 # What a cutoff's BTYD fit and RFM edges read, for every customer with history.
