@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import ibis
 import numpy as np
@@ -14,10 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.config import FeaturesConfig, SnapshotConfig
+from churn.features import tables as stage
 from churn.features.backend import connect, read_transactions
 from churn.features.btyd_features import BTYD_FEATURES, FittedCutoff, btyd_features, fit_sample
 from churn.features.tables import (
     FeatureTables,
+    _in_turn,
+    _prefetched,
     build_feature_tables,
     build_scoring_snapshot,
     feature_pieces,
@@ -222,3 +229,109 @@ def test_the_as_of_predictions_run_beside_the_pandas_conversion(
     alone = build_scoring_snapshot(table, as_of, SNAPSHOTS, FeaturesConfig())
     assert threads and threading.get_ident() not in threads
     pd.testing.assert_frame_equal(alone, tables.scoring, check_exact=True)
+
+
+def test_the_scoring_cutoff_is_computed_halfway_through_the_labelled_ones() -> None:
+    """The labelled cutoffs oldest first (each BTYD fit starts from the last), the scoring
+    cutoff, the longest to fit and score, where the queries of larger cutoffs cover it."""
+    edges = pd.DataFrame(
+        {"cutoff_i": range(6), "split": ["train", "train", "train", "valid", "test", "score"]}
+    )
+    assert _in_turn(edges) == [0, 1, 5, 2, 3, 4]
+
+
+def test_cutoff_queries_run_two_at_once_one_ahead_of_their_workers() -> None:
+    """Two runs at once, and one more handed out, before this thread takes any result."""
+    started: list[int] = []
+    both = threading.Barrier(2, timeout=30)
+    release = threading.Event()
+
+    def run(frame: pd.DataFrame) -> pd.DataFrame:
+        number = int(frame["n"].iloc[0])
+        started.append(number)
+        if number < 2:
+            both.wait()  # returns only if runs 0 and 1 run at the same time
+        release.wait(timeout=30)
+        return frame
+
+    def started_at_least(n: int) -> bool:
+        deadline = time.monotonic() + 30
+        while len(started) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(started) >= n
+
+    frames = [pd.DataFrame({"n": [n]}) for n in range(5)]
+    with _prefetched(run, frames, at_once=2) as results:
+        assert started_at_least(2)
+        release.set()
+        assert started_at_least(3)
+        time.sleep(0.2)
+        assert sorted(started) == [0, 1, 2]  # the fourth waits until a result is taken
+        assert [int(frame["n"].iloc[0]) for frame in results] == [0, 1, 2, 3, 4]
+
+
+def test_the_stage_gives_duckdb_its_threads_back(
+    transactions: pd.DataFrame,
+    tables: FeatureTables,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Two cutoff queries at once on DuckDB's threads less one, the setting restored after;
+    the same tables, and the RFM edges in cutoff order."""
+    seen: list[int] = []
+    prefetched = stage._prefetched
+
+    def spy(run: object, frames: list[pd.DataFrame], at_once: int) -> object:
+        seen.append(at_once)
+        seen.append(int(backend.con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        return prefetched(run, frames, at_once)
+
+    monkeypatch.setattr(stage, "_prefetched", spy)
+    backend = connect("duckdb")
+    backend.con.execute("SET threads = 3")
+    path = tmp_path / "transactions.parquet"
+    transactions.to_parquet(path, index=False)
+    again = build_feature_tables(read_transactions(backend, path), SNAPSHOTS, FeaturesConfig())
+    assert seen == [2, 2]
+    assert int(backend.con.execute("SELECT current_setting('threads')").fetchone()[0]) == 3
+    pd.testing.assert_frame_equal(again.labelled, tables.labelled, check_exact=True)
+    pd.testing.assert_frame_equal(again.scoring, tables.scoring, check_exact=True)
+    # The RFM edges oldest cutoff first, the scoring one last, though it is computed halfway.
+    assert list(again.rfm_edges) == sorted(again.rfm_edges)
+    assert list(again.rfm_edges)[-1] == str(again.calendar.as_of)
+    backend.disconnect()
+
+
+def test_chunked_cutoffs_keep_every_duckdb_thread(
+    transactions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Customer ranges run one after another, so each keeps all of the engine's threads."""
+    seen: list[int] = []
+    in_chunks = stage._in_chunks
+
+    def spy(*args: Any) -> Any:
+        seen.append(int(backend.con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        return in_chunks(*args)
+
+    monkeypatch.setattr(stage, "_in_chunks", spy)
+    backend = connect("duckdb")
+    backend.con.execute("SET threads = 3")
+    path = tmp_path / "transactions.parquet"
+    transactions.to_parquet(path, index=False)
+    features = FeaturesConfig(chunk_customers=CHUNK)
+    build_feature_tables(read_transactions(backend, path), SNAPSHOTS, features)
+    assert seen and set(seen) == {3}
+    backend.disconnect()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads are reniced on Linux only")
+def test_cutoff_queries_run_behind_the_fits() -> None:
+    """The query workers are nicer than the thread that fits BTYD, which they feed."""
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    frames = [pd.DataFrame({"n": [0]})]
+    with _prefetched(lambda frame: frame.assign(n=niceness()), frames, 2) as rows:
+        worker = int(next(rows)["n"].iloc[0])
+    assert worker == min(niceness() + 5, 19)

@@ -17,7 +17,7 @@ bits from run to run). Integers are also the cheapest type every engine sums.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -208,26 +208,50 @@ def customers(running: ir.Table) -> ir.Table:
     return running.filter(running.next_bucket == _NO_NEXT).select("customer_id")
 
 
-def _as_of_edge(running: ir.Table, edges: ir.Table, edge: str, **columns: str) -> ir.Table:
-    """Each customer's running totals at ``edges[edge]`` (a bucket number), per cutoff.
+def _as_of_edge(
+    running: ir.Table, edges: ir.Table, edge: str, columns: Mapping[str, str], *, moved: bool
+) -> ir.Table:
+    """Each customer's running totals at ``edges[edge]`` (a bucket number), per cutoff:
+    ``columns`` maps the names given to the running totals' columns.
 
     An inequality join against the cutoffs' edge table: with one cutoff it is a
     filter (DuckDB runs it as a nested loop against one row), with several
-    every engine plans it as a small range join.
+    every engine plans it as a small range join. ``moved``: only the customers
+    whose row there is not their row at the cutoff (``at``), i.e. who had a bucket
+    between the two: for an edge before the cutoff, rows that ended by the cutoff's
+    bucket; for one after it, rows that began after it.
     """
-    e = edges.select("cutoff_i", k=edges[edge])
+    e = edges.select("cutoff_i", k=edges[edge], at=edges["at"])
     r = running.view()  # each edge is a self-join of the running totals
-    j = r.join(e, [r.bucket <= e.k, r.next_bucket > e.k])
+    on = [r.bucket <= e.k, r.next_bucket > e.k]
+    if moved:
+        on.append(r.next_bucket <= e.at if edge != "end" else r.bucket > e.at)
+    j = r.join(e, on)
     return j.select("code", "cutoff_i", **{name: j[source] for name, source in columns.items()})
 
 
 def _join_at_edge(
     t: ir.Table, running: ir.Table, edges: ir.Table, edge: str, **columns: str
 ) -> ir.Table:
-    """``t`` with each ``columns`` value at ``edge`` joined on (0 where the customer had none)."""
-    before = _as_of_edge(running, edges, edge, **columns)
-    t = t.left_join(before, ["code", "cutoff_i"]).drop("code_right", "cutoff_i_right")
-    return t.mutate(**{name: ibis.coalesce(t[name], 0) for name in columns})
+    """``t`` (each customer's row at the cutoff, its ``bucket`` and the cutoff's ``edge``)
+    with each ``columns`` value at ``edge`` joined on.
+
+    Most customers have the same row at both edges (no order in the window, none in
+    the label window): their values are the cutoff's own, and the join looks up only
+    the others (``moved``), whose hash tables were half the rows or less: 5-20 % of a
+    cutoff's query at 10 M transactions. Before the cutoff, a customer with neither
+    (their first bucket began after the edge) had nothing yet: 0. After it, the row
+    at the cutoff reaches the edge unless a later one does.
+    """
+    moved = _as_of_edge(running, edges, edge, columns, moved=True)
+    t = t.left_join(moved, ["code", "cutoff_i"]).drop("code_right", "cutoff_i_right")
+    same = t.bucket <= t[edge] if edge != "end" else ibis.literal(True)
+    return t.mutate(
+        **{
+            name: ibis.coalesce(t[name], ibis.ifelse(same, t[source], 0))
+            for name, source in columns.items()
+        }
+    )
 
 
 def point_in_time_features(
@@ -290,8 +314,11 @@ def _totals_at_edges(
     feature windows, revenue) before each window's start, the count at the label window's
     end if asked, and the cutoff's own columns. Customers with no purchase by the cutoff
     have no row."""
-    t = _as_of_edge(running, edges, "at", customer_id="customer_id", **{c: c for c in RUNNING})
+    columns = {"customer_id": "customer_id", "bucket": "bucket", **{c: c for c in RUNNING}}
+    t = _as_of_edge(running, edges, "at", columns, moved=False)
     t = t.filter(t.last_purchase_s.notnull())
+    looked_up = [f"lo_{w}d" for w in windows] + (["end"] if with_label else [])
+    t = t.join(edges.select("cutoff_i", "cutoff", "cutoff_s", "split", *looked_up), "cutoff_i")
     for w in windows:
         before = {f"n_before_{w}d": "n_orders"}
         if w in windows_days:
@@ -299,7 +326,7 @@ def _totals_at_edges(
         t = _join_at_edge(t, running, edges, f"lo_{w}d", **before)
     if with_label:
         t = _join_at_edge(t, running, edges, "end", n_by_end="n_orders")
-    return t.join(edges.select("cutoff_i", "cutoff", "cutoff_s", "split"), "cutoff_i")
+    return t.drop("bucket", *looked_up)
 
 
 def _window_counts(
