@@ -15,7 +15,7 @@ import pytest
 
 from churn.config import FeaturesConfig, SnapshotConfig, TrainConfig
 from churn.features.tables import build_feature_tables
-from churn.model.blend import BLEND_NAME, BOOSTER_PART
+from churn.model.blend import AVERAGE_NAME, BLEND_NAME, BOOSTER_PART
 from churn.model.calibrate import ScoreCalibrator
 from churn.model.candidates import choose, choose_calibration, select
 from churn.model.churn_model import CATEGORICAL_FEATURES, LABEL, model_matrix
@@ -56,7 +56,13 @@ def test_a_clearly_better_part_is_served_or_the_blend_that_contains_it() -> None
     folds = [_fold(f"c{i}", rng.beta(2, 2, 4_000), rng) for i in range(3)]
     selection = select(CrossFit(folds, out_of_time=True), "auto")
     losses = {n: j.heldout_log_loss for n, j in selection.judged.items()}
-    assert set(losses) == {BOOSTER_PART, "logistic", "planted_p_no_purchase", BLEND_NAME}
+    assert set(losses) == {
+        BOOSTER_PART,
+        "logistic",
+        "planted_p_no_purchase",
+        BLEND_NAME,
+        AVERAGE_NAME,
+    }
     assert selection.served in {"planted_p_no_purchase", BLEND_NAME}
     assert losses[selection.served] < losses[BOOSTER_PART] - 0.01
     # The metrics of record are the validation (last) fold's, by fits on earlier ones.
@@ -72,17 +78,17 @@ def _twins(name: str, truth: np.ndarray, rng: np.random.Generator) -> FoldPredic
     return FoldPredictions(name, y, parts)
 
 
-def test_when_the_folds_cannot_separate_the_candidates_the_blend_is_served() -> None:
+def test_when_the_folds_cannot_separate_the_candidates_the_average_is_served() -> None:
     """A single candidate with a (tiny) lead on the validation fold and on the pooled
-    held-out folds is not served over the blend that contains it: its lead is noise."""
+    held-out folds is not served over the average that contains it: its lead is noise."""
     rng = np.random.default_rng(1)
     folds = [_twins(f"c{i}", rng.beta(2, 2, 3_000), rng) for i in range(4)]
     selection = select(CrossFit(folds, out_of_time=True), "none")
     valid = {n: j.candidate.valid["log_loss"] for n, j in selection.judged.items()}
     heldout = {n: j.heldout_log_loss for n, j in selection.judged.items()}
-    assert min(valid, key=valid.__getitem__) != BLEND_NAME  # the old rule served a part
-    assert min(heldout, key=heldout.__getitem__) != BLEND_NAME
-    assert selection.served == BLEND_NAME
+    assert min(valid, key=valid.__getitem__) != AVERAGE_NAME  # the old rule served a part
+    assert min(heldout, key=heldout.__getitem__) != AVERAGE_NAME
+    assert selection.served == AVERAGE_NAME
     assert "not clear on every held-out cutoff" in selection.summary()
 
 
@@ -109,6 +115,27 @@ def test_a_part_that_beats_the_blend_clearly_on_every_held_out_cutoff_is_served(
     assert choose({BOOSTER_PART: booster, BLEND_NAME: mixed}, names)[0] == BLEND_NAME
     alone = choose({BOOSTER_PART: booster[:1], BLEND_NAME: noisy[:1]}, names)
     assert alone[0] == BLEND_NAME and "one held-out cutoff" in alone[1]
+
+
+def test_the_average_is_the_default_and_fitted_weights_must_beat_it_clearly() -> None:
+    """With the average among the candidates it is the default, the stacked blend one
+    more challenger: a lead on one cutoff only keeps the average; a clear lead on both
+    serves the challenger, whichever it is."""
+    rng = np.random.default_rng(11)
+    truth = [rng.beta(2, 2, 3_000) for _ in range(2)]
+    ys = [(rng.random(len(t)) < t).astype(int) for t in truth]
+    best = [(y, t) for y, t in zip(ys, truth, strict=True)]
+    noisy = [_heldout(t, 0.15, y, i) for i, (y, t) in enumerate(zip(ys, truth, strict=True))]
+    worse = [_heldout(t, 0.25, y, 10 + i) for i, (y, t) in enumerate(zip(ys, truth, strict=True))]
+    names = [BOOSTER_PART, BLEND_NAME, AVERAGE_NAME]
+    mixed = [best[0], noisy[1]]  # the stacked blend leads on the first cutoff only
+    served, why = choose({BOOSTER_PART: worse, BLEND_NAME: mixed, AVERAGE_NAME: noisy}, names)
+    assert served == AVERAGE_NAME and "not clear on every held-out cutoff" in why
+    assert "average of the booster and the logistic part" in why
+    served, why = choose({BOOSTER_PART: worse, BLEND_NAME: best, AVERAGE_NAME: noisy}, names)
+    assert served == BLEND_NAME and "beats the average" in why
+    served, _ = choose({BOOSTER_PART: best, BLEND_NAME: worse, AVERAGE_NAME: noisy}, names)
+    assert served == BOOSTER_PART
 
 
 def test_platt_is_kept_unless_another_calibration_is_clearly_better() -> None:
@@ -214,7 +241,7 @@ def test_scores_and_reasons_work_whichever_candidate_is_served(
     # Lifetime value and next purchase exist at the scoring cutoff only; these test-cutoff
     # rows stand in for a scoring snapshot.
     rows = rows.assign(clv_discounted=np.nan, next_purchase_date=pd.NaT)
-    for served in ("logistic", "btyd_p_no_purchase", BLEND_NAME):
+    for served in ("logistic", "btyd_p_no_purchase", BLEND_NAME, AVERAGE_NAME):
         model = copy.copy(platt.model)
         model.ensemble = dataclasses.replace(platt.model.ensemble, served=served)
         model.calibrator = model.ensemble.candidates[served].calibrator

@@ -1,14 +1,15 @@
 """Choose what to serve: every candidate and calibration judged on held-out cutoffs.
 
 Candidates are each part alone (the booster, the logistic part, every BTYD
-probability column) and a stacked blend of all of them. For each candidate and
+probability column), a stacked blend of all of them and the plain average of the
+booster and the logistic part. For each candidate and
 each calibration (none, Platt, isotonic) the blend weights and the calibrator
 are fitted on the earlier out-of-time folds (churn.model.crossfit) and judged
 on the next one, rolling forward; nothing is ever judged on rows it was fitted
 on. A candidate's calibration is Platt unless another one has a clearly lower
 held-out Brier (``choose_calibration``; or the one ``train.calibration``
-names); the served candidate is the blend unless a single part clearly beats it
-(``choose``). The winners are then refitted on all folds.
+names); the served candidate is the average unless another candidate clearly
+beats it (``choose``). The winners are then refitted on all folds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from churn.model.blend import BLEND_NAME, BOOSTER_PART, LINEAR_PART, Blend, fit_blend
+from churn.model.blend import (
+    AVERAGE_NAME,
+    AVERAGE_PARTS,
+    BLEND_NAME,
+    BOOSTER_PART,
+    LINEAR_PART,
+    Blend,
+    average_blend,
+    fit_blend,
+)
 from churn.model.calibrate import METHODS, CalibrationMethod, ScoreCalibrator
 from churn.model.crossfit import CrossFit, FoldPredictions
 from churn.model.ensemble import Candidate
@@ -92,8 +102,10 @@ class Selection:
 
 
 def candidate_blends(parts: list[str]) -> list[str]:
-    """Candidate names for the available parts: each part alone, then the blend."""
-    return [*parts, BLEND_NAME]
+    """Candidate names for the available parts: each part alone, the blend, then the
+    average (when both of its parts are there)."""
+    average = [AVERAGE_NAME] if all(p in parts for p in AVERAGE_PARTS) else []
+    return [*parts, BLEND_NAME, *average]
 
 
 def part_order(parts: list[str]) -> list[str]:
@@ -120,35 +132,46 @@ def select(crossfit: CrossFit, calibration: str) -> Selection:
 def choose(heldout: dict[str, HeldOut], names: list[str]) -> tuple[str, str]:
     """(served name, why) from each candidate's held-out (y, p), one pair per judged fold.
 
-    The blend contains every part, so it is served unless a single candidate beats
-    it on every judged fold by more than NOISE_Z paired standard errors of that
-    fold, with at least two judged folds: the SE within one cutoff says nothing
-    of how much the ranking swings from one cutoff to the next, which is what
-    serving a model bets on.
+    The default is the average of the booster and the logistic part (the blend where
+    there is no average): it is served unless another candidate beats it on every
+    judged fold by more than NOISE_Z paired standard errors of that fold, with at
+    least two judged folds. The SE within one cutoff says nothing of how much the
+    ranking swings from one cutoff to the next, which is what serving a model bets
+    on; and a candidate with fitted weights (the stacked blend) or a single part
+    must show it is better, where the average has nothing fitted to go wrong.
     """
     losses = {n: [row_log_loss(y, p) for y, p in heldout[n]] for n in names}
     pooled = {n: _mean(np.concatenate(losses[n])) for n in names}
     best = min(names, key=lambda n: (pooled[n], names.index(n)))
-    if best == BLEND_NAME:
-        return best, "lowest held-out log loss"
-    if BLEND_NAME not in losses:
+    default = next((n for n in (AVERAGE_NAME, BLEND_NAME) if n in losses), None)
+    if default is None:
         return best, "lowest held-out log loss (no blend)"
-    leads = [_lead(b - c) for b, c in zip(losses[BLEND_NAME], losses[best], strict=True)]
+    if best == default:
+        return best, "lowest held-out log loss"
+    what = _DESCRIBED[default]
+    leads = [_lead(b - c) for b, c in zip(losses[default], losses[best], strict=True)]
     said = ", ".join(f"{m:+.5f} (SE {se:.5f})" for m, se in leads)
     if len(leads) < 2:
-        return BLEND_NAME, (
-            f"one held-out cutoff cannot show that {best}'s lead over the blend ({said})"
-            " carries over to the next cutoff, so the blend of all parts"
+        return default, (
+            f"one held-out cutoff cannot show that {best}'s lead over the {default} ({said})"
+            f" carries over to the next cutoff, so {what}"
         )
     if all(m > NOISE_Z * se for m, se in leads):
         return (
             best,
-            f"{best} beats the blend by more than {NOISE_Z} SE on every held-out cutoff ({said})",
+            f"{best} beats the {default} by more than {NOISE_Z} SE on every held-out cutoff"
+            f" ({said})",
         )
-    return BLEND_NAME, (
-        f"{best}'s lead over the blend is not clear on every held-out cutoff ({said}),"
-        " so the blend of all parts"
+    return default, (
+        f"{best}'s lead over the {default} is not clear on every held-out cutoff ({said}),"
+        f" so {what}"
     )
+
+
+_DESCRIBED = {
+    AVERAGE_NAME: "the average of the booster and the logistic part",
+    BLEND_NAME: "the blend of all parts",
+}
 
 
 def _lead(gain: np.ndarray) -> tuple[float, float]:
@@ -236,7 +259,7 @@ def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, S
     """
     pooled = FoldPredictions.pooled(folds)
     latest = folds[-1]
-    blend = fit_blend(latest.parts, latest.y) if name == BLEND_NAME else Blend.single(name)
+    blend = _blend(name, latest)
     calibrator = ScoreCalibrator(_method(method))
     if method != "none":
         try:
@@ -244,6 +267,14 @@ def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, S
         except ValueError:  # one class only in tiny folds: leave the scores as they are
             calibrator = ScoreCalibrator("none")
     return blend, calibrator
+
+
+def _blend(name: str, latest: FoldPredictions) -> Blend:
+    if name == BLEND_NAME:
+        return fit_blend(latest.parts, latest.y)
+    if name == AVERAGE_NAME:
+        return average_blend()
+    return Blend.single(name)
 
 
 def _predict(blend: Blend, calibrator: ScoreCalibrator, fold: FoldPredictions) -> np.ndarray:
