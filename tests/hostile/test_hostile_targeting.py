@@ -124,14 +124,21 @@ def test_five_actions_and_a_money_cap_export_the_list_with_its_gap(
 def test_a_pick_stopped_by_the_time_limit_is_published_with_its_gap(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # No time for the search: the good pick is published with its proven upper bound (with
-    # five cost levels under a money cap it is a few cents short of proven optimal).
-    _five_actions(project, max_seconds=1e-6)
-    capsys.readouterr()
-    code, targets, summary = _export(project, monkeypatch)
+    # No time for the search: the good pick is published with its proven upper bound. With
+    # five cost levels under a money cap it is usually some cents short of proven optimal;
+    # whether it is at one given cap depends on the fixture model's scores, so the first of
+    # a few caps where it is short is the one judged.
+    for cap in (MONEY_CAP, 5_000.0, 7_000.0, 4_000.0, 8_000.0, 3_000.0, 9_000.0):
+        _five_actions(project, max_seconds=1e-6, max_budget=cap)
+        capsys.readouterr()
+        code, targets, summary = _export(project, monkeypatch)
+        if summary["budget_pick"]["optimality_gap_pct"] > 0:
+            break
     assert code == 0
+    assert summary["budget_pick"]["optimality_gap_pct"] > 0, "no cap's quick pick fell short"
+    cap_used = cap
     picked = targets[targets["targeted"]]
-    assert picked["contact_cost"].sum() <= MONEY_CAP + 1e-9
+    assert picked["contact_cost"].sum() <= cap_used + 1e-9
     pick = summary["budget_pick"]
     assert pick["exact"] is False and pick["time_limit_hit"] is True
     assert pick["targeted_expected_gain"] == round(float(picked["expected_gain"].sum()), 2)

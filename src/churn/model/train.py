@@ -118,8 +118,8 @@ def _refit(
 def train_model(snapshots: pd.DataFrame, config: TrainConfig) -> TrainingResult:
     """Fit on split == 'train', stop early on split == 'valid', then choose what to serve.
 
-    The candidates (booster, logistic part, BTYD probabilities, a blend) and
-    their calibration are judged on out-of-time folds by
+    The candidates (booster, logistic part, BTYD probabilities, a stacked blend, the
+    average of booster and logistic part) and their calibration are judged on out-of-time folds by
     churn.model.candidate_training. With ``refit_full`` the served parts are
     refitted on the train and valid cutoffs (the booster with the chosen tree
     count), so they have seen the most recent closed label window; the
