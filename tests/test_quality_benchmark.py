@@ -76,3 +76,18 @@ def test_an_unknown_data_set_name_is_refused_not_skipped(
     with pytest.raises(SystemExit):
         quality.main()
     assert "invalid choice: 'cdnow-1998-13-01'" in capsys.readouterr().err
+
+
+def test_the_held_back_data_sets_are_new_names_cutoffs_and_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quality = _quality(monkeypatch)
+    main, check = quality.DATA_SETS, quality.CHECK_SETS
+    assert not {d.name for d in main} & {d.name for d in check}
+    assert not {d.as_of for d in main if d.cdnow} & {d.as_of for d in check if d.cdnow}
+    seeds = {d.generate.get("seed") for d in main if not d.cdnow}
+    assert all(d.generate.get("seed") not in seeds for d in check if not d.cdnow)
+    assert quality.chosen_data_sets(None, check=True) == list(check)
+    assert quality.chosen_data_sets(None, check=False) == list(main)
+    picked = quality.chosen_data_sets(["sparse", "sparse-s2"], check=False)
+    assert [d.name for d in picked] == ["sparse", "sparse-s2"]
