@@ -52,7 +52,7 @@ def test_the_served_blend_is_weighted_on_the_latest_fold() -> None:
     assert served.weights != fit_blend(pooled.parts, pooled.y).weights
 
 
-def _equally_good(seed: int, n: int, lead: str | None = None) -> FoldPredictions:
+def _near_truth(seed: int, n: int, lead: str | None = None) -> FoldPredictions:
     """The booster and the logistic part: the truth with independent noise, the same size
     unless one part ``lead``s on this cutoff; and a BTYD column near the logistic part
     (BTYD probabilities are features of both learned parts, so they move together)."""
@@ -66,7 +66,7 @@ def _equally_good(seed: int, n: int, lead: str | None = None) -> FoldPredictions
 
 
 def test_the_average_takes_the_booster_and_the_logistic_part_in_equal_measure() -> None:
-    folds = [_equally_good(i, 1_000) for i in range(3)]
+    folds = [_near_truth(i, 1_000) for i in range(3)]
     average = select(CrossFit(folds, out_of_time=True), "none").judged[AVERAGE_NAME]
     assert average.candidate.blend.weights == {BOOSTER_PART: 0.5, LINEAR_PART: 0.5}
     assert average.candidate.blend.intercept == 0.0
@@ -75,7 +75,7 @@ def test_the_average_takes_the_booster_and_the_logistic_part_in_equal_measure() 
 
 
 def test_without_both_learned_parts_there_is_no_average() -> None:
-    folds = [_equally_good(i, 1_000) for i in range(3)]
+    folds = [_near_truth(i, 1_000) for i in range(3)]
     for fold in folds:
         del fold.parts[LINEAR_PART]
     selection = select(CrossFit(folds, out_of_time=True), "none")
@@ -91,7 +91,7 @@ def test_when_the_better_part_swings_between_cutoffs_the_average_beats_fitted_we
     stacked, average = 0.0, 0.0
     leads = [BOOSTER_PART, LINEAR_PART]
     for seed in range(8):
-        folds = [_equally_good(10 * seed + i, 2_000, leads[(seed + i) % 2]) for i in range(4)]
+        folds = [_near_truth(10 * seed + i, 2_000, leads[(seed + i) % 2]) for i in range(4)]
         judged = select(CrossFit(folds, out_of_time=True), "platt").judged
         stacked += judged[BLEND_NAME].heldout_log_loss
         average += judged[AVERAGE_NAME].heldout_log_loss
