@@ -378,7 +378,7 @@ class TrainConfig(_Section):
     lambda_l2: float = Field(1.0, ge=0)
     # Speed only: the model is the same for any count (churn.model.train).
     num_threads: int = Field(2, ge=1, le=1_024)
-    # auto: none, Platt or isotonic, whichever has the lowest held-out Brier (per candidate).
+    # auto: none unless Platt or isotonic has a clearly lower held-out Brier (per candidate).
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
     # The last this-many train/valid cutoffs are predicted out of time to fit and judge
     # calibrators, blend weights and the served candidate (churn.model.crossfit).

@@ -138,21 +138,26 @@ def test_the_average_is_the_default_and_fitted_weights_must_beat_it_clearly() ->
     assert served == BOOSTER_PART
 
 
-def test_platt_is_kept_unless_another_calibration_is_clearly_better() -> None:
-    """On planted held-out predictions: "none" a hair better than Platt (the noise of one
-    cutoff) keeps Platt, and the old rule (lowest Brier) would not; isotonic far better
-    (a distortion Platt's sigmoid cannot undo) is chosen; without Platt, lowest Brier."""
+def test_no_calibration_unless_a_calibrator_is_clearly_better() -> None:
+    """On planted held-out predictions: Platt a hair better than "none" (one season's
+    level, the noise of a cutoff) keeps the scores as they are, where the old rules
+    (lowest Brier, or Platt by default) would calibrate; a part off everywhere (squashed
+    probabilities, like a BTYD column) gets the calibrator that repairs it; without
+    "none", lowest Brier."""
     rng = np.random.default_rng(5)
     truth = rng.beta(2, 2, 4_000)
     y = (rng.random(len(truth)) < truth).astype(int)
-    hair = {"platt": (y, np.clip(truth + 0.01, 0, 1)), "none": (y, truth)}
+    hair = {"none": (y, np.clip(truth + 0.01, 0, 1)), "platt": (y, truth)}
     hair["isotonic"] = (y, np.clip(truth + rng.normal(0, 0.01, len(y)), 0, 1))
     brier = {m: float(np.mean((p - y) ** 2)) for m, (y, p) in hair.items()}
-    assert min(brier, key=brier.__getitem__) != "platt"
-    assert choose_calibration(hair) == "platt"
-    bent = {"platt": (y, truth**3), "isotonic": (y, truth), "none": (y, truth**2)}
+    assert min(brier, key=brier.__getitem__) != "none"
+    assert choose_calibration(hair) == "none"
+    squashed = {"none": (y, 0.5 + (truth - 0.5) / 3), "platt": (y, truth)}
+    squashed["isotonic"] = (y, np.clip(truth + rng.normal(0, 0.05, len(y)), 0, 1))
+    assert choose_calibration(squashed) == "platt"
+    bent = {"none": (y, truth**3), "isotonic": (y, truth), "platt": (y, truth**2)}
     assert choose_calibration(bent) == "isotonic"
-    assert choose_calibration({"none": hair["none"], "isotonic": hair["isotonic"]}) == "none"
+    assert choose_calibration({"platt": hair["none"], "isotonic": hair["isotonic"]}) == "isotonic"
 
 
 def _booster(rows: pd.DataFrame, result: TrainingResult) -> lgb.Booster:
