@@ -86,8 +86,8 @@ def test_when_the_better_part_swings_between_cutoffs_the_average_beats_fitted_we
     """Why the average is the default: weights fitted on one cutoff follow which part led
     there, and when the lead swings from cutoff to cutoff (as between the booster and
     the logistic part on real logs) they lose to equal weights on the next one. Summed
-    over several planted data sets, so one lucky draw cannot decide it; both get the
-    Platt calibrator every candidate gets, so only the weights differ."""
+    over several planted data sets, so one lucky draw cannot decide it; both get a
+    Platt calibrator (named here), so only the weights differ."""
     stacked, average = 0.0, 0.0
     leads = [BOOSTER_PART, LINEAR_PART]
     for seed in range(8):
