@@ -13,10 +13,11 @@ built-in sample (`churn generate` with this checkout's params); and four generat
 regimes the real logs we are judged on may look like, each with its own seed: sparse
 (most customers buy once, fast dropout), seasonal (half the customers buy in
 season), small (4,000 customers) and big (60,000). A change is judged on all of
-them, so nothing is tuned to one log; ``--check`` then runs seven held-back ones (two
-more CDNOW cutoffs, four regimes with other seeds, and ``loyal``: two years of frequent
+them, so nothing is tuned to one log; ``--check`` then runs nine held-back ones (two
+more CDNOW cutoffs, four regimes with other seeds, ``loyal``: two years of frequent
 buyers whose churn base rate swings between 0.5 and 0.7 with the season, like the
-retail logs) that it was never tuned on. Each
+retail logs, and ``declining`` and ``growing``, shops whose purchase rates drift for
+good) that it was never tuned on. Each
 runs through the real CLI (`python -m churn` ingest, features, train, evaluate;
 generate first for the generated ones) in a temporary project folder with its own MLflow store, like
 tests/test_pipeline_e2e.py, and is read back from metrics/eval.json and
@@ -109,6 +110,30 @@ CHECK_SETS = (
             "rate_mean_per_year": 8.0,
             "dropout_b": 8.0,
         },
+    ),
+    # A lasting drift in the churn base rate (not a season): loyal shoppers in a shop whose
+    # purchase rates fall by 40 % a year, and a default shop growing by 50 % a year. Held-out
+    # cutoffs then sit at another level than the test cutoff for good, the case where a
+    # calibrator's level shift helps (the second retail log) rather than hurts.
+    DataSet(
+        "declining",
+        None,
+        cdnow=False,
+        generate={
+            "seed": 130,
+            "n_customers": 5000,
+            "start": "2009-12-01",
+            "end": "2011-12-10",
+            "rate_mean_per_year": 8.0,
+            "dropout_b": 8.0,
+            "trend_per_year": -0.5,
+        },
+    ),
+    DataSet(
+        "growing",
+        None,
+        cdnow=False,
+        generate={"seed": 131, "n_customers": 10000, "trend_per_year": 0.4},
     ),
 )
 

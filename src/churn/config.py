@@ -191,6 +191,10 @@ class GenerateConfig(_Section):
     spend_log_sd_within: float = Field(0.45, ge=0)
     guest_order_fraction: float = Field(0.15, ge=0, lt=1)
     cancellation_fraction: float = Field(0.02, ge=0, lt=1)
+    # A shop that grows or declines: renewal buyers' purchase rates (and acquisition) are
+    # multiplied by exp(trend_per_year) a year from `start`, so the churn base rate drifts
+    # for good, not only with the season. 0: a stationary shop.
+    trend_per_year: float = Field(0.0, ge=-3, le=3)
 
     @model_validator(mode="after")
     def _check_dates(self) -> GenerateConfig:

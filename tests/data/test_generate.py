@@ -83,3 +83,26 @@ def test_rejects_inconsistent_config() -> None:
     with pytest.raises(ValueError, match="end must be after start"):
         GenerateConfig(start="2025-01-01", end="2024-01-01")
     assert np.isclose(GenerateConfig().regular_fraction + GenerateConfig().seasonal_fraction, 0.32)
+
+
+def _orders_per_buyer_by_year(shop: SyntheticShop) -> pd.Series:
+    """Purchases per distinct buyer in each calendar year of the data."""
+    purchases = _purchases(shop)
+    by_year = purchases.groupby(purchases["InvoiceDate"].dt.year)["CustomerID"]
+    return by_year.size() / by_year.nunique()
+
+
+def test_a_declining_shop_buys_less_each_year_and_a_stationary_one_is_unchanged() -> None:
+    base = {"seed": 12, "n_customers": 3_000, "start": "2021-01-01", "end": "2024-01-01"}
+    stationary = generate_shop(GenerateConfig(**base))
+    pd.testing.assert_frame_equal(
+        stationary.transactions,
+        generate_shop(GenerateConfig(**base, trend_per_year=0.0)).transactions,
+    )
+    declining = _orders_per_buyer_by_year(
+        generate_shop(GenerateConfig(**base, trend_per_year=-0.8))
+    )
+    steady = _orders_per_buyer_by_year(stationary)
+    # exp(-0.8 * 2) = 0.2: the last year's buyers buy far less often than the first's,
+    # well beyond what the stationary shop's cohorts aging does to the same ratio.
+    assert declining[2023] / declining[2021] < 0.75 * (steady[2023] / steady[2021])

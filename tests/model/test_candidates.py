@@ -176,8 +176,9 @@ def test_the_calibrator_is_fitted_on_out_of_time_predictions_of_models_that_neve
     snapshots: pd.DataFrame, platt: TrainingResult
 ) -> None:
     """Rebuilt by hand: each of the last cutoffs scored by a booster trained only on cutoffs
-    whose label windows closed before it; Platt on those scores is the served calibrator.
-    The old wiring (Platt on the validation cutoff only, then a refit that saw it) fails."""
+    whose label windows closed before it; Platt on those scores, shifted back to their mean
+    (``hold_level``), is the served calibrator. The old wiring (Platt on the validation
+    cutoff only, then a refit that saw it) fails."""
     rows = snapshots[snapshots["split"].isin(["train", "valid"])]
     valid_cutoff = rows.loc[rows["split"] == "valid", "cutoff"].max()
     gap = valid_cutoff - rows.loc[rows["split"] == "train", "cutoff"].max()
@@ -192,7 +193,8 @@ def test_the_calibrator_is_fitted_on_out_of_time_predictions_of_models_that_neve
         scores.append(_booster(seen, platt).predict(matrix))
         labels.append(here[LABEL].to_numpy())
     assert len(scores) >= 2  # cross-fitted over several cutoffs, not the validation one alone
-    expected = ScoreCalibrator("platt").fit(np.concatenate(scores), np.concatenate(labels))
+    score = np.concatenate(scores)
+    expected = ScoreCalibrator("platt").fit(score, np.concatenate(labels)).hold_level(score)
     assert platt.model.ensemble is not None
     served = platt.model.ensemble.candidates[BOOSTER_PART].calibrator
     assert served.slope == pytest.approx(expected.slope, rel=1e-9)

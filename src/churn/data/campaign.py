@@ -93,7 +93,9 @@ def simulate_campaign(
     when = pd.to_datetime(paid["InvoiceDate"]).groupby(paid["CustomerID"].astype(str))
     purchases = pd.DataFrame({"last": when.max(), "count": when.size()})
     state = process.shop_state(rng, truth, purchases, generate.start, as_of)
-    clock = _SeasonalClock(generate.start, as_of + dt.timedelta(days=horizon_days))
+    clock = _SeasonalClock(
+        generate.start, as_of + dt.timedelta(days=horizon_days), generate.trend_per_year
+    )
     from_day = float((as_of - generate.start).days)
     owners, days = process.untreated_purchases(rng, clock, state, from_day)
 

@@ -58,11 +58,14 @@ class _SeasonalClock:
     """Maps calendar time to 'operational time' so that any renewal process becomes seasonal.
 
     Intensity per day is a weekly profile times a yearly profile (Black Friday,
-    Christmas peak, quiet January and summer). Events generated at a constant rate
-    in operational time land in calendar time with exactly that intensity.
+    Christmas peak, quiet January and summer), times ``exp(trend_per_year * years
+    since start)``. Events generated at a constant rate in operational time land in
+    calendar time with exactly that intensity. The trend multiplies after the
+    seasonal profile is normalised: ``rate_mean_per_year`` stays the rate at the
+    start, and a stationary shop (trend 0) draws exactly what it did before.
     """
 
-    def __init__(self, start: dt.date, end: dt.date) -> None:
+    def __init__(self, start: dt.date, end: dt.date, trend_per_year: float = 0.0) -> None:
         self.start = pd.Timestamp(start)
         days = pd.date_range(start, end, freq="D", inclusive="left")
         doy = days.dayofyear.to_numpy()
@@ -74,6 +77,8 @@ class _SeasonalClock:
         yearly = 1.0 + christmas + black_friday + january_lull + summer_dip
         intensity = weekly * yearly
         self.intensity = intensity / intensity.mean()
+        if trend_per_year:
+            self.intensity = self.intensity * np.exp(trend_per_year * np.arange(len(days)) / 365.25)
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.intensity)])
         self.n_days = len(days)
         self.total = float(self.cumulative[-1])
@@ -210,7 +215,7 @@ def generate_shop(config: GenerateConfig) -> SyntheticShop:
     and no other: reordering them changes the sample (and data/raw's hashes in dvc.lock).
     """
     rng = np.random.default_rng(config.seed)
-    clock = _SeasonalClock(config.start, config.end)
+    clock = _SeasonalClock(config.start, config.end, config.trend_per_year)
     customers = _draw_customers(rng, clock, config)
     purchases = _simulate_purchases(rng, clock, customers)
     customer_ids = _customer_ids(rng, config.n_customers)

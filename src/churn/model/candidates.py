@@ -9,7 +9,9 @@ on the next one, rolling forward; nothing is ever judged on rows it was fitted
 on. A candidate is served uncalibrated unless a calibrator has a clearly lower
 held-out Brier (``choose_calibration``; or the one ``train.calibration``
 names); the served candidate is the average unless another candidate clearly
-beats it (``choose``). The winners are then refitted on all folds.
+beats it (``choose``). A calibrator reshapes the spread of a candidate's scores and
+keeps their level (``ScoreCalibrator.hold_level``): the level of a few recent cutoffs
+is their season's. The winners are then refitted on all folds.
 """
 
 from __future__ import annotations
@@ -218,7 +220,9 @@ def choose_calibration(pooled: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     0.50-0.70 between cutoffs) a Platt fit on spring cutoffs raised the served mean
     prediction from 0.650 to 0.715 at an autumn test cutoff with base rate 0.621,
     Brier 0.2129 to 0.2208, behind BG/NBD's 0.2171; the issue saw the same on a real
-    retail log (0.1935 to 0.2018). Where a part is off everywhere (a BTYD column, the
+    retail log (0.1935 to 0.2018). The calibrators now hold the level (``_fit``), and
+    the rule still asks for a clear lead: a reshaped spread must pay for itself on
+    rows it was not fitted on. Where a part is off everywhere (a BTYD column, the
     stacked blend's logits) the calibrator wins clearly and is kept. Without "none"
     among the methods, the lowest held-out Brier.
     """
@@ -253,7 +257,7 @@ def _pool(heldout: HeldOut) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, ScoreCalibrator]:
     """The candidate's blend, fitted on the latest of ``folds``, and its calibrator, fitted on
-    them all pooled.
+    them all pooled and shifted back to the blend's own mean there (``hold_level``).
 
     The blend's weights describe how good each part is, and a learned part (booster,
     logistic) gets better with every training cutoff it sees, while a BTYD column is
@@ -268,7 +272,8 @@ def _fit(name: str, folds: list[FoldPredictions], method: str) -> tuple[Blend, S
     calibrator = ScoreCalibrator(_method(method))
     if method != "none":
         try:
-            calibrator.fit(blend.combine(pooled.parts), pooled.y)
+            score = blend.combine(pooled.parts)
+            calibrator.fit(score, pooled.y).hold_level(score)
         except ValueError:  # one class only in tiny folds: leave the scores as they are
             calibrator = ScoreCalibrator("none")
     return blend, calibrator
