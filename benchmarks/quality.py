@@ -113,8 +113,9 @@ CHECK_SETS = (
     ),
     # A lasting drift in the churn base rate (not a season): loyal shoppers in a shop whose
     # purchase rates fall by 40 % a year, and a default shop growing by 50 % a year. Held-out
-    # cutoffs then sit at another level than the test cutoff for good, the case where a
-    # calibrator's level shift helps (the second retail log) rather than hurts.
+    # cutoffs then sit at another level than the test cutoff for good: the case where a
+    # calibrator's level shift was expected to help (the second retail log). On
+    # `declining` it hurt (README, "declining and growing").
     DataSet(
         "declining",
         None,

@@ -31,10 +31,10 @@ CalibrationMethod = Literal["isotonic", "platt", "none"]
 METHODS: tuple[str, ...] = get_args(CalibrationMethod)
 _EPS = 1e-6
 _PLATT_C = 1e6  # next to no penalty: only keeps the slope finite on separable scores
-# hold_level's search: a logit shift within +-20 (a probability of 1e-9 moved to 1 - 1e-9)
-# halved 60 times, far below float64's resolution of a mean probability.
+# hold_level's search: a logit shift within +-20 (a probability of 1e-9 moved to 1 - 1e-9),
+# found to 1e-12, far below what moves a mean probability.
 _MAX_SHIFT = 20.0
-_BISECTIONS = 60
+_SHIFT_TOLERANCE = 1e-12
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -96,16 +96,16 @@ class ScoreCalibrator:
         """
         if self.method == "none":
             return self
+        # scipy.optimize only fits: serving a model never imports it.
+        from scipy.optimize import brentq
+
         score = np.asarray(score, dtype=float)
         target = math.fsum(np.clip(score, 0.0, 1.0)) / len(score)
-        low, high = -_MAX_SHIFT, _MAX_SHIFT
-        for _ in range(_BISECTIONS):  # the mean is increasing in the shift
-            middle = (low + high) / 2
-            if math.fsum(self._shifted(middle).predict(score)) / len(score) < target:
-                low = middle
-            else:
-                high = middle
-        shifted = self._shifted((low + high) / 2)
+
+        def excess(shift: float) -> float:  # increasing in the shift
+            return math.fsum(self._shifted(shift).predict(score)) / len(score) - target
+
+        shifted = self._shifted(brentq(excess, -_MAX_SHIFT, _MAX_SHIFT, xtol=_SHIFT_TOLERANCE))
         self.intercept, self.y_thresholds = shifted.intercept, shifted.y_thresholds
         return self
 
